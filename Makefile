@@ -1,0 +1,39 @@
+# The few commands people run. `make demo` and `make test` work from a fresh clone with only
+# Python 3.11+ and make: everything else is installed into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PLUGINS := plugins/shopify plugins/woocommerce plugins/bigcommerce
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench install schema clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+	$(BIN)/pip install --quiet -e '.[test,embedded]' $(addprefix -e ,$(PLUGINS))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/alana-gateway demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway plugins tests benchmarks
+	$(BIN)/mypy gateway
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+schema: $(STAMP)
+	$(BIN)/alana-gateway export-schema > schema.graphql
+
+clean:
+	rm -rf $(VENV) .gateway .pytest_cache .mypy_cache .ruff_cache

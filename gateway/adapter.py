@@ -1,0 +1,220 @@
+"""The platform adapter: the small interface the sync engine calls for every platform.
+
+A plugin returns one `PlatformAdapter` subclass from its `register_platforms` hook. The engine never
+touches a platform's API any other way, so everything a platform does differently lives behind the
+methods below. See docs/writing-a-plugin.md for a worked example.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gateway.httpclient import HttpClient
+from gateway.model import Product
+
+if TYPE_CHECKING:
+    from gateway.simkit import Simulator
+
+
+class Capability(StrEnum):
+    WEBHOOKS = "webhooks"
+    INCREMENTAL = "incremental"
+    BULK = "bulk"
+    FETCH_BY_IDS = "fetch_by_ids"
+    TRANSLATIONS = "translations"
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    name: str
+    label: str
+    secret: bool = True
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class PlatformInfo:
+    id: str
+    name: str
+    version: str
+    capabilities: tuple[str, ...]
+    credential_fields: tuple[CredentialField, ...]
+
+
+@dataclass
+class Connection:
+    """Everything an adapter needs to talk to one connected store.
+
+    `credentials` holds the decrypted credentials the merchant gave plus the secrets the adapter
+    returned from `register_webhooks`. `http` is the shared client layer, already bound to this
+    integration's concurrency limit and call counter; adapters build their own with
+    `make_http_client` when they need a platform-specific `Budget`. `state` is scratch space that lives
+    for one run (e.g. a resolved category-name cache).
+    """
+
+    integration_id: str
+    store_url: str
+    credentials: Mapping[str, str]
+    http_factory: Any = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    on_call: Any = None
+
+    async def close(self) -> None:
+        """Close the HTTP client the adapter built for this connection, if any."""
+        client = self.state.pop("http", None)
+        if isinstance(client, HttpClient):
+            await client.close()
+
+
+class FetchMode(StrEnum):
+    FULL = "FULL"
+    SINCE = "SINCE"
+    IDS = "IDS"
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """What to fetch. `cursor` resumes a fetch from a page a previous attempt reached."""
+
+    mode: FetchMode = FetchMode.FULL
+    since: datetime | None = None
+    ids: tuple[str, ...] = ()
+    cursor: str | None = None
+
+
+@dataclass
+class Page:
+    """One page of native products.
+
+    `cursor` is the opaque position *after* this page (pass it back in FetchRequest.cursor to resume);
+    None on the last page. `total` is how many products the whole fetch will yield, when the store
+    says. `missing_ids` lists requested ids the store no longer has (IDS mode): the engine marks those
+    removed.
+    """
+
+    items: list[dict[str, Any]]
+    cursor: str | None = None
+    total: int | None = None
+    missing_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MappingContext:
+    """Store-wide facts a mapper needs besides the product itself."""
+
+    currency: str = "USD"
+    default_locale: str = "en"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ChangeKind(StrEnum):
+    UPSERT = "UPSERT"
+    DELETE = "DELETE"
+    #: Something changed but the payload does not carry the product: fetch it by id.
+    REFRESH = "REFRESH"
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A verified, parsed delivery.
+
+    `delivery_id` is the dedupe key: the same value for a redelivery of the same change, different
+    for two changes (adapters add a body digest where the platform reuses ids).
+    """
+
+    delivery_id: str
+    topic: str
+    kind: ChangeKind
+    external_id: str
+    product: Mapping[str, Any] | None = None
+    store_updated_at: datetime | None = None
+    triggered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WebhookRegistration:
+    """What `register_webhooks` set up: hook ids to remove later, secrets to keep (encrypted)."""
+
+    hook_ids: tuple[str, ...] = ()
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+
+class PlatformAdapter(ABC):
+    """One e-commerce platform. Subclass it, fill in `info`, implement the abstract methods."""
+
+    info: ClassVar[PlatformInfo]
+
+    # ---- connection -------------------------------------------------------------------------
+    def http(self, conn: Connection) -> HttpClient:
+        """Build the HTTP client for this connection. Override to add auth headers or a Budget."""
+        return make_http_client(conn)
+
+    def client(self, conn: Connection) -> HttpClient:
+        """The connection's HTTP client, built once by `http` and reused until `conn.close()`."""
+        client = conn.state.get("http")
+        if client is None:
+            client = conn.state["http"] = self.http(conn)
+        assert isinstance(client, HttpClient)
+        return client
+
+    @abstractmethod
+    async def check_credentials(self, conn: Connection) -> None:
+        """One cheap call that proves the credentials work; raise StoreAuthError when they don't."""
+
+    async def mapping_context(self, conn: Connection) -> MappingContext:
+        """Store-wide facts for the mapper (currency, locales). Called once per run."""
+        return MappingContext()
+
+    # ---- reading products -------------------------------------------------------------------
+    async def count_products(self, conn: Connection, request: FetchRequest) -> int | None:
+        """How many products `fetch_products(request)` will yield, or None when unknown cheaply."""
+        return None
+
+    @abstractmethod
+    def fetch_products(self, conn: Connection, request: FetchRequest) -> AsyncIterator[Page]:
+        """Yield pages of native products; each page's cursor resumes after it."""
+
+    @abstractmethod
+    def map_product(self, native: Mapping[str, Any], context: MappingContext) -> Product:
+        """Map one native product (API or webhook shape) to the canonical model.
+
+        Raise gateway.errors.MappingError for a product that cannot be mapped; never drop fields
+        silently, and never copy reviews, ratings, sales figures, notes or private metadata.
+        """
+
+    # ---- webhooks ---------------------------------------------------------------------------
+    async def register_webhooks(self, conn: Connection, callback_url: str) -> WebhookRegistration:
+        """Register product created / updated / deleted (and inventory) webhooks on the store."""
+        return WebhookRegistration()
+
+    async def remove_webhooks(self, conn: Connection, registration: WebhookRegistration) -> None:
+        """Remove what `register_webhooks` registered. Hooks already gone are not an error."""
+        return None
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secrets: Mapping[str, str]) -> bool:
+        """True when the delivery is authentic (constant-time comparison). Default: reject all."""
+        return False
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
+        """Parse a verified delivery; None for deliveries that carry no product change (pings)."""
+        return None
+
+    # ---- testing ------------------------------------------------------------------------------
+    @classmethod
+    def simulator(cls) -> type[Simulator] | None:
+        """The plugin's simulator class (see gateway.simkit.Simulator), for tests and the demo."""
+        return None
+
+
+def make_http_client(conn: Connection, **kwargs: Any) -> HttpClient:
+    """Build the shared client for a connection; the engine's factory adds call counting."""
+    if conn.http_factory is not None:
+        client: HttpClient = conn.http_factory(conn.store_url, **kwargs)
+        return client
+    return HttpClient(conn.store_url, on_call=conn.on_call, **kwargs)

@@ -1,0 +1,13 @@
+"""Entry point: registers the Shopify platform adapter with the gateway."""
+
+from __future__ import annotations
+
+from gateway import hookimpl
+from gateway.adapter import PlatformAdapter
+
+from alana_shopify.adapter import ShopifyAdapter
+
+
+@hookimpl
+def register_platforms() -> list[type[PlatformAdapter]]:
+    return [ShopifyAdapter]
