@@ -45,6 +45,14 @@ class GatewayError(Exception):
         self.message = message
         self.field = field
 
+    @property
+    def extensions(self) -> dict[str, str]:
+        """GraphQL error extensions (graphql-core copies them from the original error)."""
+        found = {"code": self.code.value}
+        if self.field:
+            found["field"] = self.field
+        return found
+
 
 class BadInput(GatewayError):
     code = ErrorCode.BAD_USER_INPUT

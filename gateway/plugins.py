@@ -107,9 +107,9 @@ def _register(
         registry.load_errors.append(f"plugin {name!r} could not be registered: {exc}")
         return
     loaded = LoadedPlugin(name=name, version=version)
-    hook = registry.manager.subset_hook_caller("register_platforms", remove_plugins=[
-        p for p in registry.manager.get_plugins() if p is not plugin
-    ])
+    hook = registry.manager.subset_hook_caller(
+        "register_platforms", remove_plugins=[p for p in registry.manager.get_plugins() if p is not plugin]
+    )
     try:
         results = hook()
     except Exception as exc:  # noqa: BLE001

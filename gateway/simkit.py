@@ -98,8 +98,9 @@ class FaultInjector:
         if plan.truncate_next > 0 and isinstance(response, web.Response) and response.body:
             plan.truncate_next -= 1
             body = bytes(response.body)  # type: ignore[arg-type]
-            return web.Response(body=body[: max(1, len(body) // 2)], status=response.status,
-                                content_type="application/json")
+            return web.Response(
+                body=body[: max(1, len(body) // 2)], status=response.status, content_type="application/json"
+            )
         return response
 
 

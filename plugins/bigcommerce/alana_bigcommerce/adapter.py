@@ -1,22 +1,48 @@
-"""The BigCommerce platform adapter (skeleton: the client, mapper and simulator arrive in their issue)."""
+"""The BigCommerce platform adapter: Catalog API v3 with X-Auth-Token, paced by the store's quota.
+
+Connection options (conn.options): `quota_share` (default 0.8: the share of each rate-limit window this
+integration may spend; the store's other apps share the quota), `page_size` (products per request,
+default and maximum 250), `page_concurrency` (pages fetched ahead at once, default 4) and `currency`
+(skips the store lookup).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from alana_bigcommerce import __version__, webhooks
+from alana_bigcommerce.client import (
+    MAX_LIMIT,
+    BigCommerceAPI,
+    BigCommerceBudget,
+    NameCache,
+    attach_names,
+    iso_utc,
+)
+from alana_bigcommerce.mapper import map_product
 from gateway.adapter import (
     Connection,
     CredentialField,
+    FetchMode,
     FetchRequest,
     MappingContext,
     Page,
     PlatformAdapter,
     PlatformInfo,
+    WebhookEvent,
+    WebhookRegistration,
+    make_http_client,
 )
+from gateway.errors import StoreAuthError
+from gateway.httpclient import HttpClient
 from gateway.model import Product
 
-from alana_bigcommerce import __version__
+if TYPE_CHECKING:
+    from gateway.simkit import Simulator
+
+log = logging.getLogger(__name__)
 
 
 class BigCommerceAdapter(PlatformAdapter):
@@ -25,15 +51,141 @@ class BigCommerceAdapter(PlatformAdapter):
         name="BigCommerce",
         version=__version__,
         capabilities=("webhooks", "incremental", "fetch_by_ids"),
-        credential_fields=(CredentialField("access_token", "API account access token"), CredentialField("client_secret", "App client secret", required=False),),
+        credential_fields=(
+            CredentialField("access_token", "API account access token"),
+            CredentialField("client_secret", "App client secret", required=False),
+        ),
     )
 
+    # ---- connection -------------------------------------------------------------------------
+    def http(self, conn: Connection) -> HttpClient:
+        token = conn.credentials.get("access_token", "")
+        headers = {"X-Auth-Token": token, "Accept": "application/json", "Content-Type": "application/json"}
+        budget = BigCommerceBudget(share=float(conn.options.get("quota_share", 0.8)))
+        return make_http_client(conn, headers=headers, budget=budget)
+
+    def api(self, conn: Connection) -> BigCommerceAPI:
+        """The connection's BigCommerce API wrapper (built once per run, like the HTTP client)."""
+        api = conn.state.get("bigcommerce_api")
+        if not isinstance(api, BigCommerceAPI) or api.http is not self.client(conn):
+            api = conn.state["bigcommerce_api"] = BigCommerceAPI(
+                self.client(conn),
+                conn.store_url,
+                page_size=int(conn.options.get("page_size", MAX_LIMIT)),
+                concurrency=int(conn.options.get("page_concurrency", 4)),
+            )
+        return api
+
     async def check_credentials(self, conn: Connection) -> None:
-        raise NotImplementedError
+        # v3 has no "who am I": one product id is the cheapest call the products scope allows.
+        params = {"limit": 1, "include_fields": "id"}
+        response = await self.api(conn).get("catalog/products", params, allow=(404,))
+        if response.status == 404:
+            raise StoreAuthError("no BigCommerce store answers at this URL; check the store hash", status=404)
+        response.json()
+
+    async def mapping_context(self, conn: Connection) -> MappingContext:
+        currency = conn.options.get("currency")
+        locale = "en"
+        if not currency:
+            api = self.api(conn)
+            response = await api.http.request("GET", f"{api.root}/v2/store", allow=(403, 404))
+            info = response.json() if response.status == 200 else {}
+            if isinstance(info, dict):
+                currency = info.get("currency")
+                locale = str(info.get("language") or locale)
+            if not currency:
+                log.info("BigCommerce store currency unknown; assuming USD")
+        return MappingContext(currency=str(currency or "USD").upper(), default_locale=locale)
+
+    # ---- reading products -------------------------------------------------------------------
+    async def count_products(self, conn: Connection, request: FetchRequest) -> int | None:
+        if request.mode == FetchMode.IDS:
+            return len(_unique(request.ids))
+        return await self.api(conn).count(_listing_params(request))
 
     async def fetch_products(self, conn: Connection, request: FetchRequest) -> AsyncIterator[Page]:
-        raise NotImplementedError
-        yield  # pragma: no cover
+        api = self.api(conn)
+        names = conn.state.setdefault("bigcommerce_names", NameCache())
+        if request.mode == FetchMode.IDS:
+            async for page in self._fetch_ids(api, names, request):
+                yield page
+            return
+        if request.mode == FetchMode.FULL and not names.complete:
+            await api.load_all_names(names)
+        start_page, after_id = _parse_cursor(request.cursor)
+        async for listing, cursor in api.product_pages(_listing_params(request), start_page, after_id):
+            await api.resolve_names(names, listing.items)
+            items = [attach_names(p, names) for p in listing.items]
+            yield Page(items=items, cursor=cursor, total=listing.total)
+
+    async def _fetch_ids(
+        self, api: BigCommerceAPI, names: NameCache, request: FetchRequest
+    ) -> AsyncIterator[Page]:
+        wanted = _unique(request.ids)
+        numeric = [i for i in wanted if i.isdigit()]
+        chunks = [numeric[i:i + MAX_LIMIT] for i in range(0, len(numeric), MAX_LIMIT)] or [[]]
+        start = int(request.cursor) if request.cursor and request.cursor.isdigit() else 0
+        for index in range(start, len(chunks)):
+            chunk = chunks[index]
+            items = await api.products_by_ids([int(i) for i in chunk]) if chunk else []
+            await api.resolve_names(names, items)
+            found = {str(item.get("id")) for item in items}
+            missing = [i for i in chunk if i not in found]
+            if index == 0:
+                missing = [i for i in wanted if not i.isdigit()] + missing  # never valid BigCommerce ids
+            yield Page(
+                items=[attach_names(p, names) for p in items],
+                cursor=str(index + 1) if index + 1 < len(chunks) else None,
+                total=len(wanted),
+                missing_ids=missing,
+            )
 
     def map_product(self, native: Mapping[str, Any], context: MappingContext) -> Product:
-        raise NotImplementedError
+        return map_product(native, context)
+
+    # ---- webhooks ---------------------------------------------------------------------------
+    async def register_webhooks(self, conn: Connection, callback_url: str) -> WebhookRegistration:
+        return await webhooks.register(self.api(conn), callback_url)
+
+    async def remove_webhooks(self, conn: Connection, registration: WebhookRegistration) -> None:
+        await webhooks.remove(self.api(conn), list(registration.hook_ids))
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secrets: Mapping[str, str]) -> bool:
+        return webhooks.verify(headers, secrets)
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
+        return webhooks.parse(body)
+
+    # ---- testing ------------------------------------------------------------------------------
+    @classmethod
+    def simulator(cls) -> type[Simulator] | None:
+        from alana_bigcommerce.simulator import BigCommerceSimulator
+
+        return BigCommerceSimulator
+
+
+def _listing_params(request: FetchRequest) -> dict[str, Any]:
+    # Sorted by id in both modes: an edit during the run does not move a product between pages (sorting
+    # by date_modified would, skipping the one behind it), and id order is what keyset paging resumes on.
+    params: dict[str, Any] = {"sort": "id", "direction": "asc"}
+    if request.mode == FetchMode.SINCE and request.since is not None:
+        params["date_modified:min"] = iso_utc(request.since)
+    return params
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, int | None]:
+    if not cursor:
+        return 1, None
+    if cursor.startswith("after:") and cursor[6:].isdigit():
+        return 1, int(cursor[6:])
+    if cursor.isdigit() and int(cursor) >= 1:
+        return int(cursor), None
+    raise ValueError(f"not a BigCommerce cursor: {cursor!r}")
+
+
+def _unique(ids: tuple[str, ...]) -> list[str]:
+    seen: dict[str, None] = {}
+    for raw in ids:
+        seen.setdefault(str(raw).strip(), None)
+    return [i for i in seen if i]

@@ -1,22 +1,60 @@
-"""The Shopify platform adapter (skeleton: the client, mapper and simulator arrive in their issue)."""
+"""The Shopify platform adapter: the GraphQL Admin API (REST is legacy), webhooks in REST shape.
+
+Connection options (`conn.options`), all optional:
+    api_version          Admin API version in the URL (default "2026-01")
+    bulk_threshold       FULL runs of catalogs at least this big use a bulk operation (default 500;
+                         0 disables bulk)
+    bulk_poll_interval   seconds between bulk status polls (default 2.0)
+    bulk_group_objects   ask Shopify to group children under parents (default True)
+    bulk_lookback        parents kept open for late children while streaming (default 100)
+    bulk_page_size       products per Page from a bulk result (default 250)
+    page_target          products per Page from paginated reads (default 100; several GraphQL pages
+                         are gathered into one, each within the single-query cost limit)
+    nested_variants / nested_media   nested page sizes inside a product page (default 20 / 10)
+
+Cursors: `gql:<endCursor>` (paginated), `bulk:<operation gid>:<done>` (bulk, see bulk.py), `ids:<n>`.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from gateway.adapter import (
     Connection,
     CredentialField,
+    FetchMode,
     FetchRequest,
     MappingContext,
     Page,
     PlatformAdapter,
     PlatformInfo,
+    WebhookEvent,
+    WebhookRegistration,
+    make_http_client,
 )
+from gateway.errors import BadInput, StoreAuthError
+from gateway.httpclient import HttpClient
 from gateway.model import Product
 
-from alana_shopify import __version__
+from alana_shopify import __version__, mapper, webhooks
+from alana_shopify.bulk import BulkReader, BulkUnavailable, Stitcher, parse_cursor
+from alana_shopify.client import DEFAULT_API_VERSION, ShopifyBudget, ShopifyGraphQL
+from alana_shopify.fetch import ProductReader
+from alana_shopify.queries import CONTEXT, SHOP, ProductQueries
+
+if TYPE_CHECKING:
+    from gateway.simkit import Simulator
+
+log = logging.getLogger(__name__)
+
+
+def since_query(since: datetime) -> str:
+    """The incremental search filter. The date is quoted: unquoted, Shopify silently matches nothing."""
+    moment = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
+    return f"updated_at:>='{moment.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
 
 
 class ShopifyAdapter(PlatformAdapter):
@@ -25,15 +63,204 @@ class ShopifyAdapter(PlatformAdapter):
         name="Shopify",
         version=__version__,
         capabilities=("webhooks", "incremental", "bulk", "fetch_by_ids", "translations"),
-        credential_fields=(CredentialField("access_token", "Admin API access token"), CredentialField("client_secret", "App client secret (verifies webhooks)"),),
+        credential_fields=(
+            CredentialField("access_token", "Admin API access token"),
+            CredentialField("client_secret", "App client secret (verifies webhooks)"),
+        ),
     )
 
+    # ---- connection -------------------------------------------------------------------------
+    def http(self, conn: Connection) -> HttpClient:
+        token = conn.credentials.get("access_token")
+        if not token:
+            raise StoreAuthError("the Shopify access token is missing", field="access_token")
+        return make_http_client(
+            conn,
+            headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
+            budget=ShopifyBudget(),
+        )
+
+    def graphql(self, conn: Connection) -> ShopifyGraphQL:
+        """The connection's GraphQL client (one per connection, over its HttpClient)."""
+        gql = conn.state.get("shopify_gql")
+        if not isinstance(gql, ShopifyGraphQL):
+            version = str(conn.options.get("api_version") or DEFAULT_API_VERSION)
+            gql = conn.state["shopify_gql"] = ShopifyGraphQL(self.client(conn), version)
+        return gql
+
     async def check_credentials(self, conn: Connection) -> None:
-        raise NotImplementedError
+        await self.graphql(conn).execute(SHOP)
+
+    async def mapping_context(self, conn: Connection) -> MappingContext:
+        context = conn.state.get("shopify_context")
+        if isinstance(context, MappingContext):
+            return context
+        data = await self.graphql(conn).execute(CONTEXT)
+        shop = data.get("shop") or {}
+        locales = [loc for loc in data.get("shopLocales") or [] if isinstance(loc, dict) and loc.get("locale")]
+        primary = next((str(loc["locale"]) for loc in locales if loc.get("primary")), "en")
+        others = [str(loc["locale"]) for loc in locales if not loc.get("primary") and loc.get("published", True)]
+        context = MappingContext(
+            currency=str(shop.get("currencyCode") or "USD"),
+            default_locale=primary,
+            extra={"locales": others, "shop_name": shop.get("name")},
+        )
+        conn.state["shopify_context"] = context
+        return context
+
+    async def _reader(self, conn: Connection) -> tuple[ProductReader, ProductQueries]:
+        queries = conn.state.get("shopify_queries")
+        if not isinstance(queries, ProductQueries):
+            context = await self.mapping_context(conn)
+            queries = conn.state["shopify_queries"] = ProductQueries(
+                locales=tuple(context.extra.get("locales") or ()),
+                nested_variants=int(conn.options.get("nested_variants", 20)),
+                nested_media=int(conn.options.get("nested_media", 10)),
+            )
+        return ProductReader(self.graphql(conn), queries), queries
+
+    # ---- reading products -------------------------------------------------------------------
+    async def count_products(self, conn: Connection, request: FetchRequest) -> int | None:
+        if request.mode == FetchMode.IDS:
+            return len(dict.fromkeys(request.ids))
+        reader, _ = await self._reader(conn)
+        return await reader.count(self._search(request))
+
+    @staticmethod
+    def _search(request: FetchRequest) -> str | None:
+        if request.mode == FetchMode.SINCE:
+            if request.since is None:
+                raise BadInput("an incremental fetch needs a `since` time", field="since")
+            return since_query(request.since)
+        return None
 
     async def fetch_products(self, conn: Connection, request: FetchRequest) -> AsyncIterator[Page]:
-        raise NotImplementedError
-        yield  # pragma: no cover
+        reader, queries = await self._reader(conn)
+        if request.mode == FetchMode.IDS:
+            async for page in self._by_ids(conn, reader, request):
+                yield page
+            return
+        search = self._search(request)
+        total = await reader.count(search)
+        cursor = request.cursor
+        if request.mode == FetchMode.FULL:
+            resume = parse_cursor(cursor) if cursor else None
+            threshold = int(conn.options.get("bulk_threshold", 500))
+            fresh_and_big = cursor is None and threshold > 0 and total is not None and total >= threshold
+            if resume is not None or fresh_and_big:
+                try:
+                    async for page in self._bulk(conn, reader, queries, total, resume):
+                        yield page
+                    return
+                except BulkUnavailable as exc:
+                    log.info("bulk read unavailable, reading paginated", extra={"reason": str(exc)})
+                    cursor = None
+        sort_key = "UPDATED_AT" if request.mode == FetchMode.SINCE else "ID"
+        after = cursor[len("gql:") :] if cursor and cursor.startswith("gql:") else None
+        async for page in self._paginated(conn, reader, search, sort_key, after, total):
+            yield page
+
+    async def _paginated(
+        self,
+        conn: Connection,
+        reader: ProductReader,
+        search: str | None,
+        sort_key: str,
+        after: str | None,
+        total: int | None,
+    ) -> AsyncIterator[Page]:
+        target = int(conn.options.get("page_target", 100))
+        items: list[dict[str, Any]] = []
+        async for page in reader.pages(query=search, sort_key=sort_key, after=after):
+            items.extend(page.nodes)
+            if page.has_next and len(items) < target:
+                continue
+            yield Page(
+                items=items,
+                cursor=f"gql:{page.end_cursor}" if page.has_next and page.end_cursor else None,
+                total=total,
+            )
+            items = []
+
+    async def _by_ids(self, conn: Connection, reader: ProductReader, request: FetchRequest) -> AsyncIterator[Page]:
+        ids = list(dict.fromkeys(str(i) for i in request.ids))
+        target = int(conn.options.get("page_target", 100))
+        start = 0
+        if request.cursor and request.cursor.startswith("ids:") and request.cursor[4:].isdigit():
+            start = int(request.cursor[4:])
+        if start >= len(ids):
+            yield Page(items=[], cursor=None, total=len(ids))
+            return
+        for index in range(start, len(ids), target):
+            found, missing = await reader.by_ids(ids[index : index + target])
+            end = index + target
+            yield Page(
+                items=found, missing_ids=missing, cursor=f"ids:{end}" if end < len(ids) else None, total=len(ids)
+            )
+
+    async def _bulk(
+        self,
+        conn: Connection,
+        reader: ProductReader,
+        queries: ProductQueries,
+        total: int | None,
+        resume: tuple[str, int] | None,
+    ) -> AsyncIterator[Page]:
+        bulk = BulkReader(
+            self.graphql(conn),
+            conn.store_url,
+            poll_interval=float(conn.options.get("bulk_poll_interval", 2.0)),
+            group_objects=bool(conn.options.get("bulk_group_objects", True)),
+            on_call=conn.on_call,
+        )
+        page_size = int(conn.options.get("bulk_page_size", 250))
+        gid, skip = resume if resume is not None else (await bulk.start(queries.bulk()), 0)
+        operation = await bulk.wait(gid)
+        stitcher = Stitcher(lookback=int(conn.options.get("bulk_lookback", 100)))
+        released = 0
+        items: list[dict[str, Any]] = []
+
+        def take(parents: list[dict[str, Any]]) -> None:
+            nonlocal released
+            for parent in parents:
+                released += 1
+                if released > skip:
+                    items.append(parent)
+
+        if operation.url:
+            async for line in bulk.lines(operation.url):
+                take(stitcher.add(line))
+                if len(items) >= page_size:
+                    yield Page(items=items, cursor=f"bulk:{gid}:{released}", total=total)
+                    items = []
+        take(stitcher.finish())
+        if stitcher.late_parents:
+            # Children that arrived after their parent was released: read those products again.
+            late = [i for i in (mapper.numeric_id(p) for p in sorted(stitcher.late_parents)) if i is not None]
+            log.info("bulk result had late children, re-reading products", extra={"count": len(late)})
+            found, _gone = await reader.by_ids(late)
+            items.extend(found)
+        yield Page(items=items, cursor=None, total=total)
 
     def map_product(self, native: Mapping[str, Any], context: MappingContext) -> Product:
-        raise NotImplementedError
+        return mapper.map_product(native, context)
+
+    # ---- webhooks ---------------------------------------------------------------------------
+    async def register_webhooks(self, conn: Connection, callback_url: str) -> WebhookRegistration:
+        return await webhooks.register(self.graphql(conn), callback_url)
+
+    async def remove_webhooks(self, conn: Connection, registration: WebhookRegistration) -> None:
+        await webhooks.remove(self.graphql(conn), registration)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secrets: Mapping[str, str]) -> bool:
+        return webhooks.verify(headers, body, secrets)
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
+        return webhooks.parse(headers, body)
+
+    # ---- testing ------------------------------------------------------------------------------
+    @classmethod
+    def simulator(cls) -> type[Simulator] | None:
+        from alana_shopify.simulator import ShopifySimulator
+
+        return ShopifySimulator

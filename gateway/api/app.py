@@ -1,0 +1,148 @@
+"""The HTTP surface (RUNTIME.md): GraphQL over HTTP and websocket, webhooks, health, metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from strawberry.aiohttp.views import GraphQLView
+
+from gateway import metrics
+from gateway.api.context import Context
+from gateway.api.schema import build_schema
+from gateway.errors import GatewayError
+from gateway.logs import bind_context
+from gateway.services import Gateway
+from gateway.settings import Settings
+from gateway.webhooks import WebhookService
+
+log = logging.getLogger(__name__)
+
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
+STATIC = Path(__file__).parent / "static"
+
+
+class GatewayGraphQLView(GraphQLView[Context, None]):
+    """Strawberry's aiohttp view with our typed context; nothing else overridden."""
+
+    def __init__(self, gw: Gateway, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gw = gw
+
+    async def get_context(self, request: web.Request, response: Any) -> Context:
+        return Context(gw=self.gw, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        # The token is checked per operation, so a bad one yields a GraphQL error with
+        # extensions.code UNAUTHENTICATED rather than a bare close code.
+        if context.connection_params is None:
+            context.connection_params = {}
+        return await super().on_ws_connect(context)
+
+
+def _json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
+
+
+def create_app(gw: Gateway) -> web.Application:
+    settings = gw.settings
+    app = web.Application(
+        client_max_size=max(settings.max_body_bytes, settings.max_webhook_bytes),
+        middlewares=[request_id_middleware],
+    )
+    app[GATEWAY_KEY] = gw
+    view = GatewayGraphQLView(
+        gw,
+        schema=build_schema(settings.max_query_depth),
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_auth_timeout),
+        allow_queries_via_get=False,
+    )
+
+    async def graphql(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST" and (request.content_length or 0) > settings.max_body_bytes:
+            return _json_error(413, "BAD_USER_INPUT", f"request body over {settings.max_body_bytes} bytes")
+        response = await view(request)
+        metrics.HTTP_REQUESTS.labels(status=str(response.status)).inc()
+        return response
+
+    async def webhook(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        if (request.content_length or 0) > settings.max_webhook_bytes:
+            # Refused before the body is read.
+            return web.json_response({"error": "payload too large"}, status=413)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": "payload too large"}, status=413)
+        try:
+            status, message = await WebhookService(gw).receive(
+                request.match_info["platform"], request.match_info["integration_id"], request.headers, body
+            )
+        except GatewayError as exc:
+            status, message = 503, exc.message
+        metrics.WEBHOOK_RESPONSE.observe(time.perf_counter() - started)
+        return web.json_response({"status": message}, status=status)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        problems: list[str] = []
+        try:
+            await gw.db.client.admin.command("ping")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"mongodb: {type(exc).__name__}")
+        try:
+            await gw.redis.ping()
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"redis: {type(exc).__name__}")
+        if problems:
+            return web.json_response({"status": "unavailable", "reasons": problems}, status=503)
+        plugins = sorted(gw.registry.adapters)
+        return web.json_response({"status": "ready", "platforms": plugins, "plugin_errors": gw.registry.load_errors})
+
+    async def prometheus(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def console(request: web.Request) -> web.Response:
+        return web.FileResponse(STATIC / "console.html")  # type: ignore[return-value]
+
+    app.router.add_route("*", "/graphql", graphql)
+    app.router.add_post("/webhooks/{platform}/{integration_id}", webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", prometheus)
+    app.router.add_get("/", console)
+    return app
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    with bind_context(request_id=request_id):
+        response = await handler(request)
+    if not response.prepared:
+        response.headers["X-Request-Id"] = request_id
+    return response
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the API until cancelled."""
+    gw = await Gateway.create(settings)
+    runner = web.AppRunner(create_app(gw), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("gateway listening", extra={"url": f"http://{host}:{port}/graphql"})
+    try:
+        import asyncio
+
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await gw.close()

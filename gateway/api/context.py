@@ -1,0 +1,51 @@
+"""The typed GraphQL context: the service container and the caller's account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from aiohttp import web
+
+from gateway.auth import account_from_authorization
+from gateway.errors import Unauthenticated
+from gateway.integrations import IntegrationService
+
+if TYPE_CHECKING:
+    from gateway.services import Gateway
+
+
+@dataclass
+class Context:
+    gw: Gateway
+    request: web.Request
+    response: Any = None
+    #: The graphql-transport-ws connection_init payload (websocket only).
+    connection_params: dict[str, Any] | None = None
+    _account_id: str | None = field(default=None, repr=False)
+
+    @property
+    def account_id(self) -> str:
+        """The caller's account; UNAUTHENTICATED without a valid token."""
+        if self._account_id is None:
+            secret = self.gw.settings.jwt_secret
+            if not secret:
+                raise Unauthenticated("the gateway has no GATEWAY_JWT_SECRET configured")
+            if self.connection_params is not None:
+                header = self.connection_params.get("Authorization") or self.connection_params.get(
+                    "authorization"
+                )
+                header = header if isinstance(header, str) else None
+            else:
+                header = self.request.headers.get("Authorization")
+            self._account_id = account_from_authorization(secret, header)
+        return self._account_id
+
+    @cached_property
+    def integrations(self) -> IntegrationService:
+        return IntegrationService(self.gw)
+
+
+Info = strawberry.Info[Context, None]

@@ -1,0 +1,137 @@
+"""Alana's edits and the conflicts the store wins (BEHAVIOUR.md "Conflicts: the store wins").
+
+Edits are overlays on the store version (see gateway.products); this module records the conflicts a
+store change causes and puts Alana's value back on request.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ReturnDocument
+
+from gateway.domain import ActivityKind, ConflictStatus, EventKind
+from gateway.errors import BadInput, NotFound
+from gateway.model import EDITABLE_FIELDS
+from gateway.products import ConflictFound
+from gateway.storage.mongo import Doc
+
+if TYPE_CHECKING:
+    from gateway.services import Gateway
+
+
+class ConflictService:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    async def record(
+        self, account_id: str, integration_id: str, product_id: str, found: ConflictFound, run_id: str | None
+    ) -> Doc:
+        """Store a conflict, log it for the merchant and publish a CONFLICT event."""
+        doc: Doc = {
+            "_id": found.conflict_id,
+            "account_id": account_id,
+            "integration_id": integration_id,
+            "product_id": product_id,
+            "field": found.field,
+            "store_value": found.store_value,
+            "alana_value": found.alana_value,
+            "overlay_id": found.overlay_id,
+            "detected_at": self.gw.now(),
+            "status": ConflictStatus.STORE_WON.value,
+            "run_id": run_id,
+        }
+        await self.gw.db.conflicts.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
+        await self.gw.activity.record(
+            account_id,
+            ActivityKind.CONFLICT,
+            f"Your store changed {found.field!r} of a product Alana had edited: the store's value was kept. "
+            "You can re-apply Alana's change.",
+            integration_id=integration_id,
+            run_id=run_id,
+            product_id=product_id,
+            conflict_id=doc["_id"],
+        )
+        await self.gw.publisher.account_event(
+            account_id,
+            {
+                "kind": EventKind.CONFLICT.value,
+                "integration_id": integration_id,
+                "at": self.gw.now(),
+                "conflict": doc,
+                "product_id": product_id,
+            },
+        )
+        return doc
+
+    async def get(self, account_id: str, conflict_id: str) -> Doc:
+        doc = await self.gw.db.conflicts.find_one({"_id": conflict_id, "account_id": account_id})
+        if doc is None:
+            raise NotFound("no conflict with that id", field="conflictId")
+        return doc
+
+    async def page(
+        self, account_id: str, integration_id: str | None, status: str | None, first: int, after: Any,
+        product_id: str | None = None,
+    ) -> list[Doc]:
+        query: Doc = {"account_id": account_id}
+        if integration_id:
+            query["integration_id"] = integration_id
+        if product_id:
+            query["product_id"] = product_id
+        if status:
+            query["status"] = status
+        if after is not None:
+            at, cid = after
+            query["$or"] = [{"detected_at": {"$lt": at}}, {"detected_at": at, "_id": {"$lt": cid}}]
+        cursor = self.gw.db.conflicts.find(query).sort([("detected_at", -1), ("_id", -1)]).limit(first + 1)
+        return [doc async for doc in cursor]
+
+    async def edit_product(self, account_id: str, product_id: str, values: dict[str, Any]) -> Doc:
+        """Alana's edit: each field becomes an overlay on the current store version."""
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            raise BadInput("the edit changes nothing: give at least one field", field="input")
+        for name in values:
+            if name not in EDITABLE_FIELDS:
+                raise BadInput(f"{name!r} cannot be edited", field=f"input.{name}")
+        if "title" in values and not str(values["title"]).strip():
+            raise BadInput("title must not be empty", field="input.title")
+        doc = await self.gw.products.add_overlays(account_id, product_id, values)
+        await self.gw.activity.record(
+            account_id,
+            ActivityKind.PRODUCT_EDITED,
+            f"Alana edited {', '.join(sorted(values))} of {doc['store'].get('title')!r}",
+            integration_id=doc["integration_id"],
+            product_id=product_id,
+        )
+        return doc
+
+    async def reapply(self, account_id: str, conflict_id: str) -> Doc:
+        """Put Alana's value back as a fresh overlay; the conflict becomes REAPPLIED (idempotent)."""
+        conflict = await self.get(account_id, conflict_id)
+        if conflict["status"] == ConflictStatus.REAPPLIED:
+            return conflict
+        product = await self.gw.products.get(account_id, conflict["product_id"])
+        if product is None:
+            raise NotFound("the product of this conflict no longer exists", field="conflictId")
+        # Claim the conflict first so two concurrent re-applies add one overlay, not two.
+        claimed = await self.gw.db.conflicts.find_one_and_update(
+            {"_id": conflict_id, "account_id": account_id, "status": ConflictStatus.STORE_WON.value},
+            {"$set": {"status": ConflictStatus.REAPPLIED.value, "reapplied_at": self.gw.now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if claimed is None:
+            return await self.get(account_id, conflict_id)
+        await self.gw.products.add_overlays(
+            account_id, conflict["product_id"], {conflict["field"]: conflict["alana_value"]}
+        )
+        await self.gw.activity.record(
+            account_id,
+            ActivityKind.CHANGE_REAPPLIED,
+            f"Alana's change to {conflict['field']!r} was re-applied on top of the store's version",
+            integration_id=conflict["integration_id"],
+            product_id=conflict["product_id"],
+            conflict_id=conflict_id,
+        )
+        return dict(claimed)

@@ -1,0 +1,100 @@
+"""The gateway's vocabulary: enums shared by storage, services and the API (no I/O here)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+
+class SyncMode(StrEnum):
+    AUTOMATIC = "AUTOMATIC"
+    MANUAL = "MANUAL"
+
+
+class SyncFrequency(StrEnum):
+    EVERY_15_MINUTES = "EVERY_15_MINUTES"
+    EVERY_HOUR = "EVERY_HOUR"
+    EVERY_4_HOURS = "EVERY_4_HOURS"
+    DAILY = "DAILY"
+
+    @property
+    def period(self) -> timedelta:
+        return _PERIODS[self]
+
+
+_PERIODS = {
+    SyncFrequency.EVERY_15_MINUTES: timedelta(minutes=15),
+    SyncFrequency.EVERY_HOUR: timedelta(hours=1),
+    SyncFrequency.EVERY_4_HOURS: timedelta(hours=4),
+    SyncFrequency.DAILY: timedelta(days=1),
+}
+
+
+class RunStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class Trigger(StrEnum):
+    MANUAL = "MANUAL"
+    SCHEDULED = "SCHEDULED"
+    WEBHOOK = "WEBHOOK"
+
+
+class RunKind(StrEnum):
+    FULL = "FULL"
+    INCREMENTAL = "INCREMENTAL"
+    PRODUCTS = "PRODUCTS"
+
+
+class HealthStatus(StrEnum):
+    GREEN = "GREEN"
+    YELLOW = "YELLOW"
+    RED = "RED"
+
+
+class ConflictStatus(StrEnum):
+    STORE_WON = "STORE_WON"
+    REAPPLIED = "REAPPLIED"
+
+
+class ActivityKind(StrEnum):
+    INTEGRATION_CONNECTED = "INTEGRATION_CONNECTED"
+    INTEGRATION_DISCONNECTED = "INTEGRATION_DISCONNECTED"
+    SETTINGS_CHANGED = "SETTINGS_CHANGED"
+    SYNC_QUEUED = "SYNC_QUEUED"
+    SYNC_STARTED = "SYNC_STARTED"
+    SYNC_SUCCEEDED = "SYNC_SUCCEEDED"
+    SYNC_FAILED = "SYNC_FAILED"
+    SYNC_CANCELLED = "SYNC_CANCELLED"
+    CONFLICT = "CONFLICT"
+    CHANGE_REAPPLIED = "CHANGE_REAPPLIED"
+    WEBHOOK_REJECTED = "WEBHOOK_REJECTED"
+    PRODUCT_EDITED = "PRODUCT_EDITED"
+
+
+class EventKind(StrEnum):
+    RUN_QUEUED = "RUN_QUEUED"
+    RUN_STARTED = "RUN_STARTED"
+    RUN_PROGRESS = "RUN_PROGRESS"
+    RUN_FINISHED = "RUN_FINISHED"
+    HEALTH_CHANGED = "HEALTH_CHANGED"
+    CONFLICT = "CONFLICT"
+    PRODUCT_CHANGED = "PRODUCT_CHANGED"
+
+
+class WebhookState(StrEnum):
+    NONE = "NONE"
+    REGISTERED = "REGISTERED"
+    FAILED = "FAILED"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,135 @@
+"""The live event stream from workers to every API process, over Redis pub/sub.
+
+Pub/sub keeps nothing, so subscribers that join late read the current state from MongoDB first (the
+run document holds its latest progress) and then take only newer events (`seq`). Each API process
+holds one Redis subscription and fans messages out to its local subscribers' queues.
+
+Channels:  gw:events:{account_id}   integration events of one account (never another's)
+           gw:run:{run_id}          progress of one run
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bson import json_util
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+log = logging.getLogger(__name__)
+
+_JSON_OPTIONS = json_util.JSONOptions(json_mode=json_util.JSONMode.RELAXED, tz_aware=True)
+
+
+def account_channel(account_id: str) -> str:
+    return f"gw:events:{account_id}"
+
+
+def run_channel(run_id: str) -> str:
+    return f"gw:run:{run_id}"
+
+
+def encode(message: dict[str, Any]) -> str:
+    return json_util.dumps(message, json_options=_JSON_OPTIONS)
+
+
+def decode(raw: str | bytes) -> dict[str, Any]:
+    result: dict[str, Any] = json_util.loads(raw, json_options=_JSON_OPTIONS)
+    return result
+
+
+class EventPublisher:
+    """Publishing side (workers and the API both publish)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        try:
+            await self.redis.publish(channel, encode(message))
+        except Exception:  # noqa: BLE001 - live events are best effort; state is in MongoDB
+            log.warning("could not publish an event on %s", channel, exc_info=True)
+
+    async def account_event(self, account_id: str, message: dict[str, Any]) -> None:
+        await self.publish(account_channel(account_id), message)
+
+    async def run_progress(self, run_id: str, message: dict[str, Any]) -> None:
+        await self.publish(run_channel(run_id), message)
+
+
+class EventHub:
+    """Subscribing side: one Redis subscription per process, fanned out to local queues."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._lock = asyncio.Lock()
+
+    async def _ensure_reader(self) -> PubSub:
+        if self._pubsub is None:
+            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read(self._pubsub))
+        return self._pubsub
+
+    async def _read(self, pubsub: PubSub) -> None:
+        while True:
+            if not pubsub.subscribed:
+                await asyncio.sleep(0.01)
+                continue
+            try:
+                message = await pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep the reader alive across Redis blips
+                log.warning("event reader error", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else channel
+            try:
+                payload = decode(message["data"])
+            except ValueError:
+                continue
+            for queue in list(self._queues.get(channel, ())):
+                queue.put_nowait(payload)
+
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """A queue receiving every message on `channel` while the context is open."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        async with self._lock:
+            pubsub = await self._ensure_reader()
+            first = not self._queues[channel]
+            self._queues[channel].add(queue)
+            if first:
+                await pubsub.subscribe(channel)
+        try:
+            yield queue
+        finally:
+            async with self._lock:
+                self._queues[channel].discard(queue)
+                if not self._queues[channel]:
+                    del self._queues[channel]
+                    with contextlib.suppress(Exception):
+                        await pubsub.unsubscribe(channel)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        self._pubsub = None
+        self._reader = None

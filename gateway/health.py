@@ -1,0 +1,80 @@
+"""Sync health: the green / yellow / red light, by the rules in BEHAVIOUR.md "Health".
+
+A pure function of the integration document, its runs and the time, so it is the same wherever it
+is computed (API, worker) and easy to test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.domain import HealthStatus, RunStatus, SyncFrequency, SyncMode, WebhookState
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Health:
+    status: HealthStatus
+    reason: str | None
+    last_sync_at: datetime | None
+    next_sync_at: datetime | None
+    last_run: Doc | None
+
+    def key(self) -> tuple[str, str | None]:
+        return (self.status.value, self.reason)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def compute_health(integration: Doc, last_run: Doc | None, active_run: Doc | None, now: datetime) -> Health:
+    """Health of one integration. `last_run` is the newest finished run, `active_run` the running one."""
+    settings = integration.get("settings", {})
+    mode = SyncMode(settings.get("mode", SyncMode.AUTOMATIC))
+    frequency = SyncFrequency(settings.get("frequency", SyncFrequency.EVERY_HOUR))
+    next_sync_at = integration.get("next_sync_at") if mode is SyncMode.AUTOMATIC else None
+    last_sync_at = integration.get("last_sync_at")
+    reds: list[str] = []
+    yellows: list[str] = []
+
+    if integration.get("credentials_rejected"):
+        reds.append("Your store rejected Alana's credentials. Reconnect the store with new API keys.")
+    if last_run is not None and last_run["status"] == RunStatus.FAILED:
+        error = last_run.get("failure") or "the store could not be read"
+        reds.append(f"The last sync failed: {error}")
+    webhooks = integration.get("webhooks", {})
+    if webhooks.get("state") == WebhookState.FAILED:
+        reds.append(
+            "Alana could not register for change notifications on your store, so changes only arrive "
+            f"with scheduled syncs ({webhooks.get('error') or 'the store refused'})."
+        )
+    if next_sync_at is not None and active_run is None:
+        overdue = now - next_sync_at
+        if overdue > frequency.period:
+            reds.append("Scheduled syncs are not running: the last one is overdue by more than one period.")
+        elif overdue.total_seconds() > 60:
+            yellows.append("A scheduled sync is overdue and should start shortly.")
+
+    if active_run is not None:
+        verb = "is running" if active_run["status"] == RunStatus.RUNNING else "is queued"
+        yellows.append(f"A sync {verb}.")
+    elif not integration.get("last_full_sync_at"):
+        yellows.append("The first sync has not finished yet.")
+    pending = int(integration.get("pending_changes", 0))
+    if pending:
+        yellows.append(f"{_plural(pending, 'change')} waiting for Sync Now.")
+    if webhooks.get("silent"):
+        yellows.append(
+            "Recent store changes arrived only through scheduled syncs: real-time notifications from your "
+            "store may not be reaching Alana."
+        )
+
+    if reds:
+        return Health(HealthStatus.RED, " ".join(reds), last_sync_at, next_sync_at, last_run)
+    if yellows:
+        return Health(HealthStatus.YELLOW, " ".join(yellows), last_sync_at, next_sync_at, last_run)
+    return Health(HealthStatus.GREEN, None, last_sync_at, next_sync_at, last_run)

@@ -1,0 +1,57 @@
+"""Configuration from the environment and `.env` (names per shared/contract/RUNTIME.md)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    mongodb_url: str | None = Field(default=None, alias="MONGODB_URL")
+    mongodb_database: str = Field(default="alana_gateway", alias="MONGODB_DATABASE")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    jwt_secret: str | None = Field(default=None, alias="GATEWAY_JWT_SECRET")
+    secret_key: str | None = Field(default=None, alias="GATEWAY_SECRET_KEY")
+    public_url: str = Field(default="http://localhost:8000", alias="GATEWAY_PUBLIC_URL")
+    allow_private_urls: bool = Field(default=False, alias="GATEWAY_ALLOW_PRIVATE_URLS")
+    host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
+    port: int = Field(default=8000, alias="GATEWAY_PORT")
+    data_dir: Path = Field(default=Path("./.gateway"), alias="GATEWAY_DATA_DIR")
+    load_plugins: str | None = Field(default=None, alias="GATEWAY_LOAD_PLUGINS")
+    log_level: str = Field(default="INFO", alias="GATEWAY_LOG_LEVEL")
+    queue_name: str = Field(default="alana:queue", alias="GATEWAY_QUEUE_NAME")
+
+    # Tunables (not part of the runtime contract; sensible defaults).
+    max_page_size: int = Field(default=250, alias="GATEWAY_MAX_PAGE_SIZE")
+    max_query_depth: int = Field(default=12, alias="GATEWAY_MAX_QUERY_DEPTH")
+    max_body_bytes: int = Field(default=1_000_000, alias="GATEWAY_MAX_BODY_BYTES")
+    max_webhook_bytes: int = Field(default=5_000_000, alias="GATEWAY_MAX_WEBHOOK_BYTES")
+    ws_auth_timeout: float = Field(default=10.0, alias="GATEWAY_WS_AUTH_TIMEOUT")
+    worker_poll_delay: float = Field(default=0.05, alias="GATEWAY_WORKER_POLL_DELAY")
+    incremental_overlap_seconds: int = Field(default=300, alias="GATEWAY_INCREMENTAL_OVERLAP")
+    scheduler_interval: float = Field(default=5.0, alias="GATEWAY_SCHEDULER_INTERVAL")
+    store_concurrency: int = Field(default=4, alias="GATEWAY_STORE_CONCURRENCY")
+    http_backoff_base: float = Field(default=0.25, alias="GATEWAY_HTTP_BACKOFF_BASE")
+    webhook_coalesce_seconds: float = Field(default=0.05, alias="GATEWAY_WEBHOOK_COALESCE")
+
+    @property
+    def plugin_allowlist(self) -> list[str] | None:
+        if not self.load_plugins:
+            return None
+        return [p.strip() for p in self.load_plugins.split(",") if p.strip()]
+
+    def effective_mongodb_url(self) -> str:
+        return self.mongodb_url or "mongodb://localhost:27017"
+
+    def effective_redis_url(self) -> str:
+        return self.redis_url or "redis://localhost:6379"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,119 @@
+"""The MongoDB connection and the indexes every collection relies on.
+
+Collections (every document carries `account_id`; repositories always filter by it):
+    integrations       one connected store
+    products           canonical products, unique per (integration_id, external_id)
+    sync_runs          runs with progress, summary and checkpoint; one active run per integration
+    conflicts          store-won conflicts and their re-application
+    activity           the merchant-facing activity log
+    webhook_deliveries received deliveries, unique per (integration_id, delivery_id)
+    api_calls          store API calls per integration per hour (for apiCallsLast24h)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+Doc = dict[str, Any]
+
+
+@dataclass
+class Database:
+    client: AsyncMongoClient[Doc]
+    db: AsyncDatabase[Doc]
+
+    @property
+    def integrations(self) -> AsyncCollection[Doc]:
+        return self.db["integrations"]
+
+    @property
+    def products(self) -> AsyncCollection[Doc]:
+        return self.db["products"]
+
+    @property
+    def runs(self) -> AsyncCollection[Doc]:
+        return self.db["sync_runs"]
+
+    @property
+    def conflicts(self) -> AsyncCollection[Doc]:
+        return self.db["conflicts"]
+
+    @property
+    def activity(self) -> AsyncCollection[Doc]:
+        return self.db["activity"]
+
+    @property
+    def deliveries(self) -> AsyncCollection[Doc]:
+        return self.db["webhook_deliveries"]
+
+    @property
+    def api_calls(self) -> AsyncCollection[Doc]:
+        return self.db["api_calls"]
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def connect(url: str, database: str, **kwargs: Any) -> Database:
+    """A lazily connecting client; nothing is sent until the first command."""
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        url, tz_aware=True, serverSelectionTimeoutMS=kwargs.pop("serverSelectionTimeoutMS", 5000), **kwargs
+    )
+    return Database(client=client, db=client[database])
+
+
+async def ensure_indexes(database: Database) -> None:
+    """Create every index (idempotent; safe for several processes at start-up)."""
+    await database.integrations.create_indexes(
+        [
+            IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)]),
+            IndexModel([("next_sync_at", ASCENDING)]),
+        ]
+    )
+    await database.products.create_indexes(
+        [
+            IndexModel([("integration_id", ASCENDING), ("external_id", ASCENDING)], unique=True),
+            IndexModel([("account_id", ASCENDING), ("store_updated_at", DESCENDING), ("_id", DESCENDING)]),
+            IndexModel(
+                [("integration_id", ASCENDING), ("store_updated_at", DESCENDING), ("_id", DESCENDING)]
+            ),
+            IndexModel([("integration_id", ASCENDING), ("last_seen_run", ASCENDING)]),
+            IndexModel([("account_id", ASCENDING), ("search_terms", ASCENDING)]),
+        ]
+    )
+    await database.runs.create_indexes(
+        [
+            IndexModel([("integration_id", ASCENDING), ("queued_at", DESCENDING)]),
+            # One queued-or-running run per integration: the database enforces it, not a lock.
+            IndexModel(
+                [("integration_id", ASCENDING)],
+                unique=True,
+                partialFilterExpression={"active": True},
+                name="one_active_run",
+            ),
+            IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
+        ]
+    )
+    await database.conflicts.create_indexes(
+        [IndexModel([("account_id", ASCENDING), ("integration_id", ASCENDING), ("detected_at", DESCENDING)])]
+    )
+    await database.activity.create_indexes(
+        [IndexModel([("account_id", ASCENDING), ("integration_id", ASCENDING), ("at", DESCENDING)])]
+    )
+    await database.deliveries.create_indexes(
+        [
+            IndexModel([("integration_id", ASCENDING), ("delivery_id", ASCENDING)], unique=True),
+            IndexModel([("integration_id", ASCENDING), ("state", ASCENDING), ("received_at", ASCENDING)]),
+        ]
+    )
+    await database.api_calls.create_indexes(
+        [IndexModel([("integration_id", ASCENDING), ("hour", ASCENDING)], unique=True)]
+    )

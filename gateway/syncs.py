@@ -1,0 +1,130 @@
+"""Queueing and cancelling sync runs (the API side; workers execute them in gateway.engine)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, SyncMode, Trigger
+from gateway.errors import Conflict, NotFound
+from gateway.storage.mongo import Doc
+
+if TYPE_CHECKING:
+    from gateway.services import Gateway
+
+RUN_JOB = "run_sync"
+
+
+def run_job_id(run_id: str, attempt: int = 0) -> str:
+    return f"sync:{run_id}:{attempt}"
+
+
+class SyncService:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def choose_kind(self, integration: Doc, product_ids: list[str] | None, full: bool | None) -> RunKind:
+        if product_ids:
+            return RunKind.PRODUCTS
+        if full:
+            return RunKind.FULL
+        # A run is incremental once a full sync has completed and left a cursor (BEHAVIOUR.md).
+        if integration.get("last_full_sync_at") and integration.get("sync_cursor"):
+            return RunKind.INCREMENTAL
+        return RunKind.FULL
+
+    async def queue(
+        self,
+        integration: Doc,
+        trigger: Trigger,
+        *,
+        kind: RunKind | None = None,
+        product_ids: list[str] | None = None,
+    ) -> tuple[Doc, bool]:
+        """Queue a run, or return the queued / running one. Publishes RUN_QUEUED for a new run."""
+        kind = kind or self.choose_kind(integration, product_ids, None)
+        run, created = await self.gw.runs.create_or_get_active(
+            integration["account_id"], integration["_id"], trigger, kind, product_ids
+        )
+        if created:
+            what = {
+                RunKind.FULL: "Full sync",
+                RunKind.INCREMENTAL: "Sync of recent changes",
+                RunKind.PRODUCTS: f"Sync of {len(product_ids or [])} products",
+            }[kind]
+            await self.gw.activity.record(
+                integration["account_id"],
+                ActivityKind.SYNC_QUEUED,
+                f"{what} queued ({trigger.value.lower()})",
+                integration_id=integration["_id"],
+                run_id=run["_id"],
+            )
+            await self.gw.enqueue(RUN_JOB, run["_id"], job_id=run_job_id(run["_id"]))
+            await self.gw.publisher.account_event(
+                integration["account_id"],
+                {
+                    "kind": EventKind.RUN_QUEUED.value,
+                    "integration_id": integration["_id"],
+                    "at": self.gw.now(),
+                    "run": run,
+                },
+            )
+        return run, created
+
+    async def sync_now(
+        self, account_id: str, integration_id: str, product_ids: list[str] | None, full: bool | None = None
+    ) -> Doc:
+        from gateway.integrations import IntegrationService
+
+        integration = await IntegrationService(self.gw).get(account_id, integration_id)
+        ids = [p.strip() for p in product_ids or [] if p.strip()] or None
+        kind = self.choose_kind(integration, ids, full)
+        run, _ = await self.queue(integration, Trigger.MANUAL, kind=kind, product_ids=ids)
+        return run
+
+    async def cancel(self, account_id: str, run_id: str) -> Doc:
+        run = await self.gw.runs.get(account_id, run_id)
+        if run is None:
+            raise NotFound("no sync run with that id", field="runId")
+        if RunStatus(run["status"]).finished:
+            raise Conflict(f"the run already ended ({run['status']})", field="runId")
+        updated = await self.gw.runs.request_cancel(account_id, run_id)
+        if updated is None:  # it ended between the two reads
+            refreshed = await self.gw.runs.get(account_id, run_id)
+            assert refreshed is not None
+            return refreshed
+        if updated["status"] == RunStatus.CANCELLED:
+            await self.gw.activity.record(
+                account_id,
+                ActivityKind.SYNC_CANCELLED,
+                "Sync cancelled before it started",
+                integration_id=updated["integration_id"],
+                run_id=run_id,
+            )
+            await self.gw.publisher.run_progress(run_id, progress_message(updated))
+            await self.gw.publisher.account_event(
+                account_id,
+                {
+                    "kind": EventKind.RUN_FINISHED.value,
+                    "integration_id": updated["integration_id"],
+                    "at": self.gw.now(),
+                    "run": updated,
+                },
+            )
+        return updated
+
+
+def progress_message(run: Doc) -> Doc:
+    """The run's progress as published on its channel (and read first by late subscribers)."""
+    progress = run.get("progress", {})
+    return {
+        "run_id": run["_id"],
+        "status": run["status"],
+        "processed": progress.get("processed", 0),
+        "total": progress.get("total"),
+        "message": progress.get("message"),
+        "seq": progress.get("seq", 0),
+    }
+
+
+def pending_mode(integration: Doc) -> bool:
+    return integration.get("settings", {}).get("mode") == SyncMode.MANUAL.value

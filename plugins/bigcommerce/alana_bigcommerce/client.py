@@ -1,0 +1,378 @@
+"""The BigCommerce API client: the rate-limit Budget, product paging, and category / brand names.
+
+BigCommerce meters requests per store, not per app: `X-Rate-Limit-Requests-Quota` requests per
+`X-Rate-Limit-Time-Window-Ms`, shared by every app the merchant installed, with
+`X-Rate-Limit-Requests-Left` and `X-Rate-Limit-Time-Reset-Ms` on every response. `BigCommerceBudget`
+turns those headers into a decision before each request, so a sync slows down instead of being
+throttled and never takes the whole window from the merchant's other apps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.errors import StorePayloadError
+from gateway.httpclient import Budget, HttpClient, Response
+
+log = logging.getLogger(__name__)
+
+PRODUCT_INCLUDE = "variants,images,custom_fields"
+MAX_LIMIT = 250
+
+
+class BigCommerceBudget(Budget):
+    """Spend at most `share` of each rate-limit window, paced, and never more than the store has left.
+
+    The model, refreshed from the X-Rate-Limit-* headers of every response:
+    - before anything is known (and again once a window we knew about has ended) a single request goes
+      out alone as a probe; the rest wait for its headers;
+    - in a known window a request goes out only while (a) our own requests in the window stay under
+      `share * quota`, (b) the store's `Left`, minus our requests still in flight (reserved in
+      `acquire`, released in `observe`), stays above a reserve of half the share we leave to other
+      apps, so a burst from them between our last response and our next request still finds room, and
+      (c) a token bucket refilling at `share * quota / window` allows it, which spreads our requests
+      over the window instead of spending it in one burst;
+    - a 429 carrying the headers waits for the reset (the longer of Reset-Ms and X-Retry-After); one
+      without them is the platform overloaded, left to the HTTP client's backoff.
+    With honest headers this never draws a 429. `clock` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        share: float = 0.8,
+        *,
+        burst: float | None = None,
+        stale_after: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("quota_share must be in (0, 1]")
+        self.share = share
+        self.burst = burst
+        self.stale_after = stale_after
+        self.clock = clock
+        self.quota: int | None = None
+        self.window: float | None = None
+        #: Requests the store has left in the current window; None when we do not know (new window).
+        self.left: int | None = None
+        self.reset_at = 0.0
+        #: Our requests counted against the current window.
+        self.spent = 0.0
+        self.throttled = 0
+        self.waits = 0
+        self._in_flight: deque[float] = deque()
+        self._tokens = 0.0
+        self._tokens_at = 0.0
+        self._changed = asyncio.Event()
+
+    # ---- derived limits ----------------------------------------------------------------------
+    @property
+    def cap(self) -> float:
+        """Our own requests allowed per window."""
+        return max(1.0, math.floor(self.share * (self.quota or 0)))
+
+    @property
+    def reserve(self) -> int:
+        """Requests we leave in the store's `Left` for other apps' bursts."""
+        return math.ceil((1 - self.share) * (self.quota or 0) / 2)
+
+    @property
+    def rate(self) -> float:
+        return self.cap / (self.window or 1.0)
+
+    @property
+    def capacity(self) -> float:
+        return self.burst if self.burst is not None else max(1.0, self.cap / 10)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # ---- Budget hooks ------------------------------------------------------------------------
+    async def acquire(self, cost: float = 1.0) -> None:
+        while True:
+            delay = self.try_reserve(cost)
+            if delay is None:
+                return
+            self.waits += 1
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=delay)
+
+    def try_reserve(self, cost: float = 1.0) -> float | None:
+        """Reserve `cost` now and return None, or return how long to wait before asking again."""
+        now = self.clock()
+        self._expire(now)
+        if self.quota is None or self.window is None:
+            return self._probe(now, cost)
+        if now >= self.reset_at and self.left is not None:
+            # The window we knew has ended; its numbers say nothing about the new one.
+            self.left = None
+            self.spent = 0.0
+        if self.left is None:
+            return self._probe(now, cost)
+        room = min(self.left - self.in_flight - self.reserve, self.cap - self.spent)
+        if room < cost:
+            return max(self.reset_at - now, 0.001)
+        self._refill(now)
+        if self._tokens < cost:
+            return (cost - self._tokens) / self.rate
+        self._tokens -= cost
+        self._reserve(now, cost)
+        return None
+
+    def observe(self, response: Response, cost: float = 1.0) -> float | None:
+        now = self.clock()
+        if self._in_flight:
+            self._in_flight.popleft()
+        try:
+            quota = int(response.headers["X-Rate-Limit-Requests-Quota"])
+            window_ms = int(response.headers["X-Rate-Limit-Time-Window-Ms"])
+            reset_ms = int(response.headers["X-Rate-Limit-Time-Reset-Ms"])
+            left = int(response.headers["X-Rate-Limit-Requests-Left"])
+        except (KeyError, ValueError):
+            # No usable headers (an overloaded platform's 429, a proxy error): nothing to learn.
+            self._notify()
+            return None
+        first = self.quota is None
+        self.quota, self.window = max(1, quota), max(window_ms, 1) / 1000
+        if first:
+            self._tokens, self._tokens_at = self.capacity, now
+        reset_at = now + reset_ms / 1000
+        counted = 0.0 if response.status == 429 else cost
+        if self.left is None or reset_at > self.reset_at + self.window / 2:
+            # A new window: start counting it from what this response says.
+            self.left, self.reset_at = left, reset_at
+            self.spent = counted + self.in_flight
+        elif reset_at >= self.reset_at - self.window / 2:
+            # Same window: Left only goes down within it; a smaller number is the later truth.
+            self.left = min(self.left, left)
+            self.reset_at = min(self.reset_at, reset_at)
+        # else: a late response from a window already over; its numbers are stale.
+        self._notify()
+        if response.status == 429:
+            self.throttled += 1
+            self.left = 0
+            retry_after = 0.0
+            with contextlib.suppress(KeyError, ValueError):
+                retry_after = float(response.headers["X-Retry-After"])
+            return max(reset_ms / 1000, retry_after)
+        return None
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _probe(self, now: float, cost: float) -> float | None:
+        if self._in_flight:
+            return self.stale_after
+        self._reserve(now, cost)
+        return None
+
+    def _reserve(self, now: float, cost: float) -> None:
+        self._in_flight.append(now)
+        self.spent += cost
+
+    def _expire(self, now: float) -> None:
+        # A request that failed without a response never reaches `observe`: forget its reservation.
+        while self._in_flight and now - self._in_flight[0] > self.stale_after:
+            self._in_flight.popleft()
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.capacity, self._tokens + (now - self._tokens_at) * self.rate)
+        self._tokens_at = now
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+# ---- the API ---------------------------------------------------------------------------------
+@dataclass
+class ListPage:
+    """One page of a v3 collection with its pagination meta."""
+
+    items: list[dict[str, Any]]
+    total: int
+    total_pages: int
+    page: int
+
+
+@dataclass
+class NameCache:
+    """Category and brand names resolved during one run (lives in conn.state)."""
+
+    categories: dict[int, str | None] = field(default_factory=dict)
+    brands: dict[int, str | None] = field(default_factory=dict)
+    complete: bool = False
+
+
+def store_root(store_url: str) -> str:
+    """`https://api.bigcommerce.com/stores/{hash}` from what the merchant pasted (with or without /v3)."""
+    root = store_url.strip().rstrip("/")
+    for suffix in ("/v3", "/v2"):
+        if root.endswith(suffix):
+            root = root[: -len(suffix)]
+    return root
+
+
+def iso_utc(moment: datetime) -> str:
+    """A datetime as BigCommerce's date filters take it (whole seconds, rounded down: never later)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class BigCommerceAPI:
+    """The calls the adapter makes, over the connection's HttpClient."""
+
+    def __init__(self, http: HttpClient, store_url: str, *, page_size: int = MAX_LIMIT, concurrency: int = 4):
+        self.http = http
+        self.root = store_root(store_url)
+        self.page_size = max(1, min(MAX_LIMIT, page_size))
+        self.concurrency = max(1, concurrency)
+
+    def v3(self, path: str) -> str:
+        return f"{self.root}/v3/{path.lstrip('/')}"
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None,
+                  allow: tuple[int, ...] = ()) -> Response:
+        return await self.http.request("GET", self.v3(path), params=params, allow=allow)
+
+    async def list_page(self, path: str, params: Mapping[str, Any], page: int) -> ListPage:
+        response = await self.get(path, {**params, "page": page})
+        body = response.json()
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise StorePayloadError(f"BigCommerce answered {path} without a data list",
+                                    status=response.status)
+        pagination = (body.get("meta") or {}).get("pagination") or {}
+        items = [item for item in body["data"] if isinstance(item, dict)]
+        total = int(pagination.get("total", len(items)))
+        total_pages = int(pagination.get("total_pages", page))
+        return ListPage(items, total, total_pages, int(pagination.get("current_page", page)))
+
+    async def count(self, params: Mapping[str, Any]) -> int:
+        page = await self.list_page("catalog/products", {**params, "limit": 1, "include_fields": "id"}, 1)
+        return page.total
+
+    # ---- products: page numbers, fetched ahead concurrently ----------------------------------
+    async def product_pages(self, params: Mapping[str, Any], start_page: int = 1,
+                            after_id: int | None = None) -> AsyncIterator[tuple[ListPage, str | None]]:
+        """Yield (page, cursor after it) in order over `params` (which must sort by id ascending).
+
+        Once the first page gives the number of pages, later pages are fetched up to `concurrency`
+        ahead. Page numbers shift when the listing changes under us (a product deleted before the page
+        we are on moves everything up one place, and one would be skipped); when a page reports a
+        different total from the first, what we prefetched is dropped and the rest is walked by id
+        (`id:greater`) from the last product yielded, which cannot skip. Cursors: "<page>" or "after:<id>".
+        """
+        base = {**params, "include": PRODUCT_INCLUDE, "limit": self.page_size}
+        if after_id is not None:
+            async for item in self._keyset(base, after_id, None):
+                yield item
+            return
+        first = await self.list_page("catalog/products", base, start_page)
+        baseline = first.total
+        last_id = _last_id(first.items, None)
+        if not first.items or start_page >= first.total_pages:
+            yield first, None
+            return
+        yield first, str(start_page + 1)
+        pending: dict[int, asyncio.Task[ListPage]] = {}
+        next_page = start_page + 1
+        try:
+            for number in range(start_page + 1, first.total_pages + 1):
+                while next_page <= first.total_pages and len(pending) < self.concurrency:
+                    fetch = self.list_page("catalog/products", base, next_page)
+                    pending[next_page] = asyncio.ensure_future(fetch)
+                    next_page += 1
+                page = await pending.pop(number)
+                if page.total != baseline:
+                    log.info("BigCommerce listing changed during the fetch; continuing by id",
+                             extra={"from_total": baseline, "to_total": page.total})
+                    break
+                last_id = _last_id(page.items, last_id)
+                yield page, (str(number + 1) if number < first.total_pages else None)
+            else:
+                return
+        finally:
+            for task in pending.values():
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending.values(), return_exceptions=True)
+        async for item in self._keyset(base, last_id or 0, baseline):
+            yield item
+
+    async def _keyset(self, base: Mapping[str, Any], after_id: int,
+                      total: int | None) -> AsyncIterator[tuple[ListPage, str | None]]:
+        params = {k: v for k, v in base.items() if k != "sort"}
+        params.update({"sort": "id", "direction": "asc"})
+        while True:
+            page = await self.list_page("catalog/products", {**params, "id:greater": after_id}, 1)
+            if total is not None:
+                page.total = total
+            after_id = _last_id(page.items, after_id) or after_id
+            more = len(page.items) >= self.page_size
+            yield page, (f"after:{after_id}" if more else None)
+            if not more:
+                return
+
+    async def products_by_ids(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The products among `ids` (at most MAX_LIMIT), in one request."""
+        params = {"id:in": ",".join(str(i) for i in ids), "include": PRODUCT_INCLUDE, "limit": MAX_LIMIT}
+        return (await self.list_page("catalog/products", params, 1)).items
+
+    # ---- names -------------------------------------------------------------------------------
+    async def load_all_names(self, cache: NameCache) -> None:
+        """Page through every category and brand (a full run sees most of them anyway)."""
+        for path, target in (("catalog/categories", cache.categories), ("catalog/brands", cache.brands)):
+            page_number, pages = 1, 1
+            while page_number <= pages:
+                page = await self.list_page(path, {"limit": MAX_LIMIT}, page_number)
+                for row in page.items:
+                    target[int(row["id"])] = str(row.get("name") or "") or None
+                pages = page.total_pages
+                page_number += 1
+        cache.complete = True
+
+    async def resolve_names(self, cache: NameCache, products: Iterable[Mapping[str, Any]]) -> None:
+        """Fetch the names of categories and brands these products use that the cache lacks."""
+        wanted_categories: set[int] = set()
+        wanted_brands: set[int] = set()
+        for product in products:
+            for cid in product.get("categories") or []:
+                if isinstance(cid, int) and cid not in cache.categories:
+                    wanted_categories.add(cid)
+            bid = product.get("brand_id")
+            if isinstance(bid, int) and bid > 0 and bid not in cache.brands:
+                wanted_brands.add(bid)
+        for path, wanted, target in (("catalog/categories", wanted_categories, cache.categories),
+                                     ("catalog/brands", wanted_brands, cache.brands)):
+            ordered = sorted(wanted)
+            for start in range(0, len(ordered), MAX_LIMIT):
+                chunk = ordered[start:start + MAX_LIMIT]
+                page = await self.list_page(path, {"id:in": ",".join(map(str, chunk)), "limit": MAX_LIMIT}, 1)
+                for row in page.items:
+                    target[int(row["id"])] = str(row.get("name") or "") or None
+                for missing in set(chunk) - set(target):
+                    target[missing] = None  # deleted: do not ask again this run
+
+
+def attach_names(product: dict[str, Any], cache: NameCache) -> dict[str, Any]:
+    """Put the resolved names on the native product for the (pure) mapper."""
+    names = [cache.categories.get(cid) for cid in product.get("categories") or [] if isinstance(cid, int)]
+    product["_category_names"] = [n for n in names if n]
+    bid = product.get("brand_id")
+    product["_brand_name"] = cache.brands.get(bid) if isinstance(bid, int) and bid > 0 else None
+    return product
+
+
+def _last_id(items: Sequence[Mapping[str, Any]], default: int | None) -> int | None:
+    ids = [item["id"] for item in items if isinstance(item.get("id"), int)]
+    return max(ids) if ids else default

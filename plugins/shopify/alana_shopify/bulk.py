@@ -1,0 +1,261 @@
+"""Full reads of large catalogs through a bulk operation, streamed from its JSONL result.
+
+Flow: `bulkOperationRunQuery` -> poll `node(id:)` until the operation ends -> download the JSONL at
+`url` in chunks (never the whole file in memory) -> stitch child lines (variants, media) onto their
+parents by `__parentId` -> release complete products in pages as the download goes.
+
+Stitching. Shopify writes a child after its parent, but "not necessarily directly after" it. The
+plugin asks for `groupObjects: true` (children grouped under their parent) and still keeps a window of
+the last `lookback` parents open: a parent is released only once `lookback` newer parents have
+started, so children arriving a little late still find it. A child whose parent was already released
+is not lost: its parent's id is remembered and, after the download, that product is read again through
+the paginated API and yielded once more, complete. Memory stays bounded by the window, whatever the
+catalog's size.
+
+Resuming. A page's cursor is `bulk:<operation gid>:<products released so far>`. Resuming re-reads the
+same operation's result (kept 7 days), stitches from the start and skips the products already
+released; when the operation is gone or failed, the adapter restarts with paginated queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from gateway.errors import StoreHTTPError, StorePayloadError, StoreUnreachable
+
+from alana_shopify.client import ShopifyGraphQL
+from alana_shopify.fetch import normalize
+from alana_shopify.queries import BULK_POLL, BULK_RUN
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELED", "EXPIRED"})
+#: Global-id type of a child line -> the parent's connection it belongs to.
+CHILD_KEYS = {
+    "ProductVariant": "variants",
+    "MediaImage": "media",
+    "Video": "media",
+    "ExternalVideo": "media",
+    "Model3d": "media",
+}
+CHUNK = 64 * 1024
+DOWNLOAD_TRIES = 3
+
+
+class BulkUnavailable(Exception):
+    """No bulk result to read (another operation runs, it failed, or it expired): read paginated."""
+
+
+@dataclass
+class BulkOperation:
+    id: str
+    status: str
+    url: str | None = None
+    error_code: str | None = None
+    object_count: int = 0
+
+
+def parse_cursor(cursor: str) -> tuple[str, int] | None:
+    """(operation gid, products already released) from a `bulk:` cursor."""
+    if not cursor.startswith("bulk:"):
+        return None
+    gid, _, done = cursor[len("bulk:") :].rpartition(":")
+    if not gid or not done.isdigit():
+        return None
+    return gid, int(done)
+
+
+def child_key(child: dict[str, Any]) -> str:
+    """The parent connection a child line belongs to, from its global id's type."""
+    gid = str(child.get("id") or "")
+    kind = gid.split("/")[3] if gid.startswith("gid://") and gid.count("/") >= 4 else ""
+    return CHILD_KEYS.get(kind, "children")
+
+
+@dataclass
+class Stitcher:
+    """Attaches child lines to open parents; releases parents once `lookback` newer ones started."""
+
+    lookback: int = 100
+    late_parents: set[str] = field(default_factory=set)
+    _open: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+
+    def add(self, line: dict[str, Any]) -> list[dict[str, Any]]:
+        parent_id = line.pop("__parentId", None)
+        if parent_id is None:
+            self._open[str(line.get("id"))] = line
+            released = []
+            while len(self._open) > self.lookback:
+                released.append(self._release(self._open.popitem(last=False)[1]))
+            return released
+        parent = self._open.get(str(parent_id))
+        if parent is None:
+            self.late_parents.add(str(parent_id))
+            return []
+        bucket = parent.setdefault(child_key(line), {"nodes": []})
+        bucket["nodes"].append(line)
+        return []
+
+    def finish(self) -> list[dict[str, Any]]:
+        released = [self._release(p) for p in self._open.values()]
+        self._open.clear()
+        return released
+
+    @staticmethod
+    def _release(parent: dict[str, Any]) -> dict[str, Any]:
+        for key in ("variants", "media"):
+            parent.setdefault(key, {"nodes": []})
+        return normalize(parent)
+
+
+def download_allowed(url: str, store_url: str) -> bool:
+    """Follow a result URL only over HTTPS, or on the store's own host (the simulator).
+
+    The URL comes from the store's answer; refusing plain-HTTP URLs elsewhere keeps a fake "store"
+    from pointing the gateway at internal services.
+    """
+    target, store = urlsplit(url), urlsplit(store_url)
+    if target.scheme == "https":
+        return True
+    return target.scheme == "http" and target.netloc == store.netloc
+
+
+class BulkReader:
+    """Runs a bulk query for one shop and streams its result."""
+
+    def __init__(
+        self,
+        gql: ShopifyGraphQL,
+        store_url: str,
+        *,
+        poll_interval: float = 2.0,
+        timeout: float = 6 * 3600.0,
+        group_objects: bool = True,
+        lookback: int = 100,
+        on_call: Callable[[], None] | None = None,
+    ) -> None:
+        self.gql = gql
+        self.store_url = store_url
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.group_objects = group_objects
+        self.lookback = lookback
+        self.on_call = on_call
+
+    async def start(self, query: str) -> str:
+        """Start a bulk query; BulkUnavailable when the shop refuses (one is already running...)."""
+        data = await self.gql.execute(
+            BULK_RUN, {"query": query, "groupObjects": self.group_objects}, mutation=True
+        )
+        payload = data.get("bulkOperationRunQuery") or {}
+        errors = payload.get("userErrors") or []
+        if errors:
+            message = "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict))
+            raise BulkUnavailable(message or "bulk operation refused")
+        operation = payload.get("bulkOperation") or {}
+        if not operation.get("id"):
+            raise StorePayloadError("Shopify started a bulk operation without an id")
+        return str(operation["id"])
+
+    async def poll(self, gid: str) -> BulkOperation:
+        data = await self.gql.execute(BULK_POLL, {"id": gid})
+        node = data.get("node")
+        if not isinstance(node, dict) or not node.get("status"):
+            raise BulkUnavailable(f"bulk operation {gid} is gone")
+        return BulkOperation(
+            id=gid,
+            status=str(node["status"]),
+            url=node.get("url"),
+            error_code=node.get("errorCode"),
+            object_count=int(node.get("objectCount") or 0),
+        )
+
+    async def wait(self, gid: str) -> BulkOperation:
+        """Poll until the operation ends; BulkUnavailable unless it COMPLETED."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            operation = await self.poll(gid)
+            if operation.status in FINAL_STATUSES:
+                break
+            if time.monotonic() > deadline:
+                raise BulkUnavailable(f"bulk operation {gid} still {operation.status} after {self.timeout:.0f}s")
+            await asyncio.sleep(self.poll_interval)
+        if operation.status != "COMPLETED":
+            raise BulkUnavailable(
+                f"bulk operation {gid} ended {operation.status} ({operation.error_code or 'no error code'})"
+            )
+        return operation
+
+    async def lines(self, url: str) -> AsyncIterator[dict[str, Any]]:
+        """The result's JSON lines, read chunk by chunk; a broken download resumes where it stopped."""
+        if not download_allowed(url, self.store_url):
+            raise StorePayloadError("Shopify gave a bulk result URL that is neither HTTPS nor on the store")
+        done = 0
+        for attempt in range(DOWNLOAD_TRIES):
+            seen = 0
+            try:
+                # The result lives on a storage host, not the Admin API: no access token goes there.
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as s:
+                    if self.on_call is not None:
+                        self.on_call()
+                    async with s.get(url) as response:
+                        if response.status != 200:
+                            raise StoreHTTPError(
+                                f"the bulk result download answered HTTP {response.status}", status=response.status
+                            )
+                        async for line in _split_lines(response.content.iter_chunked(CHUNK)):
+                            seen += 1
+                            if seen <= done:
+                                continue
+                            done = seen
+                            yield line
+                return
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if attempt + 1 >= DOWNLOAD_TRIES:
+                    raise StoreUnreachable(f"the bulk result download kept failing: {type(exc).__name__}") from exc
+                log.info("bulk download interrupted, resuming", extra={"lines_done": done})
+
+
+async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            if raw.strip():
+                yield _parse(raw)
+    if pending.strip():
+        yield _parse(pending)
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise StorePayloadError("a bulk result line is not JSON") from exc
+    if not isinstance(value, dict):
+        raise StorePayloadError("a bulk result line is not a JSON object")
+    return value
+
+
+def released_batches(
+    lines: Iterable[dict[str, Any]], stitcher: Stitcher
+) -> Iterable[list[dict[str, Any]]]:
+    """Pure helper for tests: feed lines, collect released parents in release order."""
+    for line in lines:
+        released = stitcher.add(line)
+        if released:
+            yield released
+    final = stitcher.finish()
+    if final:
+        yield final

@@ -1,0 +1,219 @@
+"""The GraphQL Admin API client and the leaky-bucket Budget that keeps it under Shopify's cost limit.
+
+Every executed query's response carries `extensions.cost.throttleStatus`; `ShopifyBudget` keeps a local
+model of the bucket from it (restoring at `restoreRate` between responses) so that `acquire` waits
+*before* a query the bucket cannot pay. A THROTTLED answer (HTTP 200 or 429) becomes a retry after the
+time the bucket needs to refill, so it never reaches the engine as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from gateway.errors import StoreAuthError, StoreHTTPError, StorePayloadError
+from gateway.httpclient import Budget, HttpClient, Response
+
+from alana_shopify.cost import MAX_QUERY_COST, requested_cost
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_VERSION = "2026-01"
+#: How often an unreadable (e.g. cut short) answer to a read-only query is asked for again.
+PAYLOAD_RETRIES = 2
+
+
+def graphql_path(api_version: str) -> str:
+    return f"/admin/api/{api_version}/graphql.json"
+
+
+def _body(response: Response) -> Any:
+    try:
+        return response.json()
+    except StorePayloadError:
+        return None
+
+
+def throttle_status(body: Any) -> Mapping[str, Any] | None:
+    """`extensions.cost.throttleStatus` of a response body, when there is one."""
+    if not isinstance(body, Mapping):
+        return None
+    cost = (body.get("extensions") or {}).get("cost")
+    if not isinstance(cost, Mapping):
+        return None
+    status = cost.get("throttleStatus")
+    return status if isinstance(status, Mapping) else None
+
+
+def is_throttled(body: Any) -> bool:
+    """True when a GraphQL body is Shopify's THROTTLED error."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("errors"), list):
+        return False
+    return any(
+        isinstance(e, Mapping) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in body["errors"]
+    )
+
+
+class ShopifyBudget(Budget):
+    """A local model of Shopify's leaky bucket (per app per store).
+
+    Until the first response says otherwise it assumes the smallest documented bucket (1000 points,
+    restoring 50/s) is full. `acquire` reserves a query's requested cost, waiting as long as the
+    bucket needs to restore it; `observe` replaces the model with the store's own figures (minus what
+    requests still in flight have reserved) and turns THROTTLED into a retry delay.
+    """
+
+    def __init__(
+        self,
+        *,
+        maximum: float = 1000.0,
+        restore_rate: float = 50.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.maximum = maximum
+        self.restore_rate = restore_rate
+        self._clock = clock
+        self._sleep = sleep
+        self._available = maximum
+        self._stamp = clock()
+        self._reserved = 0.0
+        self._lock = asyncio.Lock()
+        #: THROTTLED answers seen, and seconds spent waiting in `acquire` (for tests and metrics).
+        self.throttled = 0
+        self.waited = 0.0
+
+    @property
+    def available(self) -> float:
+        """Points the model believes the bucket holds right now."""
+        self._restore()
+        return self._available
+
+    def _restore(self) -> None:
+        now = self._clock()
+        elapsed = max(0.0, now - self._stamp)
+        self._available = min(self.maximum, self._available + elapsed * self.restore_rate)
+        self._stamp = now
+
+    def _need(self, cost: float) -> float:
+        # A request can never need more than a full bucket; the store rejects over-limit queries itself.
+        return max(0.0, min(float(cost), self.maximum))
+
+    async def acquire(self, cost: float = 1.0) -> None:
+        need = self._need(cost)
+        async with self._lock:
+            while True:
+                self._restore()
+                if self._available >= need:
+                    self._available -= need
+                    self._reserved += need
+                    return
+                delay = (need - self._available) / max(self.restore_rate, 1e-6)
+                self.waited += delay
+                await self._sleep(delay)
+
+    def observe(self, response: Response, cost: float = 1.0) -> float | None:
+        self._reserved = max(0.0, self._reserved - self._need(cost))
+        body = _body(response)
+        status = throttle_status(body)
+        if status is not None:
+            self._learn(status)
+        if not is_throttled(body):
+            return None
+        self.throttled += 1
+        requested = float(((body.get("extensions") or {}).get("cost") or {}).get("requestedQueryCost") or cost)
+        if status is None:
+            self._available = 0.0
+            self._stamp = self._clock()
+        shortfall = max(0.0, self._need(requested) - self._available)
+        return max(shortfall / max(self.restore_rate, 1e-6), 0.01)
+
+    def _learn(self, status: Mapping[str, Any]) -> None:
+        try:
+            maximum = float(status["maximumAvailable"])
+            current = float(status["currentlyAvailable"])
+            rate = float(status["restoreRate"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if maximum > 0:
+            self.maximum = maximum
+        if rate > 0:
+            self.restore_rate = rate
+        # The store's figure is the truth, but requests already reserved and still in flight will be
+        # charged on top of it.
+        self._available = max(0.0, min(self.maximum, current) - self._reserved)
+        self._stamp = self._clock()
+
+
+class ShopifyGraphQL:
+    """Runs GraphQL documents against one shop's Admin API through the connection's HttpClient."""
+
+    def __init__(self, http: HttpClient, api_version: str = DEFAULT_API_VERSION) -> None:
+        self.http = http
+        self.api_version = api_version
+        self.path = graphql_path(api_version)
+
+    async def execute(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        cost: float | None = None,
+        mutation: bool = False,
+    ) -> dict[str, Any]:
+        """Run one document and return its `data`; GraphQL errors become StoreErrors."""
+        if cost is None:
+            cost = requested_cost(query, variables)
+        payload: dict[str, Any] = {"query": query}
+        if variables:
+            payload["variables"] = dict(variables)
+        attempts = 1 if mutation else 1 + PAYLOAD_RETRIES
+        for attempt in range(attempts):
+            response = await self.http.request(
+                "POST", self.path, json_body=payload, cost=min(cost, MAX_QUERY_COST)
+            )
+            try:
+                body = response.json()
+            except StorePayloadError:
+                # A body cut short in transit: asking a read-only query again is safe.
+                if attempt + 1 >= attempts:
+                    raise
+                log.info("shopify answer unreadable, asking again", extra={"attempt": attempt + 1})
+                continue
+            return _data(body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _messages(errors: list[Any]) -> str:
+    texts = []
+    for error in errors:
+        if isinstance(error, Mapping):
+            texts.append(str(error.get("message", error)))
+        else:
+            texts.append(str(error))
+    return "; ".join(texts)
+
+
+def _data(body: Any) -> dict[str, Any]:
+    if not isinstance(body, Mapping):
+        raise StorePayloadError("Shopify answered with something that is not a GraphQL response")
+    errors = body.get("errors")
+    if isinstance(errors, (str, Mapping)):
+        # REST-style error bodies ({"errors": "Not Found"}) come from the router, not GraphQL.
+        raise StoreHTTPError(f"Shopify answered: {json.dumps(errors)[:200]}")
+    if isinstance(errors, list) and errors:
+        codes = {(e.get("extensions") or {}).get("code") for e in errors if isinstance(e, Mapping)}
+        message = f"Shopify rejected the query: {_messages(errors)}"
+        if "ACCESS_DENIED" in codes:
+            raise StoreAuthError(message)
+        if "INTERNAL_SERVER_ERROR" in codes:
+            raise StoreHTTPError(message)
+        raise StorePayloadError(message)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise StorePayloadError("Shopify answered without data")
+    return data

@@ -1,0 +1,195 @@
+"""Shopify's calculated query cost, for a GraphQL document and for the data it returned.
+
+Shopify charges a query its *requested* cost up front (the bucket must hold it, and it may not exceed
+the single-query limit) and refunds the difference to the *actual* cost afterwards. The documented
+rules, which the client uses to plan and the simulator uses to charge:
+
+- scalars and enums cost 0, an object 1;
+- a connection costs 2 plus `first`/`last` times the cost of one node (the node object 1 plus its
+  own selection); in the actual cost, the number of nodes returned replaces `first`;
+- `nodes(ids: [...])` costs one node per id;
+- where a selection branches on the concrete type (`... on MediaImage`), the costliest branch counts;
+- a mutation field costs 10.
+
+Real shops charge less than this worst case (PLATFORMS.md A); planning with it is what keeps a client
+from ever being throttled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    parse,
+    value_from_ast_untyped,
+)
+
+MUTATION_COST = 10
+CONNECTION_COST = 2
+OBJECT_COST = 1
+#: Shopify's single-query limit on the requested cost.
+MAX_QUERY_COST = 1000
+
+_WRAPPERS = frozenset({"pageInfo"})
+
+
+class _Walker:
+    def __init__(self, document: DocumentNode, variables: Mapping[str, Any] | None) -> None:
+        self.variables = dict(variables or {})
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+
+    def args(self, field: FieldNode) -> dict[str, Any]:
+        return {a.name.value: value_from_ast_untyped(a.value, self.variables) for a in field.arguments or ()}
+
+    def size(self, field: FieldNode) -> int | None:
+        """The page size of a connection field, None when the field is no connection."""
+        args = self.args(field)
+        for name in ("first", "last"):
+            if isinstance(args.get(name), int):
+                return int(args[name])
+        return None
+
+    # ---- requested ------------------------------------------------------------------------------
+    def requested(self, selection_set: SelectionSetNode | None) -> int:
+        if selection_set is None:
+            return 0
+        total = 0
+        branches: list[int] = []
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += self.requested_field(selection)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments.get(selection.name.value)
+                if fragment is not None:
+                    total += self.requested(fragment.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                branches.append(self.requested(selection.selection_set))
+        return total + max(branches, default=0)
+
+    def requested_field(self, field: FieldNode) -> int:
+        if field.selection_set is None or field.name.value.startswith("__"):
+            return 0
+        size = self.size(field)
+        if size is not None:
+            return CONNECTION_COST + size * self.requested_node(field.selection_set)
+        ids = self.args(field).get("ids")
+        if isinstance(ids, list):
+            return len(ids) * (OBJECT_COST + self.requested(field.selection_set))
+        return OBJECT_COST + self.requested(field.selection_set)
+
+    def requested_node(self, connection: SelectionSetNode) -> int:
+        """The cost of one node of a connection: the costlier of its `nodes` and `edges` selections."""
+        best = 0
+        for selection in connection.selections:
+            if not isinstance(selection, FieldNode) or selection.name.value in _WRAPPERS:
+                continue
+            if selection.name.value == "nodes":
+                best = max(best, OBJECT_COST + self.requested(selection.selection_set))
+            elif selection.name.value == "edges" and selection.selection_set is not None:
+                for inner in selection.selection_set.selections:
+                    if isinstance(inner, FieldNode) and inner.name.value == "node":
+                        best = max(best, OBJECT_COST + self.requested(inner.selection_set))
+        return best
+
+    # ---- actual ---------------------------------------------------------------------------------
+    def actual(self, selection_set: SelectionSetNode | None, data: Any) -> int:
+        if selection_set is None or not isinstance(data, Mapping):
+            return 0
+        total = 0
+        branches: list[int] = []
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                key = (selection.alias or selection.name).value
+                total += self.actual_field(selection, data.get(key))
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments.get(selection.name.value)
+                if fragment is not None:
+                    total += self.actual(fragment.selection_set, data)
+            elif isinstance(selection, InlineFragmentNode):
+                branches.append(self.actual(selection.selection_set, data))
+        return total + max(branches, default=0)
+
+    def actual_field(self, field: FieldNode, value: Any) -> int:
+        if field.selection_set is None or value is None or field.name.value.startswith("__"):
+            return 0
+        if self.size(field) is not None and isinstance(value, Mapping):
+            return CONNECTION_COST + self.actual_nodes(field.selection_set, value)
+        if isinstance(value, list):
+            if isinstance(self.args(field).get("ids"), list):
+                return sum(OBJECT_COST + self.actual(field.selection_set, v) for v in value if v is not None)
+            first = next((v for v in value if v is not None), None)
+            return OBJECT_COST + self.actual(field.selection_set, first) if value else 0
+        return OBJECT_COST + self.actual(field.selection_set, value)
+
+    def actual_nodes(self, connection: SelectionSetNode, value: Mapping[str, Any]) -> int:
+        best = 0
+        for selection in connection.selections:
+            if not isinstance(selection, FieldNode):
+                continue
+            key = (selection.alias or selection.name).value
+            items = value.get(key)
+            if not isinstance(items, list):
+                continue
+            if selection.name.value == "nodes":
+                cost = sum(OBJECT_COST + self.actual(selection.selection_set, n) for n in items)
+                best = max(best, cost)
+            elif selection.name.value == "edges" and selection.selection_set is not None:
+                for inner in selection.selection_set.selections:
+                    if isinstance(inner, FieldNode) and inner.name.value == "node":
+                        node_key = (inner.alias or inner.name).value
+                        cost = sum(
+                            OBJECT_COST + self.actual(inner.selection_set, e.get(node_key))
+                            for e in items
+                            if isinstance(e, Mapping)
+                        )
+                        best = max(best, cost)
+        return best
+
+
+def _operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        return next((o for o in operations if o.name and o.name.value == operation_name), None)
+    return operations[0] if len(operations) == 1 else None
+
+
+def requested_cost(
+    document: DocumentNode | str,
+    variables: Mapping[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> int:
+    """The requested (worst-case) cost of running `document` with `variables`."""
+    doc = parse(document) if isinstance(document, str) else document
+    operation = _operation(doc, operation_name)
+    if operation is None:
+        return 0
+    if operation.operation == OperationType.MUTATION:
+        return MUTATION_COST * sum(isinstance(s, FieldNode) for s in operation.selection_set.selections)
+    return _Walker(doc, variables).requested(operation.selection_set)
+
+
+def actual_cost(
+    document: DocumentNode | str,
+    data: Mapping[str, Any] | None,
+    variables: Mapping[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> int:
+    """The cost of what a query actually returned (connections charged for the nodes they hold)."""
+    doc = parse(document) if isinstance(document, str) else document
+    operation = _operation(doc, operation_name)
+    if operation is None:
+        return 0
+    if operation.operation == OperationType.MUTATION:
+        return requested_cost(doc, variables, operation_name)
+    return _Walker(doc, variables).actual(operation.selection_set, data or {})

@@ -1,0 +1,77 @@
+"""Fixtures for the gateway's own tests: a Gateway on the real servers, the API on a real port, an
+in-process arq worker, a toy store, and a GraphQL client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from arq.worker import Worker
+from gwtest import Api, make_settings
+
+from gateway.api.app import create_app
+from gateway.jobs import worker_settings
+from gateway.plugins import load_plugins
+from gateway.services import Gateway
+from gateway.simkit import free_port
+from gateway.testing import toy
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest_asyncio.fixture
+async def gw(mongodb_url: str, redis_url: str, settings_overrides: dict[str, Any]) -> AsyncIterator[Gateway]:
+    port = free_port()
+    settings = make_settings(mongodb_url, redis_url, GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                             **settings_overrides)
+    registry = load_plugins(extra=[toy])
+    gateway = await Gateway.create(settings, registry=registry)
+    gateway.lease_seconds = 5.0
+    gateway._test_port = port  # type: ignore[attr-defined]
+    try:
+        yield gateway
+    finally:
+        await gateway.db.client.drop_database(settings.mongodb_database)
+        await gateway.close()
+
+
+@pytest_asyncio.fixture
+async def api(gw: Gateway) -> AsyncIterator[Api]:
+    port: int = gw._test_port  # type: ignore[attr-defined]
+    runner = web.AppRunner(create_app(gw), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    async with aiohttp.ClientSession() as session:
+        yield Api(f"http://127.0.0.1:{port}", session)
+    await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def worker(gw: Gateway) -> AsyncIterator[Worker]:
+    instance = Worker(**worker_settings(gw.settings, ctx={"gateway": gw, "owns_gateway": False},
+                                        handle_signals=False))
+    task = asyncio.ensure_future(instance.async_run())
+    yield instance
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await instance.close()
+
+
+@pytest_asyncio.fixture
+async def toy_store() -> AsyncIterator[toy.ToySimulator]:
+    sim = toy.ToySimulator(products=30)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
