@@ -47,6 +47,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from gateway.settings import get_settings
 
     settings = get_settings()
+    if args.check:
+        from arq.worker import check_health
+
+        # The container healthcheck: exits non-zero when this host's worker stopped reporting.
+        return int(check_health(worker_settings(settings)))
     configure_logging(settings.log_level)
     _require_secrets(settings)
     worker = Worker(**worker_settings(settings))
@@ -134,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="the arq worker: sync jobs, webhook jobs, the scheduler")
+    worker.add_argument("--check", action="store_true", help="exit 0 when this host's worker is healthy")
     worker.set_defaults(func=cmd_worker)
 
     demo = sub.add_parser("demo", help="everything at once, with three simulated stores")

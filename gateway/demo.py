@@ -107,10 +107,10 @@ async def _stop_worker(worker: Worker, task: asyncio.Future[Any]) -> None:
 async def start_simulators(gw: Gateway, products: int, stack: contextlib.AsyncExitStack) -> list[Simulator]:
     sims: list[Simulator] = []
     for platform, adapter in sorted(gw.registry.adapters.items()):
-        cls = adapter.simulator()
-        if cls is None:
-            continue
         try:
+            cls = adapter.simulator()
+            if cls is None:
+                continue
             sim = cls(products=products, seed=7)
             await sim.start()
         except Exception:  # noqa: BLE001 - one broken simulator must not stop the demo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -82,6 +83,9 @@ def worker_settings(settings: Any = None, **overrides: Any) -> dict[str, Any]:
         "job_timeout": 6 * 3600,
         "keep_result": 60,
         "handle_signals": True,
+        # `alana-gateway worker --check` (the container healthcheck) reads this key.
+        "health_check_interval": 30,
+        "health_check_key": f"{settings.queue_name}:health-check:{socket.gethostname()}",
     }
     options.update(overrides)
     return options

@@ -6,6 +6,7 @@ jobs receive it and call the services on it. Nothing here knows about HTTP or Gr
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -63,7 +64,8 @@ class Gateway:
             RedisSettings.from_dsn(settings.effective_redis_url()), default_queue_name=settings.queue_name
         )
         if registry is None:
-            registry = load_plugins(settings.plugin_allowlist)
+            extra = [importlib.import_module(m.strip()) for m in (settings.extra_plugins or "").split(",") if m.strip()]
+            registry = load_plugins(settings.plugin_allowlist, extra=extra)
         for problem in registry.load_errors:
             log.error(problem)
         return cls(

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, alias="GATEWAY_PORT")
     data_dir: Path = Field(default=Path("./.gateway"), alias="GATEWAY_DATA_DIR")
     load_plugins: str | None = Field(default=None, alias="GATEWAY_LOAD_PLUGINS")
+    #: Plugin modules to load by import path, without an installed distribution (plugin development).
+    extra_plugins: str | None = Field(default=None, alias="GATEWAY_EXTRA_PLUGINS")
     log_level: str = Field(default="INFO", alias="GATEWAY_LOG_LEVEL")
     queue_name: str = Field(default="alana:queue", alias="GATEWAY_QUEUE_NAME")
 

@@ -17,7 +17,6 @@ from gwtest import Api, make_settings
 
 from gateway.api.app import create_app
 from gateway.jobs import worker_settings
-from gateway.plugins import load_plugins
 from gateway.services import Gateway
 from gateway.simkit import free_port
 from gateway.testing import toy
@@ -33,8 +32,7 @@ async def gw(mongodb_url: str, redis_url: str, settings_overrides: dict[str, Any
     port = free_port()
     settings = make_settings(mongodb_url, redis_url, GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}",
                              **settings_overrides)
-    registry = load_plugins(extra=[toy])
-    gateway = await Gateway.create(settings, registry=registry)
+    gateway = await Gateway.create(settings)
     gateway.lease_seconds = 5.0
     gateway._test_port = port  # type: ignore[attr-defined]
     try:

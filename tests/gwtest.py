@@ -28,6 +28,7 @@ def make_settings(mongodb_url: str, redis_url: str, **overrides: Any) -> Setting
         "GATEWAY_HTTP_BACKOFF_BASE": 0.01,
         "GATEWAY_WEBHOOK_COALESCE": 0.01,
         "GATEWAY_INCREMENTAL_OVERLAP": 0,
+        "GATEWAY_EXTRA_PLUGINS": "gateway.testing.toy",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -88,10 +88,8 @@ class Query:
 
     @strawberry.field
     async def integration(self, info: Info, id: strawberry.ID) -> Integration | None:
-        try:
-            return Integration.from_doc(await info.context.integrations.get(info.context.account_id, str(id)))
-        except NotFound:
-            return None
+        # Another account's id reads exactly like a missing one: NOT_FOUND, no hint.
+        return Integration.from_doc(await info.context.integrations.get(info.context.account_id, str(id)))
 
     @strawberry.field(
         description="Canonical products, newest store change first. Cursor-paginated; `first` is capped "
@@ -131,12 +129,16 @@ class Query:
     @strawberry.field
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
         doc = await info.context.gw.products.get(info.context.account_id, str(id))
-        return Product.from_doc(doc) if doc else None
+        if doc is None:
+            raise NotFound("no product with that id", field="id")
+        return Product.from_doc(doc)
 
     @strawberry.field
     async def sync_run(self, info: Info, id: strawberry.ID) -> SyncRun | None:
         doc = await info.context.gw.runs.get(info.context.account_id, str(id))
-        return SyncRun.from_doc(doc) if doc else None
+        if doc is None:
+            raise NotFound("no sync run with that id", field="id")
+        return SyncRun.from_doc(doc)
 
     @strawberry.field(description="Sync history, newest first.")
     async def sync_runs(
@@ -338,8 +340,8 @@ def annotate(error: GraphQLError) -> GraphQLError:
     if isinstance(original, GatewayError):
         extensions.update(original.extensions)
     elif "code" not in extensions:
-        if original is None:
-            # Parse and validation errors: the request itself is wrong.
+        if original is None or isinstance(original, GraphQLError) or not error.path:
+            # Parse, validation and variable-coercion errors: the request itself is wrong.
             extensions["code"] = ErrorCode.BAD_USER_INPUT.value
         else:
             log.error("unexpected error in a resolver", exc_info=original)

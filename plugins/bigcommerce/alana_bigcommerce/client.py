@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PRODUCT_INCLUDE = "variants,images,custom_fields"
 MAX_LIMIT = 250
+PAYLOAD_RETRIES = 2
 
 
 class BigCommerceBudget(Budget):
@@ -246,8 +247,18 @@ class BigCommerceAPI:
         return await self.http.request("GET", self.v3(path), params=params, allow=allow)
 
     async def list_page(self, path: str, params: Mapping[str, Any], page: int) -> ListPage:
-        response = await self.get(path, {**params, "page": page})
-        body = response.json()
+        # A body cut short in transit arrives as a 200 the HTTP layer does not retry; a GET is safe
+        # to ask again.
+        for attempt in range(PAYLOAD_RETRIES + 1):
+            response = await self.get(path, {**params, "page": page})
+            try:
+                body = response.json()
+            except StorePayloadError:
+                if attempt == PAYLOAD_RETRIES:
+                    raise
+                log.info("BigCommerce sent an unreadable body; asking again", extra={"path": path})
+                continue
+            break
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise StorePayloadError(f"BigCommerce answered {path} without a data list",
                                     status=response.status)

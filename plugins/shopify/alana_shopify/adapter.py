@@ -22,6 +22,11 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from alana_shopify import __version__, mapper, webhooks
+from alana_shopify.bulk import BulkReader, BulkUnavailable, Stitcher, parse_cursor
+from alana_shopify.client import DEFAULT_API_VERSION, ShopifyBudget, ShopifyGraphQL
+from alana_shopify.fetch import ProductReader
+from alana_shopify.queries import CONTEXT, SHOP, ProductQueries
 from gateway.adapter import (
     Connection,
     CredentialField,
@@ -38,12 +43,6 @@ from gateway.adapter import (
 from gateway.errors import BadInput, StoreAuthError
 from gateway.httpclient import HttpClient
 from gateway.model import Product
-
-from alana_shopify import __version__, mapper, webhooks
-from alana_shopify.bulk import BulkReader, BulkUnavailable, Stitcher, parse_cursor
-from alana_shopify.client import DEFAULT_API_VERSION, ShopifyBudget, ShopifyGraphQL
-from alana_shopify.fetch import ProductReader
-from alana_shopify.queries import CONTEXT, SHOP, ProductQueries
 
 if TYPE_CHECKING:
     from gateway.simkit import Simulator
@@ -97,9 +96,13 @@ class ShopifyAdapter(PlatformAdapter):
             return context
         data = await self.graphql(conn).execute(CONTEXT)
         shop = data.get("shop") or {}
-        locales = [loc for loc in data.get("shopLocales") or [] if isinstance(loc, dict) and loc.get("locale")]
+        locales = [
+            loc for loc in data.get("shopLocales") or [] if isinstance(loc, dict) and loc.get("locale")
+        ]
         primary = next((str(loc["locale"]) for loc in locales if loc.get("primary")), "en")
-        others = [str(loc["locale"]) for loc in locales if not loc.get("primary") and loc.get("published", True)]
+        others = [
+            str(loc["locale"]) for loc in locales if not loc.get("primary") and loc.get("published", True)
+        ]
         context = MappingContext(
             currency=str(shop.get("currencyCode") or "USD"),
             default_locale=primary,
@@ -182,7 +185,9 @@ class ShopifyAdapter(PlatformAdapter):
             )
             items = []
 
-    async def _by_ids(self, conn: Connection, reader: ProductReader, request: FetchRequest) -> AsyncIterator[Page]:
+    async def _by_ids(
+        self, conn: Connection, reader: ProductReader, request: FetchRequest
+    ) -> AsyncIterator[Page]:
         ids = list(dict.fromkeys(str(i) for i in request.ids))
         target = int(conn.options.get("page_target", 100))
         start = 0
@@ -195,7 +200,10 @@ class ShopifyAdapter(PlatformAdapter):
             found, missing = await reader.by_ids(ids[index : index + target])
             end = index + target
             yield Page(
-                items=found, missing_ids=missing, cursor=f"ids:{end}" if end < len(ids) else None, total=len(ids)
+                items=found,
+                missing_ids=missing,
+                cursor=f"ids:{end}" if end < len(ids) else None,
+                total=len(ids),
             )
 
     async def _bulk(

@@ -31,11 +31,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from gateway.errors import StoreHTTPError, StorePayloadError, StoreUnreachable
-
 from alana_shopify.client import ShopifyGraphQL
 from alana_shopify.fetch import normalize
 from alana_shopify.queries import BULK_POLL, BULK_RUN
+from gateway.errors import StoreHTTPError, StorePayloadError, StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +187,9 @@ class BulkReader:
             if operation.status in FINAL_STATUSES:
                 break
             if time.monotonic() > deadline:
-                raise BulkUnavailable(f"bulk operation {gid} still {operation.status} after {self.timeout:.0f}s")
+                raise BulkUnavailable(
+                    f"bulk operation {gid} still {operation.status} after {self.timeout:.0f}s"
+                )
             await asyncio.sleep(self.poll_interval)
         if operation.status != "COMPLETED":
             raise BulkUnavailable(
@@ -205,13 +206,16 @@ class BulkReader:
             seen = 0
             try:
                 # The result lives on a storage host, not the Admin API: no access token goes there.
-                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as s:
+                async with aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=None, sock_read=60)
+                ) as s:
                     if self.on_call is not None:
                         self.on_call()
                     async with s.get(url) as response:
                         if response.status != 200:
                             raise StoreHTTPError(
-                                f"the bulk result download answered HTTP {response.status}", status=response.status
+                                f"the bulk result download answered HTTP {response.status}",
+                                status=response.status,
                             )
                         async for line in _split_lines(response.content.iter_chunked(CHUNK)):
                             seen += 1
@@ -222,7 +226,9 @@ class BulkReader:
                 return
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if attempt + 1 >= DOWNLOAD_TRIES:
-                    raise StoreUnreachable(f"the bulk result download kept failing: {type(exc).__name__}") from exc
+                    raise StoreUnreachable(
+                        f"the bulk result download kept failing: {type(exc).__name__}"
+                    ) from exc
                 log.info("bulk download interrupted, resuming", extra={"lines_done": done})
 
 
@@ -248,9 +254,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def released_batches(
-    lines: Iterable[dict[str, Any]], stitcher: Stitcher
-) -> Iterable[list[dict[str, Any]]]:
+def released_batches(lines: Iterable[dict[str, Any]], stitcher: Stitcher) -> Iterable[list[dict[str, Any]]]:
     """Pure helper for tests: feed lines, collect released parents in release order."""
     for line in lines:
         released = stitcher.add(line)

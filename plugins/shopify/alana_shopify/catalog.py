@@ -24,32 +24,89 @@ VARIANT_ID_BASE = 44_000_000_000_000
 MEDIA_ID_BASE = 33_000_000_000_000
 BIG_PRODUCT_INDEX = 2
 
-COLORS = ["Red", "Blue", "Green", "Black", "White", "Navy", "Olive", "Sand", "Grey", "Pink", "Teal", "Coral",
-          "Plum", "Gold", "Ivory"]
+COLORS = [
+    "Red",
+    "Blue",
+    "Green",
+    "Black",
+    "White",
+    "Navy",
+    "Olive",
+    "Sand",
+    "Grey",
+    "Pink",
+    "Teal",
+    "Coral",
+    "Plum",
+    "Gold",
+    "Ivory",
+]
 SIZES = ["XS", "S", "M", "L", "XL", "XXL", "3XL", "4XL", "5XL", "6XL"]
 MATERIALS = ["Cotton", "Linen"]
-ADJECTIVES = ["Classic", "Everyday", "Organic", "Vintage", "Urban", "Alpine", "Coastal", "Studio", "Heritage",
-              "Nordic"]
+ADJECTIVES = [
+    "Classic",
+    "Everyday",
+    "Organic",
+    "Vintage",
+    "Urban",
+    "Alpine",
+    "Coastal",
+    "Studio",
+    "Heritage",
+    "Nordic",
+]
 VENDORS = ["Acme Apparel", "Northwind", "Blue Heron Press", "Kettle & Co", "Lumen Goods"]
 TAGS = ["new", "summer", "bestseller", "eco", "gift", "limited", "sale", "staff-pick"]
 
 #: Product kinds: (product type, category (name, full name), option names, option values).
 KINDS: list[tuple[str, tuple[str, str] | None, list[str], list[list[str]]]] = [
     ("Mugs", ("Mugs", "Home & Garden > Kitchen & Dining > Tableware > Drinkware > Mugs"), [], []),
-    ("T-Shirts", ("T-Shirts", "Apparel & Accessories > Clothing > Clothing Tops > T-Shirts"), ["Size"],
-     [SIZES[1:5]]),
-    ("Hoodies", ("Hoodies", "Apparel & Accessories > Clothing > Activewear > Hoodies"), ["Size", "Color"],
-     [SIZES[1:4], COLORS[:3]]),
-    ("Shirts", ("Shirts", "Apparel & Accessories > Clothing > Clothing Tops > Shirts"),
-     ["Size", "Color", "Material"], [SIZES[2:4], COLORS[3:5], MATERIALS]),
+    (
+        "T-Shirts",
+        ("T-Shirts", "Apparel & Accessories > Clothing > Clothing Tops > T-Shirts"),
+        ["Size"],
+        [SIZES[1:5]],
+    ),
+    (
+        "Hoodies",
+        ("Hoodies", "Apparel & Accessories > Clothing > Activewear > Hoodies"),
+        ["Size", "Color"],
+        [SIZES[1:4], COLORS[:3]],
+    ),
+    (
+        "Shirts",
+        ("Shirts", "Apparel & Accessories > Clothing > Clothing Tops > Shirts"),
+        ["Size", "Color", "Material"],
+        [SIZES[2:4], COLORS[3:5], MATERIALS],
+    ),
     ("Books", ("Books", "Media > Books > Print Books"), [], []),
     ("Socks", None, ["Color"], [COLORS[5:8]]),
 ]
 
-FR = {"Classic": "Classique", "Everyday": "Quotidien", "Organic": "Bio", "Vintage": "Rétro", "Urban": "Urbain",
-      "Alpine": "Alpin", "Coastal": "Côtier", "Studio": "Atelier", "Heritage": "Patrimoine", "Nordic": "Nordique"}
-DE = {"Classic": "Klassisch", "Everyday": "Alltag", "Organic": "Bio", "Vintage": "Vintage", "Urban": "Urban",
-      "Alpine": "Alpen", "Coastal": "Küsten", "Studio": "Studio", "Heritage": "Erbe", "Nordic": "Nordisch"}
+FR = {
+    "Classic": "Classique",
+    "Everyday": "Quotidien",
+    "Organic": "Bio",
+    "Vintage": "Rétro",
+    "Urban": "Urbain",
+    "Alpine": "Alpin",
+    "Coastal": "Côtier",
+    "Studio": "Atelier",
+    "Heritage": "Patrimoine",
+    "Nordic": "Nordique",
+}
+DE = {
+    "Classic": "Klassisch",
+    "Everyday": "Alltag",
+    "Organic": "Bio",
+    "Vintage": "Vintage",
+    "Urban": "Urban",
+    "Alpine": "Alpen",
+    "Coastal": "Küsten",
+    "Studio": "Studio",
+    "Heritage": "Erbe",
+    "Nordic": "Nordisch",
+}
 
 
 def gs1_check(body: str) -> str:
@@ -120,8 +177,14 @@ def _money(cents: int) -> Decimal:
 class Catalog:
     """The shop's products, keyed by numeric id, with a simulated clock for `updatedAt`."""
 
-    def __init__(self, products: int, *, seed: int = 1, big_variants: bool = False,
-                 locales: tuple[str, ...] = ("fr", "de")) -> None:
+    def __init__(
+        self,
+        products: int,
+        *,
+        seed: int = 1,
+        big_variants: bool = False,
+        locales: tuple[str, ...] = ("fr", "de"),
+    ) -> None:
         self.rng = random.Random(seed)
         self.locales = locales
         self.products: dict[int, SimProduct] = {}
@@ -190,7 +253,8 @@ class Catalog:
             updated_at=updated,
             published_at=created if status == "ACTIVE" else None,
             category=category,
-            options=[(n, list(v)) for n, v in zip(names, values, strict=True)] or [("Title", ["Default Title"])],
+            options=[(n, list(v)) for n, v in zip(names, values, strict=True)]
+            or [("Title", ["Default Title"])],
         )
         combos: list[list[tuple[str, str]]] = [[]]
         for name, option_values in zip(names, values, strict=True):
@@ -223,14 +287,24 @@ class Catalog:
         for position in range(1, images + 1):
             alt = None if position == 3 else f"{title} – view {position}"
             product.media.append(
-                SimMedia(self._ids("media"), "IMAGE", f"https://cdn.shopify.sim/products/{product.id}/{position}.jpg",
-                         alt, position)
+                SimMedia(
+                    self._ids("media"),
+                    "IMAGE",
+                    f"https://cdn.shopify.sim/products/{product.id}/{position}.jpg",
+                    alt,
+                    position,
+                )
             )
         if index % 29 == 7:
-            product.media.insert(1, SimMedia(self._ids("media"), "VIDEO", "https://cdn.shopify.sim/video.mp4",
-                                             "A video", 0))
+            product.media.insert(
+                1, SimMedia(self._ids("media"), "VIDEO", "https://cdn.shopify.sim/video.mp4", "A video", 0)
+            )
         for locale, words in (("fr", FR), ("de", DE)):
-            if locale not in self.locales or (locale == "fr" and index % 7 == 6) or (locale == "de" and index % 3 == 2):
+            if (
+                locale not in self.locales
+                or (locale == "fr" and index % 7 == 6)
+                or (locale == "de" and index % 3 == 2)
+            ):
                 continue
             product.translations[locale] = {
                 "title": f"{words[adjective]} {noun} {index + 1}",
@@ -260,9 +334,21 @@ class Catalog:
             options=[("Title", ["Default Title"])],
         )
         product.variants.append(
-            SimVariant(self._ids("variant"), "Default Title", fields.get("sku"), fields.get("barcode"), price, None,
-                       int(fields.get("inventory_quantity", 10)), "DENY", True, [("Title", "Default Title")], 1,
-                       now, now)
+            SimVariant(
+                self._ids("variant"),
+                "Default Title",
+                fields.get("sku"),
+                fields.get("barcode"),
+                price,
+                None,
+                int(fields.get("inventory_quantity", 10)),
+                "DENY",
+                True,
+                [("Title", "Default Title")],
+                1,
+                now,
+                now,
+            )
         )
         self.products[product.id] = product
         return product
@@ -271,8 +357,10 @@ class Catalog:
         product = self.products[product_id]
         now = self.tick()
         if not changes:
-            changes = {"title": f"{product.title.split(' (edit')[0]} (edit {now:%H%M%S})",
-                       "price": str(product.variants[0].price + 1 if product.variants else Decimal("1.00"))}
+            changes = {
+                "title": f"{product.title.split(' (edit')[0]} (edit {now:%H%M%S})",
+                "price": str(product.variants[0].price + 1 if product.variants else Decimal("1.00")),
+            }
         for key, value in changes.items():
             if key == "title":
                 product.title = str(value)
@@ -325,8 +413,16 @@ def to_rest(product: SimProduct, *, broken: bool = False) -> dict[str, Any]:
     images = [m for m in product.media if m.kind == "IMAGE"]
     names = [name for name, _ in product.options]
     rest_images = [
-        {"id": m.id, "product_id": product.id, "position": i, "src": m.url, "alt": m.alt, "width": 1200,
-         "height": 1200, "admin_graphql_api_id": f"gid://shopify/MediaImage/{m.id}"}
+        {
+            "id": m.id,
+            "product_id": product.id,
+            "position": i,
+            "src": m.url,
+            "alt": m.alt,
+            "width": 1200,
+            "height": 1200,
+            "admin_graphql_api_id": f"gid://shopify/MediaImage/{m.id}",
+        }
         for i, m in enumerate(images, start=1)
     ]
     variants = []
@@ -370,7 +466,13 @@ def to_rest(product: SimProduct, *, broken: bool = False) -> dict[str, Any]:
         "published_scope": "global",
         "variants": variants,
         "options": [
-            {"id": product.id * 10 + i, "product_id": product.id, "name": name, "position": i, "values": values}
+            {
+                "id": product.id * 10 + i,
+                "product_id": product.id,
+                "name": name,
+                "position": i,
+                "values": values,
+            }
             for i, (name, values) in enumerate(product.options, start=1)
         ],
         "images": rest_images,

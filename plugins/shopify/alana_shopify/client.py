@@ -15,10 +15,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from alana_shopify.cost import MAX_QUERY_COST, requested_cost
 from gateway.errors import StoreAuthError, StoreHTTPError, StorePayloadError
 from gateway.httpclient import Budget, HttpClient, Response
-
-from alana_shopify.cost import MAX_QUERY_COST, requested_cost
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,8 @@ def is_throttled(body: Any) -> bool:
     if not isinstance(body, Mapping) or not isinstance(body.get("errors"), list):
         return False
     return any(
-        isinstance(e, Mapping) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in body["errors"]
+        isinstance(e, Mapping) and (e.get("extensions") or {}).get("code") == "THROTTLED"
+        for e in body["errors"]
     )
 
 
@@ -125,7 +125,9 @@ class ShopifyBudget(Budget):
         if not is_throttled(body):
             return None
         self.throttled += 1
-        requested = float(((body.get("extensions") or {}).get("cost") or {}).get("requestedQueryCost") or cost)
+        requested = float(
+            ((body.get("extensions") or {}).get("cost") or {}).get("requestedQueryCost") or cost
+        )
         if status is None:
             self._available = 0.0
             self._stamp = self._clock()

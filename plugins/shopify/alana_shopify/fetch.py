@@ -13,11 +13,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import StorePayloadError
-
 from alana_shopify.client import ShopifyGraphQL
 from alana_shopify.mapper import numeric_id
 from alana_shopify.queries import COUNT, MEDIA_PAGE, NESTED_PAGE, VARIANTS_PAGE, ProductQueries
+from gateway.errors import StorePayloadError
 
 _NESTED = {"variants": VARIANTS_PAGE, "media": MEDIA_PAGE}
 
@@ -92,7 +91,11 @@ class ProductReader:
             if not isinstance(results, list) or len(results) != len(batch):
                 raise StorePayloadError("Shopify answered a nodes query with the wrong number of nodes")
             for external_id, node in zip(batch, results, strict=True):
-                if isinstance(node, dict) and node.get("__typename", "Product") == "Product" and node.get("id"):
+                if (
+                    isinstance(node, dict)
+                    and node.get("__typename", "Product") == "Product"
+                    and node.get("id")
+                ):
                     node.pop("__typename", None)
                     found.append(await self.complete(node))
                 else:

@@ -72,7 +72,9 @@ def nodes(value: Any) -> list[Mapping[str, Any]]:
             return [v for v in value["nodes"] if isinstance(v, Mapping)]
         if isinstance(value.get("edges"), list):
             return [
-                e["node"] for e in value["edges"] if isinstance(e, Mapping) and isinstance(e.get("node"), Mapping)
+                e["node"]
+                for e in value["edges"]
+                if isinstance(e, Mapping) and isinstance(e.get("node"), Mapping)
             ]
         return []
     raise MappingError(f"expected a list or a connection, got {type(value).__name__}")
@@ -257,7 +259,9 @@ def _variant(
     sku = _text(raw.get("sku"))
     barcode = _text(raw.get("barcode"))
     tracked = _tracked(raw, product_tracks)
-    quantity = _quantity(_first(raw, "inventoryQuantity", "inventory_quantity"), f"variant {variant_id} stock")
+    quantity = _quantity(
+        _first(raw, "inventoryQuantity", "inventory_quantity"), f"variant {variant_id} stock"
+    )
     policy = _first(raw, "inventoryPolicy", "inventory_policy")
     image = raw.get("image")
     image_url = None
@@ -274,7 +278,9 @@ def _variant(
         identifiers=_identifiers(sku, barcode),
         price=parse_money(raw.get("price"), context.currency, f"variant {variant_id} price"),
         compare_at_price=parse_money(
-            _first(raw, "compareAtPrice", "compare_at_price"), context.currency, f"variant {variant_id} compare-at"
+            _first(raw, "compareAtPrice", "compare_at_price"),
+            context.currency,
+            f"variant {variant_id} compare-at",
         ),
         inventory_quantity=quantity,
         inventory_tracked=tracked,
@@ -364,7 +370,9 @@ def map_product(native: Mapping[str, Any], context: MappingContext) -> Product:
             exc.external_id = product_id
         raise
     except (ValueError, TypeError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
-        raise MappingError(f"product {product_id} could not be mapped: {exc}", external_id=product_id) from exc
+        raise MappingError(
+            f"product {product_id} could not be mapped: {exc}", external_id=product_id
+        ) from exc
 
 
 def _map(native: Mapping[str, Any], context: MappingContext, product_id: str) -> Product:

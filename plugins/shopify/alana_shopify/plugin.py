@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from alana_shopify.adapter import ShopifyAdapter
 from gateway import hookimpl
 from gateway.adapter import PlatformAdapter
-
-from alana_shopify.adapter import ShopifyAdapter
 
 
 @hookimpl

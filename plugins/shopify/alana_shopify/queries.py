@@ -10,8 +10,7 @@ from alana_shopify.cost import MAX_QUERY_COST, requested_cost
 
 SHOP = "query Shop { shop { name currencyCode } }"
 CONTEXT = (
-    "query Context { shop { name currencyCode } "
-    "shopLocales(published: true) { locale primary published } }"
+    "query Context { shop { name currencyCode } shopLocales(published: true) { locale primary published } }"
 )
 COUNT = "query Count($query: String) { productsCount(query: $query, limit: null) { count precision } }"
 

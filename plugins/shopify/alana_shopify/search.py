@@ -74,7 +74,9 @@ def parse(text: str | None) -> Search:
         value = raw[1:-1] if quoted else raw
         if name in _DATE_FIELDS and not quoted and ":" in value:
             # Shopify splits an unquoted timestamp at its colons: the term silently matches nothing.
-            search.warnings.append({"field": name, "message": f"Invalid value '{value}' for {name}: quote dates."})
+            search.warnings.append(
+                {"field": name, "message": f"Invalid value '{value}' for {name}: quote dates."}
+            )
             group.append(None)
             continue
         if name in _DATE_FIELDS and _date(value) is None:
@@ -115,7 +117,11 @@ def _match(term: Term, product: SimProduct) -> bool:
         return any(str(getattr(v, name) or "").lower() == value.lower() for v in product.variants)
     if name == "title":
         return value.lower() in product.title.lower()
-    attribute = {"vendor": product.vendor, "product_type": product.product_type, "handle": product.handle}.get(name)
+    attribute = {
+        "vendor": product.vendor,
+        "product_type": product.product_type,
+        "handle": product.handle,
+    }.get(name)
     if attribute is None:
         return True  # Shopify ignores filters it does not know
     return attribute.lower() == value.lower()

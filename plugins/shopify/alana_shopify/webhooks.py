@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.adapter import ChangeKind, WebhookEvent, WebhookRegistration
-from gateway.errors import MappingError, StorePayloadError
-
 from alana_shopify.client import ShopifyGraphQL
 from alana_shopify.mapper import numeric_id
 from alana_shopify.queries import WEBHOOK_CREATE, WEBHOOK_DELETE, WEBHOOK_FIND
+from gateway.adapter import ChangeKind, WebhookEvent, WebhookRegistration
+from gateway.errors import MappingError, StorePayloadError
 
 #: GraphQL topic -> the topic string deliveries carry in X-Shopify-Topic.
 TOPICS = {
@@ -115,7 +114,8 @@ async def register(gql: ShopifyGraphQL, callback_url: str) -> WebhookRegistratio
     hook_ids: list[str] = []
     for topic in TOPICS:
         data = await gql.execute(
-            WEBHOOK_CREATE, {"topic": topic, "sub": {"callbackUrl": callback_url, "format": "JSON"}},
+            WEBHOOK_CREATE,
+            {"topic": topic, "sub": {"callbackUrl": callback_url, "format": "JSON"}},
             mutation=True,
         )
         payload = data.get("webhookSubscriptionCreate") or {}
@@ -126,7 +126,9 @@ async def register(gql: ShopifyGraphQL, callback_url: str) -> WebhookRegistratio
         existing = await _find(gql, topic, callback_url)
         if existing is None:
             errors = "; ".join(str(e.get("message")) for e in payload.get("userErrors") or [])
-            raise StorePayloadError(f"Shopify refused the {TOPICS[topic]} webhook: {errors or 'no reason given'}")
+            raise StorePayloadError(
+                f"Shopify refused the {TOPICS[topic]} webhook: {errors or 'no reason given'}"
+            )
         hook_ids.append(existing)
     return WebhookRegistration(hook_ids=tuple(hook_ids), secrets={})
 

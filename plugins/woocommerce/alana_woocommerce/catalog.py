@@ -36,31 +36,101 @@ WC_DATE = "%Y-%m-%dT%H:%M:%S"
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 CATEGORIES = [
-    (15, "Uncategorized"), (16, "Clothing"), (17, "T-shirts"), (18, "Hoodies"), (19, "Accessories"),
-    (20, "Music"), (21, "Posters"), (22, "Food &amp; Drink"), (23, "Home &amp; Garden"), (24, "Décor"),
-    (25, "Kitchen"), (26, "Books"), (27, "Toys"), (28, "Outdoor"), (29, "Shoes"), (30, "Électronique"),
+    (15, "Uncategorized"),
+    (16, "Clothing"),
+    (17, "T-shirts"),
+    (18, "Hoodies"),
+    (19, "Accessories"),
+    (20, "Music"),
+    (21, "Posters"),
+    (22, "Food &amp; Drink"),
+    (23, "Home &amp; Garden"),
+    (24, "Décor"),
+    (25, "Kitchen"),
+    (26, "Books"),
+    (27, "Toys"),
+    (28, "Outdoor"),
+    (29, "Shoes"),
+    (30, "Électronique"),
 ]
 TAGS = [
-    (40, "new"), (41, "sale"), (42, "eco"), (43, "bestseller"), (44, "limited"), (45, "handmade"),
-    (46, "gift"), (47, "summer"), (48, "winter"), (49, "vegan"), (50, "日本"),
+    (40, "new"),
+    (41, "sale"),
+    (42, "eco"),
+    (43, "bestseller"),
+    (44, "limited"),
+    (45, "handmade"),
+    (46, "gift"),
+    (47, "summer"),
+    (48, "winter"),
+    (49, "vegan"),
+    (50, "日本"),
 ]
 BRANDS = [(60, "Acme"), (61, "Nordwind"), (62, "Café Lumière"), (63, "Studio Ōkami")]
 
 ADJECTIVES = [
-    "Classic", "Organic", "Vintage", "Premium", "Rustic", "Minimal", "Cozy", "Bold", "Bright", "Soft",
-    "Crème", "Naïve", "Smörgås", "Über", "Jalapeño", "Ægir",
+    "Classic",
+    "Organic",
+    "Vintage",
+    "Premium",
+    "Rustic",
+    "Minimal",
+    "Cozy",
+    "Bold",
+    "Bright",
+    "Soft",
+    "Crème",
+    "Naïve",
+    "Smörgås",
+    "Über",
+    "Jalapeño",
+    "Ægir",
 ]
 NOUNS = [
-    "T-Shirt", "Hoodie", "Mug", "Poster", "Tote Bag", "Notebook", "Candle", "Beanie", "Scarf", "Cap",
-    "Teapot", "Lamp", "Backpack", "Sneakers", "Socks", "Blanket", "Vinyl Single", "Album",
+    "T-Shirt",
+    "Hoodie",
+    "Mug",
+    "Poster",
+    "Tote Bag",
+    "Notebook",
+    "Candle",
+    "Beanie",
+    "Scarf",
+    "Cap",
+    "Teapot",
+    "Lamp",
+    "Backpack",
+    "Sneakers",
+    "Socks",
+    "Blanket",
+    "Vinyl Single",
+    "Album",
 ]
 # Names as merchants type them: HTML entities and markup the REST API returns verbatim.
 ODD_NAMES = [
-    "Tom &amp; Jerry Tee", "<strong>Limited</strong> Edition Print", "日本茶 Teapot", "Ümlaut Übermug",
-    "Crème brûlée Candle 🕯️", "Size 10\" Vinyl", "Café <em>noir</em> Blend", "Ελληνικό Μέλι",
+    "Tom &amp; Jerry Tee",
+    "<strong>Limited</strong> Edition Print",
+    "日本茶 Teapot",
+    "Ümlaut Übermug",
+    "Crème brûlée Candle 🕯️",
+    'Size 10" Vinyl',
+    "Café <em>noir</em> Blend",
+    "Ελληνικό Μέλι",
 ]
-COLORS = ["Black", "White", "Red", "Green", "Blue", "Navy", "Grey", "Yellow", "Pink", "Orange",
-          "Purple", "Brown"]
+COLORS = [
+    "Black",
+    "White",
+    "Red",
+    "Green",
+    "Blue",
+    "Navy",
+    "Grey",
+    "Yellow",
+    "Pink",
+    "Orange",
+    "Purple",
+    "Brown",
+]
 SIZES = ["XS", "S", "M", "L", "XL", "XXL"]
 MATERIALS = ["Cotton", "Linen", "Wool", "Silk", "Bamboo", "Hemp"]
 STATUSES = ["publish"] * 85 + ["draft"] * 6 + ["pending"] * 3 + ["private"] * 4 + ["future"] * 2
@@ -267,8 +337,8 @@ class CatalogBuilder:
         regular, sale, window = self._prices()
         manage_stock, quantity, stock_status, backorders = self._stock()
         images = self._images(catalog, slug, rnd.randint(0, 4), created)
-        categories = [dict(term) for term in rnd.sample(_CATEGORY_TERMS, rnd.randint(1, 3))]
-        tags = [dict(term) for term in rnd.sample(_TAG_TERMS, rnd.randint(0, 4))]
+        categories = [dict(term) for term in rnd.sample(CATEGORY_TERMS, rnd.randint(1, 3))]
+        tags = [dict(term) for term in rnd.sample(TAG_TERMS, rnd.randint(0, 4))]
         product: dict[str, Any] = {
             "id": pid,
             "name": name,
@@ -329,7 +399,7 @@ class CatalogBuilder:
             "purchase_note": "Internal: ship with the blue tape." if rnd.random() < 0.2 else "",
             "categories": categories,
             "tags": tags,
-            "brands": [dict(rnd.choice(_BRAND_TERMS))] if rnd.random() < 0.3 else [],
+            "brands": [dict(rnd.choice(BRAND_TERMS))] if rnd.random() < 0.3 else [],
             "images": images,
             "attributes": [],
             "default_attributes": [],
@@ -369,8 +439,11 @@ class CatalogBuilder:
         sale = ""
         window: tuple[str | None, str | None] = (None, None)
         if rnd.random() < 0.25:
-            sale = price_text((Decimal(regular) * Decimal(rnd.choice(["0.5", "0.7", "0.8", "0.9"]))).quantize(
-                Decimal("0.01")))
+            sale = price_text(
+                (Decimal(regular) * Decimal(rnd.choice(["0.5", "0.7", "0.8", "0.9"]))).quantize(
+                    Decimal("0.01")
+                )
+            )
             window = rnd.choice(SALE_WINDOWS)
         return regular, sale, window
 
@@ -384,7 +457,9 @@ class CatalogBuilder:
     def _stock(self) -> tuple[bool, int | None, str, str]:
         rnd = self.random
         if rnd.random() < 0.6:
-            quantity = rnd.choice([0, 0, 1, 3, 12, 40, 150, 480]) if rnd.random() < 0.5 else rnd.randint(0, 500)
+            quantity = (
+                rnd.choice([0, 0, 1, 3, 12, 40, 150, 480]) if rnd.random() < 0.5 else rnd.randint(0, 500)
+            )
             backorders = rnd.choice(["no", "no", "no", "notify", "yes"])
             if quantity > 0:
                 return True, quantity, "instock", backorders
@@ -397,16 +472,18 @@ class CatalogBuilder:
         for n in range(count):
             image_id = self._take_id(catalog)
             stamp = created - timedelta(minutes=5 - n)
-            images.append({
-                "id": image_id,
-                "date_created": local_date(stamp),
-                "date_created_gmt": wc_date(stamp),
-                "date_modified": local_date(stamp),
-                "date_modified_gmt": wc_date(stamp),
-                "src": f"{SITE}/wp-content/uploads/2024/05/{slug}-{n + 1}.jpg",
-                "name": f"{slug}-{n + 1}",
-                "alt": "" if self.random.random() < 0.4 else f"{slug.replace('-', ' ')} view {n + 1}",
-            })
+            images.append(
+                {
+                    "id": image_id,
+                    "date_created": local_date(stamp),
+                    "date_created_gmt": wc_date(stamp),
+                    "date_modified": local_date(stamp),
+                    "date_modified_gmt": wc_date(stamp),
+                    "src": f"{SITE}/wp-content/uploads/2024/05/{slug}-{n + 1}.jpg",
+                    "name": f"{slug}-{n + 1}",
+                    "alt": "" if self.random.random() < 0.4 else f"{slug.replace('-', ' ')} view {n + 1}",
+                }
+            )
         return images
 
     def _description(self, name: str) -> str:
@@ -430,7 +507,7 @@ class CatalogBuilder:
         if roll < 0.6:
             return digits[:11] + gs1_check_digit(digits[:11])  # UPC-A
         if roll < 0.75:
-            body = ("4" + digits[1:12])
+            body = "4" + digits[1:12]
             return body + gs1_check_digit(body)  # EAN-13
         if roll < 0.85:
             body = "978" + digits[:9]
@@ -450,24 +527,46 @@ class CatalogBuilder:
         if rnd.random() < 0.5:
             meta.append({"id": self._take_id(catalog), "key": "_wpcom_is_markdown", "value": "1"})
         if rnd.random() < 0.2:
-            meta.append({"id": self._take_id(catalog), "key": "_internal_cost_note", "value": "cost 3.10, margin thin"})
+            meta.append(
+                {
+                    "id": self._take_id(catalog),
+                    "key": "_internal_cost_note",
+                    "value": "cost 3.10, margin thin",
+                }
+            )
         if rnd.random() < 0.15:
-            meta.append({"id": self._take_id(catalog), "key": "mpn", "value": f"MPN-{rnd.randint(10000, 99999)}"})
+            meta.append(
+                {"id": self._take_id(catalog), "key": "mpn", "value": f"MPN-{rnd.randint(10000, 99999)}"}
+            )
         return meta
 
     def _descriptive_attributes(self) -> list[dict[str, Any]]:
         rnd = self.random
         attributes: list[dict[str, Any]] = []
         if rnd.random() < 0.4:
-            attributes.append({
-                "id": 3, "name": "Material", "slug": "pa_material", "position": 0, "visible": True,
-                "variation": False, "options": rnd.sample(MATERIALS, rnd.randint(1, 2)),
-            })
+            attributes.append(
+                {
+                    "id": 3,
+                    "name": "Material",
+                    "slug": "pa_material",
+                    "position": 0,
+                    "visible": True,
+                    "variation": False,
+                    "options": rnd.sample(MATERIALS, rnd.randint(1, 2)),
+                }
+            )
         if rnd.random() < 0.2:
-            attributes.append({
-                "id": 0, "name": "Care", "slug": "care", "position": 1, "visible": True, "variation": False,
-                "options": ["Machine wash 30°C"],
-            })
+            attributes.append(
+                {
+                    "id": 0,
+                    "name": "Care",
+                    "slug": "care",
+                    "position": 1,
+                    "visible": True,
+                    "variation": False,
+                    "options": ["Machine wash 30°C"],
+                }
+            )
         return attributes
 
     def _axes(self, count: int) -> list[tuple[dict[str, Any], list[str]]]:
@@ -486,14 +585,24 @@ class CatalogBuilder:
         return [
             (self._axis(1, "Color", "pa_color", 0), list(COLORS)),
             (self._axis(0, "Size", "size", 1), list(SIZES)),
-            (self._axis(3, "Material", "pa_material", 2), MATERIALS[:materials_needed] + [
-                f"Blend {n}" for n in range(max(0, materials_needed - len(MATERIALS)))]),
+            (
+                self._axis(3, "Material", "pa_material", 2),
+                MATERIALS[:materials_needed]
+                + [f"Blend {n}" for n in range(max(0, materials_needed - len(MATERIALS)))],
+            ),
         ]
 
     @staticmethod
     def _axis(attr_id: int, name: str, slug: str, position: int) -> dict[str, Any]:
-        return {"id": attr_id, "name": name, "slug": slug, "position": position, "visible": True,
-                "variation": True, "options": []}
+        return {
+            "id": attr_id,
+            "name": name,
+            "slug": slug,
+            "position": position,
+            "visible": True,
+            "variation": True,
+            "options": [],
+        }
 
     def _make_variations(
         self, catalog: Catalog, product: dict[str, Any], count: int, created: datetime, modified: datetime
@@ -512,8 +621,9 @@ class CatalogBuilder:
         for i, (axis, options) in enumerate(axes):
             axis["options"] = [o for o in options if o in used[i]]
             product_attributes.append(axis)
-        product_attributes.extend(a for a in self._descriptive_attributes() if a["name"] not in
-                                  {ax["name"] for ax, _ in axes})
+        product_attributes.extend(
+            a for a in self._descriptive_attributes() if a["name"] not in {ax["name"] for ax, _ in axes}
+        )
         product["attributes"] = product_attributes
         product["default_attributes"] = [
             {"id": ax["id"], "name": ax["name"], "option": ax["options"][0]} for ax, _ in axes
@@ -541,10 +651,14 @@ class CatalogBuilder:
             if rnd.random() < 0.5:
                 image_id = self._take_id(catalog)
                 image = {
-                    "id": image_id, "date_created": created_local, "date_created_gmt": created_gmt,
-                    "date_modified": created_local, "date_modified_gmt": created_gmt,
+                    "id": image_id,
+                    "date_created": created_local,
+                    "date_created_gmt": created_gmt,
+                    "date_modified": created_local,
+                    "date_modified_gmt": created_gmt,
                     "src": f"{SITE}/wp-content/uploads/2024/05/{product['slug']}-v{n + 1}.jpg",
-                    "name": f"{product['slug']}-v{n + 1}", "alt": "",
+                    "name": f"{product['slug']}-v{n + 1}",
+                    "alt": "",
                 }
             attributes = [
                 {"id": ax["id"], "name": ax["name"], "slug": ax["slug"], "option": value}
@@ -595,7 +709,8 @@ class CatalogBuilder:
                 "attributes": attributes,
                 "menu_order": n,
                 "meta_data": [{"id": self._take_id(catalog), "key": "_supplier_ref", "value": f"S{vid}"}]
-                if rnd.random() < 0.1 else [],
+                if rnd.random() < 0.1
+                else [],
                 "_links": {
                     "self": [{"href": f"{API}/products/{product['id']}/variations/{vid}"}],
                     "collection": [{"href": f"{API}/products/{product['id']}/variations"}],
@@ -644,6 +759,6 @@ def _terms(pairs: list[tuple[int, str]]) -> list[dict[str, Any]]:
     return [{"id": tid, "name": name, "slug": _slug(name)} for tid, name in pairs]
 
 
-_CATEGORY_TERMS = _terms(CATEGORIES)
-_TAG_TERMS = _terms(TAGS)
-_BRAND_TERMS = _terms(BRANDS)
+CATEGORY_TERMS = _terms(CATEGORIES)
+TAG_TERMS = _terms(TAGS)
+BRAND_TERMS = _terms(BRANDS)

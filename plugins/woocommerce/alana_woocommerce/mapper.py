@@ -103,8 +103,13 @@ def map_product(native: Mapping[str, Any], context: MappingContext) -> Product:
         sale_start, sale_end = cheapest.sale_starts_at, cheapest.sale_ends_at
 
     tracked, quantity = _product_inventory(native, raw_variations, external_id)
-    identifiers = _identifiers(native.get("sku"), native.get("global_unique_id"), _public_meta(native, META_MPN_KEYS),
-                               warnings, external_id)
+    identifiers = _identifiers(
+        native.get("sku"),
+        native.get("global_unique_id"),
+        _public_meta(native, META_MPN_KEYS),
+        warnings,
+        external_id,
+    )
     for variant in variants:
         for warning in variant.identifiers.warnings:
             _warn(warnings, f"variant {variant.external_id}: {warning}")
@@ -414,7 +419,9 @@ def _updated_at(
         if moment is not None:
             break
     if moment is None:
-        raise MappingError("the product has no modification date (date_modified_gmt)", external_id=external_id)
+        raise MappingError(
+            "the product has no modification date (date_modified_gmt)", external_id=external_id
+        )
     for variation in variations:
         changed = _date(variation.get("date_modified_gmt"), "date_modified_gmt", external_id, warnings)
         if changed is not None and changed > moment:

@@ -92,12 +92,18 @@ def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
     parent_id = payload.get("parent_id")
     if payload.get("type") == "variation" or (parent_id and "images" not in payload):
         return WebhookEvent(
-            delivery_id=key, topic=topic, kind=ChangeKind.REFRESH, external_id=str(parent_id),
+            delivery_id=key,
+            topic=topic,
+            kind=ChangeKind.REFRESH,
+            external_id=str(parent_id),
             store_updated_at=updated_at,
         )
     if payload.get("type") == "variable":
         return WebhookEvent(
-            delivery_id=key, topic=topic, kind=ChangeKind.REFRESH, external_id=external_id,
+            delivery_id=key,
+            topic=topic,
+            kind=ChangeKind.REFRESH,
+            external_id=external_id,
             store_updated_at=updated_at,
         )
     return WebhookEvent(

@@ -1,0 +1,197 @@
+"""The rate-limit Budget: unit tests on a fake clock, then a real fetch under a tight, shared quota."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from alana_bigcommerce.adapter import BigCommerceAdapter
+from alana_bigcommerce.client import BigCommerceBudget
+from gateway.adapter import FetchRequest
+from gateway.httpclient import Response
+from multidict import CIMultiDict
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def response(status: int = 200, *, left: int | None = 29, reset_ms: int = 3000, quota: int = 30,
+             window_ms: int = 3000, retry_after: str | None = None) -> Response:
+    headers: CIMultiDict[str] = CIMultiDict()
+    if left is not None:
+        headers.update({"X-Rate-Limit-Requests-Left": str(left), "X-Rate-Limit-Time-Reset-Ms": str(reset_ms),
+                        "X-Rate-Limit-Requests-Quota": str(quota), "X-Rate-Limit-Time-Window-Ms": str(window_ms)})
+    if retry_after is not None:
+        headers["X-Retry-After"] = retry_after
+    return Response(status=status, headers=headers, body=b"{}")
+
+
+def drain(budget: BigCommerceBudget) -> int:
+    """Reserve until the budget says wait; how many went through."""
+    count = 0
+    while budget.try_reserve() is None:
+        count += 1
+        assert count < 1000
+    return count
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_first_request_probes_alone(clock: Clock) -> None:
+    budget = BigCommerceBudget(clock=clock)
+    assert budget.try_reserve() is None
+    assert budget.try_reserve() is not None  # nothing known yet: wait for the probe's headers
+    budget.observe(response(left=29))
+    assert budget.try_reserve() is None
+
+
+def test_never_spends_more_than_the_share_of_a_window(clock: Clock) -> None:
+    budget = BigCommerceBudget(share=0.8, clock=clock)
+    budget.try_reserve()
+    budget.observe(response(left=29, reset_ms=3000))
+    sent = 1
+    # Over the whole window, with every response saying the store has plenty left.
+    while clock.now < 102.99:
+        while budget.try_reserve() is None:
+            sent += 1
+            budget.observe(response(left=29, reset_ms=int((103 - clock.now) * 1000)))
+        clock.now += 0.01
+    assert sent == 24  # 0.8 * 30
+
+
+def test_paces_instead_of_bursting(clock: Clock) -> None:
+    budget = BigCommerceBudget(share=0.8, clock=clock)
+    budget.try_reserve()
+    budget.observe(response(left=29))
+    burst = drain(budget)
+    assert burst == 2  # a small burst (a tenth of 24), then the refill rate
+    delay = budget.try_reserve()
+    assert delay is not None and 0 < delay <= 1 / 8  # the refill rate: 24 requests per 3 s
+    clock.now += delay
+    assert budget.try_reserve() is None
+    clock.now += 1.0
+    assert drain(budget) == 2  # a second's refill is capped at the burst size
+
+
+def test_leaves_a_reserve_of_the_stores_left_for_other_apps(clock: Clock) -> None:
+    budget = BigCommerceBudget(share=0.8, burst=100, clock=clock)
+    budget.try_reserve()
+    budget.observe(response(left=6, reset_ms=2000))  # other apps have spent most of this window
+    assert budget.reserve == 3
+    assert drain(budget) == 3  # 6 left, minus the reserve of 3
+    delay = budget.try_reserve()
+    assert delay == pytest.approx(2.0)  # wait for the window to reset
+
+
+def test_requests_in_flight_are_counted_before_their_response(clock: Clock) -> None:
+    budget = BigCommerceBudget(share=1.0, burst=100, clock=clock)
+    budget.try_reserve()
+    budget.observe(response(left=5))
+    assert drain(budget) == 5
+    assert budget.in_flight == 5
+    budget.observe(response(left=4))  # one came back; four still out, the store says 4 left
+    assert budget.try_reserve() is not None
+
+
+def test_new_window_after_reset_starts_with_a_probe(clock: Clock) -> None:
+    budget = BigCommerceBudget(share=1.0, burst=100, clock=clock)
+    budget.try_reserve()
+    budget.observe(response(left=0, reset_ms=500))
+    assert budget.try_reserve() == pytest.approx(0.5)
+    clock.now += 0.5
+    assert budget.try_reserve() is None  # the probe
+    assert budget.try_reserve() is not None  # the rest wait for its headers
+    budget.observe(response(left=29, reset_ms=3000))
+    assert budget.try_reserve() is None
+
+
+def test_a_late_response_from_an_old_window_is_ignored(clock: Clock) -> None:
+    budget = BigCommerceBudget(share=1.0, burst=100, clock=clock)
+    budget.try_reserve()
+    budget.observe(response(left=25, reset_ms=3000))
+    clock.now += 3.1
+    budget.try_reserve()
+    budget.observe(response(left=28, reset_ms=2950))  # the new window
+    budget.observe(response(left=1, reset_ms=0))  # a straggler from the old one
+    assert budget.left == 28
+
+
+def test_within_a_window_the_smaller_left_wins(clock: Clock) -> None:
+    budget = BigCommerceBudget(clock=clock)
+    budget.try_reserve()
+    budget.observe(response(left=20, reset_ms=3000))
+    budget.observe(response(left=22, reset_ms=2990))  # processed earlier, arrived later
+    assert budget.left == 20
+
+
+def test_429_waits_for_the_longer_of_reset_and_retry_after(clock: Clock) -> None:
+    budget = BigCommerceBudget(clock=clock)
+    budget.try_reserve()
+    assert budget.observe(response(429, left=0, reset_ms=1500, retry_after="2")) == 2.0
+    budget.try_reserve()
+    assert budget.observe(response(429, left=0, reset_ms=2500, retry_after="1")) == 2.5
+    assert budget.throttled == 2
+    # Without the headers it is the platform overloaded: the HTTP client's backoff handles it.
+    assert budget.observe(response(429, left=None)) is None
+
+
+def test_reservations_of_failed_requests_expire(clock: Clock) -> None:
+    budget = BigCommerceBudget(stale_after=5, clock=clock)
+    assert budget.try_reserve() is None  # this request dies without a response
+    assert budget.try_reserve() is not None
+    clock.now += 5.1
+    assert budget.try_reserve() is None
+
+
+def test_share_is_validated() -> None:
+    with pytest.raises(ValueError):
+        BigCommerceBudget(share=0)
+    with pytest.raises(ValueError):
+        BigCommerceBudget(share=1.5)
+
+
+# ---- against the simulator -----------------------------------------------------------------------
+TIGHT: dict[str, Any] = {"quota": 30, "window_ms": 3000, "other_apps_share": 0.3}
+
+
+async def test_sim_enforces_the_quota_for_a_client_without_a_budget(make_sim: Callable[..., Any]) -> None:
+    sim = await make_sim(50, **TIGHT)
+    url = f"{sim.store_url}/v3/catalog/products?limit=1"
+    async with aiohttp.ClientSession(headers={"X-Auth-Token": sim.access_token}) as session:
+        responses = []
+        for _ in range(32):
+            async with session.get(url) as answer:
+                responses.append((answer.status, dict(answer.headers)))
+    statuses = [status for status, _ in responses]
+    assert statuses[:20] == [200] * 20 and 429 in statuses
+    throttled = next(headers for status, headers in responses if status == 429)
+    assert throttled["X-Rate-Limit-Requests-Left"] == "0" and "X-Retry-After" in throttled
+    assert sim.rate_limited == statuses.count(429)
+
+
+async def test_fetch_under_a_shared_quota_never_draws_a_429(
+    make_sim: Callable[..., Any], make_conn: Callable[..., Any], adapter: BigCommerceAdapter
+) -> None:
+    sim = await make_sim(3000, **TIGHT)
+    conn = make_conn(sim, page_size=100, page_concurrency=4)
+
+    await adapter.check_credentials(conn)
+    total = await adapter.count_products(conn, FetchRequest())
+    ids = [p["id"] async for page in adapter.fetch_products(conn, FetchRequest()) for p in page.items]
+
+    assert total == 3000 and len(ids) == 3000 and ids == sorted(set(ids))
+    assert sim.faults.api_requests > TIGHT["quota"]  # the fetch needed more than one window
+    assert sim.rate_limited == 0
+    budget = adapter.client(conn).budget
+    assert isinstance(budget, BigCommerceBudget)
+    assert budget.throttled == 0 and budget.waits > 0
