@@ -87,7 +87,7 @@ class IntegrationService:
 
     async def api_calls_24h(self, integration_id: str) -> int:
         since = self.gw.now() - timedelta(hours=24)
-        cursor = self.gw.db.api_calls.aggregate(
+        cursor = await self.gw.db.api_calls.aggregate(
             [
                 {
                     "$match": {

@@ -80,6 +80,7 @@ class Gateway:
             runs=RunStore(db),
             activity=ActivityLog(db),
             clock=clock,
+            lease_seconds=settings.run_lease_seconds,
         )
 
     def now(self) -> datetime:

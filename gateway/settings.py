@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     ws_auth_timeout: float = Field(default=10.0, alias="GATEWAY_WS_AUTH_TIMEOUT")
     worker_poll_delay: float = Field(default=0.05, alias="GATEWAY_WORKER_POLL_DELAY")
     incremental_overlap_seconds: int = Field(default=300, alias="GATEWAY_INCREMENTAL_OVERLAP")
+    run_lease_seconds: float = Field(default=30.0, alias="GATEWAY_RUN_LEASE_SECONDS")
     scheduler_interval: float = Field(default=5.0, alias="GATEWAY_SCHEDULER_INTERVAL")
     store_concurrency: int = Field(default=4, alias="GATEWAY_STORE_CONCURRENCY")
     http_backoff_base: float = Field(default=0.25, alias="GATEWAY_HTTP_BACKOFF_BASE")

@@ -29,6 +29,7 @@ def make_settings(mongodb_url: str, redis_url: str, **overrides: Any) -> Setting
         "GATEWAY_WEBHOOK_COALESCE": 0.01,
         "GATEWAY_INCREMENTAL_OVERLAP": 0,
         "GATEWAY_EXTRA_PLUGINS": "gateway.testing.toy",
+        "GATEWAY_RUN_LEASE_SECONDS": 5,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from alana_bigcommerce import __version__, webhooks
@@ -113,8 +114,8 @@ class BigCommerceAdapter(PlatformAdapter):
             return
         if request.mode == FetchMode.FULL and not names.complete:
             await api.load_all_names(names)
-        start_page, after_id = _parse_cursor(request.cursor)
-        async for listing, cursor in api.product_pages(_listing_params(request), start_page, after_id):
+        after_id = _parse_cursor(request.cursor)
+        async for listing, cursor in api.product_pages(await _snapshot(api, request), after_id):
             await api.resolve_names(names, listing.items)
             items = [attach_names(p, names) for p in listing.items]
             yield Page(items=items, cursor=cursor, total=listing.total)
@@ -166,21 +167,34 @@ class BigCommerceAdapter(PlatformAdapter):
 
 
 def _listing_params(request: FetchRequest) -> dict[str, Any]:
-    # Sorted by id in both modes: an edit during the run does not move a product between pages (sorting
-    # by date_modified would, skipping the one behind it), and id order is what keyset paging resumes on.
-    params: dict[str, Any] = {"sort": "id", "direction": "asc"}
+    params: dict[str, Any] = {}
     if request.mode == FetchMode.SINCE and request.since is not None:
         params["date_modified:min"] = iso_utc(request.since)
     return params
 
 
-def _parse_cursor(cursor: str | None) -> tuple[int, int | None]:
+async def _snapshot(api: BigCommerceAPI, request: FetchRequest) -> dict[str, Any]:
+    """The listing's filters, bounded so that it can only shrink while we page through it.
+
+    Pages are read in id order (an edit does not move a product between pages, as sorting by
+    date_modified would). A full run stops at the highest id at its start: products created during
+    the run would otherwise join the listing and could hide a deletion from the page-shift check
+    (they arrive by webhook or the next run). An incremental run stops at its start time: products
+    edited during the run leave the listing (the next run's `since` still covers them).
+    """
+    params = _listing_params(request)
+    if request.mode == FetchMode.SINCE:
+        params["date_modified:max"] = iso_utc(datetime.now(UTC))
+    else:
+        params["id:max"] = await api.max_product_id()
+    return params
+
+
+def _parse_cursor(cursor: str | None) -> int | None:
     if not cursor:
-        return 1, None
+        return None
     if cursor.startswith("after:") and cursor[6:].isdigit():
-        return 1, int(cursor[6:])
-    if cursor.isdigit() and int(cursor) >= 1:
-        return int(cursor), None
+        return int(cursor[6:])
     raise ValueError(f"not a BigCommerce cursor: {cursor!r}")
 
 

@@ -273,32 +273,39 @@ class BigCommerceAPI:
         return page.total
 
     # ---- products: page numbers, fetched ahead concurrently ----------------------------------
-    async def product_pages(self, params: Mapping[str, Any], start_page: int = 1,
-                            after_id: int | None = None) -> AsyncIterator[tuple[ListPage, str | None]]:
-        """Yield (page, cursor after it) in order over `params` (which must sort by id ascending).
+    async def max_product_id(self) -> int:
+        """The highest product id the store has (0 for an empty store), in one small request."""
+        params = {"sort": "id", "direction": "desc", "limit": 1, "include_fields": "id"}
+        page = await self.list_page("catalog/products", params, 1)
+        return max((int(item["id"]) for item in page.items), default=0)
 
-        Once the first page gives the number of pages, later pages are fetched up to `concurrency`
-        ahead. Page numbers shift when the listing changes under us (a product deleted before the page
-        we are on moves everything up one place, and one would be skipped); when a page reports a
-        different total from the first, what we prefetched is dropped and the rest is walked by id
-        (`id:greater`) from the last product yielded, which cannot skip. Cursors: "<page>" or "after:<id>".
+    async def product_pages(self, filters: Mapping[str, Any],
+                            after_id: int | None = None) -> AsyncIterator[tuple[ListPage, str | None]]:
+        """Yield (page, cursor after it) in id order over the products matching `filters`.
+
+        `filters` must describe a listing that can only shrink while we read it (the adapter bounds it
+        by `id:max` or `date_modified:max`). Once the first page gives the number of pages, later pages
+        are fetched up to `concurrency` ahead by page number. Page numbers shift when a product before
+        the page is deleted (everything moves up one place and one product would be skipped); such a
+        listing reports a smaller total, so when a page's total differs from the first's, what was
+        prefetched is dropped and the rest is walked by id (`id:greater`) from the last product
+        yielded, which cannot skip. The cursor is always "after:<last id yielded>" for the same reason.
         """
-        base = {**params, "include": PRODUCT_INCLUDE, "limit": self.page_size}
+        base: dict[str, Any] = {**filters, "include": PRODUCT_INCLUDE, "limit": self.page_size,
+                                "sort": "id", "direction": "asc"}
         if after_id is not None:
-            async for item in self._keyset(base, after_id, None):
-                yield item
-            return
-        first = await self.list_page("catalog/products", base, start_page)
+            base["id:greater"] = after_id
+        first = await self.list_page("catalog/products", base, 1)
         baseline = first.total
-        last_id = _last_id(first.items, None)
-        if not first.items or start_page >= first.total_pages:
+        last_id = _last_id(first.items, after_id)
+        if not first.items or first.total_pages <= 1:
             yield first, None
             return
-        yield first, str(start_page + 1)
+        yield first, f"after:{last_id}"
         pending: dict[int, asyncio.Task[ListPage]] = {}
-        next_page = start_page + 1
+        next_page = 2
         try:
-            for number in range(start_page + 1, first.total_pages + 1):
+            for number in range(2, first.total_pages + 1):
                 while next_page <= first.total_pages and len(pending) < self.concurrency:
                     fetch = self.list_page("catalog/products", base, next_page)
                     pending[next_page] = asyncio.ensure_future(fetch)
@@ -309,7 +316,7 @@ class BigCommerceAPI:
                              extra={"from_total": baseline, "to_total": page.total})
                     break
                 last_id = _last_id(page.items, last_id)
-                yield page, (str(number + 1) if number < first.total_pages else None)
+                yield page, (f"after:{last_id}" if number < first.total_pages else None)
             else:
                 return
         finally:
@@ -321,15 +328,12 @@ class BigCommerceAPI:
             yield item
 
     async def _keyset(self, base: Mapping[str, Any], after_id: int,
-                      total: int | None) -> AsyncIterator[tuple[ListPage, str | None]]:
-        params = {k: v for k, v in base.items() if k != "sort"}
-        params.update({"sort": "id", "direction": "asc"})
+                      total: int) -> AsyncIterator[tuple[ListPage, str | None]]:
         while True:
-            page = await self.list_page("catalog/products", {**params, "id:greater": after_id}, 1)
-            if total is not None:
-                page.total = total
+            page = await self.list_page("catalog/products", {**base, "id:greater": after_id}, 1)
+            page.total = total
             after_id = _last_id(page.items, after_id) or after_id
-            more = len(page.items) >= self.page_size
+            more = page.total_pages > 1
             yield page, (f"after:{after_id}" if more else None)
             if not more:
                 return

@@ -14,6 +14,7 @@ import pytest_asyncio
 from aiohttp import web
 from alana_bigcommerce.adapter import BigCommerceAdapter
 from alana_bigcommerce.simulator import BigCommerceSimulator
+
 from gateway.adapter import Connection
 from gateway.simkit import free_port
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from alana_bigcommerce.catalog import Catalog
 from alana_bigcommerce.mapper import map_product, selling_prices
+
 from gateway.adapter import MappingContext
 from gateway.errors import MappingError
 from gateway.model import Availability, ProductStatus
@@ -106,7 +107,9 @@ def test_spec_variants_map_prices_options_and_stock(spec_product: dict[str, Any]
 )
 def test_selling_price_rule(price: str, sale: str | None, retail: str | None, pays: str,
                             compare_at: str | None, ignored: bool) -> None:
-    dec = (lambda v: None if v is None else Decimal(v))
+    def dec(value: str | None) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
     assert selling_prices(dec(price), dec(sale), dec(retail)) == (dec(pays), dec(compare_at), ignored)
 
 
@@ -138,7 +141,8 @@ def test_variant_without_own_price_pays_calculated_price(spec_product: dict[str,
 
 
 # ---- stock and status ----------------------------------------------------------------------------
-def test_inventory_tracked_by_product(spec_product: dict[str, Any], spec_variants: list[dict[str, Any]]) -> None:
+def test_inventory_tracked_by_product(spec_product: dict[str, Any],
+                                      spec_variants: list[dict[str, Any]]) -> None:
     in_stock = map_product({**spec_product, "inventory_tracking": "product", "inventory_level": 12}, USD)
     assert (in_stock.inventory_tracked, in_stock.inventory_quantity) == (True, 12)
     assert in_stock.availability is Availability.IN_STOCK
@@ -151,7 +155,8 @@ def test_inventory_tracked_by_product(spec_product: dict[str, Any], spec_variant
     assert all(v.availability is Availability.IN_STOCK for v in with_variants.variants)
 
 
-def test_inventory_tracked_by_variant_sums(spec_product: dict[str, Any], spec_variants: list[dict[str, Any]]) -> None:
+def test_inventory_tracked_by_variant_sums(spec_product: dict[str, Any],
+                                           spec_variants: list[dict[str, Any]]) -> None:
     variants = copy.deepcopy(spec_variants)
     for variant, level in zip(variants, (3, 0, 4), strict=True):
         variant["inventory_level"] = level
@@ -196,11 +201,15 @@ def test_images_follow_sort_order_with_alt_text(spec_product: dict[str, Any]) ->
     ]
     product = map_product({**spec_product, "images": images}, USD)
     assert [(i.url, i.alt, i.position) for i in product.images] == [
-        ("https://cdn/1.jpg", "Front", 0), ("https://cdn/2-original.jpg", None, 1), ("https://cdn/3.jpg", None, 2)]
+        ("https://cdn/1.jpg", "Front", 0),
+        ("https://cdn/2-original.jpg", None, 1),
+        ("https://cdn/3.jpg", None, 2),
+    ]
 
 
 def test_custom_fields_become_attributes_grouped_by_name(spec_product: dict[str, Any]) -> None:
-    fields = [{"id": 1, "name": "Material", "value": "Glass"}, {"id": 2, "name": "Care", "value": "Hand wash"},
+    fields = [{"id": 1, "name": "Material", "value": "Glass"},
+              {"id": 2, "name": "Care", "value": "Hand wash"},
               {"id": 3, "name": "Material", "value": "Steel"}]
     product = map_product({**spec_product, "custom_fields": fields}, USD)
     assert [(a.name, a.values, a.kind) for a in product.attributes] == [
@@ -279,14 +288,16 @@ def test_generated_catalog_maps_without_errors_and_has_the_variety() -> None:
     assert Counter(p.status for p in products).keys() == {ProductStatus.ACTIVE, ProductStatus.DRAFT}
     assert set(Counter(p.availability for p in products)) == {
         Availability.IN_STOCK, Availability.OUT_OF_STOCK, Availability.PREORDER}
-    assert any(p.compare_at_price and p.price and p.compare_at_price.amount > p.price.amount for p in products)
+    assert any(p.compare_at_price and p.price and p.compare_at_price.amount > p.price.amount
+               for p in products)
     assert any(len(p.variants) > 20 for p in products)
     assert any(not p.inventory_tracked for p in products) and any(p.inventory_tracked for p in products)
     assert any(p.identifiers.ean for p in products)
     assert any("invalid check digit" in w for p in products for w in p.warnings)
     assert any(a.kind == "attribute" for p in products for a in p.attributes)
     # Every price is an exact two-decimal amount.
-    assert all(p.price is None or p.price.amount == p.price.amount.quantize(Decimal("0.01")) for p in products)
+    cents = Decimal("0.01")
+    assert all(p.price is None or p.price.amount == p.price.amount.quantize(cents) for p in products)
 
 
 def test_mapping_is_deterministic() -> None:

@@ -288,10 +288,10 @@ class CatalogBuilder:
                 variation_count = max(self.big_variations, 101)
             elif self.random.random() < self.variable_share:
                 variation_count = self.random.randint(*self.variation_range)
-            product, variations = self.product(catalog, variation_count=variation_count)
+            product, generated = self.product(catalog, variation_count=variation_count)
             catalog.products[product["id"]] = product
-            if variations is not None:
-                catalog.variations[product["id"]] = variations
+            if generated is not None:
+                catalog.variations[product["id"]] = generated
             catalog.latest_modified = max(catalog.latest_modified, epoch(product["date_modified_gmt"]))
         return catalog
 
@@ -494,8 +494,8 @@ class CatalogBuilder:
         if roll < 0.2:
             return f"<p>{name} — «fait main» à Montréal. 100% coton.</p>\n<ul><li>Lavable</li></ul>\n"
         return (
-            "<p>Pellentesque habitant morbi tristique senectus et netus et malesuada fames ac turpis egestas. "
-            f"{name} is made to last.</p>\n"
+            "<p>Pellentesque habitant morbi tristique senectus et netus et malesuada fames ac turpis "
+            f"egestas. {name} is made to last.</p>\n"
         )
 
     def _barcode(self) -> str:

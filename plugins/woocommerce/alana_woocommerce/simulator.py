@@ -104,7 +104,7 @@ class WooCommerceSimulator(Simulator):
         self.builder = CatalogBuilder(
             seed,
             variable_share=float(options.get("variable_share", 1 / 3)),
-            variation_range=tuple(options.get("variation_range", (3, 10))),  # type: ignore[arg-type]
+            variation_range=_range(options.get("variation_range", (3, 10))),
             big_variations=(125 if big is True else int(big or 0)),
             examples=bool(options.get("examples", True)),
         )
@@ -638,6 +638,11 @@ _SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "slug": lambda p: (p.get("slug") or "", p["id"]),
     "menu_order": lambda p: (p.get("menu_order") or 0, p["id"]),
 }
+
+
+def _range(value: Any) -> tuple[int, int]:
+    low, high = value
+    return int(low), int(high)
 
 
 def _dumps(item: dict[str, Any]) -> bytes:
