@@ -28,7 +28,7 @@ from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import MappingError, StoreAuthError, StoreError
 from gateway.integrations import CallCounter, IntegrationService, health_doc
 from gateway.model import Product
-from gateway.products import Outcome, product_id
+from gateway.products import Outcome, older as _older, product_id
 from gateway.runs import percent
 from gateway.storage.mongo import Doc
 from gateway.syncs import progress_message
@@ -335,6 +335,9 @@ class _Execution:
                 )
                 result.add("added")
                 result.changed_ids.append(product_id(self.integration_id, external_id))
+            elif _older(updated_at, old.get("store_updated_at")):
+                # A newer version already arrived (a webhook overtook this run): keep it.
+                result.add("unchanged")
             elif old.get("hash") == content_hash and not old.get("removed"):
                 # Written by an earlier attempt of this same run: count it as that attempt did.
                 if old.get("created_run") == self.run_id:
@@ -363,9 +366,9 @@ class _Execution:
                     slow.append((mapped[external_id], content_hash))
         for product, content_hash in slow:
             outcome = await gw.products.write_one(
-                self.account_id, self.integration_id, product, content_hash, self.run_id
+                self.account_id, self.integration_id, product, content_hash, self.run_id, skip_older=True
             )
-            if outcome.outcome is Outcome.UNCHANGED:
+            if outcome.outcome in (Outcome.UNCHANGED, Outcome.STALE):
                 result.add("unchanged")
             elif product.external_id not in guarded:
                 result.add("added" if outcome.outcome is Outcome.ADDED else "updated")

@@ -246,7 +246,7 @@ class ProductStore:
                     return WriteResult(Outcome.ADDED, pid)
                 except DuplicateKeyError:
                     continue  # someone else inserted it first: decide again against theirs
-            if skip_older and _older(product.store_updated_at, doc.get("store_updated_at")):
+            if skip_older and older(product.store_updated_at, doc.get("store_updated_at")):
                 return WriteResult(Outcome.STALE, pid)
             if doc.get("hash") == content_hash and not doc.get("removed"):
                 return WriteResult(Outcome.UNCHANGED, pid)
@@ -308,10 +308,13 @@ class ProductStore:
             overlays = [dict(o) for o in doc.get("overlays", [])]
             for name, value in values.items():
                 assert name in EDITABLE_FIELDS
-                for overlay in overlays:
-                    if overlay["field"] == name and overlay.get("active"):
-                        overlay["active"] = False
-                        overlay["superseded_at"] = now
+                current = next((o for o in overlays if o["field"] == name and o.get("active")), None)
+                if current is not None:
+                    # Alana editing its own edit: the overlay takes the new value; its base is still
+                    # the current store value (a store change would have deactivated it).
+                    current["value"] = value
+                    current["edited_at"] = now
+                    continue
                 overlays.append(
                     {
                         "id": uuid.uuid4().hex,
@@ -332,7 +335,8 @@ class ProductStore:
         raise RuntimeError(f"product {pid} kept changing under 20 consecutive edits")
 
 
-def _older(new: datetime | None, stored: datetime | None) -> bool:
+def older(new: datetime | None, stored: datetime | None) -> bool:
+    """True when `new` is strictly older than `stored` (a late delivery)."""
     if new is None or stored is None:
         return False
     return new < stored

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from alana_bigcommerce import __version__, webhooks
@@ -174,18 +173,20 @@ def _listing_params(request: FetchRequest) -> dict[str, Any]:
 
 
 async def _snapshot(api: BigCommerceAPI, request: FetchRequest) -> dict[str, Any]:
-    """The listing's filters, bounded so that it can only shrink while we page through it.
+    """The listing's filters; for a full run, bounded so that it can only shrink while we read it.
 
     Pages are read in id order (an edit does not move a product between pages, as sorting by
     date_modified would). A full run stops at the highest id at its start: products created during
-    the run would otherwise join the listing and could hide a deletion from the page-shift check
-    (they arrive by webhook or the next run). An incremental run stops at its start time: products
-    edited during the run leave the listing (the next run's `since` still covers them).
+    the run would otherwise join the listing and, together with a deletion, keep its total unchanged
+    and so hide a page shift from `product_pages` (they arrive by webhook or the next run). An
+    incremental run is not bounded by time: the store's clock is not ours, and a product edited
+    before the run but stamped after our "now" would be lost. Its listing can still grow (a product
+    edited during the run joins it) and shrink; either changes the total and is caught, and only a
+    growth exactly offset by a deletion during a multi-page incremental run can hide a shift, which
+    the next full run repairs.
     """
     params = _listing_params(request)
-    if request.mode == FetchMode.SINCE:
-        params["date_modified:max"] = iso_utc(datetime.now(UTC))
-    else:
+    if request.mode != FetchMode.SINCE:
         params["id:max"] = await api.max_product_id()
     return params
 

@@ -283,13 +283,13 @@ class BigCommerceAPI:
                             after_id: int | None = None) -> AsyncIterator[tuple[ListPage, str | None]]:
         """Yield (page, cursor after it) in id order over the products matching `filters`.
 
-        `filters` must describe a listing that can only shrink while we read it (the adapter bounds it
-        by `id:max` or `date_modified:max`). Once the first page gives the number of pages, later pages
-        are fetched up to `concurrency` ahead by page number. Page numbers shift when a product before
-        the page is deleted (everything moves up one place and one product would be skipped); such a
-        listing reports a smaller total, so when a page's total differs from the first's, what was
+        Once the first page gives the number of pages, later pages are fetched up to `concurrency`
+        ahead by page number. Page numbers shift when the listing changes under us (a product deleted
+        before the page moves everything up one place, and one product would be skipped); the listing
+        then reports a different total, so when a page's total differs from the first's, what was
         prefetched is dropped and the rest is walked by id (`id:greater`) from the last product
-        yielded, which cannot skip. The cursor is always "after:<last id yielded>" for the same reason.
+        yielded, which cannot skip. The cursor is "after:<last id yielded>" for the same reason: a page
+        number would not mean the same page when a later attempt resumes.
         """
         base: dict[str, Any] = {**filters, "include": PRODUCT_INCLUDE, "limit": self.page_size,
                                 "sort": "id", "direction": "asc"}

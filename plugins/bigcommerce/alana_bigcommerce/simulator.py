@@ -92,6 +92,8 @@ class BigCommerceSimulator(Simulator):
         #: 429s answered because the quota was spent (injected faults are counted by `faults`).
         self.rate_limited = 0
         self.peak_used = 0
+        #: The rate-limit window's clock (tests may replace it).
+        self.clock: Callable[[], float] = time.monotonic
         self._window_start: float | None = None
         self._used = 0
         self._others_used = 0
@@ -225,7 +227,7 @@ class BigCommerceSimulator(Simulator):
 
     # ---- rate limit --------------------------------------------------------------------------
     def _spend(self) -> tuple[bool, dict[str, str]]:
-        now = time.monotonic()
+        now = self.clock()
         window = self.window_ms / 1000
         if self._window_start is None or now >= self._window_start + window:
             self._window_start, self._used, self._others_used = now, 0, 0

@@ -242,12 +242,18 @@ class ShopifyAdapter(PlatformAdapter):
                     yield Page(items=items, cursor=f"bulk:{gid}:{released}", total=total)
                     items = []
         take(stitcher.finish())
+        while len(items) > page_size:
+            done = released - (len(items) - page_size)
+            yield Page(items=items[:page_size], cursor=f"bulk:{gid}:{done}", total=total)
+            items = items[page_size:]
         if stitcher.late_parents:
             # Children that arrived after their parent was released: read those products again.
             late = [i for i in (mapper.numeric_id(p) for p in sorted(stitcher.late_parents)) if i is not None]
             log.info("bulk result had late children, re-reading products", extra={"count": len(late)})
             found, _gone = await reader.by_ids(late)
-            items.extend(found)
+            if items:
+                yield Page(items=items, cursor=f"bulk:{gid}:{released}", total=total)
+            items = found
         yield Page(items=items, cursor=None, total=total)
 
     def map_product(self, native: Mapping[str, Any], context: MappingContext) -> Product:

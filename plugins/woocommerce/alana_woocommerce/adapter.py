@@ -11,12 +11,11 @@ Connection options understood (Connection.options), all optional:
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets as secrets_module
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
-
-import aiohttp
 
 from alana_woocommerce import __version__, mapper, webhooks
 from alana_woocommerce.client import (
@@ -69,10 +68,12 @@ class WooCommerceAdapter(PlatformAdapter):
     def http(self, conn: Connection) -> HttpClient:
         key, secret = _credentials(conn)
         kwargs: dict[str, Any] = {k: conn.options[k] for k in HTTP_OPTIONS if k in conn.options}
-        auth = None if use_query_auth(conn.store_url, conn.options) else aiohttp.BasicAuth(key, secret)
-        return make_http_client(
-            conn, headers={"User-Agent": USER_AGENT, "Accept": "application/json"}, auth=auth, **kwargs
-        )
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if not use_query_auth(conn.store_url, conn.options):
+            # A header rather than aiohttp.BasicAuth, which aiohttp 3.14 deprecates.
+            token = base64.b64encode(f"{key}:{secret}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        return make_http_client(conn, headers=headers, **kwargs)
 
     def woo(self, conn: Connection) -> WooClient:
         """The connection's WooCommerce client (built once per connection, like the HttpClient)."""

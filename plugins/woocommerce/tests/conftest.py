@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,39 +12,13 @@ import pytest_asyncio
 from aiohttp import web
 from alana_woocommerce.adapter import WooCommerceAdapter
 from alana_woocommerce.simulator import WooCommerceSimulator
-from gateway.adapter import Connection
-from gateway.simkit import free_port
 from multidict import CIMultiDict
 
-#: /work/main/plugins/woocommerce/tests -> the repository root's parent holds shared/.
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "platforms" / "fixtures" / "woocommerce"
+from gateway.adapter import Connection
+from gateway.simkit import free_port
 
 #: Retries as fast as possible: tests about faults must not sit in backoff sleeps.
 FAST_RETRIES = {"backoff_base": 0.001, "backoff_cap": 0.01}
-
-
-def load_fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def example_files() -> list[str]:
-    return sorted(p.name for p in FIXTURES.glob("doc_example_*.json"))
-
-
-def products_in(data: Any) -> Iterator[dict[str, Any]]:
-    """Every product or variation object in an example file (single, list, or batch response)."""
-    if isinstance(data, list):
-        for item in data:
-            yield from products_in(item)
-    elif isinstance(data, dict) and "id" not in data:
-        for group in ("create", "update", "delete"):
-            yield from products_in(data.get(group, []))
-    elif isinstance(data, dict):
-        yield data
-
-
-def is_variation(item: dict[str, Any]) -> bool:
-    return "image" in item and "images" not in item
 
 
 @pytest.fixture
@@ -81,7 +53,9 @@ async def make_conn() -> AsyncIterator[ConnFactory]:
     """Connections to a simulator (closed after the test): make_conn(sim, credentials=None, **options)."""
     made: list[Connection] = []
 
-    def connect(sim: WooCommerceSimulator, credentials: dict[str, str] | None = None, **options: Any) -> Connection:
+    def connect(
+        sim: WooCommerceSimulator, credentials: dict[str, str] | None = None, **options: Any
+    ) -> Connection:
         conn = Connection(
             "test-integration",
             sim.store_url,
@@ -138,7 +112,3 @@ async def receiver() -> AsyncIterator[Receiver]:
     yield rec
     await runner.cleanup()
 
-
-def api_calls(sim: WooCommerceSimulator, fragment: str) -> int:
-    """How many API requests so far had `fragment` in their path (query string excluded)."""
-    return sum(1 for path in sim.faults.paths if fragment in path.split("?")[0])

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from alana_woocommerce.catalog import CatalogBuilder, gs1_check_digit
 from alana_woocommerce.mapper import VARIATIONS_KEY, map_product, map_variation
+
 from gateway.adapter import MappingContext
 from gateway.errors import MappingError
 from gateway.model import Availability, ProductStatus
@@ -139,9 +140,14 @@ def test_prices_are_exact_decimals() -> None:
 def test_running_sale_sets_compare_at_and_window() -> None:
     product = map_product(
         simple(
-            price="15.50", regular_price="20.00", sale_price="15.50", on_sale=True,
-            date_on_sale_from_gmt="2024-01-01T05:00:00", date_on_sale_to_gmt="2099-12-31T23:59:59",
-            date_on_sale_from="2024-01-01T02:00:00", date_on_sale_to="2099-12-31T20:59:59",
+            price="15.50",
+            regular_price="20.00",
+            sale_price="15.50",
+            on_sale=True,
+            date_on_sale_from_gmt="2024-01-01T05:00:00",
+            date_on_sale_to_gmt="2099-12-31T23:59:59",
+            date_on_sale_from="2024-01-01T02:00:00",
+            date_on_sale_to="2099-12-31T20:59:59",
         ),
         USD,
     )
@@ -153,8 +159,14 @@ def test_running_sale_sets_compare_at_and_window() -> None:
 
 def test_scheduled_sale_keeps_regular_price_and_the_window() -> None:
     product = map_product(
-        simple(price="20.00", regular_price="20.00", sale_price="12.00", on_sale=False,
-               date_on_sale_from_gmt="2098-06-01T00:00:00", date_on_sale_to_gmt=None),
+        simple(
+            price="20.00",
+            regular_price="20.00",
+            sale_price="12.00",
+            on_sale=False,
+            date_on_sale_from_gmt="2098-06-01T00:00:00",
+            date_on_sale_to_gmt=None,
+        ),
         USD,
     )
     assert product.price is not None and product.price.amount == Decimal("20.00")
@@ -221,8 +233,11 @@ def test_non_object_payload_raises() -> None:
 # ---- stock --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("stock_status", "expected"),
-    [("instock", Availability.IN_STOCK), ("outofstock", Availability.OUT_OF_STOCK),
-     ("onbackorder", Availability.BACKORDER)],
+    [
+        ("instock", Availability.IN_STOCK),
+        ("outofstock", Availability.OUT_OF_STOCK),
+        ("onbackorder", Availability.BACKORDER),
+    ],
 )
 def test_stock_status(stock_status: str, expected: Availability) -> None:
     assert map_product(simple(stock_status=stock_status), USD).availability is expected
@@ -243,15 +258,23 @@ def test_tracked_and_untracked_stock() -> None:
     assert untracked.inventory_tracked is False and untracked.inventory_quantity is None
 
 
-def _variable(parent_stock: tuple[bool, int | None], *variations: tuple[Any, int | None, str]) -> dict[str, Any]:
+def _variable(
+    parent_stock: tuple[bool, int | None], *variations: tuple[Any, int | None, str]
+) -> dict[str, Any]:
     parent = load("doc_example_product_create_variable_response.json")
     parent["manage_stock"], parent["stock_quantity"] = parent_stock
     template = load("doc_example_variation_retrieve_response.json")
     attached = []
     for n, (manage, quantity, status) in enumerate(variations):
         var = copy.deepcopy(template)
-        var.update(id=900 + n, manage_stock=manage, stock_quantity=quantity, status=status, menu_order=n,
-                   attributes=[{"id": 6, "name": "Color", "option": f"C{n}"}])
+        var.update(
+            id=900 + n,
+            manage_stock=manage,
+            stock_quantity=quantity,
+            status=status,
+            menu_order=n,
+            attributes=[{"id": 6, "name": "Color", "option": f"C{n}"}],
+        )
         attached.append(var)
     parent["variations"] = [v["id"] for v in attached]
     parent[VARIATIONS_KEY] = attached
@@ -259,8 +282,13 @@ def _variable(parent_stock: tuple[bool, int | None], *variations: tuple[Any, int
 
 
 def test_variable_stock_is_summed_without_counting_the_shared_pool_twice() -> None:
-    native = _variable((True, 10), (True, 3, "publish"), (True, 4, "publish"), ("parent", 10, "publish"),
-                       (True, 10, "publish"))  # an older core's way of saying "parent"
+    native = _variable(
+        (True, 10),
+        (True, 3, "publish"),
+        (True, 4, "publish"),
+        ("parent", 10, "publish"),
+        (True, 10, "publish"),
+    )  # an older core's way of saying "parent"
     product = map_product(native, USD)
     assert product.inventory_tracked is True
     assert product.inventory_quantity == 10 + 3 + 4
@@ -291,8 +319,13 @@ def _code(body: str) -> str:
 
 @pytest.mark.parametrize(
     ("raw", "kind"),
-    [(_code("03600029145"), "upc"), (_code("400638133393"), "ean"), (_code("978030640615"), "isbn"),
-     (_code("9638507"), "gtin"), ("0-306-40615-2", "isbn")],
+    [
+        (_code("03600029145"), "upc"),
+        (_code("400638133393"), "ean"),
+        (_code("978030640615"), "isbn"),
+        (_code("9638507"), "gtin"),
+        ("0-306-40615-2", "isbn"),
+    ],
 )
 def test_global_unique_id_is_classified(raw: str, kind: str) -> None:
     product = map_product(simple(global_unique_id=raw, sku="SKU-1"), USD)
@@ -312,8 +345,14 @@ def test_invalid_barcode_is_kept_with_a_warning() -> None:
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [("publish", ProductStatus.ACTIVE), ("draft", ProductStatus.DRAFT), ("pending", ProductStatus.DRAFT),
-     ("private", ProductStatus.DRAFT), ("future", ProductStatus.DRAFT), ("trash", ProductStatus.ARCHIVED)],
+    [
+        ("publish", ProductStatus.ACTIVE),
+        ("draft", ProductStatus.DRAFT),
+        ("pending", ProductStatus.DRAFT),
+        ("private", ProductStatus.DRAFT),
+        ("future", ProductStatus.DRAFT),
+        ("trash", ProductStatus.ARCHIVED),
+    ],
 )
 def test_status(status: str, expected: ProductStatus) -> None:
     assert map_product(simple(status=status), USD).status is expected
@@ -382,12 +421,20 @@ def test_generated_catalog_maps_without_errors(generated: list[dict[str, Any]]) 
         assert all(v.options for v in product.variants)
     statuses = {p.status for p in products}
     assert statuses == {ProductStatus.ACTIVE, ProductStatus.DRAFT}
-    assert {p.availability for p in products} >= {Availability.IN_STOCK, Availability.OUT_OF_STOCK,
-                                                   Availability.BACKORDER}
+    assert {p.availability for p in products} >= {
+        Availability.IN_STOCK,
+        Availability.OUT_OF_STOCK,
+        Availability.BACKORDER,
+    }
 
 
 def test_generated_never_synced_fields_are_absent(generated: list[dict[str, Any]]) -> None:
-    leaked = ("Internal: ship with the blue tape", "cost 3.10, margin thin", "_wpcom_is_markdown", "_supplier_ref")
+    leaked = (
+        "Internal: ship with the blue tape",
+        "cost 3.10, margin thin",
+        "_wpcom_is_markdown",
+        "_supplier_ref",
+    )
     assert any(n["purchase_note"] for n in generated)
     for native in generated:
         text = map_product(native, USD).model_dump_json()
@@ -401,6 +448,8 @@ def test_generated_identifiers_and_sales(generated: list[dict[str, Any]]) -> Non
     assert kinds == {"upc", "ean", "isbn", "gtin"}
     assert any(p.warnings for p in products)  # the hand-typed invalid barcodes
     on_sale = [p for p in products if p.compare_at_price is not None]
-    assert on_sale and all(p.price is not None and p.price.amount < p.compare_at_price.amount  # type: ignore[union-attr]
-                           for p in on_sale)
+    assert on_sale and all(
+        p.price is not None and p.price.amount < p.compare_at_price.amount  # type: ignore[union-attr]
+        for p in on_sale
+    )
     assert any(p.sale_starts_at is not None for p in products)

@@ -1,0 +1,150 @@
+"""The leaky-bucket Budget (on a fake clock) and the query cost calculation. No server needed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from multidict import CIMultiDict
+
+from alana_shopify.client import ShopifyBudget, _data
+from alana_shopify.cost import MAX_QUERY_COST, actual_cost, requested_cost
+from alana_shopify.queries import BULK_RUN, ProductQueries
+from gateway.errors import StoreAuthError, StoreHTTPError, StorePayloadError
+from gateway.httpclient import Response
+
+Load = Callable[[str], Any]
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def response(body: Any, status: int = 200) -> Response:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Response(status=status, headers=CIMultiDict(), body=raw)
+
+
+def status_body(current: float, maximum: float = 1000.0, rate: float = 50.0) -> dict[str, Any]:
+    return {
+        "data": {},
+        "extensions": {"cost": {"requestedQueryCost": 10, "actualQueryCost": 5, "throttleStatus": {
+            "maximumAvailable": maximum, "currentlyAvailable": current, "restoreRate": rate}}},
+    }
+
+
+@pytest.fixture
+def fake() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def budget(fake: FakeTime) -> ShopifyBudget:
+    return ShopifyBudget(clock=fake.clock, sleep=fake.sleep)
+
+
+async def test_acquire_spends_without_waiting_while_the_bucket_holds_the_cost(
+    budget: ShopifyBudget, fake: FakeTime
+) -> None:
+    await budget.acquire(400)
+    await budget.acquire(600)
+    assert fake.sleeps == [] and budget.available == pytest.approx(0)
+
+
+async def test_acquire_waits_for_the_bucket_to_restore(budget: ShopifyBudget, fake: FakeTime) -> None:
+    assert budget.observe(response(status_body(current=100)), 10) is None
+    await budget.acquire(600)
+    # 500 points missing at 50 points a second.
+    assert sum(fake.sleeps) == pytest.approx(10.0)
+    assert budget.waited == pytest.approx(10.0)
+
+
+async def test_model_restores_over_time_and_caps_at_the_maximum(budget: ShopifyBudget, fake: FakeTime) -> None:
+    budget.observe(response(status_body(current=200, maximum=2000, rate=100)), 1)
+    fake.now += 3
+    assert budget.available == pytest.approx(500)
+    fake.now += 1000
+    assert budget.available == pytest.approx(2000)
+    assert (budget.maximum, budget.restore_rate) == (2000, 100)
+
+
+async def test_requests_in_flight_stay_reserved(budget: ShopifyBudget, fake: FakeTime) -> None:
+    await budget.acquire(300)  # in flight: the store's next figure does not include it yet
+    await budget.acquire(200)
+    budget.observe(response(status_body(current=900)), 300)
+    assert budget.available == pytest.approx(700)  # 900 minus the 200 still in flight
+
+
+def test_throttled_fixture_becomes_a_retry_delay(budget: ShopifyBudget, load_fixture: Load) -> None:
+    body = load_fixture("shopify_graphql_throttled_response.json")
+    delay = budget.observe(response(body), 752)
+    # requested 752, available 666, restoring 50/s: wait until it can pay.
+    assert delay == pytest.approx((752 - 666) / 50)
+    assert budget.throttled == 1 and budget.maximum == 1000 and budget.restore_rate == 50
+
+
+def test_throttled_with_http_429_is_a_retry_too(budget: ShopifyBudget, load_fixture: Load) -> None:
+    body = load_fixture("shopify_graphql_throttled_response.json")
+    assert budget.observe(response(body, status=429), 752) is not None
+
+
+def test_other_answers_are_final(budget: ShopifyBudget, load_fixture: Load) -> None:
+    assert budget.observe(response(load_fixture("shopify_api_js_graphql_error_response.json")), 2) is None
+    assert budget.observe(response(b"{truncated"), 2) is None
+    assert budget.observe(response({"errors": "[API] Invalid API key"}, status=401), 2) is None
+
+
+def test_graphql_errors_become_store_errors(load_fixture: Load) -> None:
+    with pytest.raises(StorePayloadError, match="you must provide one of first or last"):
+        _data(load_fixture("shopify_api_js_graphql_error_response.json"))
+    with pytest.raises(StoreAuthError):
+        _data({"errors": [{"message": "Access denied", "extensions": {"code": "ACCESS_DENIED"}}]})
+    with pytest.raises(StoreHTTPError):
+        _data({"errors": [{"message": "boom", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]})
+    with pytest.raises(StoreHTTPError):
+        _data({"errors": "Not Found"})
+    assert _data({"data": {"shop": {"name": "x"}}}) == {"shop": {"name": "x"}}
+
+
+# ---- cost --------------------------------------------------------------------------------------------
+NESTED = "{ products(first: 10) { nodes { id variants(first: 5) { edges { node { id } } } } pageInfo { hasNextPage } } }"
+
+
+def test_requested_cost_follows_the_documented_rules() -> None:
+    assert requested_cost("{ shop { name } }") == 1
+    # connection 2 + 10 x (product 1 + variants connection 2 + 5 x variant 1)
+    assert requested_cost(NESTED) == 2 + 10 * (1 + 2 + 5)
+    query = "query($f: Int!) { products(first: $f) { nodes { id } } }"
+    assert requested_cost(query, {"f": 250}) == 252
+    ids = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Product { id category { name } } } }"
+    assert requested_cost(ids, {"ids": ["a", "b", "c"]}) == 3 * (1 + 1)
+    branches = "{ node(id: \"x\") { ... on Product { category { name } } ... on ProductVariant { id } } }"
+    assert requested_cost(branches) == 1 + 1  # the costlier branch
+    assert requested_cost(BULK_RUN, {"query": "{}", "groupObjects": True}) == 10
+
+
+def test_actual_cost_charges_what_came_back() -> None:
+    data = {"products": {"nodes": [{"id": "1", "variants": {"edges": [{"node": {"id": "v"}}] * 2}}] * 3,
+                         "pageInfo": {"hasNextPage": False}}}
+    assert actual_cost(NESTED, data) == 2 + 3 * (1 + 2 + 2)
+    assert actual_cost(NESTED, data) <= requested_cost(NESTED)
+
+
+@pytest.mark.parametrize("locales", [(), ("fr", "de"), ("fr", "de", "es", "it", "pt-BR")])
+def test_product_pages_fit_the_single_query_limit(locales: tuple[str, ...]) -> None:
+    queries = ProductQueries(locales=locales)
+    fits = requested_cost(queries.page, {"first": queries.page_size})
+    assert fits <= MAX_QUERY_COST < requested_cost(queries.page, {"first": queries.page_size + 1})
+    ids = [f"gid://shopify/Product/{i}" for i in range(queries.ids_batch)]
+    assert requested_cost(queries.by_ids, {"ids": ids}) <= MAX_QUERY_COST

@@ -1,0 +1,184 @@
+"""Automatic sync: webhooks in real time, manual mode, schedules and health."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+from typing import Any
+
+from gql import Client, GraphQLRequest
+from gql.transport.websockets import WebsocketsTransport
+from gwtest import Api, connect, wait_run
+
+from gateway.domain import RunStatus, SyncFrequency, utcnow
+from gateway.events import account_channel
+from gateway.integrations import IntegrationService
+from gateway.scheduler import Scheduler
+from gateway.services import Gateway
+from gateway.testing.toy import ToySimulator
+
+HEALTH = """query($id: ID!) { integration(id: $id) { pendingChanges productCount
+  health { status reason lastSyncAt nextSyncAt lastRun { status } } } }"""
+
+
+async def connected(gw: Gateway, api: Api, sim: ToySimulator, **settings: Any) -> str:
+    integration_id = await connect(api, sim, **settings)
+    run = (await gw.runs.latest(integration_id, 1))[0]
+    assert (await wait_run(gw, run["_id"]))["status"] == "SUCCEEDED"
+    return integration_id
+
+
+def signed(sim: ToySimulator, payload: dict[str, Any], delivery: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    secret = next(iter(sim.hooks.values())).secret
+    return body, {"X-Toy-Delivery": delivery, "Content-Type": "application/json",
+                  "X-Toy-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+async def post(api: Api, integration_id: str, body: bytes, headers: dict[str, str]) -> int:
+    async with api.session.post(f"{api.url}/webhooks/toy/{integration_id}", data=body, headers=headers) as r:
+        return r.status
+
+
+async def product_title(gw: Gateway, integration_id: str, external_id: str) -> str:
+    doc = await gw.db.products.find_one({"_id": f"{integration_id}:{external_id}"})
+    assert doc is not None
+    return str(doc["store"]["title"])
+
+
+async def test_a_store_change_reaches_the_product_and_a_subscriber(
+    gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
+) -> None:
+    integration_id = await connected(gw, api, toy_store)
+    transport = WebsocketsTransport(
+        url=api.url.replace("http", "ws") + "/graphql",
+        init_payload={"Authorization": f"Bearer {api.token('acct-1')}"},
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+    )
+    request = GraphQLRequest("subscription($id: ID) { integrationEvents(integrationId: $id) { kind productId } }",
+                             variable_values={"id": integration_id})
+    async with Client(transport=transport) as session:
+        events = session.subscribe(request)
+        first = asyncio.ensure_future(anext(events))
+        # The subscription is live once the server has subscribed to the account channel.
+        while not gw.hub._queues.get(account_channel("acct-1")):
+            await asyncio.sleep(0.01)
+        toy_store.update_product("3", name="Fresh from the store")
+        event = await asyncio.wait_for(first, 20)
+        while event["integrationEvents"]["kind"] != "PRODUCT_CHANGED":
+            event = await asyncio.wait_for(anext(events), 20)
+        await events.aclose()
+    assert event["integrationEvents"]["productId"] == f"{integration_id}:3"
+    assert await product_title(gw, integration_id, "3") == "Fresh from the store"
+
+
+async def test_forged_duplicate_and_older_deliveries(gw: Gateway, api: Api, worker: object,
+                                                     toy_store: ToySimulator) -> None:
+    integration_id = await connected(gw, api, toy_store)
+    toy_store.deliver_webhooks = False
+    product = dict(toy_store.catalog["4"])
+
+    forged_body = json.dumps({"event": "upsert", "product": {**product, "name": "Forged"}}).encode()
+    status = await post(api, integration_id, forged_body, {"X-Toy-Delivery": "f1", "X-Toy-Signature": "00" * 32})
+    assert status == 401
+    assert await gw.db.deliveries.count_documents({}) == 0
+    assert await product_title(gw, integration_id, "4") != "Forged"
+    log = await api.query("{ activityLog(first: 1) { edges { node { kind } } } }")
+    assert log["activityLog"]["edges"][0]["node"]["kind"] == "WEBHOOK_REJECTED"
+
+    newer = {**product, "name": "Newer", "updated_at": (utcnow() + timedelta(days=400)).isoformat()}
+    body, headers = signed(toy_store, {"event": "upsert", "product": newer}, "d-1")
+    assert await post(api, integration_id, body, headers) == 200
+    assert await post(api, integration_id, body, headers) == 200  # a redelivery
+    assert await gw.db.deliveries.count_documents({"integration_id": integration_id}) == 1
+    await wait_for_applied(gw, integration_id, 1)
+    assert await product_title(gw, integration_id, "4") == "Newer"
+
+    older = {**product, "name": "Older"}
+    body, headers = signed(toy_store, {"event": "upsert", "product": older}, "d-2")
+    assert await post(api, integration_id, body, headers) == 200
+    await wait_for_applied(gw, integration_id, 2)
+    assert await product_title(gw, integration_id, "4") == "Newer"
+
+    huge = b"{" + b" " * (gw.settings.max_webhook_bytes + 10) + b"}"
+    async with api.session.post(f"{api.url}/webhooks/toy/{integration_id}", data=io.BytesIO(huge)) as response:
+        assert response.status == 413
+    assert await post(api, "no-such-integration", body, headers) == 404
+
+
+async def wait_for_applied(gw: Gateway, integration_id: str, count: int) -> None:
+    async def applied() -> None:
+        async with gw.hub.listen(account_channel("acct-1")) as queue:
+            while await gw.db.deliveries.count_documents(
+                {"integration_id": integration_id, "state": "APPLIED"}) < count:
+                try:
+                    await asyncio.wait_for(queue.get(), 0.5)
+                except TimeoutError:
+                    pass
+
+    await asyncio.wait_for(applied(), 20)
+
+
+async def test_manual_mode_keeps_changes_for_sync_now(gw: Gateway, api: Api, worker: object,
+                                                      toy_store: ToySimulator) -> None:
+    integration_id = await connected(gw, api, toy_store, mode="MANUAL")
+    data = await api.query(HEALTH, {"id": integration_id})
+    assert data["integration"]["health"]["status"] == "GREEN", data
+    assert data["integration"]["health"]["nextSyncAt"] is None
+    for external_id in ("1", "2", "3"):
+        toy_store.update_product(external_id, name=f"Manual {external_id}")
+    await toy_store.drain_deliveries()
+    data = await api.query(HEALTH, {"id": integration_id})
+    assert data["integration"]["pendingChanges"] == 3
+    assert data["integration"]["health"]["status"] == "YELLOW"
+    assert "3 changes waiting for Sync Now" in data["integration"]["health"]["reason"]
+    assert await product_title(gw, integration_id, "1") != "Manual 1"
+
+    run = await api.query("mutation($id: ID!) { syncNow(integrationId: $id) { id } }", {"id": integration_id})
+    await wait_run(gw, run["syncNow"]["id"])
+    assert await product_title(gw, integration_id, "1") == "Manual 1"
+    data = await api.query(HEALTH, {"id": integration_id})
+    assert data["integration"]["pendingChanges"] == 0
+    assert data["integration"]["health"]["status"] == "GREEN", data
+
+
+async def test_schedule_queues_once_when_due_and_red_after_failure(gw: Gateway, toy_store: ToySimulator) -> None:
+    now = utcnow().replace(microsecond=0)
+    gw.clock = lambda: now
+    service = IntegrationService(gw)
+    integration = await service.connect("acct-1", "toy", "sched", toy_store.store_url, toy_store.credentials())
+    first_run = (await gw.runs.latest(integration["_id"], 1))[0]
+    await gw.runs.finish(first_run["_id"], RunStatus.SUCCEEDED, "done")
+    await gw.db.integrations.update_one({"_id": integration["_id"]},
+                                        {"$set": {"last_full_sync_at": now, "last_sync_at": now,
+                                                  "sync_cursor": now}})
+    await service.update_settings("acct-1", integration["_id"], None,
+                                  SyncFrequency.EVERY_15_MINUTES)
+    doc = await service.get("acct-1", integration["_id"])
+    assert doc["next_sync_at"] == now + timedelta(minutes=15)
+    assert (await service.health(doc)).status.value == "GREEN"
+
+    gw.clock = lambda: now + timedelta(minutes=14, seconds=59)
+    assert await Scheduler(gw).queue_due() == []
+
+    gw.clock = lambda: now + timedelta(minutes=15)
+    one, two = await asyncio.gather(Scheduler(gw).queue_due(), Scheduler(gw).queue_due())
+    assert len(one) + len(two) == 1
+    run = await gw.runs.get_any((one + two)[0])
+    assert run is not None and run["trigger"] == "SCHEDULED" and run["kind"] == "INCREMENTAL"
+    doc = await service.get("acct-1", integration["_id"])
+    assert doc["next_sync_at"] == now + timedelta(minutes=30)
+
+    await gw.runs.acquire_lease(run["_id"], "w", 5)
+    await gw.runs.finish(run["_id"], RunStatus.FAILED, "failed",
+                         {"failure": "the store answered HTTP 503"})
+    health = await service.health(doc)
+    assert health.status.value == "RED" and "503" in (health.reason or "")
+
+    gw.clock = lambda: now + timedelta(minutes=62)
+    overdue = await service.health(await service.get("acct-1", integration["_id"]))
+    assert overdue.status.value == "RED"
