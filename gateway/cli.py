@@ -99,8 +99,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for plugin in registry.plugins:
         for platform in plugin.platforms:
             info = registry.adapters[platform].info
-            print(f"{platform:<14} {info.name:<14} {info.version:<10} ({plugin.name} {plugin.version}) "
-                  f"{', '.join(info.capabilities)}")
+            print(
+                f"{platform:<14} {info.name:<14} {info.version:<10} ({plugin.name} {plugin.version}) "
+                f"{', '.join(info.capabilities)}"
+            )
     for problem in registry.load_errors:
         print(f"error: {problem}", file=sys.stderr)
     return 0
@@ -122,8 +124,14 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
 
 
 def _require_secrets(settings: Any) -> None:
-    missing = [name for name, value in (("GATEWAY_JWT_SECRET", settings.jwt_secret),
-                                        ("GATEWAY_SECRET_KEY", settings.secret_key)) if not value]
+    missing = [
+        name
+        for name, value in (
+            ("GATEWAY_JWT_SECRET", settings.jwt_secret),
+            ("GATEWAY_SECRET_KEY", settings.secret_key),
+        )
+        if not value
+    ]
     if missing:
         raise SystemExit(f"set {' and '.join(missing)} (see README: Configuration)")
 

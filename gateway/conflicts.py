@@ -71,7 +71,12 @@ class ConflictService:
         return doc
 
     async def page(
-        self, account_id: str, integration_id: str | None, status: str | None, first: int, after: Any,
+        self,
+        account_id: str,
+        integration_id: str | None,
+        status: str | None,
+        first: int,
+        after: Any,
         product_id: str | None = None,
     ) -> list[Doc]:
         query: Doc = {"account_id": account_id}

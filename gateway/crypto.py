@@ -27,9 +27,9 @@ class SecretBox:
     def __init__(self, secret_key: str) -> None:
         if not secret_key or len(secret_key) < 16:
             raise GatewayError("GATEWAY_SECRET_KEY must be set to at least 16 characters")
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=b"alana-gateway", info=b"credentials-v1"
-        ).derive(secret_key.encode())
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"alana-gateway", info=b"credentials-v1").derive(
+            secret_key.encode()
+        )
         self._aead = AESGCM(key)
 
     def seal(self, value: dict[str, str], context: str) -> str:

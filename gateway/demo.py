@@ -15,16 +15,15 @@ import os
 import random
 import secrets
 from pathlib import Path
-from typing import Any
 
-from arq.worker import Worker
 from aiohttp import web
+from arq.worker import Worker
 
 from gateway.api.app import create_app
 from gateway.auth import issue_token
 from gateway.embedded import EmbeddedServers
 from gateway.integrations import IntegrationService
-from gateway.jobs import worker_settings
+from gateway.jobs import stop_worker, worker_settings
 from gateway.logs import configure_logging
 from gateway.services import Gateway
 from gateway.settings import Settings
@@ -52,20 +51,23 @@ async def run_demo(port: int = 8000, products: int = 200, change_every: float = 
     configure_logging(base.log_level)
     data_dir = base.data_dir.resolve()
     generated = demo_secrets(data_dir)
-    servers = EmbeddedServers(mongodb_url=base.mongodb_url, redis_url=base.redis_url,
-                              persistent_dir=data_dir / "servers")
+    servers = EmbeddedServers(
+        mongodb_url=base.mongodb_url, redis_url=base.redis_url, persistent_dir=data_dir / "servers"
+    )
     await asyncio.to_thread(servers.start)
     stack = contextlib.AsyncExitStack()
     try:
         stack.callback(servers.close)
-        settings = base.model_copy(update={
-            "mongodb_url": servers.mongodb_url,
-            "redis_url": servers.redis_url,
-            "jwt_secret": base.jwt_secret or generated["jwt"],
-            "secret_key": base.secret_key or generated["key"],
-            "public_url": f"http://127.0.0.1:{port}",
-            "allow_private_urls": True,
-        })
+        settings = base.model_copy(
+            update={
+                "mongodb_url": servers.mongodb_url,
+                "redis_url": servers.redis_url,
+                "jwt_secret": base.jwt_secret or generated["jwt"],
+                "secret_key": base.secret_key or generated["key"],
+                "public_url": f"http://127.0.0.1:{port}",
+                "allow_private_urls": True,
+            }
+        )
         gw = await Gateway.create(settings)
         stack.push_async_callback(gw.close)
         runner = web.AppRunner(create_app(gw), access_log=None)
@@ -73,10 +75,9 @@ async def run_demo(port: int = 8000, products: int = 200, change_every: float = 
         stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, "127.0.0.1", port).start()
 
-        worker = Worker(**worker_settings(settings, ctx={"gateway": gw, "owns_gateway": False},
-                                          handle_signals=False))
+        worker = Worker(**worker_settings(settings, ctx={"gateway": gw, "owns_gateway": False}, handle_signals=False))
         worker_task = asyncio.ensure_future(worker.async_run())
-        stack.push_async_callback(_stop_worker, worker, worker_task)
+        stack.push_async_callback(stop_worker, worker, worker_task)
 
         sims = await start_simulators(gw, products, stack)
         await connect_demo_stores(gw, sims)
@@ -88,20 +89,12 @@ async def run_demo(port: int = 8000, products: int = 200, change_every: float = 
             f"  Token:    {token}\n"
             f"  (send it as 'Authorization: Bearer <token>')\n"
             f"  Stores:   " + ", ".join(f"{s.platform} {s.store_url}" for s in sims) + "\n"
-            f"Ctrl-C stops everything.\n",
+            "Ctrl-C stops everything.\n",
             flush=True,
         )
         await keep_changing(sims, change_every)
     finally:
         await stack.aclose()
-
-
-async def _stop_worker(worker: Worker, task: asyncio.Future[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    with contextlib.suppress(Exception):
-        await worker.close()
 
 
 async def start_simulators(gw: Gateway, products: int, stack: contextlib.AsyncExitStack) -> list[Simulator]:
@@ -130,8 +123,9 @@ async def connect_demo_stores(gw: Gateway, sims: list[Simulator]) -> None:
             await service.disconnect(DEMO_ACCOUNT, old["_id"])
     for sim in sims:
         try:
-            await service.connect(DEMO_ACCOUNT, sim.platform, f"Demo {sim.platform} store", sim.store_url,
-                                  sim.credentials())
+            await service.connect(
+                DEMO_ACCOUNT, sim.platform, f"Demo {sim.platform} store", sim.store_url, sim.credentials()
+            )
         except Exception:  # noqa: BLE001
             log.exception("could not connect the %s demo store", sim.platform)
 

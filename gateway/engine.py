@@ -28,7 +28,8 @@ from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import MappingError, StoreAuthError, StoreError
 from gateway.integrations import CallCounter, IntegrationService, health_doc
 from gateway.model import Product
-from gateway.products import Outcome, older as _older, product_id
+from gateway.products import Outcome, product_id
+from gateway.products import older as _older
 from gateway.runs import percent
 from gateway.storage.mongo import Doc
 from gateway.syncs import progress_message
@@ -70,9 +71,7 @@ def native_id(native: Mapping[str, Any]) -> str | None:
     return None if value is None else str(value)
 
 
-def map_one(
-    gw: Gateway, adapter: PlatformAdapter, native: Mapping[str, Any], context: MappingContext
-) -> Product | Doc:
+def map_one(gw: Gateway, adapter: PlatformAdapter, native: Mapping[str, Any], context: MappingContext) -> Product | Doc:
     """Map and enrich one native product; a SyncError document when it cannot be mapped."""
     try:
         product = adapter.map_product(native, context)
@@ -204,13 +203,15 @@ class _Execution:
         except Cancelled:
             status, message, failure = RunStatus.CANCELLED, "Cancelled: products saved so far are kept", None
         except LeaseLost:
-            log.warning("lost the lease of run %s: another worker took it over", self.run_id)
+            if await gw.db.integrations.count_documents({"_id": self.integration_id}) == 0:
+                # Disconnected mid-run: the page written after the disconnect must not linger.
+                await gw.db.products.delete_many({"integration_id": self.integration_id})
+            else:
+                log.warning("lost the lease of run %s: another worker took it over", self.run_id)
             return None
         except StoreAuthError as exc:
             status, message, failure = RunStatus.FAILED, "The store refused Alana's credentials", exc.message
-            await gw.db.integrations.update_one(
-                {"_id": self.integration_id}, {"$set": {"credentials_rejected": True}}
-            )
+            await gw.db.integrations.update_one({"_id": self.integration_id}, {"$set": {"credentials_rejected": True}})
         except StoreError as exc:
             status, message, failure = RunStatus.FAILED, "The store could not be read", exc.message
         except Exception as exc:  # noqa: BLE001 - record the failure, never leave a run RUNNING
@@ -232,22 +233,18 @@ class _Execution:
         return f"Done: {self.processed} products checked"
 
     async def walk(self, conn: Connection) -> None:
-        gw = self.gw
         checkpoint = self.run.get("checkpoint") or {}
         request = self.fetch_request(checkpoint.get("cursor"))
         context = await self.adapter.mapping_context(conn)
         if self.total is None and request.cursor is None:
             with contextlib.suppress(StoreError):
                 self.total = await self.adapter.count_products(conn, request)
-        if checkpoint.get("complete"):
-            pages_done = True
-        else:
-            pages_done = False
+        # A retry after the last page was checkpointed goes straight to the end-of-run work.
+        if not checkpoint.get("complete"):
             self.message = "Reading products from the store"
             async for page in self.adapter.fetch_products(conn, request):
                 await self.process_page(page, context)
-            pages_done = True
-        if pages_done and self.kind is RunKind.FULL:
+        if self.kind is RunKind.FULL:
             await self.detect_removed()
 
     def fetch_request(self, cursor: str | None) -> FetchRequest:
@@ -279,7 +276,7 @@ class _Execution:
         if self.kind is RunKind.FULL and (mapped or result.errors):
             seen = list(mapped) + [e["external_id"] for e in result.errors if e.get("external_id")]
             key = f"gw:seen:{self.run_id}"
-            await gw.redis.sadd(key, *seen)
+            await gw.redis.sadd(key, *seen)  # type: ignore[misc]
             await gw.redis.expire(key, SEEN_TTL_SECONDS)
         self.processed += len(page.items)
         total = f" of {self.total}" if self.total else ""
@@ -323,32 +320,18 @@ class _Execution:
         slow: list[tuple[Product, str]] = []
         for external_id, product in mapped.items():
             content_hash = product.content_hash()
-            updated_at = product.store_updated_at
-            if self.max_updated is None or updated_at > self.max_updated:
-                self.max_updated = updated_at
+            if self.max_updated is None or product.store_updated_at > self.max_updated:
+                self.max_updated = product.store_updated_at
             old = existing.get(external_id)
-            if old is None:
+            decision = self.classify(product, content_hash, old)
+            if decision == "insert":
                 ops.append(
-                    gw.products.insert_op(
-                        self.account_id, self.integration_id, product, content_hash, self.run_id
-                    )
+                    gw.products.insert_op(self.account_id, self.integration_id, product, content_hash, self.run_id)
                 )
                 result.add("added")
                 result.changed_ids.append(product_id(self.integration_id, external_id))
-            elif _older(updated_at, old.get("store_updated_at")):
-                # A newer version already arrived (a webhook overtook this run): keep it.
-                result.add("unchanged")
-            elif old.get("hash") == content_hash and not old.get("removed"):
-                # Written by an earlier attempt of this same run: count it as that attempt did.
-                if old.get("created_run") == self.run_id:
-                    result.add("added")
-                elif old.get("updated_run") == self.run_id:
-                    result.add("updated")
-                else:
-                    result.add("unchanged")
-            elif any(o.get("active") for o in old.get("overlays", [])):
-                slow.append((product, content_hash))
-            else:
+            elif decision == "update":
+                assert old is not None
                 ops.append(
                     gw.products.update_op(
                         self.integration_id, product, content_hash, old.get("version", 0), self.run_id
@@ -357,6 +340,10 @@ class _Execution:
                 guarded[external_id] = content_hash
                 result.add("added" if old.get("removed") else "updated")
                 result.changed_ids.append(product_id(self.integration_id, external_id))
+            elif decision == "slow":
+                slow.append((product, content_hash))
+            else:
+                result.add(decision)
         written = await gw.products.bulk(ops)
         if written < len(ops) and guarded:
             # A concurrent write (an Alana edit, a webhook) moved some versions: redo those one by one.
@@ -364,8 +351,27 @@ class _Execution:
             for external_id, content_hash in guarded.items():
                 if now.get(external_id, {}).get("hash") != content_hash:
                     slow.append((mapped[external_id], content_hash))
+        await self.write_slowly(slow, guarded, result)
+
+    def classify(self, product: Product, content_hash: str, old: Doc | None) -> str:
+        """insert / update / slow (overlays: conflict checks) or the counter an unwritten product adds to."""
+        if old is None:
+            return "insert"
+        if _older(product.store_updated_at, old.get("store_updated_at")):
+            return "unchanged"  # a newer version already arrived (a webhook overtook this run): keep it
+        if old.get("hash") == content_hash and not old.get("removed"):
+            # Written by an earlier attempt of this same run: count it as that attempt did.
+            if old.get("created_run") == self.run_id:
+                return "added"
+            return "updated" if old.get("updated_run") == self.run_id else "unchanged"
+        if any(o.get("active") for o in old.get("overlays", [])):
+            return "slow"
+        return "update"
+
+    async def write_slowly(self, slow: list[tuple[Product, str]], guarded: dict[str, str], result: PageResult) -> None:
+        """Version-guarded writes one by one, with three-way conflict detection on Alana's overlays."""
         for product, content_hash in slow:
-            outcome = await gw.products.write_one(
+            outcome = await self.gw.products.write_one(
                 self.account_id, self.integration_id, product, content_hash, self.run_id, skip_older=True
             )
             if outcome.outcome in (Outcome.UNCHANGED, Outcome.STALE):
@@ -384,7 +390,7 @@ class _Execution:
         key = f"gw:seen:{self.run_id}"
         removed = 0
         async for batch in self.gw.products.active_external_ids(self.integration_id):
-            flags = await self.gw.redis.smismember(key, batch)
+            flags = await self.gw.redis.smismember(key, batch)  # type: ignore[misc]
             gone = [external_id for external_id, seen in zip(batch, flags, strict=True) if not seen]
             removed += await self.gw.products.mark_removed(self.integration_id, gone, self.run_id)
         if removed:
@@ -423,9 +429,7 @@ class _Execution:
             RunStatus.FAILED: f"Sync failed: {failure}",
             RunStatus.CANCELLED: "Sync cancelled; products saved so far are kept",
         }[status]
-        await gw.activity.record(
-            self.account_id, kind, text, integration_id=self.integration_id, run_id=self.run_id
-        )
+        await gw.activity.record(self.account_id, kind, text, integration_id=self.integration_id, run_id=self.run_id)
         await gw.publisher.run_progress(self.run_id, progress_message(run))
         await gw.publisher.account_event(
             self.account_id,

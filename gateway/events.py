@@ -71,6 +71,7 @@ class EventHub:
         self._reader: asyncio.Task[None] | None = None
         self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._lock = asyncio.Lock()
+        self._listeners_changed = asyncio.Condition()
 
     async def _ensure_reader(self) -> PubSub:
         if self._pubsub is None:
@@ -113,6 +114,8 @@ class EventHub:
             self._queues[channel].add(queue)
             if first:
                 await pubsub.subscribe(channel)
+        async with self._listeners_changed:
+            self._listeners_changed.notify_all()
         try:
             yield queue
         finally:
@@ -123,6 +126,11 @@ class EventHub:
                     with contextlib.suppress(Exception):
                         await pubsub.unsubscribe(channel)
 
+    async def wait_for_listener(self, channel: str) -> None:
+        """Return once this process has a subscriber on `channel` (tests and tools use it)."""
+        async with self._listeners_changed:
+            await self._listeners_changed.wait_for(lambda: bool(self._queues.get(channel)))
+
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
@@ -130,6 +138,6 @@ class EventHub:
                 await self._reader
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         self._pubsub = None
         self._reader = None

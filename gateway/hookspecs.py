@@ -31,7 +31,7 @@ def register_platforms() -> list[type[PlatformAdapter]]:  # type: ignore[empty-b
 
 # ---- products ------------------------------------------------------------------------------------
 @hookspec
-def process_product(platform: str, native: dict[str, object], product: Product) -> Product | None:  # type: ignore[empty-body]
+def process_product(platform: str, native: dict[str, object], product: Product) -> Product | None:
     """Adjust a freshly mapped product before it is hashed and stored.
 
     Receives the platform id, the native payload and the canonical product; return a replacement

@@ -163,9 +163,7 @@ class IntegrationService:
         """Check the credentials, register webhooks, save (sealed), queue the first full sync."""
         if platform not in self.gw.registry.adapters:
             installed = ", ".join(sorted(self.gw.registry.adapters))
-            raise BadInput(
-                f"unknown platform {platform!r}; installed platforms: {installed}", field="platform"
-            )
+            raise BadInput(f"unknown platform {platform!r}; installed platforms: {installed}", field="platform")
         adapter = self.adapter(platform)
         if not name or not name.strip():
             raise BadInput("name must not be empty", field="name")
@@ -268,9 +266,7 @@ class IntegrationService:
             raise NotFound("no integration with that id", field="integrationId")
         changes = (
             ", ".join(
-                f"{k} {doc['settings'].get(k)} -> {v}"
-                for k, v in settings.items()
-                if doc["settings"].get(k) != v
+                f"{k} {doc['settings'].get(k)} -> {v}" for k, v in settings.items() if doc["settings"].get(k) != v
             )
             or "no change"
         )
@@ -309,9 +305,7 @@ class IntegrationService:
                 try:
                     await adapter.remove_webhooks(conn, WebhookRegistration(tuple(webhooks["hook_ids"])))
                 except StoreError:
-                    log.warning(
-                        "could not remove webhooks on disconnect", extra={"integration_id": integration_id}
-                    )
+                    log.warning("could not remove webhooks on disconnect", extra={"integration_id": integration_id})
                 finally:
                     await conn.close()
         db = self.gw.db

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.worker import func
+from arq.worker import Worker, func
 
 from gateway import metrics
 from gateway.engine import SyncEngine
@@ -63,6 +64,18 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     gw = ctx.get("gateway")
     if gw is not None and ctx.get("owns_gateway", True):
         await gw.close()
+
+
+async def stop_worker(worker: Worker, task: asyncio.Future[Any]) -> None:
+    """Stop an in-process worker (demo, tests) and release everything it holds.
+
+    arq's own close() gathers the jobs it just cancelled and so raises CancelledError before it
+    closes its Redis pool or runs on_shutdown; wait for them here first.
+    """
+    worker.handle_sig(signal.SIGUSR1)
+    await asyncio.gather(task, *worker.tasks.values(), return_exceptions=True)
+    worker.tasks.clear()
+    await worker.close()
 
 
 def worker_settings(settings: Any = None, **overrides: Any) -> dict[str, Any]:

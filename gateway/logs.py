@@ -34,9 +34,7 @@ _SECRET_KEY = re.compile(
 )
 
 _NOTHING_BOUND: Mapping[str, Any] = MappingProxyType({})
-_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
-    "log_context", default=_NOTHING_BOUND
-)
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("log_context", default=_NOTHING_BOUND)
 
 
 @contextlib.contextmanager

@@ -70,9 +70,7 @@ def _allowed(name: str, allowlist: set[str] | None) -> bool:
     return allowlist is None or name in allowlist
 
 
-def load_plugins(
-    allowlist: Iterable[str] | None = None, extra: Iterable[ModuleType | object] = ()
-) -> PluginRegistry:
+def load_plugins(allowlist: Iterable[str] | None = None, extra: Iterable[ModuleType | object] = ()) -> PluginRegistry:
     """Build a registry from built-in plugins, entry points and `extra` objects (tests)."""
     allowed = {a.strip() for a in allowlist if a.strip()} if allowlist is not None else None
     registry = PluginRegistry(manager=_new_manager())
@@ -96,9 +94,7 @@ def load_plugins(
     return registry
 
 
-def _register(
-    registry: PluginRegistry, plugin: object, name: str, version: str, allowed: set[str] | None
-) -> None:
+def _register(registry: PluginRegistry, plugin: object, name: str, version: str, allowed: set[str] | None) -> None:
     if not _allowed(name, allowed):
         return
     try:

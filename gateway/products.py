@@ -106,9 +106,7 @@ def detect_conflicts(doc: Doc, new_store: Doc) -> tuple[list[Doc], list[Conflict
                 if theirs != overlay["value"]:
                     conflict_id = uuid.uuid4().hex
                     overlay["conflict_id"] = conflict_id
-                    found.append(
-                        ConflictFound(overlay["field"], theirs, overlay["value"], overlay["id"], conflict_id)
-                    )
+                    found.append(ConflictFound(overlay["field"], theirs, overlay["value"], overlay["id"], conflict_id))
         overlays.append(overlay)
     return overlays, found
 
@@ -145,9 +143,7 @@ class ProductStore:
             {"account_id": account_id, "integration_id": integration_id, "removed": {"$ne": True}}
         )
 
-    def list_filter(
-        self, account_id: str, integration_id: str | None, search: str | None, status: str | None
-    ) -> Doc:
+    def list_filter(self, account_id: str, integration_id: str | None, search: str | None, status: str | None) -> Doc:
         query: Doc = {"account_id": account_id, "removed": {"$ne": True}}
         if integration_id:
             query["integration_id"] = integration_id

@@ -156,9 +156,7 @@ class RunStore:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def finish(
-        self, run_id: str, status: RunStatus, message: str, extra: Doc | None = None
-    ) -> Doc | None:
+    async def finish(self, run_id: str, status: RunStatus, message: str, extra: Doc | None = None) -> Doc | None:
         now = utcnow()
         return await self.db.runs.find_one_and_update(
             {"_id": run_id, "active": True},

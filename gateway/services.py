@@ -30,6 +30,7 @@ from gateway.storage.mongo import Database, connect, ensure_indexes
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -43,9 +44,7 @@ class Gateway:
     runs: RunStore
     activity: ActivityLog
     clock: Callable[[], datetime] = utcnow
-    worker_id: str = field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    )
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
     #: Lease length for runs; a run whose worker stops renewing is taken over after this.
     lease_seconds: float = 30.0
 
@@ -93,5 +92,6 @@ class Gateway:
 
     async def close(self) -> None:
         await self.hub.close()
-        await self.redis.aclose()
+        # arq builds the pool itself, so closing the client alone would leave its sockets open.
+        await self.redis.aclose(close_connection_pool=True)
         await self.db.close()

@@ -127,4 +127,4 @@ def progress_message(run: Doc) -> Doc:
 
 
 def pending_mode(integration: Doc) -> bool:
-    return integration.get("settings", {}).get("mode") == SyncMode.MANUAL.value
+    return bool(integration.get("settings", {}).get("mode") == SyncMode.MANUAL.value)

@@ -26,8 +26,7 @@ def check_store_url(url: str, *, allow_private: bool, resolve: bool = True) -> s
         for address in _addresses(parts.hostname, resolve):
             if not address.is_global or address.is_multicast:
                 raise BadInput(
-                    f"storeUrl points to a private or local address ({address}); "
-                    "only public stores can be connected",
+                    f"storeUrl points to a private or local address ({address}); only public stores can be connected",
                     field="storeUrl",
                 )
     return url.strip().rstrip("/")

@@ -64,8 +64,7 @@ class WebhookService:
             await self.gw.activity.record(
                 integration["account_id"],
                 ActivityKind.WEBHOOK_REJECTED,
-                "A change notification claiming to come from your store failed signature verification and "
-                "was ignored",
+                "A change notification claiming to come from your store failed signature verification and was ignored",
                 integration_id=integration_id,
             )
             return 401, "signature verification failed"
@@ -137,17 +136,11 @@ class WebhookService:
             if current is None or _newer_or_same(delivery, current):
                 latest[delivery["external_id"]] = delivery
         changed = await self._apply(integration, list(latest.values()), run_id)
-        await gw.db.deliveries.update_many(
-            {"claim": token}, {"$set": {"state": "APPLIED", "applied_at": gw.now()}}
-        )
+        await gw.db.deliveries.update_many({"claim": token}, {"$set": {"state": "APPLIED", "applied_at": gw.now()}})
         now = time.time()
         for delivery in deliveries:
             started = delivery.get("triggered_at")
-            latency = (
-                now - started.timestamp()
-                if isinstance(started, datetime)
-                else now - delivery["received_mono"]
-            )
+            latency = now - started.timestamp() if isinstance(started, datetime) else now - delivery["received_mono"]
             metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
         return changed
 
@@ -181,9 +174,7 @@ class WebhookService:
                     for native in page.items:
                         mapped = map_one(gw, adapter, native, context)
                         if isinstance(mapped, Product):
-                            changed += await self._write(
-                                conflicts, account_id, integration_id, mapped, run_id
-                            )
+                            changed += await self._write(conflicts, account_id, integration_id, mapped, run_id)
                     if page.missing_ids:
                         await gw.products.mark_removed(integration_id, page.missing_ids, run_id)
                         changed += [product_id(integration_id, e) for e in page.missing_ids]

@@ -4,7 +4,6 @@ in-process arq worker, a toy store, and a GraphQL client."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from arq.worker import Worker
 from gwtest import Api, make_settings
 
 from gateway.api.app import create_app
-from gateway.jobs import worker_settings
+from gateway.jobs import stop_worker, worker_settings
 from gateway.services import Gateway
 from gateway.simkit import free_port
 from gateway.testing import toy
@@ -30,8 +29,9 @@ def settings_overrides() -> dict[str, Any]:
 @pytest_asyncio.fixture
 async def gw(mongodb_url: str, redis_url: str, settings_overrides: dict[str, Any]) -> AsyncIterator[Gateway]:
     port = free_port()
-    settings = make_settings(mongodb_url, redis_url, GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                             **settings_overrides)
+    settings = make_settings(
+        mongodb_url, redis_url, GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}", **settings_overrides
+    )
     gateway = await Gateway.create(settings)
     gateway._test_port = port  # type: ignore[attr-defined]
     try:
@@ -54,16 +54,10 @@ async def api(gw: Gateway) -> AsyncIterator[Api]:
 
 @pytest_asyncio.fixture
 async def worker(gw: Gateway) -> AsyncIterator[Worker]:
-    instance = Worker(**worker_settings(gw.settings, ctx={"gateway": gw, "owns_gateway": False},
-                                        handle_signals=False))
+    instance = Worker(**worker_settings(gw.settings, ctx={"gateway": gw, "owns_gateway": False}, handle_signals=False))
     task = asyncio.ensure_future(instance.async_run())
     yield instance
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    # close() cancels jobs still running (a webhook job, a heartbeat): their CancelledError is expected.
-    with contextlib.suppress(asyncio.CancelledError):
-        await instance.close()
+    await stop_worker(instance, task)
 
 
 @pytest_asyncio.fixture
@@ -72,5 +66,3 @@ async def toy_store() -> AsyncIterator[toy.ToySimulator]:
     await sim.start()
     yield sim
     await sim.stop()
-
-

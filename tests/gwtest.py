@@ -45,15 +45,22 @@ class Api:
     def token(self, account: str = "acct-1") -> str:
         return issue_token(JWT_SECRET, account, 3600)
 
-    async def raw(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None,
-                  account: str | None = "acct-1") -> dict[str, Any]:
+    async def raw(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        account: str | None = "acct-1",
+    ) -> dict[str, Any]:
         headers = {}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         elif account is not None:
             headers["Authorization"] = f"Bearer {self.token(account)}"
-        async with self.session.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
-                                     headers=headers) as response:
+        async with self.session.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        ) as response:
             body: dict[str, Any] = await response.json()
             return body
 
@@ -70,13 +77,23 @@ mutation($input: ConnectIntegrationInput!) {
 
 
 async def connect(api: Api, sim: Any, platform: str = "toy", account: str = "acct-1", **settings: Any) -> str:
-    data = await api.query(CONNECT, {"input": {"platform": platform, "name": f"My {platform} store",
-                                               "storeUrl": sim.store_url, "credentials": sim.credentials(),
-                                               **({"settings": settings} if settings else {})}}, account)
+    data = await api.query(
+        CONNECT,
+        {
+            "input": {
+                "platform": platform,
+                "name": f"My {platform} store",
+                "storeUrl": sim.store_url,
+                "credentials": sim.credentials(),
+                **({"settings": settings} if settings else {}),
+            }
+        },
+        account,
+    )
     return str(data["connectIntegration"]["id"])
 
 
-async def wait_run(gw: Gateway, run_id: str, timeout: float = 60.0) -> dict[str, Any]:
+async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> dict[str, Any]:
     """Wait for a run to end by following its progress channel (no polling sleeps)."""
     from gateway.events import run_channel
 
@@ -90,4 +107,4 @@ async def wait_run(gw: Gateway, run_id: str, timeout: float = 60.0) -> dict[str,
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.get(), timeout=2.0)
 
-    return await asyncio.wait_for(follow(), timeout)
+    return await asyncio.wait_for(follow(), limit)

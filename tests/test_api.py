@@ -56,8 +56,9 @@ async def test_another_accounts_integration_is_not_found(api: Api, toy_store: To
     query = "query($id: ID!) { integration(id: $id) { id name } }"
     body = await api.raw(query, {"id": integration_id}, account="acct-2")
     assert codes(body) == ["NOT_FOUND"] and body["data"]["integration"] is None
-    body = await api.raw("mutation($id: ID!) { syncNow(integrationId: $id) { id } }", {"id": integration_id},
-                         account="acct-2")
+    body = await api.raw(
+        "mutation($id: ID!) { syncNow(integrationId: $id) { id } }", {"id": integration_id}, account="acct-2"
+    )
     assert codes(body) == ["NOT_FOUND"]
     assert (await api.query("{ integrations { id } }", account="acct-2"))["integrations"] == []
     assert (await api.query(query, {"id": integration_id}))["integration"]["id"] == integration_id
@@ -67,11 +68,14 @@ async def test_websocket_requires_a_token_and_scopes_by_account(
     gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
 ) -> None:
     integration_id = await connect(api, toy_store)
-    runs = await api.query("query($id: ID!) { syncRuns(integrationId: $id) { edges { node { id } } } }",
-                           {"id": integration_id})
+    runs = await api.query(
+        "query($id: ID!) { syncRuns(integrationId: $id) { edges { node { id } } } }", {"id": integration_id}
+    )
     run_id = runs["syncRuns"]["edges"][0]["node"]["id"]
-    subscription = GraphQLRequest("subscription($id: ID!) { syncProgress(runId: $id) { runId status processed } }",
-                                  variable_values={"id": run_id})
+    subscription = GraphQLRequest(
+        "subscription($id: ID!) { syncProgress(runId: $id) { runId status processed } }",
+        variable_values={"id": run_id},
+    )
 
     async with Client(transport=ws_transport(api, None)) as session:
         with pytest.raises(TransportQueryError) as denied:
@@ -91,8 +95,9 @@ async def test_websocket_requires_a_token_and_scopes_by_account(
     assert seen[-1]["syncProgress"]["status"] == "SUCCEEDED"
 
 
-async def test_credentials_are_encrypted_at_rest_and_never_returned(gw: Gateway, api: Api,
-                                                                   toy_store: ToySimulator) -> None:
+async def test_credentials_are_encrypted_at_rest_and_never_returned(
+    gw: Gateway, api: Api, toy_store: ToySimulator
+) -> None:
     integration_id = await connect(api, toy_store)
     raw = await gw.db.integrations.find_one({"_id": integration_id})
     assert raw is not None
@@ -108,19 +113,26 @@ async def test_credentials_are_encrypted_at_rest_and_never_returned(gw: Gateway,
 
 @pytest.mark.parametrize(
     ("store_url", "field"),
-    [("http://127.0.0.1:9/", "storeUrl"), ("ftp://shop.example.com", "storeUrl"),
-     ("http://169.254.169.254/latest", "storeUrl"), ("http://10.0.0.5", "storeUrl")],
+    [
+        ("http://127.0.0.1:9/", "storeUrl"),
+        ("ftp://shop.example.com", "storeUrl"),
+        ("http://169.254.169.254/latest", "storeUrl"),
+        ("http://10.0.0.5", "storeUrl"),
+    ],
 )
 @pytest.mark.parametrize("settings_overrides", [{"GATEWAY_ALLOW_PRIVATE_URLS": False}])
 async def test_store_urls_are_guarded_against_ssrf(api: Api, store_url: str, field: str) -> None:
-    body = await api.raw(CONNECT, {"input": {"platform": "toy", "name": "x", "storeUrl": store_url,
-                                             "credentials": {"token": "t"}}})
+    body = await api.raw(
+        CONNECT,
+        {"input": {"platform": "toy", "name": "x", "storeUrl": store_url, "credentials": {"token": "t"}}},
+    )
     assert codes(body) == ["BAD_USER_INPUT"]
     assert body["errors"][0]["extensions"]["field"] == field
 
 
-async def test_bad_connect_input_names_the_field_and_saves_nothing(gw: Gateway, api: Api,
-                                                                   toy_store: ToySimulator) -> None:
+async def test_bad_connect_input_names_the_field_and_saves_nothing(
+    gw: Gateway, api: Api, toy_store: ToySimulator
+) -> None:
     base = {"platform": "toy", "name": "Mine", "storeUrl": toy_store.store_url, "credentials": {"token": "t"}}
     cases = [
         ({"platform": "magento"}, "platform"),
@@ -141,16 +153,21 @@ async def test_bad_connect_input_names_the_field_and_saves_nothing(gw: Gateway, 
 
 async def test_settings_change_and_disconnect(gw: Gateway, api: Api, worker: object, toy_store: ToySimulator) -> None:
     integration_id = await connect(api, toy_store)
+    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
     assert len(toy_store.hooks) == 1
     data = await api.query(
         """mutation($id: ID!) { updateSyncSettings(integrationId: $id, settings: {mode: MANUAL}) {
-             settings { mode frequency } health { nextSyncAt } } }""", {"id": integration_id})
+             settings { mode frequency } health { nextSyncAt } } }""",
+        {"id": integration_id},
+    )
     assert data["updateSyncSettings"]["settings"] == {"mode": "MANUAL", "frequency": "EVERY_HOUR"}
     assert data["updateSyncSettings"]["health"]["nextSyncAt"] is None
     data = await api.query(
         """mutation($id: ID!) { updateSyncSettings(integrationId: $id,
              settings: {mode: AUTOMATIC, frequency: EVERY_15_MINUTES}) { settings { mode frequency }
-             health { nextSyncAt } } }""", {"id": integration_id})
+             health { nextSyncAt } } }""",
+        {"id": integration_id},
+    )
     assert data["updateSyncSettings"]["settings"]["frequency"] == "EVERY_15_MINUTES"
     assert data["updateSyncSettings"]["health"]["nextSyncAt"] is not None
     data = await api.query("mutation($id: ID!) { disconnectIntegration(integrationId: $id) }", {"id": integration_id})
@@ -160,7 +177,9 @@ async def test_settings_change_and_disconnect(gw: Gateway, api: Api, worker: obj
     assert await gw.db.products.count_documents({"integration_id": integration_id}) == 0
     log = await api.query("{ activityLog { edges { node { kind } } } }")
     kinds = [e["node"]["kind"] for e in log["activityLog"]["edges"]]
-    assert kinds[0] == "INTEGRATION_DISCONNECTED" and "SETTINGS_CHANGED" in kinds and kinds[-1] == "INTEGRATION_CONNECTED"
+    assert (
+        kinds[0] == "INTEGRATION_DISCONNECTED" and "SETTINGS_CHANGED" in kinds and kinds[-1] == "INTEGRATION_CONNECTED"
+    )
 
 
 async def test_query_limits(api: Api) -> None:
@@ -171,17 +190,19 @@ async def test_query_limits(api: Api) -> None:
     too_deep = "{ integrations { " + "health { lastRun { " * 4 + "id" + " } }" * 4 + " } }"
     assert codes(await api.raw(too_deep)) == ["BAD_USER_INPUT"]
     assert codes(await api.raw("{ nope }")) == ["BAD_USER_INPUT"]
-    assert codes(await api.raw("{ products(after: \"garbage\") { totalCount } }")) == ["BAD_USER_INPUT"]
-    async with api.session.post(f"{api.url}/graphql", data=io.BytesIO(b"x" * 2_000_000),
-                                headers={"Content-Type": "application/json"}) as response:
+    assert codes(await api.raw('{ products(after: "garbage") { totalCount } }')) == ["BAD_USER_INPUT"]
+    async with api.session.post(
+        f"{api.url}/graphql", data=io.BytesIO(b"x" * 2_000_000), headers={"Content-Type": "application/json"}
+    ) as response:
         assert response.status == 413
 
 
 @pytest.mark.parametrize("settings_overrides", [{"GATEWAY_WS_AUTH_TIMEOUT": 0.3}])
 async def test_a_websocket_that_never_initialises_is_closed(api: Api) -> None:
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-        api.url + "/graphql", protocols=["graphql-transport-ws"]
-    ) as ws:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(api.url + "/graphql", protocols=["graphql-transport-ws"]) as ws,
+    ):
         message = await asyncio.wait_for(ws.receive(), timeout=5)
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
         assert ws.close_code == 4408

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import hashlib
 import hmac
+import io
 import json
 from datetime import timedelta
 from typing import Any
@@ -35,8 +35,11 @@ async def connected(gw: Gateway, api: Api, sim: ToySimulator, **settings: Any) -
 def signed(sim: ToySimulator, payload: dict[str, Any], delivery: str) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
     secret = next(iter(sim.hooks.values())).secret
-    return body, {"X-Toy-Delivery": delivery, "Content-Type": "application/json",
-                  "X-Toy-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+    return body, {
+        "X-Toy-Delivery": delivery,
+        "Content-Type": "application/json",
+        "X-Toy-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+    }
 
 
 async def post(api: Api, integration_id: str, body: bytes, headers: dict[str, str]) -> int:
@@ -59,14 +62,15 @@ async def test_a_store_change_reaches_the_product_and_a_subscriber(
         init_payload={"Authorization": f"Bearer {api.token('acct-1')}"},
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
     )
-    request = GraphQLRequest("subscription($id: ID) { integrationEvents(integrationId: $id) { kind productId } }",
-                             variable_values={"id": integration_id})
+    request = GraphQLRequest(
+        "subscription($id: ID) { integrationEvents(integrationId: $id) { kind productId } }",
+        variable_values={"id": integration_id},
+    )
     async with Client(transport=transport) as session:
         events = session.subscribe(request)
         first = asyncio.ensure_future(anext(events))
         # The subscription is live once the server has subscribed to the account channel.
-        while not gw.hub._queues.get(account_channel("acct-1")):
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(gw.hub.wait_for_listener(account_channel("acct-1")), 10)
         toy_store.update_product("3", name="Fresh from the store")
         event = await asyncio.wait_for(first, 20)
         while event["integrationEvents"]["kind"] != "PRODUCT_CHANGED":
@@ -76,8 +80,9 @@ async def test_a_store_change_reaches_the_product_and_a_subscriber(
     assert await product_title(gw, integration_id, "3") == "Fresh from the store"
 
 
-async def test_forged_duplicate_and_older_deliveries(gw: Gateway, api: Api, worker: object,
-                                                     toy_store: ToySimulator) -> None:
+async def test_forged_duplicate_and_older_deliveries(
+    gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
+) -> None:
     integration_id = await connected(gw, api, toy_store)
     toy_store.deliver_webhooks = False
     product = dict(toy_store.catalog["4"])
@@ -113,8 +118,9 @@ async def test_forged_duplicate_and_older_deliveries(gw: Gateway, api: Api, work
 async def wait_for_applied(gw: Gateway, integration_id: str, count: int) -> None:
     async def applied() -> None:
         async with gw.hub.listen(account_channel("acct-1")) as queue:
-            while await gw.db.deliveries.count_documents(
-                {"integration_id": integration_id, "state": "APPLIED"}) < count:
+            while (
+                await gw.db.deliveries.count_documents({"integration_id": integration_id, "state": "APPLIED"}) < count
+            ):
                 try:
                     await asyncio.wait_for(queue.get(), 0.5)
                 except TimeoutError:
@@ -123,8 +129,9 @@ async def wait_for_applied(gw: Gateway, integration_id: str, count: int) -> None
     await asyncio.wait_for(applied(), 20)
 
 
-async def test_manual_mode_keeps_changes_for_sync_now(gw: Gateway, api: Api, worker: object,
-                                                      toy_store: ToySimulator) -> None:
+async def test_manual_mode_keeps_changes_for_sync_now(
+    gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
+) -> None:
     integration_id = await connected(gw, api, toy_store, mode="MANUAL")
     data = await api.query(HEALTH, {"id": integration_id})
     assert data["integration"]["health"]["status"] == "GREEN", data
@@ -153,11 +160,11 @@ async def test_schedule_queues_once_when_due_and_red_after_failure(gw: Gateway, 
     integration = await service.connect("acct-1", "toy", "sched", toy_store.store_url, toy_store.credentials())
     first_run = (await gw.runs.latest(integration["_id"], 1))[0]
     await gw.runs.finish(first_run["_id"], RunStatus.SUCCEEDED, "done")
-    await gw.db.integrations.update_one({"_id": integration["_id"]},
-                                        {"$set": {"last_full_sync_at": now, "last_sync_at": now,
-                                                  "sync_cursor": now}})
-    await service.update_settings("acct-1", integration["_id"], None,
-                                  SyncFrequency.EVERY_15_MINUTES)
+    await gw.db.integrations.update_one(
+        {"_id": integration["_id"]},
+        {"$set": {"last_full_sync_at": now, "last_sync_at": now, "sync_cursor": now}},
+    )
+    await service.update_settings("acct-1", integration["_id"], None, SyncFrequency.EVERY_15_MINUTES)
     doc = await service.get("acct-1", integration["_id"])
     assert doc["next_sync_at"] == now + timedelta(minutes=15)
     assert (await service.health(doc)).status.value == "GREEN"
@@ -174,8 +181,7 @@ async def test_schedule_queues_once_when_due_and_red_after_failure(gw: Gateway, 
     assert doc["next_sync_at"] == now + timedelta(minutes=30)
 
     await gw.runs.acquire_lease(run["_id"], "w", 5)
-    await gw.runs.finish(run["_id"], RunStatus.FAILED, "failed",
-                         {"failure": "the store answered HTTP 503"})
+    await gw.runs.finish(run["_id"], RunStatus.FAILED, "failed", {"failure": "the store answered HTTP 503"})
     health = await service.health(doc)
     assert health.status.value == "RED" and "503" in (health.reason or "")
 

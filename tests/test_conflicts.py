@@ -79,17 +79,21 @@ async def test_store_change_to_an_edited_field_wins_and_can_be_reapplied(
     again = await sync(gw, api, integration_id)
     assert again["counts"]["conflicts"] == 0  # an unchanged store raises nothing new
 
-    reapplied = await api.query("mutation($id: ID!) { reapplyAlanaChange(conflictId: $id) { status } }",
-                                {"id": conflict["id"]})
+    reapplied = await api.query(
+        "mutation($id: ID!) { reapplyAlanaChange(conflictId: $id) { status } }", {"id": conflict["id"]}
+    )
     assert reapplied["reapplyAlanaChange"]["status"] == "REAPPLIED"
-    twice = await api.query("mutation($id: ID!) { reapplyAlanaChange(conflictId: $id) { status } }",
-                            {"id": conflict["id"]})
+    twice = await api.query(
+        "mutation($id: ID!) { reapplyAlanaChange(conflictId: $id) { status } }", {"id": conflict["id"]}
+    )
     assert twice["reapplyAlanaChange"]["status"] == "REAPPLIED"
     product = (await api.query(PRODUCT, {"id": pid}))["product"]
     assert product["title"] == "Alana title"
     assert [e["field"] for e in product["alanaEdits"]].count("title") == 1
-    kinds = [e["node"]["kind"] for e in
-             (await api.query("{ activityLog(first: 10) { edges { node { kind } } } }"))["activityLog"]["edges"]]
+    kinds = [
+        e["node"]["kind"]
+        for e in (await api.query("{ activityLog(first: 10) { edges { node { kind } } } }"))["activityLog"]["edges"]
+    ]
     assert kinds.count("CHANGE_REAPPLIED") == 1 and "CONFLICT" in kinds
 
 
@@ -146,8 +150,9 @@ operation = st.one_of(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(operation, min_size=1, max_size=12))
-def test_random_interleavings_keep_the_store_winning_and_lose_nothing(mongodb_url: str,
-                                                                      ops: list[tuple[str, str, str]]) -> None:
+def test_random_interleavings_keep_the_store_winning_and_lose_nothing(
+    mongodb_url: str, ops: list[tuple[str, str, str]]
+) -> None:
     asyncio.run(_interleave(mongodb_url, ops))
 
 
@@ -167,8 +172,13 @@ async def _interleave(url: str, ops: list[tuple[str, str, str]]) -> None:
         async def push() -> None:
             nonlocal clock, conflicts
             clock += timedelta(seconds=1)
-            native = {"id": "1", "name": state["title"], "description": state["description"],
-                      "price": "1.00", "updated_at": clock.isoformat()}
+            native = {
+                "id": "1",
+                "name": state["title"],
+                "description": state["description"],
+                "price": "1.00",
+                "updated_at": clock.isoformat(),
+            }
             product = adapter.map_product(native, MappingContext())
             result = await store.write_one("acct", "int", product, product.content_hash(), None, skip_older=True)
             conflicts += len(result.conflicts)

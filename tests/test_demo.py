@@ -40,8 +40,18 @@ async def test_demo_starts_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URL", "REDIS_URL")}
     env.update({"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_LOG_LEVEL": "WARNING"})
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "demo", "--port", str(port), "--products", "15",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=tmp_path,
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "demo",
+        "--port",
+        str(port),
+        "--products",
+        "15",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
     )
     try:
         assert process.stdout is not None
@@ -53,10 +63,14 @@ async def test_demo_starts_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         token = re.search(r"Token:\s+(\S+)", banner)
         assert token is not None and f"http://127.0.0.1:{port}/graphql" in banner
         query = "{ platforms { id name capabilities credentialFields { name secret } } }"
-        async with aiohttp.ClientSession() as session, session.post(
-            f"http://127.0.0.1:{port}/graphql", json={"query": query},
-            headers={"Authorization": f"Bearer {token.group(1)}"},
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://127.0.0.1:{port}/graphql",
+                json={"query": query},
+                headers={"Authorization": f"Bearer {token.group(1)}"},
+            ) as response,
+        ):
             body = await response.json()
         ids = {p["id"] for p in body["data"]["platforms"]}
         assert {"shopify", "woocommerce", "bigcommerce"} <= ids

@@ -44,9 +44,7 @@ def compose(compose_binary: Path, tmp_path: Path) -> Compose:
     def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path)}
         command = [str(compose_binary), "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml")]
-        return subprocess.run(
-            [*command, *args], cwd=ROOT, env=base | env, capture_output=True, text=True, timeout=60
-        )
+        return subprocess.run([*command, *args], cwd=ROOT, env=base | env, capture_output=True, text=True, timeout=60)
 
     return run
 
@@ -157,9 +155,7 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
 
 
 def test_dockerfile_installs_every_plugin_and_no_test_or_gpl_extras() -> None:
-    installs = " ".join(
-        args for name, args in dockerfile_instructions() if name == "RUN" and "pip install" in args
-    )
+    installs = " ".join(args for name, args in dockerfile_instructions() if name == "RUN" and "pip install" in args)
     plugins = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 
     assert plugins, "no plugins found"

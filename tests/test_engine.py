@@ -35,13 +35,20 @@ async def sync_now(gw: Gateway, api: Api, integration_id: str, full: bool | None
     return await wait_run(gw, data["syncNow"]["id"])
 
 
-async def test_full_then_incremental_then_removals(gw: Gateway, api: Api, worker: object,
-                                                   toy_store: ToySimulator) -> None:
+async def test_full_then_incremental_then_removals(
+    gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
+) -> None:
     integration_id = await first_sync(gw, api, toy_store)
     unchanged = await sync_now(gw, api, integration_id, full=True)
     assert unchanged["kind"] == "FULL"
-    assert unchanged["counts"] == {"added": 0, "updated": 0, "unchanged": 30, "removed": 0, "failed": 0,
-                                   "conflicts": 0}
+    assert unchanged["counts"] == {
+        "added": 0,
+        "updated": 0,
+        "unchanged": 30,
+        "removed": 0,
+        "failed": 0,
+        "conflicts": 0,
+    }
     versions = {d["_id"]: d["version"] async for d in gw.db.products.find({}, {"version": 1})}
 
     toy_store.deliver_webhooks = False  # these changes reach the gateway only through the sync
@@ -63,21 +70,24 @@ async def test_full_then_incremental_then_removals(gw: Gateway, api: Api, worker
     assert full["counts"]["removed"] == 2 and full["counts"]["unchanged"] == 28
     removed = await gw.db.products.count_documents({"integration_id": integration_id, "removed": True})
     assert removed == 2  # kept and flagged, never deleted
-    data = await api.query("query($id: ID!) { integration(id: $id) { productCount apiCallsLast24h } }",
-                           {"id": integration_id})
+    data = await api.query(
+        "query($id: ID!) { integration(id: $id) { productCount apiCallsLast24h } }", {"id": integration_id}
+    )
     assert data["integration"]["productCount"] == 28
     assert data["integration"]["apiCallsLast24h"] > 0
 
 
-async def test_products_by_id_and_summary_errors(gw: Gateway, api: Api, worker: object,
-                                                 toy_store: ToySimulator) -> None:
+async def test_products_by_id_and_summary_errors(
+    gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
+) -> None:
     integration_id = await first_sync(gw, api, toy_store)
     toy_store.deliver_webhooks = False
     toy_store.update_product("2", name="Renamed")
     toy_store.delete_product("9")
     data = await api.query(
         'mutation($id: ID!) { syncNow(integrationId: $id, productExternalIds: ["2", "9"]) { id } }',
-        {"id": integration_id})
+        {"id": integration_id},
+    )
     run = await wait_run(gw, data["syncNow"]["id"])
     assert run["kind"] == "PRODUCTS"
     assert run["counts"]["updated"] == 1 and run["counts"]["removed"] == 1
@@ -89,15 +99,17 @@ async def test_products_by_id_and_summary_errors(gw: Gateway, api: Api, worker: 
     assert run["counts"]["failed"] == 1
     summary = await api.query(
         "query($id: ID!) { syncRun(id: $id) { summary { failed errors { externalId code message } } } }",
-        {"id": run["_id"]})
+        {"id": run["_id"]},
+    )
     errors = summary["syncRun"]["summary"]["errors"]
     assert errors[0]["externalId"] == "5" and errors[0]["code"] == "BAD_PRICE"
     # The broken product's earlier version is kept, and it was not counted as removed.
     assert await gw.db.products.count_documents({"external_id": "5", "removed": False}) == 1
 
 
-async def test_throttling_and_server_errors_are_retried(gw: Gateway, api: Api, worker: object,
-                                                        toy_store: ToySimulator) -> None:
+async def test_throttling_and_server_errors_are_retried(
+    gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
+) -> None:
     toy_store.faults.set(every_nth_429=5, burst_500=3, retry_after=0.01)
     integration_id = await first_sync(gw, api, toy_store)
     assert await gw.db.products.count_documents({"integration_id": integration_id}) == 30
@@ -111,8 +123,10 @@ async def test_store_that_rejects_credentials_fails_the_run_and_turns_red(
     toy_store.token = "rotated"
     run = await sync_now(gw, api, integration_id)
     assert run["status"] == "FAILED"
-    data = await api.query("query($id: ID!) { integration(id: $id) { productCount health { status reason } } }",
-                           {"id": integration_id})
+    data = await api.query(
+        "query($id: ID!) { integration(id: $id) { productCount health { status reason } } }",
+        {"id": integration_id},
+    )
     assert data["integration"]["health"]["status"] == "RED"
     assert "credentials" in data["integration"]["health"]["reason"]
     assert data["integration"]["productCount"] == 30  # it keeps what it saved
@@ -124,8 +138,9 @@ async def test_sync_now_returns_the_active_run_and_cancel_keeps_saved_products(
     sim = ToySimulator(products=200)
     await sim.start()
     try:
-        integration = await IntegrationService(gw).connect("acct-1", "toy", "slow", sim.store_url,
-                                                            sim.credentials(), options={"page_size": 10})
+        integration = await IntegrationService(gw).connect(
+            "acct-1", "toy", "slow", sim.store_url, sim.credentials(), options={"page_size": 10}
+        )
         first = await gw.runs.latest(integration["_id"], 1)
         await wait_run(gw, first[0]["_id"])
         sim.faults.set(slow_ms=40)
@@ -152,8 +167,9 @@ async def test_progress_subscription_is_monotonic_and_completes(gw: Gateway, api
     sim = ToySimulator(products=120)
     await sim.start()
     try:
-        integration = await IntegrationService(gw).connect("acct-1", "toy", "progress", sim.store_url,
-                                                            sim.credentials(), options={"page_size": 20})
+        integration = await IntegrationService(gw).connect(
+            "acct-1", "toy", "progress", sim.store_url, sim.credentials(), options={"page_size": 20}
+        )
         run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
         transport = WebsocketsTransport(
             url=api.url.replace("http", "ws") + "/graphql",
@@ -162,7 +178,8 @@ async def test_progress_subscription_is_monotonic_and_completes(gw: Gateway, api
         )
         request = GraphQLRequest(
             "subscription($id: ID!) { syncProgress(runId: $id) { status processed total percent } }",
-            variable_values={"id": run_id})
+            variable_values={"id": run_id},
+        )
         async with Client(transport=transport) as session:
             events = [e["syncProgress"] async for e in session.subscribe(request)]
         processed = [e["processed"] for e in events]
@@ -176,21 +193,33 @@ async def test_progress_subscription_is_monotonic_and_completes(gw: Gateway, api
 def worker_env(gw: Gateway) -> dict[str, str]:
     s = gw.settings
     env = dict(os.environ)
-    env.update({
-        "MONGODB_URL": s.effective_mongodb_url(), "REDIS_URL": s.effective_redis_url(),
-        "MONGODB_DATABASE": s.mongodb_database, "GATEWAY_QUEUE_NAME": s.queue_name,
-        "GATEWAY_JWT_SECRET": s.jwt_secret or "", "GATEWAY_SECRET_KEY": s.secret_key or "",
-        "GATEWAY_EXTRA_PLUGINS": "gateway.testing.toy", "GATEWAY_RUN_LEASE_SECONDS": "3",
-        "GATEWAY_SCHEDULER_INTERVAL": "0.2", "GATEWAY_ALLOW_PRIVATE_URLS": "true",
-        "GATEWAY_LOG_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "MONGODB_URL": s.effective_mongodb_url(),
+            "REDIS_URL": s.effective_redis_url(),
+            "MONGODB_DATABASE": s.mongodb_database,
+            "GATEWAY_QUEUE_NAME": s.queue_name,
+            "GATEWAY_JWT_SECRET": s.jwt_secret or "",
+            "GATEWAY_SECRET_KEY": s.secret_key or "",
+            "GATEWAY_EXTRA_PLUGINS": "gateway.testing.toy",
+            "GATEWAY_RUN_LEASE_SECONDS": "3",
+            "GATEWAY_SCHEDULER_INTERVAL": "0.2",
+            "GATEWAY_ALLOW_PRIVATE_URLS": "true",
+            "GATEWAY_LOG_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
 async def start_worker(gw: Gateway) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "worker", env=worker_env(gw),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "worker",
+        env=worker_env(gw),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
 
 
@@ -200,8 +229,9 @@ async def test_a_killed_worker_is_resumed_with_exactly_the_right_products(gw: Ga
     first = await start_worker(gw)
     second: asyncio.subprocess.Process | None = None
     try:
-        integration = await IntegrationService(gw).connect("acct-1", "toy", "kill", sim.store_url,
-                                                            sim.credentials(), options={"page_size": 10})
+        integration = await IntegrationService(gw).connect(
+            "acct-1", "toy", "kill", sim.store_url, sim.credentials(), options={"page_size": 10}
+        )
         run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
         sim.faults.set(slow_ms=30)
         async with gw.hub.listen(run_channel(run_id)) as queue:
@@ -225,9 +255,9 @@ async def test_a_killed_worker_is_resumed_with_exactly_the_right_products(gw: Ga
 
 
 async def test_one_active_run_per_integration_is_enforced_by_the_database(gw: Gateway, toy_store: ToySimulator) -> None:
-    integration = await IntegrationService(gw).connect("acct-1", "toy", "x", toy_store.store_url,
-                                                        toy_store.credentials())
+    integration = await IntegrationService(gw).connect(
+        "acct-1", "toy", "x", toy_store.store_url, toy_store.credentials()
+    )
     service = SyncService(gw)
-    results = await asyncio.gather(*(service.queue(integration, Trigger.MANUAL, kind=RunKind.FULL)
-                                     for _ in range(5)))
+    results = await asyncio.gather(*(service.queue(integration, Trigger.MANUAL, kind=RunKind.FULL) for _ in range(5)))
     assert len({run["_id"] for run, _ in results}) == 1

@@ -62,10 +62,18 @@ def test_invalid_identifiers_are_kept_with_a_warning() -> None:
 
 
 def test_hash_ignores_key_order_number_format_and_unordered_lists() -> None:
-    a = product(tags=["a", "b"], categories=["x", "y"], price={"amount": "29.90", "currency": "USD"},
-                attributes=[Attribute(name="Color", values=["Red"]), Attribute(name="Size", values=["M"])])
-    b = product(tags=["b", "a"], categories=["y", "x"], price={"currency": "USD", "amount": 29.9},
-                attributes=[Attribute(name="Size", values=["M"]), Attribute(name="Color", values=["Red"])])
+    a = product(
+        tags=["a", "b"],
+        categories=["x", "y"],
+        price={"amount": "29.90", "currency": "USD"},
+        attributes=[Attribute(name="Color", values=["Red"]), Attribute(name="Size", values=["M"])],
+    )
+    b = product(
+        tags=["b", "a"],
+        categories=["y", "x"],
+        price={"currency": "USD", "amount": 29.9},
+        attributes=[Attribute(name="Size", values=["M"]), Attribute(name="Color", values=["Red"])],
+    )
     assert a.content_hash() == b.content_hash()
 
 

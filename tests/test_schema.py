@@ -14,15 +14,15 @@ CONTRACT_CHECK = ROOT.parent / "shared" / "tools" / "contract_check.py"
 
 def test_committed_schema_matches_the_code() -> None:
     committed = (ROOT / "schema.graphql").read_text()
-    assert committed.strip() == schema.as_str().strip(), (
-        "schema.graphql is stale: run `make schema` and commit it"
-    )
+    assert committed.strip() == schema.as_str().strip(), "schema.graphql is stale: run `make schema` and commit it"
 
 
 def test_schema_honours_the_contract() -> None:
     result = subprocess.run(
         [sys.executable, str(CONTRACT_CHECK), str(ROOT / "schema.graphql")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "contract: 0 differences" in result.stdout

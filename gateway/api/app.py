@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def create_app(gw: Gateway) -> web.Application:
     async def graphql(request: web.Request) -> web.StreamResponse:
         if request.method == "POST" and (request.content_length or 0) > settings.max_body_bytes:
             return _json_error(413, "BAD_USER_INPUT", f"request body over {settings.max_body_bytes} bytes")
-        response = await view(request)
+        response: web.StreamResponse = await view(request)
         metrics.HTTP_REQUESTS.labels(status=str(response.status)).inc()
         return response
 
@@ -123,7 +124,9 @@ def create_app(gw: Gateway) -> web.Application:
 
 
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def request_id_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
     with bind_context(request_id=request_id):
         response = await handler(request)

@@ -34,9 +34,7 @@ class Context:
             if not secret:
                 raise Unauthenticated("the gateway has no GATEWAY_JWT_SECRET configured")
             if self.connection_params is not None:
-                header = self.connection_params.get("Authorization") or self.connection_params.get(
-                    "authorization"
-                )
+                header = self.connection_params.get("Authorization") or self.connection_params.get("authorization")
                 header = header if isinstance(header, str) else None
             else:
                 header = self.request.headers.get("Authorization")

@@ -20,7 +20,6 @@ from gateway.api.types import (
     Conflict,
     ConflictConnection,
     ConflictEdge,
-    ConflictStatus,
     ConnectIntegrationInput,
     CredentialField,
     Integration,
@@ -31,7 +30,6 @@ from gateway.api.types import (
     ProductConnection,
     ProductEdge,
     ProductEditInput,
-    ProductStatus,
     SyncProgress,
     SyncRun,
     SyncRunConnection,
@@ -42,11 +40,10 @@ from gateway.api.types import (
     encode_cursor,
 )
 from gateway.conflicts import ConflictService
-from gateway.domain import RunStatus
-from gateway.domain import SyncFrequency as _SyncFrequency
-from gateway.domain import SyncMode as _SyncMode
+from gateway.domain import ConflictStatus, RunStatus
 from gateway.errors import ErrorCode, GatewayError, NotFound
 from gateway.events import account_channel, run_channel
+from gateway.model import ProductStatus
 from gateway.syncs import SyncService, progress_message
 
 log = logging.getLogger(__name__)
@@ -100,14 +97,17 @@ class Query:
         info: Info,
         integration_id: strawberry.ID | None = None,
         search: str | None = None,
-        status: ProductStatus | None = None,  # type: ignore[valid-type]
+        status: ProductStatus | None = None,
         first: int | None = 50,
         after: str | None = None,
     ) -> ProductConnection:
         gw = info.context.gw
         first = _first(info, first)
         query = gw.products.list_filter(
-            info.context.account_id, str(integration_id) if integration_id else None, search, _enum_value(status)
+            info.context.account_id,
+            str(integration_id) if integration_id else None,
+            search,
+            _enum_value(status),
         )
         total = await gw.db.products.count_documents(query)
         position = decode_cursor(after)
@@ -118,8 +118,10 @@ class Query:
             page_query = {"$and": [query, keyset]}
         cursor = gw.db.products.find(page_query).sort([("store_updated_at", -1), ("_id", -1)]).limit(first + 1)
         docs = [d async for d in cursor]
-        edges = [ProductEdge(cursor=encode_cursor(d["store_updated_at"], d["_id"]), node=Product.from_doc(d))
-                 for d in docs[:first]]
+        edges = [
+            ProductEdge(cursor=encode_cursor(d["store_updated_at"], d["_id"]), node=Product.from_doc(d))
+            for d in docs[:first]
+        ]
         return ProductConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
@@ -146,10 +148,12 @@ class Query:
     ) -> SyncRunConnection:
         first = _first(info, first, 20)
         await info.context.integrations.get(info.context.account_id, str(integration_id))
-        docs = await info.context.gw.runs.page(info.context.account_id, str(integration_id), first,
-                                               decode_cursor(after))
-        edges = [SyncRunEdge(cursor=encode_cursor(d["queued_at"], d["_id"]), node=SyncRun.from_doc(d))
-                 for d in docs[:first]]
+        docs = await info.context.gw.runs.page(
+            info.context.account_id, str(integration_id), first, decode_cursor(after)
+        )
+        edges = [
+            SyncRunEdge(cursor=encode_cursor(d["queued_at"], d["_id"]), node=SyncRun.from_doc(d)) for d in docs[:first]
+        ]
         return SyncRunConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
@@ -160,18 +164,24 @@ class Query:
         self,
         info: Info,
         integration_id: strawberry.ID | None = None,
-        status: ConflictStatus | None = None,  # type: ignore[valid-type]
+        status: ConflictStatus | None = None,
         first: int | None = 50,
         after: str | None = None,
         product_id: strawberry.ID | None = None,
     ) -> ConflictConnection:
         first = _first(info, first)
         docs = await ConflictService(info.context.gw).page(
-            info.context.account_id, str(integration_id) if integration_id else None, _enum_value(status), first,
-            decode_cursor(after), str(product_id) if product_id else None,
+            info.context.account_id,
+            str(integration_id) if integration_id else None,
+            _enum_value(status),
+            first,
+            decode_cursor(after),
+            str(product_id) if product_id else None,
         )
-        edges = [ConflictEdge(cursor=encode_cursor(d["detected_at"], d["_id"]), node=Conflict.from_doc(d))
-                 for d in docs[:first]]
+        edges = [
+            ConflictEdge(cursor=encode_cursor(d["detected_at"], d["_id"]), node=Conflict.from_doc(d))
+            for d in docs[:first]
+        ]
         return ConflictConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
@@ -179,14 +189,22 @@ class Query:
 
     @strawberry.field(description="The activity log, newest first.")
     async def activity_log(
-        self, info: Info, integration_id: strawberry.ID | None = None, first: int | None = 50, after: str | None = None
+        self,
+        info: Info,
+        integration_id: strawberry.ID | None = None,
+        first: int | None = 50,
+        after: str | None = None,
     ) -> ActivityConnection:
         first = _first(info, first)
         docs = await info.context.gw.activity.page(
-            info.context.account_id, str(integration_id) if integration_id else None, first, decode_cursor(after)
+            info.context.account_id,
+            str(integration_id) if integration_id else None,
+            first,
+            decode_cursor(after),
         )
-        edges = [ActivityEdge(cursor=encode_cursor(d["at"], d["_id"]), node=ActivityEntry.from_doc(d))
-                 for d in docs[:first]]
+        edges = [
+            ActivityEdge(cursor=encode_cursor(d["at"], d["_id"]), node=ActivityEntry.from_doc(d)) for d in docs[:first]
+        ]
         return ActivityConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
@@ -206,8 +224,8 @@ class Mutation:
             input.name,
             input.store_url,
             input.credentials,
-            mode=_SyncMode(_enum_value(settings.mode)) if settings and settings.mode else None,
-            frequency=_SyncFrequency(_enum_value(settings.frequency)) if settings and settings.frequency else None,
+            mode=settings.mode if settings else None,
+            frequency=settings.frequency if settings else None,
         )
         return Integration.from_doc(doc)
 
@@ -218,8 +236,8 @@ class Mutation:
         doc = await info.context.integrations.update_settings(
             info.context.account_id,
             str(integration_id),
-            _SyncMode(_enum_value(settings.mode)) if settings.mode else None,
-            _SyncFrequency(_enum_value(settings.frequency)) if settings.frequency else None,
+            settings.mode,
+            settings.frequency,
         )
         return Integration.from_doc(doc)
 
@@ -250,7 +268,9 @@ class Mutation:
     async def disconnect_integration(self, info: Info, integration_id: strawberry.ID) -> strawberry.ID:
         return strawberry.ID(await info.context.integrations.disconnect(info.context.account_id, str(integration_id)))
 
-    @strawberry.mutation(description="Alana's own change to a product (an enhancement layered over the store's version).")
+    @strawberry.mutation(
+        description="Alana's own change to a product (an enhancement layered over the store's version)."
+    )
     async def edit_product(self, info: Info, product_id: strawberry.ID, input: ProductEditInput) -> Product:
         values: dict[str, Any] = {
             "title": input.title,

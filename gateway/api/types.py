@@ -5,59 +5,32 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
-from enum import Enum
-from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
 from gateway.api.context import Info
-from gateway.domain import (
-    ActivityKind as _ActivityKind,
-)
-from gateway.domain import (
-    ConflictStatus as _ConflictStatus,
-)
-from gateway.domain import (
-    EventKind as _EventKind,
-)
-from gateway.domain import (
-    HealthStatus as _HealthStatus,
-)
-from gateway.domain import (
-    RunStatus as _RunStatus,
-)
-from gateway.domain import (
-    SyncFrequency as _SyncFrequency,
-)
-from gateway.domain import (
-    SyncMode as _SyncMode,
-)
-from gateway.domain import (
-    Trigger as _Trigger,
-)
+from gateway.domain import ActivityKind, ConflictStatus, HealthStatus, SyncFrequency, SyncMode
+from gateway.domain import EventKind as IntegrationEventKind
+from gateway.domain import RunStatus as SyncRunStatus
+from gateway.domain import Trigger as SyncTrigger
 from gateway.errors import BadInput
-from gateway.model import Availability as _Availability
-from gateway.model import ProductStatus as _ProductStatus
+from gateway.model import Availability, ProductStatus
 from gateway.products import effective
 from gateway.runs import percent, summary_of
 from gateway.storage.mongo import Doc
 
-
-def _enum(cls: type[Enum], name: str, description: str | None = None) -> Any:
-    return strawberry.enum(Enum(name, {m.name: m.value for m in cls}), description=description)  # type: ignore[misc]
-
-
-SyncMode = _enum(_SyncMode, "SyncMode")
-SyncFrequency = _enum(_SyncFrequency, "SyncFrequency", "How often automatic sync checks the store")
-HealthStatus = _enum(_HealthStatus, "HealthStatus", "GREEN healthy, YELLOW pending, RED error")
-SyncTrigger = _enum(_Trigger, "SyncTrigger")
-SyncRunStatus = _enum(_RunStatus, "SyncRunStatus")
-ProductStatus = _enum(_ProductStatus, "ProductStatus")
-Availability = _enum(_Availability, "Availability")
-ConflictStatus = _enum(_ConflictStatus, "ConflictStatus")
-ActivityKind = _enum(_ActivityKind, "ActivityKind")
-IntegrationEventKind = _enum(_EventKind, "IntegrationEventKind")
+# The domain's enums are exposed as they are, registered under the contract's names.
+strawberry.enum(SyncMode, name="SyncMode")
+strawberry.enum(SyncFrequency, name="SyncFrequency", description="How often automatic sync checks the store")
+strawberry.enum(HealthStatus, name="HealthStatus", description="GREEN healthy, YELLOW pending, RED error")
+strawberry.enum(SyncTrigger, name="SyncTrigger")
+strawberry.enum(SyncRunStatus, name="SyncRunStatus")
+strawberry.enum(ProductStatus, name="ProductStatus")
+strawberry.enum(Availability, name="Availability")
+strawberry.enum(ConflictStatus, name="ConflictStatus")
+strawberry.enum(ActivityKind, name="ActivityKind")
+strawberry.enum(IntegrationEventKind, name="IntegrationEventKind")
 
 
 # ---- cursors -------------------------------------------------------------------------------------
@@ -110,7 +83,7 @@ class PlatformInfo:
 @strawberry.type
 class SyncProgress:
     run_id: strawberry.ID
-    status: SyncRunStatus  # type: ignore[valid-type]
+    status: SyncRunStatus
     processed: int
     total: int | None
     percent: float | None
@@ -152,8 +125,8 @@ class SyncSummary:
 class SyncRun:
     id: strawberry.ID
     integration_id: strawberry.ID
-    trigger: SyncTrigger  # type: ignore[valid-type]
-    status: SyncRunStatus  # type: ignore[valid-type]
+    trigger: SyncTrigger
+    status: SyncRunStatus
     queued_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -210,21 +183,26 @@ class SyncRunConnection:
 # ---- integrations --------------------------------------------------------------------------------
 @strawberry.type
 class SyncSettings:
-    mode: SyncMode  # type: ignore[valid-type]
-    frequency: SyncFrequency  # type: ignore[valid-type]
+    mode: SyncMode
+    frequency: SyncFrequency
 
 
 @strawberry.type
 class SyncHealth:
-    status: HealthStatus  # type: ignore[valid-type]
+    status: HealthStatus
     reason: str | None
     last_sync_at: datetime | None
     next_sync_at: datetime | None
     last_run: SyncRun | None
 
     @staticmethod
-    def from_parts(status: str, reason: str | None, last_sync_at: datetime | None,
-                   next_sync_at: datetime | None, last_run: Doc | None) -> SyncHealth:
+    def from_parts(
+        status: str,
+        reason: str | None,
+        last_sync_at: datetime | None,
+        next_sync_at: datetime | None,
+        last_run: Doc | None,
+    ) -> SyncHealth:
         return SyncHealth(
             status=HealthStatus(status),
             reason=reason,
@@ -351,8 +329,13 @@ class Identifiers:
     def of(doc: Doc | None) -> Identifiers:
         doc = doc or {}
         return Identifiers(
-            sku=doc.get("sku"), upc=doc.get("upc"), gtin=doc.get("gtin"), ean=doc.get("ean"),
-            isbn=doc.get("isbn"), mpn=doc.get("mpn"), warnings=list(doc.get("warnings", [])),
+            sku=doc.get("sku"),
+            upc=doc.get("upc"),
+            gtin=doc.get("gtin"),
+            ean=doc.get("ean"),
+            isbn=doc.get("isbn"),
+            mpn=doc.get("mpn"),
+            warnings=list(doc.get("warnings", [])),
         )
 
 
@@ -372,7 +355,7 @@ class Variant:
     price: Money | None
     compare_at_price: Money | None
     inventory_quantity: int | None
-    availability: Availability  # type: ignore[valid-type]
+    availability: Availability
     options: list[OptionValue]
     image_url: str | None
 
@@ -405,8 +388,8 @@ class Product:
     id: strawberry.ID
     integration_id: strawberry.ID
     external_id: str
-    status: ProductStatus  # type: ignore[valid-type]
-    availability: Availability  # type: ignore[valid-type]
+    status: ProductStatus
+    availability: Availability
     title: str
     description: str | None
     handle: str | None
@@ -448,8 +431,9 @@ class Product:
             vendor=store.get("vendor"),
             product_type=store.get("product_type"),
             translations=[Translation(**t) for t in store.get("translations", [])],
-            images=[Image(url=i["url"], alt=i.get("alt"), position=i.get("position", 0))
-                    for i in store.get("images", [])],
+            images=[
+                Image(url=i["url"], alt=i.get("alt"), position=i.get("position", 0)) for i in store.get("images", [])
+            ],
             price=Money.of(store.get("price")),
             compare_at_price=Money.of(store.get("compare_at_price")),
             inventory_quantity=store.get("inventory_quantity"),
@@ -495,7 +479,7 @@ class Conflict:
     store_value: JSON | None
     alana_value: JSON | None
     detected_at: datetime
-    status: ConflictStatus  # type: ignore[valid-type]
+    status: ConflictStatus
     run_id: strawberry.ID | None
 
     @staticmethod
@@ -530,7 +514,7 @@ class ActivityEntry:
     id: strawberry.ID
     integration_id: strawberry.ID | None
     at: datetime
-    kind: ActivityKind  # type: ignore[valid-type]
+    kind: ActivityKind
     message: str
     run_id: strawberry.ID | None
     product_id: strawberry.ID | None
@@ -569,7 +553,7 @@ class ActivityConnection:
 class IntegrationEvent:
     integration_id: strawberry.ID
     at: datetime
-    kind: IntegrationEventKind  # type: ignore[valid-type]
+    kind: IntegrationEventKind
     run: SyncRun | None
     health: SyncHealth | None
     conflict: Conflict | None
@@ -583,8 +567,15 @@ class IntegrationEvent:
             at=message["at"],
             kind=IntegrationEventKind(message["kind"]),
             run=SyncRun.from_doc(message["run"]) if message.get("run") else None,
-            health=SyncHealth.from_parts(health["status"], health.get("reason"), health.get("last_sync_at"),
-                                         health.get("next_sync_at"), None) if health else None,
+            health=SyncHealth.from_parts(
+                health["status"],
+                health.get("reason"),
+                health.get("last_sync_at"),
+                health.get("next_sync_at"),
+                None,
+            )
+            if health
+            else None,
             conflict=Conflict.from_doc(message["conflict"]) if message.get("conflict") else None,
             product_id=strawberry.ID(message["product_id"]) if message.get("product_id") else None,
         )
@@ -593,8 +584,8 @@ class IntegrationEvent:
 # ---- inputs --------------------------------------------------------------------------------------
 @strawberry.input
 class SyncSettingsInput:
-    mode: SyncMode | None = None  # type: ignore[valid-type]
-    frequency: SyncFrequency | None = None  # type: ignore[valid-type]
+    mode: SyncMode | None = None
+    frequency: SyncFrequency | None = None
 
 
 @strawberry.input

@@ -3,8 +3,38 @@ run in this repository (plugins/*/tests included) gets these fixtures without a 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from gateway.testing.servers import embedded_servers, mongodb_url, redis_url
 
 __all__ = ["embedded_servers", "mongodb_url", "redis_url"]
 
-# Conformance suite: the command-line option (pytest_addoption) and its collection hooks go here.
+# ---- the plugin conformance suite (gateway.testing.conformance) -----------------------------------------
+SUITE = Path(__file__).with_name("conformance.py")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("alana-gateway", "Alana Integration Gateway")
+    group.addoption(
+        "--gateway-platform",
+        action="append",
+        default=[],
+        metavar="ID",
+        dest="gateway_platform",
+        help="run the platform plugin conformance suite against the installed platform ID (repeatable)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With --gateway-platform, collect the conformance suite: alone, or beside the paths named."""
+    if not config.getoption("gateway_platform"):
+        return
+    suite = str(SUITE)
+    if config.args_source is pytest.Config.ArgsSource.ARGS:
+        if suite not in config.args:
+            config.args.append(suite)
+    else:
+        # No paths given: run just the suite, not the current project's whole test tree.
+        config.args[:] = [suite]

@@ -79,8 +79,12 @@ class ToyAdapter(PlatformAdapter):
                 found = {str(p.get("id")) for p in items if isinstance(p, dict)}
                 missing = [i for i in request.ids if i not in found]
             next_page = body.get("next_page")
-            yield Page(items=items, cursor=str(next_page) if next_page else None, total=body.get("total"),
-                       missing_ids=missing)
+            yield Page(
+                items=items,
+                cursor=str(next_page) if next_page else None,
+                total=body.get("total"),
+                missing_ids=missing,
+            )
             if not next_page:
                 return
             page = int(next_page)
@@ -188,7 +192,12 @@ class ToySimulator(Simulator):
             "tags": ["toy", f"t{int(pid) % 5}"],
             "updated_at": self.tick(),
             "variants": [
-                {"id": f"{pid}-{n}", "sku": f"TOY-{pid}-{n}", "price": f"{n + 1}.50", "stock": self.random.randint(0, 9)}
+                {
+                    "id": f"{pid}-{n}",
+                    "sku": f"TOY-{pid}-{n}",
+                    "price": f"{n + 1}.50",
+                    "stock": self.random.randint(0, 9),
+                }
                 for n in range(n_variants)
             ],
         }
@@ -219,9 +228,15 @@ class ToySimulator(Simulator):
         body = json.dumps({"event": event, "product": product}).encode()
         for hook in self.hooks.values():
             signature = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
-            self.deliver(hook.destination, body, {"X-Toy-Delivery": secrets.token_hex(8),
-                                                  "X-Toy-Signature": signature,
-                                                  "Content-Type": "application/json"})
+            self.deliver(
+                hook.destination,
+                body,
+                {
+                    "X-Toy-Delivery": secrets.token_hex(8),
+                    "X-Toy-Signature": signature,
+                    "Content-Type": "application/json",
+                },
+            )
 
     def build_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/products", self._list)
@@ -252,8 +267,12 @@ class ToySimulator(Simulator):
         if not self._authorized(request):
             return web.json_response({"error": "bad token"}, status=401)
         body = await request.json()
-        hook = Hook(id=str(len(self.hooks) + 1), topic="product", destination=body["url"],
-                    secret=secrets.token_hex(16))
+        hook = Hook(
+            id=str(len(self.hooks) + 1),
+            topic="product",
+            destination=body["url"],
+            secret=secrets.token_hex(16),
+        )
         self.hooks[hook.id] = hook
         return web.json_response({"id": hook.id, "secret": hook.secret}, status=201)
 

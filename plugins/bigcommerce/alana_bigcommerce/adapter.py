@@ -9,6 +9,7 @@ default and maximum 250), `page_concurrency` (pages fetched ahead at once, defau
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
     from gateway.simkit import Simulator
 
 log = logging.getLogger(__name__)
+
+#: How long a store's currency and language are reused (per process) before asking again.
+STORE_FACTS_TTL = 3600.0
+_STORE_FACTS: dict[str, tuple[float, MappingContext]] = {}
 
 
 class BigCommerceAdapter(PlatformAdapter):
@@ -85,18 +90,23 @@ class BigCommerceAdapter(PlatformAdapter):
         response.json()
 
     async def mapping_context(self, conn: Connection) -> MappingContext:
-        currency = conn.options.get("currency")
-        locale = "en"
-        if not currency:
-            api = self.api(conn)
-            response = await api.http.request("GET", f"{api.root}/v2/store", allow=(403, 404))
-            info = response.json() if response.status == 200 else {}
-            if isinstance(info, dict):
-                currency = info.get("currency")
-                locale = str(info.get("language") or locale)
-            if not currency:
-                log.info("BigCommerce store currency unknown; assuming USD")
-        return MappingContext(currency=str(currency or "USD").upper(), default_locale=locale)
+        if conn.options.get("currency"):
+            return MappingContext(currency=str(conn.options["currency"]).upper())
+        api = self.api(conn)
+        cached = _STORE_FACTS.get(api.root)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        # The store's default currency lives in the v2 store profile (needs the store information
+        # scope; without it, USD). Webhook batches ask for a context each time: keep it a while.
+        response = await api.http.request("GET", f"{api.root}/v2/store", allow=(403, 404))
+        info = response.json() if response.status == 200 else {}
+        info = info if isinstance(info, dict) else {}
+        if not info.get("currency"):
+            log.info("BigCommerce store currency unknown; assuming USD")
+        context = MappingContext(currency=str(info.get("currency") or "USD").upper(),
+                                 default_locale=str(info.get("language") or "en"))
+        _STORE_FACTS[api.root] = (time.monotonic() + STORE_FACTS_TTL, context)
+        return context
 
     # ---- reading products -------------------------------------------------------------------
     async def count_products(self, conn: Connection, request: FetchRequest) -> int | None:
@@ -117,7 +127,8 @@ class BigCommerceAdapter(PlatformAdapter):
         async for listing, cursor in api.product_pages(await _snapshot(api, request), after_id):
             await api.resolve_names(names, listing.items)
             items = [attach_names(p, names) for p in listing.items]
-            yield Page(items=items, cursor=cursor, total=listing.total)
+            # A resumed fetch only sees what is left: that is no total for the whole fetch.
+            yield Page(items=items, cursor=cursor, total=None if after_id is not None else listing.total)
 
     async def _fetch_ids(
         self, api: BigCommerceAPI, names: NameCache, request: FetchRequest
@@ -196,7 +207,9 @@ def _parse_cursor(cursor: str | None) -> int | None:
         return None
     if cursor.startswith("after:") and cursor[6:].isdigit():
         return int(cursor[6:])
-    raise ValueError(f"not a BigCommerce cursor: {cursor!r}")
+    # Not one of ours: reading from the start again repeats work but loses nothing.
+    log.warning("unknown BigCommerce cursor; fetching from the start", extra={"cursor": cursor[:40]})
+    return None
 
 
 def _unique(ids: tuple[str, ...]) -> list[str]:

@@ -196,6 +196,8 @@ class BigCommerceSimulator(Simulator):
     def _apply(product: dict[str, Any], fields: dict[str, Any]) -> None:
         for key, value in fields.items():
             key = ALIASES.get(key, key)
+            if key == "tags":  # BigCommerce keeps tag-like keywords in one comma-separated field
+                key, value = "search_keywords", value if isinstance(value, str) else ", ".join(value)
             if key in ("price", "sale_price", "retail_price") and value is not None:
                 value = float(value)
             if key == "inventory_level":

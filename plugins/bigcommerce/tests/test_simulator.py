@@ -188,6 +188,14 @@ async def test_large_store_is_fast(make_sim: Factory, session: aiohttp.ClientSes
     assert time.perf_counter() - started < 3
 
 
+async def test_generic_field_names_edit_the_bigcommerce_fields(make_sim: Factory) -> None:
+    sim = await make_sim(10)
+    sim.update_product("4", title="Renamed", price="12.50", tags=["a", "b"], quantity=7)
+    product = sim.catalog.get(4)
+    assert (product["name"], product["price"], product["search_keywords"]) == ("Renamed", 12.5, "a, b")
+    assert product["inventory_level"] == 7
+
+
 async def test_date_modified_strictly_increases_per_change(make_sim: Factory) -> None:
     sim = await make_sim(10)
     for product_id in ("1", "2", "1", "3"):

@@ -9,8 +9,9 @@
 - Bulk operations: `bulkOperationRunQuery`, one at a time per shop (`max_bulk_queries`), status via
   `node(id:)`, the JSONL result at `/_bulk/<n>.jsonl` on this server, streamed in chunks, with
   `__parentId` child lines (grouped under parents with `groupObjects: true`; otherwise children come
-  after a batch of parents, i.e. after their parent but not directly). Test levers: `bulk_paused`
-  (operations stay RUNNING until `resume_bulk()`), `fail_next_bulk`, `expire_bulk()`.
+  after a batch of parents, i.e. after their parent but not directly).
+- Test levers: `bulk_paused` (operations stay RUNNING until `resume_bulk()`), `fail_next_bulk`,
+  `expire_bulk()`, `drain_bucket_before()`, `stats` (requests, throttled, root fields queried).
 - Webhook subscriptions; catalog changes (create/update/delete) send HMAC-signed REST-shaped
   deliveries with all X-Shopify-* headers and a unique X-Shopify-Webhook-Id per delivery.
 - Catalog (catalog.py): deterministic; `big_variants` (default on from 100 products) adds a product
@@ -184,6 +185,7 @@ class ShopifySimulator(Simulator):
         self._bulk_resumed = asyncio.Event()
         self._next_bulk = 5_000_000
         self._next_hook = 1_000_000
+        self._drain_on: str | None = None
 
     # ---- Simulator contract -------------------------------------------------------------------------
     def build_routes(self, app: web.Application) -> None:
@@ -308,6 +310,9 @@ class ShopifySimulator(Simulator):
                 ],
                 "extensions": {"cost": self._cost(requested, None)},
             }
+        if self._drain_on is not None and self._drain_on in _root_fields(document, name):
+            self._drain_on = None
+            self.bucket.take(self.bucket.available())
         if not self.bucket.take(requested):
             self.stats["throttled"] += 1
             return self.throttle_status, {
@@ -344,6 +349,11 @@ class ShopifySimulator(Simulator):
             extensions["search"] = context.search
         payload["extensions"] = extensions
         return 200, payload
+
+    def drain_bucket_before(self, root_field: str) -> None:
+        """Empty the cost bucket just before the next query on `root_field` runs, as another worker of
+        the same app would: the client's model is then too optimistic once, and it gets THROTTLED."""
+        self._drain_on = root_field
 
     # ---- shop ---------------------------------------------------------------------------------------
     def shop_view(self) -> dict[str, Any]:

@@ -77,18 +77,18 @@ class WooCommerceAdapter(PlatformAdapter):
 
     def woo(self, conn: Connection) -> WooClient:
         """The connection's WooCommerce client (built once per connection, like the HttpClient)."""
+        http = self.client(conn)
         client = conn.state.get("woo")
-        if not isinstance(client, WooClient):
+        # Rebuilt when the connection was closed and reopened: never hold on to a closed HttpClient.
+        if not isinstance(client, WooClient) or client.http is not http:
             key, secret = _credentials(conn)
             query = use_query_auth(conn.store_url, conn.options)
             client = conn.state["woo"] = WooClient(
-                self.client(conn),
+                http,
                 prefix=api_prefix(conn.store_url),
                 query_credentials={"consumer_key": key, "consumer_secret": secret} if query else None,
                 per_page=int(conn.options.get("per_page", MAX_PER_PAGE)),
-                variation_concurrency=int(
-                    conn.options.get("variation_concurrency", DEFAULT_VARIATION_CONCURRENCY)
-                ),
+                variation_concurrency=int(conn.options.get("variation_concurrency", DEFAULT_VARIATION_CONCURRENCY)),
             )
         return client
 

@@ -326,9 +326,7 @@ class CatalogBuilder:
             modified = created + timedelta(seconds=rnd.randrange(0, 60 * 86400))
         else:
             modified = created
-        name = (
-            rnd.choice(ODD_NAMES) if rnd.random() < 0.08 else f"{rnd.choice(ADJECTIVES)} {rnd.choice(NOUNS)}"
-        )
+        name = rnd.choice(ODD_NAMES) if rnd.random() < 0.08 else f"{rnd.choice(ADJECTIVES)} {rnd.choice(NOUNS)}"
         slug = f"{_slug(name)}-{pid}"
         if rnd.random() < 0.5:
             name = f"{name} {pid}"
@@ -440,9 +438,7 @@ class CatalogBuilder:
         window: tuple[str | None, str | None] = (None, None)
         if rnd.random() < 0.25:
             sale = price_text(
-                (Decimal(regular) * Decimal(rnd.choice(["0.5", "0.7", "0.8", "0.9"]))).quantize(
-                    Decimal("0.01")
-                )
+                (Decimal(regular) * Decimal(rnd.choice(["0.5", "0.7", "0.8", "0.9"]))).quantize(Decimal("0.01"))
             )
             window = rnd.choice(SALE_WINDOWS)
         return regular, sale, window
@@ -457,9 +453,7 @@ class CatalogBuilder:
     def _stock(self) -> tuple[bool, int | None, str, str]:
         rnd = self.random
         if rnd.random() < 0.6:
-            quantity = (
-                rnd.choice([0, 0, 1, 3, 12, 40, 150, 480]) if rnd.random() < 0.5 else rnd.randint(0, 500)
-            )
+            quantity = rnd.choice([0, 0, 1, 3, 12, 40, 150, 480]) if rnd.random() < 0.5 else rnd.randint(0, 500)
             backorders = rnd.choice(["no", "no", "no", "notify", "yes"])
             if quantity > 0:
                 return True, quantity, "instock", backorders
@@ -535,9 +529,7 @@ class CatalogBuilder:
                 }
             )
         if rnd.random() < 0.15:
-            meta.append(
-                {"id": self._take_id(catalog), "key": "mpn", "value": f"MPN-{rnd.randint(10000, 99999)}"}
-            )
+            meta.append({"id": self._take_id(catalog), "key": "mpn", "value": f"MPN-{rnd.randint(10000, 99999)}"})
         return meta
 
     def _descriptive_attributes(self) -> list[dict[str, Any]]:
@@ -587,8 +579,7 @@ class CatalogBuilder:
             (self._axis(0, "Size", "size", 1), list(SIZES)),
             (
                 self._axis(3, "Material", "pa_material", 2),
-                MATERIALS[:materials_needed]
-                + [f"Blend {n}" for n in range(max(0, materials_needed - len(MATERIALS)))],
+                MATERIALS[:materials_needed] + [f"Blend {n}" for n in range(max(0, materials_needed - len(MATERIALS)))],
             ),
         ]
 

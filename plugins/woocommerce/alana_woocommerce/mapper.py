@@ -303,9 +303,7 @@ def _variation_inventory(
     return False, None
 
 
-def _identifiers(
-    sku: Any, barcode: Any, mpn: str | None, warnings: list[str], external_id: str
-) -> Identifiers:
+def _identifiers(sku: Any, barcode: Any, mpn: str | None, warnings: list[str], external_id: str) -> Identifiers:
     fields: dict[str, Any] = {"sku": _text(sku), "mpn": mpn}
     own_warnings: list[str] = []
     if isinstance(barcode, str | int) and not isinstance(barcode, bool) and str(barcode).strip():
@@ -419,9 +417,7 @@ def _updated_at(
         if moment is not None:
             break
     if moment is None:
-        raise MappingError(
-            "the product has no modification date (date_modified_gmt)", external_id=external_id
-        )
+        raise MappingError("the product has no modification date (date_modified_gmt)", external_id=external_id)
     for variation in variations:
         changed = _date(variation.get("date_modified_gmt"), "date_modified_gmt", external_id, warnings)
         if changed is not None and changed > moment:

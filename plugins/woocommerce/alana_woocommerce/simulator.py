@@ -7,6 +7,8 @@ Served under {store_url}/wp-json/wc/v3/:
                                         dates_are_gmt), X-WP-Total, X-WP-TotalPages, Link
     GET  /products/{id}                 404 woocommerce_rest_product_invalid_id
     GET  /products/{id}/variations      paged like /products; /variations/{vid} too
+    `_fields` (WordPress's global parameter) limits product and variation responses to the named
+    top-level fields.
     GET  /settings/general[/{id}]       woocommerce_currency and friends
     GET/POST /webhooks, GET/PUT/DELETE /webhooks/{id}   (DELETE needs force=true, as in core)
 
@@ -61,9 +63,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/wp-json/wc/v3"
 USER_AGENT = "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)"
-VALID_TOPIC = re.compile(
-    r"^(product|order|coupon|customer)\.(created|updated|deleted|restored)$|^action\.\w+$"
-)
+VALID_TOPIC = re.compile(r"^(product|order|coupon|customer)\.(created|updated|deleted|restored)$|^action\.\w+$")
 ORDERBY = ("date", "id", "include", "title", "slug", "modified")
 ALIASES = {"title": "name", "price": "regular_price"}
 
@@ -116,8 +116,10 @@ class WooCommerceSimulator(Simulator):
         self.consumer_key = f"ck_{token[:40]}"
         self.consumer_secret = f"cs_{token[24:64]}"
         self._salt = token.encode()
-        self._cache: dict[int, bytes] = {}
-        self._vcache: dict[int, bytes] = {}
+        # Serialized payloads by (id, _fields): built on first request, dropped when the item changes.
+        self._cache: dict[tuple[int, str], bytes] = {}
+        self._vcache: dict[tuple[int, str], bytes] = {}
+        self._fields_seen: set[str] = {""}
         self._order_cache: dict[tuple[Any, ...], list[int]] = {}
         self._version = 0
         self._hook_meta: dict[str, dict[str, Any]] = {}
@@ -144,7 +146,12 @@ class WooCommerceSimulator(Simulator):
         self.products[product["id"]] = product
         if variations is not None:
             self.variations[product["id"]] = variations
-        self._apply(product, fields)
+        try:
+            self._apply(product, fields)
+        except (ValueError, TypeError):
+            del self.products[product["id"]]
+            self.variations.pop(product["id"], None)
+            raise
         self._changed(product["id"])
         self._fire("product.created", self._product_bytes(product["id"]))
         return str(product["id"])
@@ -190,9 +197,10 @@ class WooCommerceSimulator(Simulator):
         return self._clock
 
     def _changed(self, pid: int) -> None:
-        self._cache.pop(pid, None)
-        for variation in self.variations.get(pid, ()):
-            self._vcache.pop(variation["id"], None)
+        for fields in self._fields_seen:
+            self._cache.pop((pid, fields), None)
+            for variation in self.variations.get(pid, ()):
+                self._vcache.pop((variation["id"], fields), None)
         self._version += 1
         self._order_cache.clear()
 
@@ -216,6 +224,9 @@ class WooCommerceSimulator(Simulator):
             item["date_modified"] = local_date(moment)
 
     def _apply(self, product: dict[str, Any], changes: dict[str, Any]) -> None:
+        unknown = [k for k in changes if ALIASES.get(k, k) not in product]
+        if unknown:  # checked first, so a bad call changes nothing
+            raise ValueError(f"unknown WooCommerce product field(s): {', '.join(map(repr, unknown))}")
         variations = self.variations.get(product["id"])
         for raw_key, value in changes.items():
             key = ALIASES.get(raw_key, raw_key)
@@ -225,9 +236,7 @@ class WooCommerceSimulator(Simulator):
             elif key in ("categories", "tags") and isinstance(value, list):
                 pool = {t["name"]: t for t in (CATEGORY_TERMS if key == "categories" else TAG_TERMS)}
                 product[key] = [
-                    dict(pool.get(n, {"id": 900 + i, "name": n, "slug": _slug(n)}))
-                    if isinstance(n, str)
-                    else n
+                    dict(pool.get(n, {"id": 900 + i, "name": n, "slug": _slug(n)})) if isinstance(n, str) else n
                     for i, n in enumerate(value)
                 ]
             elif key == "images" and isinstance(value, list):
@@ -239,35 +248,27 @@ class WooCommerceSimulator(Simulator):
                 product[key] = value
             else:
                 raise ValueError(f"unknown WooCommerce product field {raw_key!r}")
-        if (
-            "stock_quantity" in changes
-            and product.get("manage_stock") is True
-            and "stock_status" not in changes
-        ):
+        if "stock_quantity" in changes and product.get("manage_stock") is True and "stock_status" not in changes:
             quantity = int(product.get("stock_quantity") or 0)
             product["stock_status"] = (
-                "instock"
-                if quantity > 0
-                else "onbackorder"
-                if product.get("backorders") != "no"
-                else "outofstock"
+                "instock" if quantity > 0 else "onbackorder" if product.get("backorders") != "no" else "outofstock"
             )
         if variations:
             sync_variable_parent(product, variations)
 
     # ---- serialization -----------------------------------------------------------------------------
-    def _product_bytes(self, pid: int) -> bytes:
+    def _product_bytes(self, pid: int, fields: str = "") -> bytes:
         if str(pid) in self.faults.plan.malformed_ids:
-            return _dumps(_broken(self.products[pid]))
-        cached = self._cache.get(pid)
+            return _dumps(_only(_broken(self.products[pid]), fields))
+        cached = self._cache.get((pid, fields))
         if cached is None:
-            cached = self._cache[pid] = _dumps(self.products[pid])
+            cached = self._cache[(pid, fields)] = _dumps(_only(self.products[pid], fields))
         return cached
 
-    def _variation_bytes(self, variation: dict[str, Any]) -> bytes:
-        cached = self._vcache.get(variation["id"])
+    def _variation_bytes(self, variation: dict[str, Any], fields: str = "") -> bytes:
+        cached = self._vcache.get((variation["id"], fields))
         if cached is None:
-            cached = self._vcache[variation["id"]] = _dumps(variation)
+            cached = self._vcache[(variation["id"], fields)] = _dumps(_only(variation, fields))
         return cached
 
     # ---- HTTP ----------------------------------------------------------------------------------------
@@ -311,9 +312,7 @@ class WooCommerceSimulator(Simulator):
         return wrapped
 
     async def _no_route(self, request: web.Request) -> web.StreamResponse:
-        return WCError(
-            404, "rest_no_route", "No route was found matching the URL and request method."
-        ).response()
+        return WCError(404, "rest_no_route", "No route was found matching the URL and request method.").response()
 
     def _authenticate(self, request: web.Request) -> None:
         key = secret = None
@@ -345,13 +344,14 @@ class WooCommerceSimulator(Simulator):
         if order not in ("asc", "desc"):
             raise _invalid("order", "order is not one of asc, desc.")
         ids = self._select(query, orderby, order)
-        return self._paged(request, ids, per_page, page, offset, self._product_bytes)
+        fields = self._fields(query)
+        return self._paged(request, ids, per_page, page, offset, lambda pid: self._product_bytes(pid, fields))
 
     async def _get_product(self, request: web.Request) -> web.StreamResponse:
         pid = int(request.match_info["id"])
         if pid not in self.products:
             raise WCError(404, "woocommerce_rest_product_invalid_id", "Invalid ID.")
-        return _json_bytes(self._product_bytes(pid))
+        return _json_bytes(self._product_bytes(pid, self._fields(request.query)))
 
     async def _list_variations(self, request: web.Request) -> web.StreamResponse:
         pid = int(request.match_info["id"])
@@ -367,38 +367,40 @@ class WooCommerceSimulator(Simulator):
         sort_key = _SORT_KEYS.get(orderby, _SORT_KEYS["date"])
         variations.sort(key=sort_key, reverse=(order == "desc"))
         by_id = {v["id"]: v for v in variations}
+        fields = self._fields(query)
         return self._paged(
             request,
             [v["id"] for v in variations],
             per_page,
             page,
             offset,
-            lambda vid: self._variation_bytes(by_id[vid]),
+            lambda vid: self._variation_bytes(by_id[vid], fields),
         )
 
     async def _get_variation(self, request: web.Request) -> web.StreamResponse:
         pid, vid = int(request.match_info["id"]), int(request.match_info["vid"])
         for variation in self.variations.get(pid, ()):
             if variation["id"] == vid:
-                return _json_bytes(self._variation_bytes(variation))
+                return _json_bytes(self._variation_bytes(variation, self._fields(request.query)))
         raise WCError(404, "woocommerce_rest_product_variation_invalid_id", "Invalid ID.")
+
+    def _fields(self, query: Any) -> str:
+        """The `_fields` parameter, normalized (WordPress's global response filter; "" = everything)."""
+        fields = ",".join(sorted({f.strip() for f in query.get("_fields", "").split(",") if f.strip()}))
+        self._fields_seen.add(fields)
+        return fields
 
     def _select(self, query: Any, orderby: str, order: str) -> list[int]:
         include = [int(i) for i in re.split(r"[,\s]+", query.get("include", "")) if i.isdigit()]
         statuses = {s for s in query.get("status", "any").split(",") if s}
         gmt = query.get("dates_are_gmt", "false").lower() in ("1", "true")
-        bounds = {
-            name: _date_param(query, name)
-            for name in ("modified_after", "modified_before", "after", "before")
-        }
+        bounds = {name: _date_param(query, name) for name in ("modified_after", "modified_before", "after", "before")}
         cache_key = (tuple(include), tuple(sorted(statuses)), gmt, tuple(bounds.items()), orderby, order)
         cached = self._order_cache.get(cache_key)
         if cached is not None:
             return cached
         suffix = "_gmt" if gmt else ""
-        pool = (
-            [self.products[i] for i in include if i in self.products] if include else self.products.values()
-        )
+        pool = [self.products[i] for i in include if i in self.products] if include else self.products.values()
         chosen = []
         for product in pool:
             status = product.get("status")
@@ -543,9 +545,7 @@ class WooCommerceSimulator(Simulator):
         hook_id = str(self._next_hook)
         self._next_hook += 1
         now = datetime.now(UTC)
-        self.hooks[hook_id] = Hook(
-            id=hook_id, topic=topic, destination=url, secret=str(body.get("secret") or "")
-        )
+        self.hooks[hook_id] = Hook(id=hook_id, topic=topic, destination=url, secret=str(body.get("secret") or ""))
         self._hook_meta[hook_id] = {
             "name": str(body.get("name") or f"Webhook created on {now:%b %d, %Y @ %I:%M %p}"),
             "status": str(body.get("status") or "active"),
@@ -600,12 +600,8 @@ class WooCommerceSimulator(Simulator):
             if hook.topic != topic or self._hook_meta[hook.id]["status"] != "active":
                 continue
             # wp_hash(webhook id . current second): the same for two deliveries within one second.
-            delivery_id = hmac.new(
-                self._salt, f"{hook.id}{int(time.time())}".encode(), hashlib.md5
-            ).hexdigest()
-            signature = base64.b64encode(
-                hmac.new(hook.secret.encode(), body, hashlib.sha256).digest()
-            ).decode()
+            delivery_id = hmac.new(self._salt, f"{hook.id}{int(time.time())}".encode(), hashlib.md5).hexdigest()
+            signature = base64.b64encode(hmac.new(hook.secret.encode(), body, hashlib.sha256).digest()).decode()
             self._send(
                 hook.destination,
                 body,
@@ -653,6 +649,12 @@ def _json_bytes(body: bytes) -> web.Response:
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
+def _only(item: dict[str, Any], fields: str) -> dict[str, Any]:
+    if not fields:
+        return item
+    return {key: item[key] for key in fields.split(",") if key in item}
+
+
 def _broken(product: dict[str, Any]) -> dict[str, Any]:
     broken = dict(product)
     if product["id"] % 2:
@@ -687,9 +689,7 @@ def _int_param(query: Any, name: str, default: int | None, minimum: int, maximum
     except ValueError:
         raise _invalid(name, f"{name} is not of type integer.") from None
     if value < minimum or (maximum is not None and value > maximum):
-        span = (
-            f"between {minimum} (inclusive) and {maximum} (inclusive)" if maximum else f"at least {minimum}"
-        )
+        span = f"between {minimum} (inclusive) and {maximum} (inclusive)" if maximum else f"at least {minimum}"
         raise _invalid(name, f"{name} must be {span}")
     return value
 
@@ -729,9 +729,7 @@ def _in_bounds(product: dict[str, Any], bounds: dict[str, str | None], suffix: s
 def _link_header(request: web.Request, page: int, pages: int) -> str:
     if pages <= 1:
         return ""
-    params = {
-        k: v for k, v in request.query.items() if k not in ("consumer_key", "consumer_secret", "offset")
-    }
+    params = {k: v for k, v in request.query.items() if k not in ("consumer_key", "consumer_secret", "offset")}
     links = []
     if page > 1:
         links.append(f'<{request.url.with_query({**params, "page": str(page - 1)})}>; rel="prev"')

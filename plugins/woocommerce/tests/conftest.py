@@ -53,9 +53,7 @@ async def make_conn() -> AsyncIterator[ConnFactory]:
     """Connections to a simulator (closed after the test): make_conn(sim, credentials=None, **options)."""
     made: list[Connection] = []
 
-    def connect(
-        sim: WooCommerceSimulator, credentials: dict[str, str] | None = None, **options: Any
-    ) -> Connection:
+    def connect(sim: WooCommerceSimulator, credentials: dict[str, str] | None = None, **options: Any) -> Connection:
         conn = Connection(
             "test-integration",
             sim.store_url,
@@ -111,4 +109,3 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec.url = f"http://127.0.0.1:{port}/webhooks/woocommerce/test-integration"
     yield rec
     await runner.cleanup()
-

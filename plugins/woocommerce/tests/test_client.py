@@ -27,17 +27,13 @@ def api_calls(sim: Any, fragment: str) -> int:
 
 
 # ---- credentials and store facts --------------------------------------------------------------------
-async def test_credentials_good_with_query_keys(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_credentials_good_with_query_keys(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(5)
     await adapter.check_credentials(make_conn(sim))
     assert any("consumer_key=" in path for path in sim.faults.paths)
 
 
-async def test_credentials_good_with_basic_auth(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_credentials_good_with_basic_auth(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(5)
     conn = make_conn(sim, auth="basic")
     await adapter.check_credentials(conn)
@@ -70,9 +66,7 @@ async def test_wrong_store_url_names_the_problem(make_sim: Any, adapter: WooComm
     assert caught.value.field == "store_url"
 
 
-async def test_mapping_context_reads_the_currency(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_mapping_context_reads_the_currency(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(1, currency="GBP")
     assert await adapter.mapping_context(make_conn(sim)) == MappingContext(currency="GBP")
 
@@ -87,9 +81,7 @@ async def test_mapping_context_falls_back_to_usd(make_sim: Any, adapter: WooComm
 
 
 # ---- full walks ---------------------------------------------------------------------------------------
-async def test_full_fetch_returns_the_whole_catalog(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_full_fetch_returns_the_whole_catalog(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(250)
     conn = make_conn(sim)
     assert await adapter.count_products(conn, FetchRequest()) == len(sim.product_ids())
@@ -105,6 +97,22 @@ async def test_full_fetch_returns_the_whole_catalog(
     assert api_calls(sim, "/variations") == variable  # one request each: no more, no less
 
 
+async def test_trimmed_payloads_map_exactly_like_full_ones(
+    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
+) -> None:
+    sim = await make_sim(150, big_variations=110)
+    pages = await collect(adapter, make_conn(sim), FetchRequest())
+    items = [i for p in pages for i in p.items]
+    # Only the fields the mapper reads travel (`_fields`): never-synced ones are not even fetched.
+    assert not any({"total_sales", "average_rating", "purchase_note", "price_html"} & set(i) for i in items)
+    context = MappingContext(currency="USD")
+    for item in items:
+        full = dict(sim.products[item["id"]])
+        if item["id"] in sim.variations:
+            full[VARIATIONS_KEY] = sim.variations[item["id"]]
+        assert adapter.map_product(item, context) == adapter.map_product(full, context)
+
+
 async def test_resume_from_a_cursor_continues_after_that_page(
     make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
 ) -> None:
@@ -118,9 +126,7 @@ async def test_resume_from_a_cursor_continues_after_that_page(
     assert sorted(ids, key=int) == sorted(sim.product_ids(), key=int) and len(ids) == len(set(ids))
 
 
-async def test_deletes_during_a_walk_skip_nothing(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_deletes_during_a_walk_skip_nothing(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(300)
     conn = make_conn(sim, per_page=50)
     before = sim.product_ids()
@@ -153,9 +159,7 @@ async def test_big_variable_product_loses_no_variation(
     assert len(product.variants) == len(enabled)
 
 
-async def test_variations_are_fetched_concurrently(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_variations_are_fetched_concurrently(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(60, variable_share=0.9)
     sim.faults.set(slow_ms=15)
     await collect(adapter, make_conn(sim, concurrency=8), FetchRequest())
@@ -202,9 +206,7 @@ async def test_since_walk_survives_products_modified_during_it(
         sim.update_product(pid, sku=f"EDIT-{pid}")
     expected = set(sim.product_ids()[:80])
     seen: list[str] = []
-    async for page in adapter.fetch_products(
-        make_conn(sim, per_page=20), FetchRequest(FetchMode.SINCE, since)
-    ):
+    async for page in adapter.fetch_products(make_conn(sim, per_page=20), FetchRequest(FetchMode.SINCE, since)):
         seen += [str(i["id"]) for i in page.items]
         # Re-edit products already read: they jump to the end of the modified-order listing.
         for pid in seen[:3]:
@@ -212,9 +214,7 @@ async def test_since_walk_survives_products_modified_during_it(
     assert expected <= set(seen)
 
 
-async def test_ids_reports_missing_products(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_ids_reports_missing_products(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(50)
     present = sim.product_ids()[3:6]
     gone = sim.product_ids()[7]
@@ -228,17 +228,13 @@ async def test_ids_reports_missing_products(
     assert sorted(m for p in pages for m in p.missing_ids) == sorted([gone, "999999", "not-an-id"])
 
 
-async def test_ids_in_chunks_resume_by_cursor(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_ids_in_chunks_resume_by_cursor(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(260)
     wanted = tuple(sim.product_ids()[:230])
     conn = make_conn(sim)
     pages = await collect(adapter, conn, FetchRequest(mode=FetchMode.IDS, ids=wanted))
     assert [len(p.items) for p in pages] == [100, 100, 30]
-    resumed = await collect(
-        adapter, conn, FetchRequest(mode=FetchMode.IDS, ids=wanted, cursor=pages[0].cursor)
-    )
+    resumed = await collect(adapter, conn, FetchRequest(mode=FetchMode.IDS, ids=wanted, cursor=pages[0].cursor))
     assert ids_of(resumed) == ids_of(pages[1:])
 
 
@@ -253,9 +249,7 @@ async def test_throttling_and_server_errors_still_return_everything(
     assert sim.faults.injected_429 > 0 and sim.faults.injected_500 == 4
 
 
-async def test_truncated_bodies_are_fetched_again(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_truncated_bodies_are_fetched_again(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(150)
     sim.faults.set(truncate_next=2)
     pages = await collect(adapter, make_conn(sim), FetchRequest())
@@ -263,9 +257,7 @@ async def test_truncated_bodies_are_fetched_again(
     assert sim.faults.plan.truncate_next == 0
 
 
-async def test_malformed_products_fail_alone(
-    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
-) -> None:
+async def test_malformed_products_fail_alone(make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(120, examples=False)
     simple = [pid for pid in sim.product_ids() if sim.products[int(pid)]["type"] == "simple"]
     # An odd id is served without its name, an even one with a non-numeric price: one of each.
@@ -282,3 +274,17 @@ async def test_malformed_products_fail_alone(
             failed.append(exc.external_id or "")
     assert sorted(failed) == sorted(broken)
     assert len(mapped) == len(sim.product_ids()) - 2
+
+
+async def test_credentials_revoked_mid_walk_fail_the_fetch(
+    make_sim: Any, make_conn: Any, adapter: WooCommerceAdapter
+) -> None:
+    sim = await make_sim(300)
+    pages = adapter.fetch_products(make_conn(sim), FetchRequest())
+    first = await anext(pages)
+    assert first.cursor is not None
+    sim.consumer_secret = "cs_rotated_by_the_merchant"
+    with pytest.raises(StoreAuthError):
+        async for _ in pages:
+            pass
+    await pages.aclose()  # type: ignore[attr-defined]

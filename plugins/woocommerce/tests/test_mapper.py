@@ -258,10 +258,8 @@ def test_tracked_and_untracked_stock() -> None:
     assert untracked.inventory_tracked is False and untracked.inventory_quantity is None
 
 
-def _variable(
-    parent_stock: tuple[bool, int | None], *variations: tuple[Any, int | None, str]
-) -> dict[str, Any]:
-    parent = load("doc_example_product_create_variable_response.json")
+def _variable(parent_stock: tuple[bool, int | None], *variations: tuple[Any, int | None, str]) -> dict[str, Any]:
+    parent: dict[str, Any] = load("doc_example_product_create_variable_response.json")
     parent["manage_stock"], parent["stock_quantity"] = parent_stock
     template = load("doc_example_variation_retrieve_response.json")
     attached = []

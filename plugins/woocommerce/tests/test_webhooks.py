@@ -179,9 +179,7 @@ def test_a_fake_ping_with_a_product_body_is_not_a_ping() -> None:
 
 def test_lower_case_headers_verify() -> None:
     body = b'{"id": 9, "name": "x", "date_modified_gmt": "2024-05-01T10:00:00"}'
-    headers = CIMultiDict(
-        {"x-wc-webhook-signature": sign("s3cret", body), "x-wc-webhook-topic": "product.updated"}
-    )
+    headers = CIMultiDict({"x-wc-webhook-signature": sign("s3cret", body), "x-wc-webhook-topic": "product.updated"})
     assert webhooks.verify(headers, body, {webhooks.SECRET_KEY: "s3cret"})
     event = webhooks.parse(headers, body)
     assert event is not None and event.external_id == "9"
@@ -189,9 +187,7 @@ def test_lower_case_headers_verify() -> None:
 
 
 def test_variation_payloads_refresh_their_parent() -> None:
-    body = json.dumps(
-        {"id": 733, "type": "variation", "parent_id": 22, "date_modified_gmt": "2024-01-01T00:00:00"}
-    )
+    body = json.dumps({"id": 733, "type": "variation", "parent_id": 22, "date_modified_gmt": "2024-01-01T00:00:00"})
     event = webhooks.parse(CIMultiDict({"X-WC-Webhook-Topic": "product.updated"}), body.encode())
     assert event is not None and event.kind is ChangeKind.REFRESH and event.external_id == "22"
 

@@ -1,0 +1,1159 @@
+"""The platform plugin conformance suite: what every platform plugin must do, checked against the
+plugin's own simulator over real HTTP on 127.0.0.1.
+
+The suite drives the adapter exactly as the sync engine does (a Connection whose HTTP clients come
+from the engine's kind of factory; check_credentials, mapping_context, count_products, fetch_products
+in FULL, SINCE and IDS mode, map_product, and the webhook methods), without MongoDB or Redis, so one
+plugin's run takes seconds. Failures name the problem in a plugin author's terms.
+
+Run it against any installed plugin, from anywhere:
+
+    pytest --gateway-platform=<platform id>
+
+or wire it into the plugin's own tests (tests/test_conformance.py), so `pytest` runs it:
+
+    from gateway.testing.conformance import *  # noqa: F403
+    GATEWAY_PLATFORM = "<platform id>"
+
+Tune it by overriding the `conformance_options` fixture in that module (ConformanceOptions:
+simulator and connection options, catalog size, ...). What the plugin's simulator must offer is the
+gateway.simkit.Simulator interface plus `conformance_fields`, the `create_product` keywords it
+honours (CREATE_FIELDS below); a check that needs a keyword the simulator does not declare is
+skipped with a message naming it. docs/writing-a-plugin.md has the whole contract.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, NoReturn
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway.adapter import (
+    ChangeKind,
+    Connection,
+    FetchMode,
+    FetchRequest,
+    MappingContext,
+    Page,
+    PlatformAdapter,
+    WebhookEvent,
+    WebhookRegistration,
+)
+from gateway.errors import MappingError, StoreAuthError, StoreError
+from gateway.httpclient import HttpClient
+from gateway.model import Money, Product, Variant
+from gateway.simkit import FaultInjector, Simulator, free_port
+
+__all__ = [
+    "CREATE_FIELDS",
+    "ConformanceKit",
+    "ConformanceOptions",
+    "conformance",
+    "conformance_options",
+    "platform_adapter",
+    "platform_simulator_class",
+    "pytest_generate_tests",
+    "test_credentials_good_and_bad",
+    "test_deleted_products",
+    "test_duplicate_skus",
+    "test_fetch_by_ids",
+    "test_full_fetch_pages_and_resumes",
+    "test_identifiers",
+    "test_incremental_fetch",
+    "test_malformed_product_is_isolated",
+    "test_mapping_context",
+    "test_missing_optional_fields",
+    "test_money_is_exact",
+    "test_never_synced_fields_stay_out",
+    "test_rate_limits_are_retried",
+    "test_replayed_and_out_of_order_deliveries",
+    "test_server_errors_are_retried_then_raised",
+    "test_simulator_contract",
+    "test_unicode_and_html_in_names",
+    "test_variants_past_the_first_page",
+    "test_webhook_registration_and_removal",
+    "test_webhook_signatures",
+]
+
+#: The `create_product` keywords of the simulator contract and what a simulator does with each. A
+#: simulator lists the ones it honours in its `conformance_fields` class attribute.
+CREATE_FIELDS: Mapping[str, str] = {
+    "title": "str: the product's name, stored exactly as given (unicode, HTML and all)",
+    "price": "str, a decimal: the regular price of the product and of each of its variants",
+    "sku": "str: the SKU of the product (and of its variant, when it has one)",
+    "barcode": "str: the product's barcode (UPC/EAN/GTIN field), stored as given, even with a bad check digit",
+    "variants": "int: the product has exactly this many variants",
+    "bare": "True: only what the platform requires: no description, images, SKU, barcode, vendor, "
+    "tags, categories or compare-at price",
+    "private_text": "str: stored in every never-synced field the platform has (internal notes, private "
+    "metadata, review text)",
+}
+
+UNICODE_HTML_TITLE = "Ünïcødé “Straße” 日本語 🚀 <b>bold</b> & <i>co</i>"
+EXACT_PRICE = "19.99"
+DUPLICATE_SKU = "CONF-DUP-SKU"
+IDENTIFIED_SKU = "CONF-ID-SKU"
+VALID_UPC = "036000291452"
+BAD_UPC = "036000291453"
+PRIVATE_TEXT = "CONF-PRIVATE-7f3a9c never synced"
+#: Native keys whose values are never synced (reviews, ratings, sales figures, notes, private data).
+NEVER_SYNCED = re.compile(
+    r"review|rating|total_?sales|total_?sold|sales_?count|view_?count|purchase_?note|internal_?note"
+    r"|admin_?(note|comment)|private",
+    re.IGNORECASE,
+)
+
+
+# ---- how the suite drives a plugin -------------------------------------------------------------------
+@dataclass
+class ConformanceOptions:
+    """How the suite drives one plugin. Override the `conformance_options` fixture to change it.
+
+    simulator_options: passed to the simulator's constructor (e.g. a generous rate limit).
+    connection_options: Connection.options for every connection (e.g. a small page size, so that a
+        catalog of `catalog_size` products spans several pages).
+    catalog_size: products in the simulator for the fetch checks.
+    many_variants: variants of the product that must span more than one page (default: more than 250,
+        the largest page any built-in platform serves).
+    webhook_body_signed: False for platforms whose deliveries prove themselves with a secret header
+        rather than a signature over the body (then a changed body cannot be detected).
+    create_fields: the create_product keywords the simulator honours; None reads the simulator
+        class's `conformance_fields`.
+    """
+
+    simulator_options: Mapping[str, Any] = field(default_factory=dict)
+    connection_options: Mapping[str, Any] = field(default_factory=dict)
+    catalog_size: int = 40
+    many_variants: int = 260
+    webhook_body_signed: bool = True
+    create_fields: frozenset[str] | None = None
+    seed: int = 11
+
+
+class CallCounter:
+    """Counts requests made through a connection's HttpClient (the engine counts them per integration)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@dataclass
+class Delivery:
+    """One webhook delivery as the gateway's endpoint would receive it."""
+
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 that records every delivery the simulator sends it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.url = ""
+        self.deliveries: list[Delivery] = []
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        async def receive(request: web.Request) -> web.Response:
+            self.deliveries.append(Delivery(CIMultiDict(request.headers), await request.read()))
+            return web.Response(status=200)
+
+        app = web.Application()
+        app.router.add_post(self.path, receive)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}{self.path}"
+
+    def take(self) -> list[Delivery]:
+        taken, self.deliveries = self.deliveries, []
+        return taken
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class ConformanceKit:
+    """The suite's handle on one plugin: its adapter, its simulator class and the options to drive them.
+
+    Everything it starts (simulators, connections, webhook receivers) is closed by `aclose`.
+    """
+
+    integration_id = "conformance"
+
+    def __init__(
+        self,
+        adapter: PlatformAdapter,
+        simulator_class: type[Simulator],
+        options: ConformanceOptions | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.simulator_class = simulator_class
+        self.options = options or ConformanceOptions()
+        self.platform = adapter.info.id
+        self._simulators: list[Simulator] = []
+        self._connections: list[Connection] = []
+        self._receivers: list[Receiver] = []
+
+    async def __aenter__(self) -> ConformanceKit:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for conn in self._connections:
+            await conn.close()
+        for receiver in self._receivers:
+            await receiver.close()
+        for sim in self._simulators:
+            await sim.stop()
+        self._connections, self._receivers, self._simulators = [], [], []
+
+    # ---- capabilities ---------------------------------------------------------------------------
+    @property
+    def fields(self) -> frozenset[str]:
+        """The create_product keywords the simulator honours."""
+        if self.options.create_fields is not None:
+            return frozenset(self.options.create_fields)
+        return frozenset(getattr(self.simulator_class, "conformance_fields", ()))
+
+    def missing(self, *names: str) -> list[str]:
+        return [name for name in names if name not in self.fields]
+
+    def require(self, *names: str, done: str = "") -> None:
+        """Skip the rest of a check when the simulator does not honour these create_product keywords."""
+        missing = self.missing(*names)
+        if missing:
+            keywords = ", ".join(f"{name}=..." for name in missing)
+            prefix = f"{done}; the rest was skipped: " if done else ""
+            pytest.skip(
+                f"{prefix}the {self.platform} simulator does not offer create_product({keywords}) "
+                f"(simulator capability {', '.join(map(repr, missing))}: add it to "
+                f"{self.simulator_class.__name__}.conformance_fields once the simulator honours it)"
+            )
+
+    def require_capability(self, capability: str) -> None:
+        if capability not in self.adapter.info.capabilities:
+            pytest.skip(f"the {self.platform} adapter does not declare the {capability!r} capability")
+
+    # ---- simulators, connections, receivers -----------------------------------------------------
+    async def simulator(self, products: int | None = None, **options: Any) -> Simulator:
+        """A started simulator: `products` products (default catalog_size), the suite's seed."""
+        count = self.options.catalog_size if products is None else products
+        sim = self.simulator_class(count, seed=self.options.seed, **{**self.options.simulator_options, **options})
+        await sim.start()
+        self._simulators.append(sim)
+        return sim
+
+    def connect(self, sim: Simulator, credentials: Mapping[str, str] | None = None) -> Connection:
+        """A Connection built the way the engine builds one (fast backoff so fault checks stay quick)."""
+        counter = CallCounter()
+
+        def factory(base_url: str, **kwargs: Any) -> HttpClient:
+            defaults: dict[str, Any] = {
+                "concurrency": 4,
+                "backoff_base": 0.01,
+                "backoff_cap": 0.05,
+                "on_call": counter,
+            }
+            return HttpClient(base_url, **{**defaults, **kwargs})
+
+        conn = Connection(
+            integration_id=self.integration_id,
+            store_url=sim.store_url,
+            credentials=dict(sim.credentials() if credentials is None else credentials),
+            http_factory=factory,
+            options=dict(self.options.connection_options),
+            on_call=counter,
+        )
+        self._connections.append(conn)
+        return conn
+
+    async def receiver(self) -> Receiver:
+        receiver = Receiver(f"/webhooks/{self.platform}/{self.integration_id}")
+        await receiver.start()
+        self._receivers.append(receiver)
+        return receiver
+
+    # ---- reading ----------------------------------------------------------------------------------
+    async def context(self, conn: Connection) -> MappingContext:
+        context = await self.adapter.mapping_context(conn)
+        if not isinstance(context, MappingContext):
+            fail(f"mapping_context returned {type(context).__name__}, not a MappingContext")
+        return context
+
+    async def fetch(self, conn: Connection, request: FetchRequest | None = None) -> list[Page]:
+        """Every page of one fetch, checked for the page protocol (cursors, item types)."""
+        request = request or FetchRequest()
+        pages: list[Page] = []
+        async for page in self.adapter.fetch_products(conn, request):
+            if not isinstance(page, Page):
+                fail(f"fetch_products ({request.mode}) yielded {type(page).__name__}, not a Page")
+            for item in page.items:
+                if not isinstance(item, Mapping):
+                    fail(f"fetch_products ({request.mode}) yielded a page item of type {type(item).__name__}; "
+                         "items are native product dicts")
+            pages.append(page)
+        for number, page in enumerate(pages[:-1], start=1):
+            if page.cursor is None:
+                fail(f"page {number} of {len(pages)} of a {request.mode} fetch has no cursor: a run interrupted "
+                     "after it could not resume (only the last page has cursor None)")
+        return pages
+
+    def map(self, native: Mapping[str, Any], context: MappingContext, where: str) -> Product:
+        """map_product, with a failure that says which product and what went wrong."""
+        try:
+            product = self.adapter.map_product(native, context)
+        except MappingError as exc:
+            fail(f"map_product refused {where}, which the simulator generated as a valid product: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - any crash is the finding
+            fail(f"map_product raised {type(exc).__name__} ({exc}) for {where}; it must return a Product, or "
+                 "raise MappingError for a product that cannot be mapped")
+        if not isinstance(product, Product):
+            fail(f"map_product returned {type(product).__name__} for {where}, not a gateway.model.Product")
+        return product
+
+    def map_pages(self, pages: Sequence[Page], context: MappingContext) -> list[Product]:
+        return [
+            self.map(native, context, f"item {index + 1} of page {number}")
+            for number, page in enumerate(pages, start=1)
+            for index, native in enumerate(page.items)
+        ]
+
+    async def fetch_mapped(self, conn: Connection, request: FetchRequest | None = None) -> list[Product]:
+        context = await self.context(conn)
+        return self.map_pages(await self.fetch(conn, request), context)
+
+    async def product(self, conn: Connection, external_id: str, mode: FetchMode = FetchMode.FULL) -> Product:
+        """One product as a FULL (or IDS) fetch returns it, mapped."""
+        request = FetchRequest(mode=mode, ids=(external_id,) if mode is FetchMode.IDS else ())
+        for product in await self.fetch_mapped(conn, request):
+            if product.external_id == external_id:
+                return product
+        fail(f"product {external_id}, just created on the store, was not returned by a {mode} fetch")
+
+    def secrets(self, conn: Connection, registration: WebhookRegistration) -> dict[str, str]:
+        """What the gateway passes verify_webhook: the credentials plus the registration's secrets."""
+        return {**conn.credentials, **registration.secrets}
+
+    def events(self, deliveries: Sequence[Delivery], secrets: Mapping[str, str]) -> list[WebhookEvent]:
+        """Verify and parse genuine deliveries, as the gateway's endpoint does; pings parse to nothing."""
+        events: list[WebhookEvent] = []
+        for delivery in deliveries:
+            if not self.adapter.verify_webhook(delivery.headers, delivery.body, secrets):
+                fail(f"verify_webhook rejected a genuine delivery from the simulator ({_describe(delivery)}): "
+                     "the gateway would answer 401 and lose the change")
+            try:
+                event = self.adapter.parse_webhook(delivery.headers, delivery.body)
+            except Exception as exc:  # noqa: BLE001 - any crash is the finding
+                fail(f"parse_webhook raised {type(exc).__name__} ({exc}) for a genuine delivery "
+                     f"({_describe(delivery)})")
+            if event is None:
+                continue
+            if not isinstance(event, WebhookEvent):
+                fail(f"parse_webhook returned {type(event).__name__}, not a WebhookEvent or None")
+            events.append(event)
+        return events
+
+    async def registered(self, sim: Simulator, conn: Connection, receiver: Receiver) -> WebhookRegistration:
+        """register_webhooks pointed at `receiver`, with the registration's own deliveries (pings) drained."""
+        registration = await self.adapter.register_webhooks(conn, receiver.url)
+        if not isinstance(registration, WebhookRegistration):
+            fail(f"register_webhooks returned {type(registration).__name__}, not a WebhookRegistration")
+        await sim.drain_deliveries()
+        self.events(receiver.take(), self.secrets(conn, registration))
+        return registration
+
+    async def change(self, sim: Simulator, receiver: Receiver, secrets: Mapping[str, str],
+                     external_id: str, action: str) -> tuple[list[Delivery], list[WebhookEvent]]:
+        """Deliveries and events about `external_id` after one catalog change has been delivered."""
+        await sim.drain_deliveries()
+        deliveries = receiver.take()
+        events = [e for e in self.events(deliveries, secrets) if e.external_id == external_id]
+        if not events:
+            fail(f"{action} on the store delivered nothing the adapter parses as a change to product "
+                 f"{external_id} ({len(deliveries)} deliveries arrived): register product created / updated / "
+                 "deleted webhooks and give each event the product's external id")
+        return deliveries, events
+
+
+def fail(message: str) -> NoReturn:
+    """Fail the check with `message` alone (no traceback): it names the problem."""
+    pytest.fail(message, pytrace=False)
+
+
+def _describe(delivery: Delivery) -> str:
+    topic = next((v for k, v in delivery.headers.items() if "topic" in k.lower() or "event" in k.lower()), None)
+    return f"topic {topic!r}, {len(delivery.body)} bytes" if topic else f"{len(delivery.body)} bytes"
+
+
+def _corrupt(value: str) -> str:
+    """A different value of the same shape (so only its content is wrong)."""
+    if not value:
+        return "wrong"
+    last = "A" if value[-1] != "A" else "B"
+    return value[:-1] + last if len(value) > 1 else last
+
+
+def _same_products(got: Sequence[str], expected: Sequence[str], what: str) -> None:
+    repeated = sorted(i for i, n in Counter(got).items() if n > 1)
+    if repeated:
+        fail(f"{what} returned product(s) {repeated[:5]} more than once")
+    missing = sorted(set(expected) - set(got))
+    if missing:
+        fail(f"{what} missed {len(missing)} of the store's {len(expected)} products (e.g. {missing[:5]})")
+    extra = sorted(set(got) - set(expected))
+    if extra:
+        fail(f"{what} returned {len(extra)} product(s) the store does not have (e.g. {extra[:5]})")
+
+
+def _monies(product: Product) -> Iterator[tuple[str, Money]]:
+    for name in ("price", "compare_at_price"):
+        value = getattr(product, name)
+        if value is not None:
+            yield name, value
+    for index, variant in enumerate(product.variants):
+        for name in ("price", "compare_at_price"):
+            value = getattr(variant, name)
+            if value is not None:
+                yield f"variants[{index}].{name}", value
+
+
+def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, text) for every string inside a JSON-like value."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def _never_synced_values(native: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, text) of the never-synced values in a native product: keys like NEVER_SYNCED, and
+    metadata entries ({"key": ..., "value": ...}) whose key is private (leading underscore) or like it."""
+    if isinstance(native, Mapping):
+        key = native.get("key")
+        if isinstance(key, str) and "value" in native and (key.startswith("_") or NEVER_SYNCED.search(key)):
+            yield from _strings(native["value"], f"{path}[key={key}]")
+            return
+        for name, item in native.items():
+            where = f"{path}.{name}" if path else str(name)
+            if NEVER_SYNCED.search(str(name)):
+                yield from _strings(item, where)
+            else:
+                yield from _never_synced_values(item, where)
+    elif isinstance(native, list | tuple):
+        for index, item in enumerate(native):
+            yield from _never_synced_values(item, f"{path}[{index}]")
+
+
+def _barcodes(product: Product) -> tuple[set[str], list[str]]:
+    """Every barcode-like value in the canonical product, and every identifier warning."""
+    found: set[str] = set()
+    warnings = list(product.warnings) + list(product.identifiers.warnings)
+    holders: list[Product | Variant] = [product, *product.variants]
+    for holder in holders:
+        ids = holder.identifiers
+        found |= {v for v in (ids.upc, ids.ean, ids.gtin, ids.isbn) if v}
+        if isinstance(holder, Variant):
+            warnings += ids.warnings
+            if holder.barcode:
+                found.add(holder.barcode)
+    return found, warnings
+
+
+# ---- fixtures ------------------------------------------------------------------------------------------
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the suite for the module's GATEWAY_PLATFORM, or for each --gateway-platform given."""
+    if "gateway_platform" not in metafunc.fixturenames:
+        return
+    fixed = getattr(metafunc.module, "GATEWAY_PLATFORM", None)
+    platforms = [fixed] if fixed else list(metafunc.config.getoption("gateway_platform", default=None) or [])
+    metafunc.parametrize("gateway_platform", platforms, scope="module")
+
+
+@functools.lru_cache(maxsize=1)
+def _registry() -> Any:
+    from gateway.plugins import load_plugins
+
+    return load_plugins()
+
+
+@pytest.fixture
+def platform_adapter(gateway_platform: str) -> PlatformAdapter:
+    """The installed adapter for the platform under test."""
+    registry = _registry()
+    adapter = registry.adapters.get(gateway_platform)
+    if adapter is None:
+        installed = ", ".join(sorted(registry.adapters)) or "none"
+        problems = "".join(f"\n  {problem}" for problem in registry.load_errors)
+        fail(f"no installed plugin provides platform {gateway_platform!r} (installed: {installed}){problems}")
+    assert isinstance(adapter, PlatformAdapter)
+    return adapter
+
+
+@pytest.fixture
+def platform_simulator_class(platform_adapter: PlatformAdapter) -> type[Simulator]:
+    """The plugin's simulator class (PlatformAdapter.simulator())."""
+    simulator = platform_adapter.simulator()
+    if simulator is None:
+        fail(f"{type(platform_adapter).__name__}.simulator() returned None: the conformance suite runs "
+             "against the plugin's simulator (a gateway.simkit.Simulator subclass)")
+    return simulator
+
+
+@pytest.fixture
+def conformance_options() -> ConformanceOptions:
+    """How the suite drives the plugin; override this fixture in the plugin's test module."""
+    return ConformanceOptions()
+
+
+@pytest_asyncio.fixture
+async def conformance(
+    platform_adapter: PlatformAdapter,
+    platform_simulator_class: type[Simulator],
+    conformance_options: ConformanceOptions,
+) -> AsyncIterator[ConformanceKit]:
+    """A ConformanceKit for the platform under test, closed after the test."""
+    async with ConformanceKit(platform_adapter, platform_simulator_class, conformance_options) as kit:
+        yield kit
+
+
+# ---- the simulator contract ------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_simulator_contract(conformance: ConformanceKit) -> None:
+    """The simulator offers what the suite, the tests and the demo drive it through."""
+    kit = conformance
+    cls = kit.simulator_class
+    if not (isinstance(cls, type) and issubclass(cls, Simulator)):
+        fail(f"the plugin's simulator {cls!r} is not a gateway.simkit.Simulator subclass")
+    if cls.platform != kit.platform:
+        fail(f"{cls.__name__}.platform is {cls.platform!r} but the adapter's platform id is {kit.platform!r}")
+    unknown = sorted(kit.fields - set(CREATE_FIELDS))
+    if unknown:
+        fail(f"{cls.__name__}.conformance_fields lists {unknown}, which are not create_product keywords of the "
+             f"simulator contract ({', '.join(CREATE_FIELDS)})")
+    first, second = await kit.simulator(products=5), await kit.simulator(products=5)
+    ids = first.product_ids()
+    if not all(isinstance(i, str) for i in ids):
+        fail(f"{cls.__name__}.product_ids() must return strings (external ids), got {ids!r}")
+    if len(ids) != 5 or len(set(ids)) != 5:
+        fail(f"{cls.__name__}(products=5) has {len(ids)} products {ids}: it must have exactly 5, with distinct ids")
+    if second.product_ids() != ids:
+        fail(f"two {cls.__name__}(products=5, seed={kit.options.seed}) built different catalogs: a seed must "
+             "always build the same catalog")
+    if not first.store_url.startswith(first.base_url):
+        fail(f"store_url {first.store_url!r} is not on the simulator's own server {first.base_url!r}")
+    credentials = first.credentials()
+    if not isinstance(credentials, dict) or not all(isinstance(v, str) for v in credentials.values()):
+        fail(f"{cls.__name__}.credentials() must return a dict of strings")
+    required = [f.name for f in kit.adapter.info.credential_fields if f.required]
+    absent = [name for name in required if name not in credentials]
+    if absent:
+        fail(f"{cls.__name__}.credentials() lacks {absent}, required credential field(s) of the adapter")
+    if not isinstance(first.faults, FaultInjector):
+        fail(f"{cls.__name__}.faults is not a FaultInjector: build the app with Simulator.build_app")
+    async with aiohttp.ClientSession() as session, session.get(f"{first.base_url}/_sim/products") as response:
+        listed = (await response.json()).get("ids") if response.status == 200 else None
+    if listed != ids:
+        fail(f"GET /_sim/products answered {listed!r}, expected the simulator's product ids {ids}")
+    created = first.create_product()
+    if not isinstance(created, str) or created not in first.product_ids() or len(first.product_ids()) != 6:
+        fail(f"create_product() returned {created!r}; it must add one product and return its external id "
+             "(a string listed by product_ids())")
+    first.update_product(created)
+    if created not in first.product_ids():
+        fail(f"update_product({created!r}) removed the product")
+    first.delete_product(created)
+    if created in first.product_ids():
+        fail(f"delete_product({created!r}) left the product in product_ids()")
+    await first.drain_deliveries()
+
+
+# ---- connecting ---------------------------------------------------------------------------------------------
+async def _expect_auth_error(kit: ConformanceKit, sim: Simulator, credentials: Mapping[str, str], what: str) -> None:
+    conn = kit.connect(sim, credentials)
+    try:
+        await kit.adapter.check_credentials(conn)
+    except StoreAuthError as exc:
+        secrets = [v for v in (*sim.credentials().values(), *credentials.values()) if len(v) >= 6]
+        if any(secret in str(exc) for secret in secrets):
+            fail(f"the StoreAuthError for {what} repeats a credential in its message: credentials never "
+                 "appear in errors or logs")
+        return
+    except Exception as exc:  # noqa: BLE001 - any other outcome is the finding
+        fail(f"check_credentials raised {type(exc).__name__} ({exc}) for {what}; it must raise StoreAuthError, "
+             "which the gateway turns into 'the store refused these credentials'")
+    fail(f"check_credentials accepted {what}: it must raise StoreAuthError so that a merchant cannot connect "
+         "a store with bad keys")
+
+
+@pytest.mark.asyncio
+async def test_credentials_good_and_bad(conformance: ConformanceKit) -> None:
+    """Good credentials pass check_credentials; wrong or missing ones raise StoreAuthError."""
+    kit = conformance
+    sim = await kit.simulator(products=3)
+    try:
+        await kit.adapter.check_credentials(kit.connect(sim))
+    except Exception as exc:  # noqa: BLE001 - any failure is the finding
+        fail(f"check_credentials rejected the simulator's own credentials: {type(exc).__name__}: {exc}")
+    wrong = {name: _corrupt(value) for name, value in sim.credentials().items()}
+    await _expect_auth_error(kit, sim, wrong, "wrong credentials (every value changed)")
+    await _expect_auth_error(kit, sim, {}, "a connection with no credentials at all")
+
+
+@pytest.mark.asyncio
+async def test_mapping_context(conformance: ConformanceKit) -> None:
+    """mapping_context names the store's currency as an ISO 4217 code."""
+    kit = conformance
+    sim = await kit.simulator(products=3)
+    context = await kit.context(kit.connect(sim))
+    if not re.fullmatch(r"[A-Z]{3}", context.currency):
+        fail(f"mapping_context gave currency {context.currency!r}; it must be a three-letter ISO 4217 code")
+
+
+# ---- reading products ----------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_full_fetch_pages_and_resumes(conformance: ConformanceKit) -> None:
+    """A FULL fetch returns every product once, in pages, resumable from any page's cursor."""
+    kit = conformance
+    sim = await kit.simulator()
+    conn = kit.connect(sim)
+    context = await kit.context(conn)
+    expected = sim.product_ids()
+    count = await kit.adapter.count_products(conn, FetchRequest())
+    pages = await kit.fetch(conn, FetchRequest())
+    ids = [p.external_id for p in kit.map_pages(pages, context)]
+    _same_products(ids, expected, "a FULL fetch")
+    if count is not None and count != len(expected):
+        fail(f"count_products(FULL) said {count} but the store has {len(expected)} products")
+    totals = {p.total for p in pages if p.total is not None}
+    if totals and totals != {len(expected)}:
+        fail(f"the pages of a FULL fetch give total {sorted(totals)} but the store has {len(expected)} products")
+    if conn.on_call.count != sim.faults.api_requests:
+        fail(f"the simulator answered {sim.faults.api_requests} API requests but the connection's HttpClient "
+             f"made {conn.on_call.count}: the adapter talks to the store without make_http_client, so its calls "
+             "are not counted and get no retries, backoff or budget")
+    last_cursor = pages[-1].cursor
+    if last_cursor is not None:
+        # Allowed (an adapter may not know a page is the last), but resuming there must find nothing.
+        again = await kit.fetch_mapped(conn, FetchRequest(cursor=last_cursor))
+        if again:
+            fail(f"resuming a FULL fetch from its last page's cursor {last_cursor!r} returned {len(again)} products "
+                 f"again (e.g. {[p.external_id for p in again[:5]]}): a run retried after its last page would "
+                 "read them twice")
+    if len(pages) < 2:
+        pytest.skip(f"every product came back once, but the FULL fetch of {len(expected)} products came as one page, "
+                    "so paging and resuming went untested: make pages smaller through "
+                    "ConformanceOptions.connection_options (a page-size option) or raise catalog_size")
+    first_cursor = pages[0].cursor
+    resumed = [p.external_id for p in kit.map_pages(await kit.fetch(conn, FetchRequest(cursor=first_cursor)),
+                                                     context)]
+    after_first = ids[len(pages[0].items):]
+    if sorted(resumed) != sorted(after_first):
+        lost = sorted(set(after_first) - set(resumed))[:5]
+        unexpected = sorted(set(resumed) - set(after_first))[:5]
+        fail(f"resuming a FULL fetch from the first page's cursor {first_cursor!r} returned {len(resumed)} products, "
+             f"expected the {len(after_first)} after that page (missing e.g. {lost}, unexpected e.g. {unexpected})")
+
+
+@pytest.mark.asyncio
+async def test_incremental_fetch(conformance: ConformanceKit) -> None:
+    """A SINCE fetch returns what changed or was created since then, and not the whole catalog."""
+    kit = conformance
+    kit.require_capability("incremental")
+    sim = await kit.simulator()
+    conn = kit.connect(sim)
+    before = await kit.fetch_mapped(conn)
+    since = max(p.store_updated_at for p in before)
+    ids = sim.product_ids()
+    changed = ids[:: max(1, len(ids) // 12)][:12]
+    for external_id in changed:
+        sim.update_product(external_id)
+    changed.append(sim.create_product())
+    await sim.drain_deliveries()
+    request = FetchRequest(mode=FetchMode.SINCE, since=since)
+    count = await kit.adapter.count_products(conn, request)
+    got = [p.external_id for p in await kit.fetch_mapped(conn, request)]
+    repeated = sorted(i for i, n in Counter(got).items() if n > 1)
+    if repeated:
+        fail(f"an incremental fetch returned product(s) {repeated[:5]} more than once")
+    missed = sorted(set(changed) - set(got))
+    if missed:
+        fail(f"an incremental fetch (SINCE {since.isoformat()}) missed {len(missed)} of the {len(changed)} products "
+             f"changed or created after that time (e.g. {missed[:5]})")
+    # A little slack for stores that filter at whole seconds; the engine adds its own overlap.
+    old = {p.external_id for p in before if p.store_updated_at < since - timedelta(seconds=2)}
+    stale = sorted((set(got) & old) - set(changed))
+    if stale:
+        fail(f"an incremental fetch (SINCE {since.isoformat()}) returned {len(stale)} products that last changed "
+             f"before then (e.g. {stale[:5]}): it must ask the store only for what changed")
+    if count is not None and count != len(got):
+        fail(f"count_products(SINCE) said {count} but the incremental fetch returned {len(got)} products")
+
+
+@pytest.mark.asyncio
+async def test_fetch_by_ids(conformance: ConformanceKit) -> None:
+    """An IDS fetch returns exactly the products asked for and lists deleted ones in missing_ids."""
+    kit = conformance
+    kit.require_capability("fetch_by_ids")
+    sim = await kit.simulator(products=12)
+    ids = sim.product_ids()
+    wanted = [ids[1], ids[5], ids[-1]]
+    gone = ids[3]
+    sim.delete_product(gone)
+    await sim.drain_deliveries()
+    conn = kit.connect(sim)
+    request = FetchRequest(mode=FetchMode.IDS, ids=(*wanted, gone))
+    pages = await kit.fetch(conn, request)
+    got = [p.external_id for p in kit.map_pages(pages, await kit.context(conn))]
+    if sorted(got) != sorted(wanted):
+        fail(f"fetching ids {[*wanted, gone]} by id returned products {got}; expected exactly {wanted} "
+             f"({gone} was deleted)")
+    missing = [i for page in pages for i in page.missing_ids]
+    if gone not in missing:
+        fail(f"product {gone} was deleted from the store but an IDS fetch did not list it in Page.missing_ids, "
+             "so the gateway would never mark it removed")
+    wrong = sorted(set(missing) & set(wanted))
+    if wrong:
+        fail(f"an IDS fetch listed products {wrong} in missing_ids although the store has them")
+
+
+@pytest.mark.asyncio
+async def test_deleted_products(conformance: ConformanceKit) -> None:
+    """Products deleted on the store are gone from a FULL fetch (so the engine marks them removed)."""
+    kit = conformance
+    sim = await kit.simulator(products=12)
+    ids = sim.product_ids()
+    deleted = [ids[2], ids[7]]
+    for external_id in deleted:
+        sim.delete_product(external_id)
+    await sim.drain_deliveries()
+    got = [p.external_id for p in await kit.fetch_mapped(kit.connect(sim))]
+    back = sorted(set(deleted) & set(got))
+    if back:
+        fail(f"products {back} were deleted on the store but a FULL fetch still returned them")
+    _same_products(got, sim.product_ids(), "a FULL fetch after deletions")
+
+
+# ---- the catalog's hard cases ---------------------------------------------------------------------------------
+def _check_variants(product: Product, expected: int, mode: FetchMode) -> None:
+    got = len(product.variants)
+    if got < expected:
+        fail(f"product {product.external_id} has {expected} variants in the store but the adapter returned {got} "
+             f"({mode} fetch): variants past the first page were dropped")
+    if got > expected:
+        fail(f"product {product.external_id} has {expected} variants in the store but the adapter returned {got} "
+             f"({mode} fetch): variants were duplicated")
+    repeated = sorted(i for i, n in Counter(v.external_id for v in product.variants).items() if n > 1)
+    if repeated or not all(v.external_id for v in product.variants):
+        fail(f"product {product.external_id}'s variants have repeated or empty external ids ({repeated[:5]})")
+
+
+@pytest.mark.asyncio
+async def test_variants_past_the_first_page(conformance: ConformanceKit) -> None:
+    """A product with more variants than one page keeps all of them, in FULL and IDS fetches."""
+    kit = conformance
+    kit.require("variants")
+    sim = await kit.simulator(products=3)
+    expected = kit.options.many_variants
+    external_id = sim.create_product(variants=expected)
+    await sim.drain_deliveries()
+    conn = kit.connect(sim)
+    _check_variants(await kit.product(conn, external_id), expected, FetchMode.FULL)
+    if "fetch_by_ids" in kit.adapter.info.capabilities:
+        _check_variants(await kit.product(conn, external_id, FetchMode.IDS), expected, FetchMode.IDS)
+
+
+@pytest.mark.asyncio
+async def test_duplicate_skus(conformance: ConformanceKit) -> None:
+    """Two products sharing a SKU are two products: identity is the store id, never the SKU."""
+    kit = conformance
+    kit.require("sku")
+    sim = await kit.simulator(products=3)
+    pair = [sim.create_product(sku=DUPLICATE_SKU), sim.create_product(sku=DUPLICATE_SKU)]
+    await sim.drain_deliveries()
+    found = {p.external_id: p for p in await kit.fetch_mapped(kit.connect(sim))}
+    for external_id, other in (pair, pair[::-1]):
+        if external_id not in found:
+            fail(f"product {external_id} shares SKU {DUPLICATE_SKU!r} with product {other} and a FULL fetch lost "
+                 "it: products are identified by their store id, never by SKU")
+        if found[external_id].sku != DUPLICATE_SKU:
+            fail(f"product {external_id} was created with SKU {DUPLICATE_SKU!r} but maps to SKU "
+                 f"{found[external_id].sku!r}")
+
+
+@pytest.mark.asyncio
+async def test_unicode_and_html_in_names(conformance: ConformanceKit) -> None:
+    """A name with unicode, emoji, quotes, HTML and an ampersand arrives exactly as the store holds it."""
+    kit = conformance
+    kit.require("title")
+    sim = await kit.simulator(products=3)
+    external_id = sim.create_product(title=UNICODE_HTML_TITLE)
+    await sim.drain_deliveries()
+    product = await kit.product(kit.connect(sim), external_id)
+    if product.title != UNICODE_HTML_TITLE:
+        fail(f"product {external_id} was created with the name {UNICODE_HTML_TITLE!r} but the adapter mapped it to "
+             f"{product.title!r}: names must keep unicode and HTML exactly as the store holds them")
+
+
+@pytest.mark.asyncio
+async def test_missing_optional_fields(conformance: ConformanceKit) -> None:
+    """A product with only the required fields maps, and nothing absent is invented."""
+    kit = conformance
+    kit.require("bare")
+    sim = await kit.simulator(products=3)
+    external_id = sim.create_product(bare=True)
+    await sim.drain_deliveries()
+    product = await kit.product(kit.connect(sim), external_id)
+    invented = {
+        "description": product.description or None,
+        "vendor": product.vendor or None,
+        "images": product.images or None,
+        "tags": product.tags or None,
+        "categories": product.categories or None,
+        "SKU": product.sku or None,
+        "compare-at price": product.compare_at_price or next(
+            (v.compare_at_price for v in product.variants if v.compare_at_price), None),
+        "barcode": sorted(_barcodes(product)[0]) or None,
+    }
+    for name, value in invented.items():
+        if value is not None:
+            fail(f"product {external_id} has no {name} in the store but the canonical product has {value!r}: "
+                 "a missing optional field maps to None or empty, never to an invented value")
+
+
+@pytest.mark.asyncio
+async def test_money_is_exact(conformance: ConformanceKit) -> None:
+    """Every amount is an exact Decimal in the store's currency; a price arrives to the cent."""
+    kit = conformance
+    sim = await kit.simulator()
+    conn = kit.connect(sim)
+    context = await kit.context(conn)
+    for product in await kit.fetch_mapped(conn):
+        for where, money in _monies(product):
+            exponent = money.amount.as_tuple().exponent
+            if isinstance(exponent, int) and exponent < -4:
+                fail(f"product {product.external_id} {where} is {money.amount}: that is a float's rounding error; "
+                     "parse money from the store's text as an exact Decimal")
+            if money.currency != context.currency:
+                fail(f"product {product.external_id} {where} is in {money.currency} but the store's currency is "
+                     f"{context.currency}")
+    kit.require("price", done="the catalog's amounts were checked")
+    external_id = sim.create_product(price=EXACT_PRICE)
+    await sim.drain_deliveries()
+    product = await kit.product(conn, external_id)
+    amounts = sorted({money.amount for _, money in _monies(product)})
+    if Decimal(EXACT_PRICE) not in amounts:
+        fail(f"product {external_id} was created with price {EXACT_PRICE} but no amount in the canonical product "
+             f"equals it exactly (found {[str(a) for a in amounts]}): money must be exact decimals")
+
+
+@pytest.mark.asyncio
+async def test_identifiers(conformance: ConformanceKit) -> None:
+    """External ids are unique and stable; SKUs and barcodes arrive, bad barcodes raw with a warning."""
+    kit = conformance
+    sim = await kit.simulator()
+    conn = kit.connect(sim)
+    products = await kit.fetch_mapped(conn)
+    for product in products:
+        if not isinstance(product.external_id, str) or not product.external_id:
+            fail(f"a product mapped with external id {product.external_id!r}; it must be the store's id, as text")
+        repeated = sorted(i for i, n in Counter(v.external_id for v in product.variants).items() if n > 1)
+        if repeated or not all(v.external_id for v in product.variants):
+            fail(f"product {product.external_id}'s variants have repeated or empty external ids ({repeated[:5]})")
+    _same_products([p.external_id for p in products], sim.product_ids(), "a FULL fetch")
+    kit.require("sku", "barcode", done="the catalog's external ids were checked")
+    good = sim.create_product(sku=IDENTIFIED_SKU, barcode=VALID_UPC)
+    bad = sim.create_product(barcode=BAD_UPC)
+    await sim.drain_deliveries()
+    found = {p.external_id: p for p in await kit.fetch_mapped(conn)}
+    product = found[good] if good in found else fail(f"product {good}, just created, was not in a FULL fetch")
+    if product.sku != IDENTIFIED_SKU:
+        fail(f"product {good} was created with SKU {IDENTIFIED_SKU!r} but maps to SKU {product.sku!r}")
+    barcodes, warnings = _barcodes(product)
+    if VALID_UPC not in barcodes:
+        fail(f"product {good} was created with barcode {VALID_UPC} (a valid UPC-A) but the canonical product "
+             f"carries it nowhere (identifiers upc/ean/gtin/isbn or a variant's barcode; found {sorted(barcodes)})")
+    if any(VALID_UPC in w for w in warnings):
+        fail(f"product {good}'s valid UPC {VALID_UPC} was flagged: {warnings}")
+    product = found[bad] if bad in found else fail(f"product {bad}, just created, was not in a FULL fetch")
+    barcodes, warnings = _barcodes(product)
+    if BAD_UPC not in barcodes:
+        fail(f"product {bad} was created with barcode {BAD_UPC} (a bad check digit) but the canonical product "
+             f"dropped it: an invalid barcode is kept raw, with a warning")
+    if not any(BAD_UPC in w for w in warnings):
+        fail(f"product {bad}'s barcode {BAD_UPC} has a bad check digit but the canonical product carries no "
+             "warning about it")
+
+
+@pytest.mark.asyncio
+async def test_never_synced_fields_stay_out(conformance: ConformanceKit) -> None:
+    """Reviews, ratings, sales figures, internal notes and private metadata never reach the product."""
+    kit = conformance
+    leaky = [name for model in (Product, Variant) for name in model.model_fields if NEVER_SYNCED.search(name)]
+    if leaky:
+        fail(f"the canonical model has never-synced fields {leaky}")
+    sim = await kit.simulator()
+    conn = kit.connect(sim)
+    context = await kit.context(conn)
+    for page in await kit.fetch(conn):
+        for native in page.items:
+            product = kit.map(native, context, "a product of the catalog")
+            texts = list(_strings(product.model_dump(mode="json")))
+            for source, secret in _never_synced_values(native):
+                if len(secret) < 8:
+                    continue  # short values ("4.50", "yes") match too much to be evidence
+                leak = next((where for where, text in texts if secret in text), None)
+                if leak is not None:
+                    fail(f"product {product.external_id}: the store's never-synced field {source!r} ({secret!r}) "
+                         f"reached the canonical product at {leak!r}; reviews, ratings, sales figures, internal "
+                         "notes and private metadata are never synced")
+    kit.require("private_text", done="the catalog's never-synced fields were checked")
+    external_id = sim.create_product(private_text=PRIVATE_TEXT)
+    await sim.drain_deliveries()
+    product = await kit.product(conn, external_id)
+    leak = next((where for where, text in _strings(product.model_dump(mode="json")) if PRIVATE_TEXT in text), None)
+    if leak is not None:
+        fail(f"product {external_id}: text stored only in never-synced fields (notes, private metadata) reached the "
+             f"canonical product at {leak!r}")
+
+
+@pytest.mark.asyncio
+async def test_malformed_product_is_isolated(conformance: ConformanceKit) -> None:
+    """A product the store serves broken fails alone (MappingError), never the fetch or its neighbours."""
+    kit = conformance
+    sim = await kit.simulator(products=10)
+    ids = sim.product_ids()
+    broken = ids[4]
+    sim.faults.set(malformed_ids=[broken])
+    conn = kit.connect(sim)
+    context = await kit.context(conn)
+    try:
+        pages = await kit.fetch(conn)
+    except StoreError as exc:
+        fail(f"a FULL fetch failed because product {broken} was malformed ({type(exc).__name__}: {exc}): one bad "
+             "product must fail that product, not the run")
+    mapped: list[str] = []
+    refused: list[MappingError] = []
+    for native in (item for page in pages for item in page.items):
+        try:
+            mapped.append(kit.adapter.map_product(native, context).external_id)
+        except MappingError as exc:
+            refused.append(exc)
+        except Exception as exc:  # noqa: BLE001 - any crash is the finding
+            fail(f"map_product raised {type(exc).__name__} ({exc}) for the malformed product {broken}; it must raise "
+                 "MappingError so the run records that product and goes on")
+    others = [i for i in ids if i != broken]
+    missing = sorted(set(others) - set(mapped))
+    if missing:
+        fail(f"with product {broken} malformed, its neighbours {missing[:5]} were lost as well")
+    if len(refused) > 1:
+        fail(f"{len(refused)} products raised MappingError but only product {broken} was malformed")
+    if broken not in mapped and not refused:
+        fail(f"the FULL fetch silently dropped the malformed product {broken}: pass it on so map_product raises "
+             "MappingError and the run records it (a product missing from a full fetch counts as deleted)")
+    if refused and refused[0].external_id not in (None, broken):
+        fail(f"the MappingError for malformed product {broken} names product {refused[0].external_id!r}")
+
+
+# ---- webhooks ---------------------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_webhook_registration_and_removal(conformance: ConformanceKit) -> None:
+    """register_webhooks makes the store deliver created / updated / deleted; remove_webhooks stops it."""
+    kit = conformance
+    kit.require_capability("webhooks")
+    sim = await kit.simulator(products=3)
+    conn = kit.connect(sim)
+    receiver = await kit.receiver()
+    registration = await kit.registered(sim, conn, receiver)
+    ours = [h for h in sim.hooks.values() if h.destination == receiver.url]
+    if not ours:
+        fail(f"register_webhooks returned hook ids {list(registration.hook_ids)} but the store has no webhook "
+             f"delivering to {receiver.url}")
+    if not registration.hook_ids:
+        fail("register_webhooks returned no hook ids, so remove_webhooks could never remove what it registered")
+    secrets = kit.secrets(conn, registration)
+    external_id = sim.create_product()
+    kit_events = (await kit.change(sim, receiver, secrets, external_id, "creating a product"))[1]
+    if all(e.kind is ChangeKind.DELETE for e in kit_events):
+        fail(f"creating product {external_id} parsed only as a DELETE event")
+    sim.update_product(external_id)
+    updated = (await kit.change(sim, receiver, secrets, external_id, "updating a product"))[1]
+    if all(e.kind is ChangeKind.DELETE for e in updated):
+        fail(f"updating product {external_id} parsed only as a DELETE event")
+    sim.delete_product(external_id)
+    deleted = (await kit.change(sim, receiver, secrets, external_id, "deleting a product"))[1]
+    if not any(e.kind is ChangeKind.DELETE for e in deleted):
+        fail(f"deleting product {external_id} delivered no DELETE event for it (got {[e.kind for e in deleted]})")
+    sim.deliver_webhooks = False
+    sim.create_product()
+    await sim.drain_deliveries()
+    sim.deliver_webhooks = True
+    if receiver.take():
+        fail("the simulator delivered webhooks while deliver_webhooks was False (the flag simulates dropped "
+             "deliveries)")
+    await kit.adapter.remove_webhooks(conn, registration)
+    left = [h.topic for h in sim.hooks.values() if h.destination == receiver.url]
+    if left:
+        fail(f"remove_webhooks left {len(left)} webhook(s) delivering to the gateway ({left[:5]})")
+    try:
+        await kit.adapter.remove_webhooks(conn, registration)
+    except Exception as exc:  # noqa: BLE001 - any failure is the finding
+        fail(f"remove_webhooks raised {type(exc).__name__} ({exc}) when its webhooks were already gone: hooks "
+             "already gone are not an error (a merchant may have deleted them)")
+    sim.create_product()
+    await sim.drain_deliveries()
+    if receiver.take():
+        fail("the store still delivered webhooks to the gateway after remove_webhooks")
+
+
+@pytest.mark.asyncio
+async def test_webhook_signatures(conformance: ConformanceKit) -> None:
+    """verify_webhook accepts genuine deliveries and rejects wrong secrets, forged and missing signatures."""
+    kit = conformance
+    kit.require_capability("webhooks")
+    sim = await kit.simulator(products=3)
+    conn = kit.connect(sim)
+    receiver = await kit.receiver()
+    registration = await kit.registered(sim, conn, receiver)
+    secrets = kit.secrets(conn, registration)
+    external_id = sim.create_product()
+    deliveries, _ = await kit.change(sim, receiver, secrets, external_id, "creating a product")
+    verify = kit.adapter.verify_webhook
+    wrong = {name: _corrupt(value) for name, value in secrets.items()}
+    for delivery in deliveries:
+        if kit.adapter.parse_webhook(delivery.headers, delivery.body) is None:
+            continue  # a ping proves nothing either way
+        if verify(delivery.headers, delivery.body, wrong):
+            fail("verify_webhook accepted a delivery whose signature was made with the wrong secret (it was checked "
+                 "against secrets that are not the store's)")
+        if verify(delivery.headers, delivery.body, {}):
+            fail("verify_webhook accepted a delivery with no secret to check it against")
+        forged = CIMultiDict({name: _corrupt(value) for name, value in delivery.headers.items()})
+        if verify(forged, delivery.body, secrets):
+            fail("verify_webhook accepted a delivery whose signature headers were forged (every header value changed)")
+        bare = CIMultiDict({"Content-Type": delivery.headers.get("Content-Type", "application/json")})
+        if verify(bare, delivery.body, secrets):
+            fail("verify_webhook accepted a delivery that carries no signature at all")
+        if kit.options.webhook_body_signed and verify(delivery.headers, delivery.body + b" ", secrets):
+            fail("verify_webhook accepted a delivery whose body was changed after it was signed")
+
+
+@pytest.mark.asyncio
+async def test_replayed_and_out_of_order_deliveries(conformance: ConformanceKit) -> None:
+    """A redelivery keeps its delivery_id, two changes never share one, and events order by store time."""
+    kit = conformance
+    kit.require_capability("webhooks")
+    sim = await kit.simulator(products=3)
+    conn = kit.connect(sim)
+    context = await kit.context(conn)
+    receiver = await kit.receiver()
+    secrets = kit.secrets(conn, await kit.registered(sim, conn, receiver))
+    external_id = sim.create_product()
+    rounds: list[list[WebhookEvent]] = []
+    for action in ("creating a product", "updating it", "updating it again a moment later"):
+        if rounds:
+            sim.update_product(external_id)
+        deliveries, events = await kit.change(sim, receiver, secrets, external_id, action)
+        for delivery in deliveries:
+            again = [kit.adapter.parse_webhook(delivery.headers, delivery.body) for _ in range(2)]
+            if again[0] is not None and again[1] is not None and again[0].delivery_id != again[1].delivery_id:
+                fail(f"parsing the same delivery twice gave delivery ids {again[0].delivery_id!r} and "
+                     f"{again[1].delivery_id!r}: a redelivery must keep its delivery_id so it is applied once")
+        rounds.append(events)
+    seen: dict[str, int] = {}
+    for number, events in enumerate(rounds):
+        for event in events:
+            if seen.get(event.delivery_id, number) != number:
+                fail(f"two different changes to product {external_id} (change {seen[event.delivery_id] + 1} and "
+                     f"{number + 1}, a moment apart) parsed to the same delivery_id {event.delivery_id!r}: the "
+                     "later one would be dropped as a duplicate")
+            seen[event.delivery_id] = number
+    first, second = ([e for e in events if e.kind is ChangeKind.UPSERT] for events in rounds[1:])
+    for event in first + second:
+        if event.store_updated_at is None:
+            fail(f"an UPSERT event for product {external_id} has no store_updated_at: the gateway cannot tell a "
+                 "late, older delivery from a newer one (set it from the payload's updated time, or make the "
+                 "event a REFRESH)")
+        if event.product is None:
+            fail(f"an UPSERT event for product {external_id} carries no product (use REFRESH for that)")
+        mapped = kit.map(event.product, context, f"the webhook payload of product {external_id}")
+        if mapped.external_id != external_id:
+            fail(f"the webhook payload of product {external_id} maps to external id {mapped.external_id!r}")
+    if first and second:
+        older = max(e.store_updated_at for e in first if e.store_updated_at is not None)
+        newer = min(e.store_updated_at for e in second if e.store_updated_at is not None)
+        if newer <= older:
+            fail(f"the second update of product {external_id} parsed with store_updated_at {newer.isoformat()}, not "
+                 f"after the first update's {older.isoformat()}: a late, older delivery could overwrite the newer "
+                 "version")
+
+
+# ---- the store misbehaving -------------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_rate_limits_are_retried(conformance: ConformanceKit) -> None:
+    """Occasional 429 Too Many Requests slow a FULL fetch down but lose nothing."""
+    kit = conformance
+    sim = await kit.simulator()
+    sim.faults.set(every_nth_429=3, retry_after=0.01)
+    conn = kit.connect(sim)
+    try:
+        got = [p.external_id for p in await kit.fetch_mapped(conn)]
+    except StoreError as exc:
+        fail(f"a FULL fetch gave up under occasional 429s (every 3rd request, Retry-After 0.01 s): "
+             f"{type(exc).__name__}: {exc}; retry them with backoff (the HttpClient from make_http_client does)")
+    if sim.faults.injected_429 == 0:
+        fail("the simulator injected no 429: serve the API through Simulator.build_app (the FaultInjector "
+             "middleware)")
+    _same_products(got, sim.product_ids(), "a FULL fetch under 429 responses")
+
+
+@pytest.mark.asyncio
+async def test_server_errors_are_retried_then_raised(conformance: ConformanceKit) -> None:
+    """A burst of 500s is retried; a store that keeps failing makes the fetch raise a StoreError."""
+    kit = conformance
+    sim = await kit.simulator()
+    sim.faults.set(burst_500=2)
+    try:
+        got = [p.external_id for p in await kit.fetch_mapped(kit.connect(sim))]
+    except StoreError as exc:
+        fail(f"a FULL fetch gave up after two 500 responses: {type(exc).__name__}: {exc}; retry 5xx with backoff")
+    if sim.faults.injected_500 == 0:
+        fail("the simulator injected no 500: serve the API through Simulator.build_app (the FaultInjector "
+             "middleware)")
+    _same_products(got, sim.product_ids(), "a FULL fetch after a burst of 500 responses")
+    sim.faults.set(burst_500=10_000)
+    try:
+        pages = await kit.fetch(kit.connect(sim))
+    except StoreError:
+        return
+    except Exception as exc:  # noqa: BLE001 - any other outcome is the finding
+        fail(f"when the store keeps answering 500, fetch_products raised {type(exc).__name__} ({exc}); it must "
+             "raise a StoreError (StoreHTTPError after the retries) so the run fails cleanly")
+    finally:
+        sim.faults.reset()
+    fail(f"the store answered every request with 500 but the FULL fetch finished with "
+         f"{sum(len(p.items) for p in pages)} products and no error: a store that cannot be read fails the run")
