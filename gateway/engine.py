@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,43 @@ log = logging.getLogger(__name__)
 
 SEEN_TTL_SECONDS = 2 * 86_400
 PRODUCT_EVENTS_PER_PAGE = 50
+#: Pages fetched ahead while the current one is written: the store and MongoDB work in parallel,
+#: and memory stays bounded (at most this many pages beyond the one being written).
+PREFETCH_PAGES = 2
+
+
+async def prefetch(pages: AsyncIterator[Page], ahead: int) -> AsyncIterator[Page]:
+    """Yield from `pages` while a background task reads up to `ahead` pages in advance."""
+    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=ahead)
+
+    async def produce() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+            await queue.put(None)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            await queue.put(exc)
+        finally:
+            closer = getattr(pages, "aclose", None)
+            if closer is not None:
+                with contextlib.suppress(BaseException):
+                    await closer()
+
+    producer = asyncio.get_running_loop().create_task(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
 
 
 class Cancelled(Exception):
@@ -242,7 +279,7 @@ class _Execution:
         # A retry after the last page was checkpointed goes straight to the end-of-run work.
         if not checkpoint.get("complete"):
             self.message = "Reading products from the store"
-            async for page in self.adapter.fetch_products(conn, request):
+            async for page in prefetch(self.adapter.fetch_products(conn, request), PREFETCH_PAGES):
                 await self.process_page(page, context)
         if self.kind is RunKind.FULL:
             await self.detect_removed()

@@ -53,8 +53,10 @@ class Response:
                 self._json = json.loads(self.body)
             except ValueError as exc:
                 snippet = self.body[:120].decode("utf-8", "replace")
+                # The query string can carry credentials (WooCommerce's query-string keys): never show it.
+                where = self.url.split("?", 1)[0]
                 raise StorePayloadError(
-                    f"the store answered {self.url} with a body that is not JSON: {snippet!r}",
+                    f"the store answered {where} with a body that is not JSON: {snippet!r}",
                     status=self.status,
                 ) from exc
         return self._json

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import socket
@@ -287,7 +288,9 @@ class Simulator(ABC):
 async def serve_forever(sim: Simulator, port: int = 0, host: str = "127.0.0.1") -> None:
     """Run a simulator until cancelled (the `simulate` CLI command)."""
     url = await sim.start(port=port, host=host)
-    print(f"{sim.platform} simulator at {url}  credentials: {sim.credentials()}", flush=True)
+    # One JSON line first (tools and benchmarks read it), then a line for people.
+    print(json.dumps({"platform": sim.platform, "store_url": url, "credentials": sim.credentials()}), flush=True)
+    print(f"{sim.platform} simulator at {url} (control endpoints under {sim.base_url}/_sim/)", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

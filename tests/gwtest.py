@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import uuid
 from typing import Any
 
@@ -108,3 +110,36 @@ async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> dict[str, A
                     await asyncio.wait_for(queue.get(), timeout=2.0)
 
     return await asyncio.wait_for(follow(), limit)
+
+
+def worker_env(gw: Gateway, plugins: str = "gateway.testing.toy") -> dict[str, str]:
+    s = gw.settings
+    env = dict(os.environ)
+    env.update(
+        {
+            "MONGODB_URL": s.effective_mongodb_url(),
+            "REDIS_URL": s.effective_redis_url(),
+            "MONGODB_DATABASE": s.mongodb_database,
+            "GATEWAY_QUEUE_NAME": s.queue_name,
+            "GATEWAY_JWT_SECRET": s.jwt_secret or "",
+            "GATEWAY_SECRET_KEY": s.secret_key or "",
+            "GATEWAY_EXTRA_PLUGINS": plugins,
+            "GATEWAY_RUN_LEASE_SECONDS": "3",
+            "GATEWAY_SCHEDULER_INTERVAL": "0.2",
+            "GATEWAY_ALLOW_PRIVATE_URLS": "true",
+            "GATEWAY_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+async def start_worker(gw: Gateway, plugins: str = "gateway.testing.toy") -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "worker",
+        env=worker_env(gw, plugins),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )

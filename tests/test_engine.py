@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from typing import Any
 
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
-from gwtest import Api, connect, wait_run
+from gwtest import Api, connect, start_worker, wait_run
 
 from gateway.domain import RunKind, Trigger
 from gateway.events import run_channel
@@ -188,39 +186,6 @@ async def test_progress_subscription_is_monotonic_and_completes(gw: Gateway, api
         assert events[-1]["processed"] == 120 and events[-1]["total"] == 120
     finally:
         await sim.stop()
-
-
-def worker_env(gw: Gateway) -> dict[str, str]:
-    s = gw.settings
-    env = dict(os.environ)
-    env.update(
-        {
-            "MONGODB_URL": s.effective_mongodb_url(),
-            "REDIS_URL": s.effective_redis_url(),
-            "MONGODB_DATABASE": s.mongodb_database,
-            "GATEWAY_QUEUE_NAME": s.queue_name,
-            "GATEWAY_JWT_SECRET": s.jwt_secret or "",
-            "GATEWAY_SECRET_KEY": s.secret_key or "",
-            "GATEWAY_EXTRA_PLUGINS": "gateway.testing.toy",
-            "GATEWAY_RUN_LEASE_SECONDS": "3",
-            "GATEWAY_SCHEDULER_INTERVAL": "0.2",
-            "GATEWAY_ALLOW_PRIVATE_URLS": "true",
-            "GATEWAY_LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
-
-
-async def start_worker(gw: Gateway) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        "worker",
-        env=worker_env(gw),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
 
 
 async def test_a_killed_worker_is_resumed_with_exactly_the_right_products(gw: Gateway) -> None:

@@ -55,35 +55,30 @@ from gateway.httpclient import HttpClient
 from gateway.model import Money, Product, Variant
 from gateway.simkit import FaultInjector, Simulator, free_port
 
+#: What `from gateway.testing.conformance import *` brings into a plugin's test module: the checks, in
+#: order, and the hook that parametrises them. The fixtures come with the gateway's pytest plugin.
 __all__ = [
-    "CREATE_FIELDS",
-    "ConformanceKit",
-    "ConformanceOptions",
-    "conformance",
-    "conformance_options",
-    "platform_adapter",
-    "platform_simulator_class",
     "pytest_generate_tests",
+    "test_simulator_contract",
     "test_credentials_good_and_bad",
-    "test_deleted_products",
-    "test_duplicate_skus",
-    "test_fetch_by_ids",
-    "test_full_fetch_pages_and_resumes",
-    "test_identifiers",
-    "test_incremental_fetch",
-    "test_malformed_product_is_isolated",
     "test_mapping_context",
+    "test_full_fetch_pages_and_resumes",
+    "test_incremental_fetch",
+    "test_fetch_by_ids",
+    "test_deleted_products",
+    "test_variants_past_the_first_page",
+    "test_duplicate_skus",
+    "test_unicode_and_html_in_names",
     "test_missing_optional_fields",
     "test_money_is_exact",
+    "test_identifiers",
     "test_never_synced_fields_stay_out",
-    "test_rate_limits_are_retried",
-    "test_replayed_and_out_of_order_deliveries",
-    "test_server_errors_are_retried_then_raised",
-    "test_simulator_contract",
-    "test_unicode_and_html_in_names",
-    "test_variants_past_the_first_page",
+    "test_malformed_product_is_isolated",
     "test_webhook_registration_and_removal",
     "test_webhook_signatures",
+    "test_replayed_and_out_of_order_deliveries",
+    "test_rate_limits_are_retried",
+    "test_server_errors_are_retried_then_raised",
 ]
 
 #: The `create_product` keywords of the simulator contract and what a simulator does with each. A

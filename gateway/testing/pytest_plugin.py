@@ -7,9 +7,23 @@ from pathlib import Path
 
 import pytest
 
+from gateway.testing.conformance import (
+    conformance,
+    conformance_options,
+    platform_adapter,
+    platform_simulator_class,
+)
 from gateway.testing.servers import embedded_servers, mongodb_url, redis_url
 
-__all__ = ["embedded_servers", "mongodb_url", "redis_url"]
+__all__ = [
+    "conformance",
+    "conformance_options",
+    "embedded_servers",
+    "mongodb_url",
+    "platform_adapter",
+    "platform_simulator_class",
+    "redis_url",
+]
 
 # ---- the plugin conformance suite (gateway.testing.conformance) -----------------------------------------
 SUITE = Path(__file__).with_name("conformance.py")

@@ -96,13 +96,9 @@ class ShopifyAdapter(PlatformAdapter):
             return context
         data = await self.graphql(conn).execute(CONTEXT)
         shop = data.get("shop") or {}
-        locales = [
-            loc for loc in data.get("shopLocales") or [] if isinstance(loc, dict) and loc.get("locale")
-        ]
+        locales = [loc for loc in data.get("shopLocales") or [] if isinstance(loc, dict) and loc.get("locale")]
         primary = next((str(loc["locale"]) for loc in locales if loc.get("primary")), "en")
-        others = [
-            str(loc["locale"]) for loc in locales if not loc.get("primary") and loc.get("published", True)
-        ]
+        others = [str(loc["locale"]) for loc in locales if not loc.get("primary") and loc.get("published", True)]
         context = MappingContext(
             currency=str(shop.get("currencyCode") or "USD"),
             default_locale=primary,
@@ -185,9 +181,7 @@ class ShopifyAdapter(PlatformAdapter):
             )
             items = []
 
-    async def _by_ids(
-        self, conn: Connection, reader: ProductReader, request: FetchRequest
-    ) -> AsyncIterator[Page]:
+    async def _by_ids(self, conn: Connection, reader: ProductReader, request: FetchRequest) -> AsyncIterator[Page]:
         ids = list(dict.fromkeys(str(i) for i in request.ids))
         target = int(conn.options.get("page_target", 100))
         start = 0

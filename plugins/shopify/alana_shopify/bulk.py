@@ -35,6 +35,7 @@ from alana_shopify.client import ShopifyGraphQL
 from alana_shopify.fetch import normalize
 from alana_shopify.queries import BULK_POLL, BULK_RUN
 from gateway.errors import StoreHTTPError, StorePayloadError, StoreUnreachable
+from gateway.httpclient import RETRY_STATUSES, backoff_delay, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ CHILD_KEYS = {
     "Model3d": "media",
 }
 CHUNK = 64 * 1024
-DOWNLOAD_TRIES = 3
+DOWNLOAD_TRIES = 6
 
 
 class BulkUnavailable(Exception):
@@ -153,9 +154,7 @@ class BulkReader:
 
     async def start(self, query: str) -> str:
         """Start a bulk query; BulkUnavailable when the shop refuses (one is already running...)."""
-        data = await self.gql.execute(
-            BULK_RUN, {"query": query, "groupObjects": self.group_objects}, mutation=True
-        )
+        data = await self.gql.execute(BULK_RUN, {"query": query, "groupObjects": self.group_objects}, mutation=True)
         payload = data.get("bulkOperationRunQuery") or {}
         errors = payload.get("userErrors") or []
         if errors:
@@ -187,9 +186,7 @@ class BulkReader:
             if operation.status in FINAL_STATUSES:
                 break
             if time.monotonic() > deadline:
-                raise BulkUnavailable(
-                    f"bulk operation {gid} still {operation.status} after {self.timeout:.0f}s"
-                )
+                raise BulkUnavailable(f"bulk operation {gid} still {operation.status} after {self.timeout:.0f}s")
             await asyncio.sleep(self.poll_interval)
         if operation.status != "COMPLETED":
             raise BulkUnavailable(
@@ -198,38 +195,43 @@ class BulkReader:
         return operation
 
     async def lines(self, url: str) -> AsyncIterator[dict[str, Any]]:
-        """The result's JSON lines, read chunk by chunk; a broken download resumes where it stopped."""
+        """The result's JSON lines, read chunk by chunk.
+
+        A 429 / 5xx or a broken connection is retried with the connection's backoff; a download cut
+        off midway starts again and skips the lines already handed out.
+        """
         if not download_allowed(url, self.store_url):
             raise StorePayloadError("Shopify gave a bulk result URL that is neither HTTPS nor on the store")
+        http = self.gql.http
         done = 0
-        for attempt in range(DOWNLOAD_TRIES):
-            seen = 0
-            try:
-                # The result lives on a storage host, not the Admin API: no access token goes there.
-                async with aiohttp.ClientSession(
-                    timeout=aiohttp.ClientTimeout(total=None, sock_read=60)
-                ) as s:
+        # The result lives on a storage host, not the Admin API: no access token goes there.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as session:
+            for attempt in range(DOWNLOAD_TRIES):
+                seen = 0
+                wait: float | None = None
+                try:
                     if self.on_call is not None:
                         self.on_call()
-                    async with s.get(url) as response:
-                        if response.status != 200:
+                    async with session.get(url) as response:
+                        if response.status in RETRY_STATUSES and attempt + 1 < DOWNLOAD_TRIES:
+                            wait = retry_after_seconds(response.headers) or 0.0
+                        elif response.status != 200:
                             raise StoreHTTPError(
-                                f"the bulk result download answered HTTP {response.status}",
-                                status=response.status,
+                                f"the bulk result download answered HTTP {response.status}", status=response.status
                             )
-                        async for line in _split_lines(response.content.iter_chunked(CHUNK)):
-                            seen += 1
-                            if seen <= done:
-                                continue
-                            done = seen
-                            yield line
-                return
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                if attempt + 1 >= DOWNLOAD_TRIES:
-                    raise StoreUnreachable(
-                        f"the bulk result download kept failing: {type(exc).__name__}"
-                    ) from exc
-                log.info("bulk download interrupted, resuming", extra={"lines_done": done})
+                        else:
+                            async for line in _split_lines(response.content.iter_chunked(CHUNK)):
+                                seen += 1
+                                if seen <= done:
+                                    continue
+                                done = seen
+                                yield line
+                            return
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    if attempt + 1 >= DOWNLOAD_TRIES:
+                        raise StoreUnreachable(f"the bulk result download kept failing: {type(exc).__name__}") from exc
+                    log.info("bulk download interrupted, resuming", extra={"lines_done": done})
+                await asyncio.sleep(max(wait or 0.0, backoff_delay(attempt, http.backoff_base, http.backoff_cap)))
 
 
 async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:

@@ -23,6 +23,25 @@ PRODUCT_ID_BASE = 7_100_000_000_000
 VARIANT_ID_BASE = 44_000_000_000_000
 MEDIA_ID_BASE = 33_000_000_000_000
 BIG_PRODUCT_INDEX = 2
+#: What Catalog.create (and ShopifySimulator.create_product) accepts.
+CREATE_KEYWORDS = frozenset(
+    {
+        "title",
+        "price",
+        "sku",
+        "barcode",
+        "variants",
+        "bare",
+        "private_text",
+        "description",
+        "vendor",
+        "product_type",
+        "status",
+        "tags",
+        "handle",
+        "inventory_quantity",
+    }
+)
 
 COLORS = [
     "Red",
@@ -160,6 +179,8 @@ class SimProduct:
     media: list[SimMedia] = field(default_factory=list)
     #: locale -> {translation key ("title", "body_html") -> value}
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: (namespace, key, value) metafields
+    metafields: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def tracks_inventory(self) -> bool:
@@ -253,8 +274,7 @@ class Catalog:
             updated_at=updated,
             published_at=created if status == "ACTIVE" else None,
             category=category,
-            options=[(n, list(v)) for n, v in zip(names, values, strict=True)]
-            or [("Title", ["Default Title"])],
+            options=[(n, list(v)) for n, v in zip(names, values, strict=True)] or [("Title", ["Default Title"])],
         )
         combos: list[list[tuple[str, str]]] = [[]]
         for name, option_values in zip(names, values, strict=True):
@@ -300,11 +320,7 @@ class Catalog:
                 1, SimMedia(self._ids("media"), "VIDEO", "https://cdn.shopify.sim/video.mp4", "A video", 0)
             )
         for locale, words in (("fr", FR), ("de", DE)):
-            if (
-                locale not in self.locales
-                or (locale == "fr" and index % 7 == 6)
-                or (locale == "de" and index % 3 == 2)
-            ):
+            if locale not in self.locales or (locale == "fr" and index % 7 == 6) or (locale == "de" and index % 3 == 2):
                 continue
             product.translations[locale] = {
                 "title": f"{words[adjective]} {noun} {index + 1}",
@@ -314,42 +330,55 @@ class Catalog:
 
     # ---- edits ------------------------------------------------------------------------------------
     def create(self, **fields: Any) -> SimProduct:
+        """Add a product. Keywords: title, price, sku, barcode, variants (a count), bare (only what
+        Shopify requires), private_text (kept in a private metafield), and the plain text fields."""
+        unknown = set(fields) - CREATE_KEYWORDS
+        if unknown:
+            raise ValueError(f"the simulator cannot create a product with {sorted(unknown)}")
         now = self.tick()
-        index = len(self.products)
-        title = str(fields.get("title") or f"New product {index + 1}")
+        bare = bool(fields.get("bare"))
+        product_id = self._ids("product")
+        title = str(fields.get("title") or f"New product {len(self.products) + 1}")
         price = Decimal(str(fields.get("price", "19.99")))
+        count = int(fields.get("variants", 1))
+        styles = [f"Style {n}" for n in range(1, count + 1)]
         product = SimProduct(
-            id=self._ids("product"),
+            id=product_id,
             title=title,
-            handle=str(fields.get("handle") or f"new-product-{self._next_product}"),
-            description_html=str(fields.get("description", "<p>Freshly added.</p>")),
-            vendor=str(fields.get("vendor", VENDORS[0])),
-            product_type=str(fields.get("product_type", "Mugs")),
+            handle=str(fields.get("handle") or f"new-product-{product_id}"),
+            description_html="" if bare else str(fields.get("description", "<p>Freshly added.</p>")),
+            vendor="" if bare else str(fields.get("vendor", VENDORS[0])),
+            product_type="" if bare else str(fields.get("product_type", "Mugs")),
             status=str(fields.get("status", "ACTIVE")).upper(),
-            tags=_tag_list(fields.get("tags", [])),
+            tags=[] if bare else _tag_list(fields.get("tags", [])),
             created_at=now,
             updated_at=now,
             published_at=now,
             category=None,
-            options=[("Title", ["Default Title"])],
+            options=[("Style", styles)] if count > 1 else [("Title", ["Default Title"])],
         )
-        product.variants.append(
-            SimVariant(
-                self._ids("variant"),
-                "Default Title",
-                fields.get("sku"),
-                fields.get("barcode"),
-                price,
-                None,
-                int(fields.get("inventory_quantity", 10)),
-                "DENY",
-                True,
-                [("Title", "Default Title")],
-                1,
-                now,
-                now,
+        sku = None if bare else fields.get("sku")
+        for position, style in enumerate(styles if count > 1 else ["Default Title"], start=1):
+            product.variants.append(
+                SimVariant(
+                    id=self._ids("variant"),
+                    title=style,
+                    sku=(f"{sku}-{position}" if count > 1 else sku) if sku else None,
+                    barcode=None if bare else fields.get("barcode"),
+                    price=price,
+                    compare_at=None,
+                    quantity=int(fields.get("inventory_quantity", 10)),
+                    policy="DENY",
+                    tracked=True,
+                    options=[("Style" if count > 1 else "Title", style)],
+                    position=position,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
+        if fields.get("private_text"):
+            # Private metadata: readable through the API, never part of what the gateway syncs.
+            product.metafields.append(("alana_private", "_internal_note", str(fields["private_text"])))
         self.products[product.id] = product
         return product
 

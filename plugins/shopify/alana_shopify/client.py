@@ -53,8 +53,7 @@ def is_throttled(body: Any) -> bool:
     if not isinstance(body, Mapping) or not isinstance(body.get("errors"), list):
         return False
     return any(
-        isinstance(e, Mapping) and (e.get("extensions") or {}).get("code") == "THROTTLED"
-        for e in body["errors"]
+        isinstance(e, Mapping) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in body["errors"]
     )
 
 
@@ -125,9 +124,7 @@ class ShopifyBudget(Budget):
         if not is_throttled(body):
             return None
         self.throttled += 1
-        requested = float(
-            ((body.get("extensions") or {}).get("cost") or {}).get("requestedQueryCost") or cost
-        )
+        requested = float(((body.get("extensions") or {}).get("cost") or {}).get("requestedQueryCost") or cost)
         if status is None:
             self._available = 0.0
             self._stamp = self._clock()
@@ -175,9 +172,7 @@ class ShopifyGraphQL:
             payload["variables"] = dict(variables)
         attempts = 1 if mutation else 1 + PAYLOAD_RETRIES
         for attempt in range(attempts):
-            response = await self.http.request(
-                "POST", self.path, json_body=payload, cost=min(cost, MAX_QUERY_COST)
-            )
+            response = await self.http.request("POST", self.path, json_body=payload, cost=min(cost, MAX_QUERY_COST))
             try:
                 body = response.json()
             except StorePayloadError:

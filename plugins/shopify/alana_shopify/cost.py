@@ -45,9 +45,7 @@ _WRAPPERS = frozenset({"pageInfo"})
 class _Walker:
     def __init__(self, document: DocumentNode, variables: Mapping[str, Any] | None) -> None:
         self.variables = dict(variables or {})
-        self.fragments = {
-            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-        }
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
     def args(self, field: FieldNode) -> dict[str, Any]:
         return {a.name.value: value_from_ast_untyped(a.value, self.variables) for a in field.arguments or ()}

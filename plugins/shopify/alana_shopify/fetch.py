@@ -59,9 +59,7 @@ class ProductReader:
         count = (data.get("productsCount") or {}).get("count")
         return int(count) if isinstance(count, int) else None
 
-    async def pages(
-        self, *, query: str | None, sort_key: str, after: str | None
-    ) -> AsyncIterator[ProductPage]:
+    async def pages(self, *, query: str | None, sort_key: str, after: str | None) -> AsyncIterator[ProductPage]:
         """GraphQL pages of complete products, from after `after` to the end."""
         while True:
             data = await self.gql.execute(
@@ -91,11 +89,7 @@ class ProductReader:
             if not isinstance(results, list) or len(results) != len(batch):
                 raise StorePayloadError("Shopify answered a nodes query with the wrong number of nodes")
             for external_id, node in zip(batch, results, strict=True):
-                if (
-                    isinstance(node, dict)
-                    and node.get("__typename", "Product") == "Product"
-                    and node.get("id")
-                ):
+                if isinstance(node, dict) and node.get("__typename", "Product") == "Product" and node.get("id"):
                     node.pop("__typename", None)
                     found.append(await self.complete(node))
                 else:
@@ -113,9 +107,7 @@ class ProductReader:
             after = info.get("endCursor")
             more = bool(info.get("hasNextPage"))
             while more:
-                data = await self.gql.execute(
-                    document, {"id": node["id"], "first": NESTED_PAGE, "after": after}
-                )
+                data = await self.gql.execute(document, {"id": node["id"], "first": NESTED_PAGE, "after": after})
                 product = data.get("product")
                 if not isinstance(product, dict):
                     break  # deleted between the page and the follow-up: the next sync notices

@@ -71,11 +71,7 @@ def nodes(value: Any) -> list[Mapping[str, Any]]:
         if isinstance(value.get("nodes"), list):
             return [v for v in value["nodes"] if isinstance(v, Mapping)]
         if isinstance(value.get("edges"), list):
-            return [
-                e["node"]
-                for e in value["edges"]
-                if isinstance(e, Mapping) and isinstance(e.get("node"), Mapping)
-            ]
+            return [e["node"] for e in value["edges"] if isinstance(e, Mapping) and isinstance(e.get("node"), Mapping)]
         return []
     raise MappingError(f"expected a list or a connection, got {type(value).__name__}")
 
@@ -259,9 +255,7 @@ def _variant(
     sku = _text(raw.get("sku"))
     barcode = _text(raw.get("barcode"))
     tracked = _tracked(raw, product_tracks)
-    quantity = _quantity(
-        _first(raw, "inventoryQuantity", "inventory_quantity"), f"variant {variant_id} stock"
-    )
+    quantity = _quantity(_first(raw, "inventoryQuantity", "inventory_quantity"), f"variant {variant_id} stock")
     policy = _first(raw, "inventoryPolicy", "inventory_policy")
     image = raw.get("image")
     image_url = None
@@ -370,9 +364,7 @@ def map_product(native: Mapping[str, Any], context: MappingContext) -> Product:
             exc.external_id = product_id
         raise
     except (ValueError, TypeError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
-        raise MappingError(
-            f"product {product_id} could not be mapped: {exc}", external_id=product_id
-        ) from exc
+        raise MappingError(f"product {product_id} could not be mapped: {exc}", external_id=product_id) from exc
 
 
 def _map(native: Mapping[str, Any], context: MappingContext, product_id: str) -> Product:

@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from alana_shopify.cost import MAX_QUERY_COST, requested_cost
 
 SHOP = "query Shop { shop { name currencyCode } }"
-CONTEXT = (
-    "query Context { shop { name currencyCode } shopLocales(published: true) { locale primary published } }"
-)
+CONTEXT = "query Context { shop { name currencyCode } shopLocales(published: true) { locale primary published } }"
 COUNT = "query Count($query: String) { productsCount(query: $query, limit: null) { count precision } }"
 
 PRODUCT_FIELDS = """

@@ -74,9 +74,7 @@ def parse(text: str | None) -> Search:
         value = raw[1:-1] if quoted else raw
         if name in _DATE_FIELDS and not quoted and ":" in value:
             # Shopify splits an unquoted timestamp at its colons: the term silently matches nothing.
-            search.warnings.append(
-                {"field": name, "message": f"Invalid value '{value}' for {name}: quote dates."}
-            )
+            search.warnings.append({"field": name, "message": f"Invalid value '{value}' for {name}: quote dates."})
             group.append(None)
             continue
         if name in _DATE_FIELDS and _date(value) is None:

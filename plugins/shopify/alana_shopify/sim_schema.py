@@ -104,6 +104,10 @@ type ProductOption implements Node {
 
 type SelectedOption { name: String! value: String! }
 
+type Metafield implements Node { id: ID! namespace: String! key: String! value: String! type: String! }
+type MetafieldEdge { cursor: String! node: Metafield! }
+type MetafieldConnection { edges: [MetafieldEdge!]! nodes: [Metafield!]! pageInfo: PageInfo! }
+
 type InventoryItem implements Node { id: ID! tracked: Boolean! sku: String }
 
 type Translation {
@@ -142,6 +146,7 @@ type Product implements Node {
   media(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): MediaConnection!
   mediaCount: Count
   translations(locale: String!, marketId: ID): [Translation!]!
+  metafields(first: Int, after: String, last: Int, before: String, namespace: String): MetafieldConnection!
 }
 
 type ProductVariant implements Node {
@@ -410,9 +415,7 @@ def product_view(p: SimProduct, ctx: SimContext) -> dict[str, Any]:
         "tracksInventory": p.tracks_inventory,
         "hasOnlyDefaultVariant": default_only,
         "isGiftCard": False,
-        "onlineStoreUrl": f"https://{ctx.sim.shop_domain}/products/{p.handle}"
-        if p.status == "ACTIVE"
-        else None,
+        "onlineStoreUrl": f"https://{ctx.sim.shop_domain}/products/{p.handle}" if p.status == "ACTIVE" else None,
         "category": (
             {
                 "id": gid("TaxonomyCategory", p.id % 97),
@@ -436,6 +439,19 @@ def product_view(p: SimProduct, ctx: SimContext) -> dict[str, Any]:
             p.media, [(i, m.id) for i, m in enumerate(p.media)], media_view, args, ctx
         ),
         "mediaCount": {"count": len(p.media), "precision": "EXACT"},
+        "metafields": lambda info, namespace=None, **args: connection(
+            [m for m in p.metafields if namespace in (None, m[0])],
+            [(i, i) for i, m in enumerate(p.metafields) if namespace in (None, m[0])],
+            lambda m: {
+                "id": gid("Metafield", p.id * 100 + p.metafields.index(m)),
+                "namespace": m[0],
+                "key": m[1],
+                "value": m[2],
+                "type": "single_line_text_field",
+            },
+            args,
+            ctx,
+        ),
         "translations": lambda info, locale, marketId=None: [
             {"key": key, "locale": locale, "value": value, "outdated": False, "updatedAt": iso(p.updated_at)}
             for key, value in p.translations.get(locale, {}).items()
@@ -458,8 +474,7 @@ def variant_view(v: SimVariant, p: SimProduct, ctx: SimContext, broken: bool = F
         "inventoryQuantity": v.quantity,
         "inventoryPolicy": v.policy,
         "position": v.position,
-        "availableForSale": p.status == "ACTIVE"
-        and (not v.tracked or v.quantity > 0 or v.policy == "CONTINUE"),
+        "availableForSale": p.status == "ACTIVE" and (not v.tracked or v.quantity > 0 or v.policy == "CONTINUE"),
         "taxable": True,
         "selectedOptions": [{"name": n, "value": val} for n, val in v.options],
         "inventoryItem": {"id": gid("InventoryItem", v.id), "tracked": v.tracked, "sku": v.sku},
@@ -599,9 +614,9 @@ def root_value() -> dict[str, Any]:
             query, groupObjects
         ),
         "bulkOperationCancel": lambda info, id: _ctx(info).sim.cancel_bulk(id),
-        "webhookSubscriptionCreate": lambda info, topic, webhookSubscription: _ctx(
-            info
-        ).sim.create_subscription(topic, webhookSubscription),
+        "webhookSubscriptionCreate": lambda info, topic, webhookSubscription: _ctx(info).sim.create_subscription(
+            topic, webhookSubscription
+        ),
         "webhookSubscriptionDelete": lambda info, id: _ctx(info).sim.delete_subscription(id),
     }
 
@@ -691,9 +706,7 @@ def inspect(schema: GraphQLSchema, document: DocumentNode) -> Inspection:
 _UNKNOWN_ARGUMENT = re.compile(r"^Unknown argument '(\w+)' on field '(\w+)\.(\w+)'\.")
 
 
-def validation_errors(
-    schema: GraphQLSchema, document: DocumentNode, inspection: Inspection
-) -> list[dict[str, Any]]:
+def validation_errors(schema: GraphQLSchema, document: DocumentNode, inspection: Inspection) -> list[dict[str, Any]]:
     """Validation failures in Shopify's (graphql-ruby's) wording; empty when the document is valid."""
     errors = list(inspection.undefined)
     for error in validate(schema, document):

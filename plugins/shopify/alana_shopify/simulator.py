@@ -11,7 +11,7 @@
   `__parentId` child lines (grouped under parents with `groupObjects: true`; otherwise children come
   after a batch of parents, i.e. after their parent but not directly).
 - Test levers: `bulk_paused` (operations stay RUNNING until `resume_bulk()`), `fail_next_bulk`,
-  `expire_bulk()`, `drain_bucket_before()`, `stats` (requests, throttled, root fields queried).
+  `expire_bulk()`, `break_next_download`, `drain_bucket_before()`, `stats` (requests, throttled, root fields queried).
 - Webhook subscriptions; catalog changes (create/update/delete) send HMAC-signed REST-shaped
   deliveries with all X-Shopify-* headers and a unique X-Shopify-Webhook-Id per delivery.
 - Catalog (catalog.py): deterministic; `big_variants` (default on from 100 products) adds a product
@@ -117,9 +117,7 @@ def _connection_items(value: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def split_node(
-    node: dict[str, Any], parent: str | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def split_node(node: dict[str, Any], parent: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A bulk result node as its own JSONL object plus its descendants' objects (with `__parentId`)."""
     own: dict[str, Any] = {}
     children: list[dict[str, Any]] = []
@@ -155,6 +153,8 @@ def bulk_lines(data: dict[str, Any], group_objects: bool) -> tuple[list[bytes], 
 
 class ShopifySimulator(Simulator):
     platform = "shopify"
+    #: create_product keywords of the simulator contract this simulator honours (gateway.testing).
+    conformance_fields = frozenset({"title", "price", "sku", "barcode", "variants", "bare", "private_text"})
 
     def __init__(self, products: int = 100, *, seed: int = 1, **options: Any) -> None:
         super().__init__(products, seed=seed, **options)
@@ -182,6 +182,8 @@ class ShopifySimulator(Simulator):
         self.bulk_ops: dict[int, BulkOp] = {}
         self.bulk_paused = bool(options.get("bulk_paused", False))
         self.fail_next_bulk = False
+        #: Cut the next result download off halfway through.
+        self.break_next_download = False
         self._bulk_resumed = asyncio.Event()
         self._next_bulk = 5_000_000
         self._next_hook = 1_000_000
@@ -236,9 +238,7 @@ class ShopifySimulator(Simulator):
             return web.json_response(
                 {"errors": {"query": "Required parameter missing or invalid"}}, status=400, headers=headers
             )
-        status, payload = self.run_graphql(
-            body.get("query"), body.get("variables"), body.get("operationName")
-        )
+        status, payload = self.run_graphql(body.get("query"), body.get("variables"), body.get("operationName"))
         return web.json_response(payload, status=status, headers=headers)
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
@@ -249,8 +249,17 @@ class ShopifySimulator(Simulator):
             )
         response = web.StreamResponse(headers={"Content-Type": "application/jsonl"})
         await response.prepare(request)
+        self.stats["downloads"] += 1
+        cut_after = len(op.data) // 2 if self.break_next_download else None
+        self.break_next_download = False
         pending = bytearray()
-        for line in op.data:
+        for number, line in enumerate(op.data):
+            if number == cut_after:
+                # The connection drops mid-file (storage hosts do): the client must resume, not restart.
+                await response.write(bytes(pending) + line[: len(line) // 2])
+                assert request.transport is not None
+                request.transport.close()
+                return response
             pending += line
             if len(pending) >= DOWNLOAD_CHUNK:
                 await response.write(bytes(pending))
@@ -370,8 +379,7 @@ class ShopifySimulator(Simulator):
         names = {"en": "English", "fr": "French", "de": "German", "es": "Spanish"}
         rows = [{"locale": "en", "name": "English", "primary": True, "published": True}]
         rows += [
-            {"locale": loc, "name": names.get(loc, loc), "primary": False, "published": True}
-            for loc in self.locales
+            {"locale": loc, "name": names.get(loc, loc), "primary": False, "published": True} for loc in self.locales
         ]
         # A locale being prepared but not yet published: not part of the storefront, not synced.
         rows.append({"locale": "es", "name": "Spanish", "primary": False, "published": False})
@@ -393,9 +401,7 @@ class ShopifySimulator(Simulator):
             "objectCount": str(op.object_count),
             "rootObjectCount": str(op.root_count),
             "fileSize": str(size) if size is not None else None,
-            "url": f"{self.base_url}/_bulk/{op.number}.jsonl"
-            if op.status == "COMPLETED" and op.data
-            else None,
+            "url": f"{self.base_url}/_bulk/{op.number}.jsonl" if op.status == "COMPLETED" and op.data else None,
             "partialDataUrl": None,
             "query": op.query,
             "type": "QUERY",
@@ -540,9 +546,7 @@ class ShopifySimulator(Simulator):
         if not url:
             return {
                 "webhookSubscription": None,
-                "userErrors": [
-                    {"field": ["webhookSubscription", "callbackUrl"], "message": "Address can't be blank"}
-                ],
+                "userErrors": [{"field": ["webhookSubscription", "callbackUrl"], "message": "Address can't be blank"}],
             }
         if any(h.topic == topic and h.destination == url for h in self.hooks.values()):
             return {
@@ -579,9 +583,7 @@ class ShopifySimulator(Simulator):
         if topic == "PRODUCTS_DELETE":
             body: dict[str, Any] = {"id": product.id}
         else:
-            body = to_rest(
-                product, broken=str(product.id) in {str(i) for i in self.faults.plan.malformed_ids}
-            )
+            body = to_rest(product, broken=str(product.id) in {str(i) for i in self.faults.plan.malformed_ids})
         raw = json.dumps(body).encode()
         event_id = str(uuid.uuid4())
         now = self.catalog.now.astimezone(UTC)

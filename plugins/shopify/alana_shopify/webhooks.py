@@ -126,9 +126,7 @@ async def register(gql: ShopifyGraphQL, callback_url: str) -> WebhookRegistratio
         existing = await _find(gql, topic, callback_url)
         if existing is None:
             errors = "; ".join(str(e.get("message")) for e in payload.get("userErrors") or [])
-            raise StorePayloadError(
-                f"Shopify refused the {TOPICS[topic]} webhook: {errors or 'no reason given'}"
-            )
+            raise StorePayloadError(f"Shopify refused the {TOPICS[topic]} webhook: {errors or 'no reason given'}")
         hook_ids.append(existing)
     return WebhookRegistration(hook_ids=tuple(hook_ids), secrets={})
 

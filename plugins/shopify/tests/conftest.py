@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-
 from alana_shopify.adapter import ShopifyAdapter
 from alana_shopify.simulator import ShopifySimulator
+
 from gateway.adapter import Connection, FetchRequest, Page
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

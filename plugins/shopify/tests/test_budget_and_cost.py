@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from multidict import CIMultiDict
-
 from alana_shopify.client import ShopifyBudget, _data
 from alana_shopify.cost import MAX_QUERY_COST, actual_cost, requested_cost
 from alana_shopify.queries import BULK_RUN, ProductQueries
+from multidict import CIMultiDict
+
 from gateway.errors import StoreAuthError, StoreHTTPError, StorePayloadError
 from gateway.httpclient import Response
 
@@ -39,8 +39,13 @@ def response(body: Any, status: int = 200) -> Response:
 def status_body(current: float, maximum: float = 1000.0, rate: float = 50.0) -> dict[str, Any]:
     return {
         "data": {},
-        "extensions": {"cost": {"requestedQueryCost": 10, "actualQueryCost": 5, "throttleStatus": {
-            "maximumAvailable": maximum, "currentlyAvailable": current, "restoreRate": rate}}},
+        "extensions": {
+            "cost": {
+                "requestedQueryCost": 10,
+                "actualQueryCost": 5,
+                "throttleStatus": {"maximumAvailable": maximum, "currentlyAvailable": current, "restoreRate": rate},
+            }
+        },
     }
 
 
@@ -118,7 +123,9 @@ def test_graphql_errors_become_store_errors(load_fixture: Load) -> None:
 
 
 # ---- cost --------------------------------------------------------------------------------------------
-NESTED = "{ products(first: 10) { nodes { id variants(first: 5) { edges { node { id } } } } pageInfo { hasNextPage } } }"
+NESTED = (
+    "{ products(first: 10) { nodes { id variants(first: 5) { edges { node { id } } } } pageInfo { hasNextPage } } }"
+)
 
 
 def test_requested_cost_follows_the_documented_rules() -> None:
@@ -129,14 +136,18 @@ def test_requested_cost_follows_the_documented_rules() -> None:
     assert requested_cost(query, {"f": 250}) == 252
     ids = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Product { id category { name } } } }"
     assert requested_cost(ids, {"ids": ["a", "b", "c"]}) == 3 * (1 + 1)
-    branches = "{ node(id: \"x\") { ... on Product { category { name } } ... on ProductVariant { id } } }"
+    branches = '{ node(id: "x") { ... on Product { category { name } } ... on ProductVariant { id } } }'
     assert requested_cost(branches) == 1 + 1  # the costlier branch
     assert requested_cost(BULK_RUN, {"query": "{}", "groupObjects": True}) == 10
 
 
 def test_actual_cost_charges_what_came_back() -> None:
-    data = {"products": {"nodes": [{"id": "1", "variants": {"edges": [{"node": {"id": "v"}}] * 2}}] * 3,
-                         "pageInfo": {"hasNextPage": False}}}
+    data = {
+        "products": {
+            "nodes": [{"id": "1", "variants": {"edges": [{"node": {"id": "v"}}] * 2}}] * 3,
+            "pageInfo": {"hasNextPage": False},
+        }
+    }
     assert actual_cost(NESTED, data) == 2 + 3 * (1 + 2 + 2)
     assert actual_cost(NESTED, data) <= requested_cost(NESTED)
 

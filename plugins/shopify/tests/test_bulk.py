@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from alana_shopify.adapter import ShopifyAdapter
 from alana_shopify.bulk import (
     BulkReader,
@@ -17,6 +16,7 @@ from alana_shopify.bulk import (
 )
 from alana_shopify.queries import ProductQueries
 from alana_shopify.simulator import ShopifySimulator
+
 from gateway.adapter import FetchRequest
 
 
@@ -30,13 +30,21 @@ def child(kind: str, n: int, parent: int) -> dict[str, Any]:
 
 # ---- stitching (pure) ---------------------------------------------------------------------------------
 def test_children_after_their_parent_but_not_directly() -> None:
-    lines = [product(1), product(2), child("ProductVariant", 10, 1), product(3), child("MediaImage", 20, 2),
-             child("ProductVariant", 11, 1), child("ProductVariant", 30, 3)]
+    lines = [
+        product(1),
+        product(2),
+        child("ProductVariant", 10, 1),
+        product(3),
+        child("MediaImage", 20, 2),
+        child("ProductVariant", 11, 1),
+        child("ProductVariant", 30, 3),
+    ]
     stitcher = Stitcher(lookback=3)
     released = [p for batch in released_batches(lines, stitcher) for p in batch]
     assert [p["id"].rsplit("/", 1)[-1] for p in released] == ["1", "2", "3"]  # order kept
     assert [v["id"] for v in released[0]["variants"]["nodes"]] == [
-        "gid://shopify/ProductVariant/10", "gid://shopify/ProductVariant/11"
+        "gid://shopify/ProductVariant/10",
+        "gid://shopify/ProductVariant/11",
     ]
     assert released[1]["media"]["nodes"][0]["id"] == "gid://shopify/MediaImage/20"
     assert released[1]["variants"] == {"nodes": []}
@@ -79,9 +87,7 @@ async def test_bulk_full_fetch_is_complete(
     group_objects: bool,
     lookback: int,
 ) -> None:
-    conn = connect(
-        sim, bulk_threshold=100, bulk_page_size=50, bulk_group_objects=group_objects, bulk_lookback=lookback
-    )
+    conn = connect(sim, bulk_threshold=100, bulk_page_size=50, bulk_group_objects=group_objects, bulk_lookback=lookback)
     pages = await fetch_all(conn)
     assert sim.stats["bulk_started"] == 1 and sim.stats["field:products"] == 0  # no paginated reads
     # A product re-read because of late children comes again later: the engine keeps the last one.
@@ -100,6 +106,16 @@ async def test_bulk_full_fetch_is_complete(
     mapped = [adapter.map_product(n, context) for n in latest.values()]
     assert sum(len(p.variants) for p in mapped) == sum(len(p.variants) for p in catalog.values())
     assert any(p.translations for p in mapped)
+
+
+async def test_a_download_cut_off_midway_resumes_without_duplicates(
+    adapter: ShopifyAdapter, sim: ShopifySimulator, connect: Any, fetch_all: Any
+) -> None:
+    sim.break_next_download = True
+    pages = await fetch_all(connect(sim, bulk_threshold=100, bulk_page_size=50, bulk_lookback=20))
+    ids = [n["legacyResourceId"] for p in pages for n in p.items]
+    assert sorted(ids) == sim.product_ids() and len(ids) == len(set(ids))
+    assert sim.stats["downloads"] == 2
 
 
 async def test_bulk_resumes_from_a_page_cursor(

@@ -17,6 +17,4 @@ def conformance_options() -> ConformanceOptions:
         simulator_options={"restore_rate": 1_000_000, "bucket_size": 2000},
         # Paginated reads (bulk operations have their own tests) in pages of a few products.
         connection_options={"bulk_threshold": 0, "bulk_poll_interval": 0.01, "page_target": 10},
-        # What ShopifySimulator.create_product honours today (it declares no conformance_fields yet).
-        create_fields=frozenset({"title", "price", "sku", "barcode"}),
     )

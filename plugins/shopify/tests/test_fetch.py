@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from alana_shopify.adapter import ShopifyAdapter, since_query
 from alana_shopify.simulator import ShopifySimulator
+
 from gateway.adapter import FetchMode, FetchRequest
 from gateway.errors import MappingError, StoreAuthError, StorePayloadError
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from alana_shopify.catalog import to_rest
 from alana_shopify.client import _data, is_throttled, throttle_status
 from alana_shopify.fetch import normalize
@@ -18,6 +17,7 @@ from alana_shopify.mapper import map_product
 from alana_shopify.queries import ProductQueries
 from alana_shopify.simulator import ShopifySimulator
 from alana_shopify.webhooks import parse
+
 from gateway.adapter import ChangeKind, MappingContext
 from gateway.errors import MappingError, StoreError
 from gateway.model import Availability, ProductStatus
@@ -165,8 +165,13 @@ def test_generated_graphql_nodes_map() -> None:
     assert {a.name for a in big.attributes} == {"Size", "Color"}
     on_sale = [p for p in products.values() if p.compare_at_price is not None]
     assert on_sale and all(p.price and p.compare_at_price.amount > p.price.amount for p in on_sale)
-    kinds = {k for p in products.values() for v in p.variants for k in ("upc", "ean", "isbn", "gtin")
-             if getattr(v.identifiers, k)}
+    kinds = {
+        k
+        for p in products.values()
+        for v in p.variants
+        for k in ("upc", "ean", "isbn", "gtin")
+        if getattr(v.identifiers, k)
+    }
     assert kinds == {"upc", "ean", "isbn", "gtin"}
     warned = [p for p in products.values() if p.warnings]
     assert warned and all("check digit" in w or "no recognised" in w for p in warned for w in p.warnings)
@@ -252,8 +257,17 @@ def test_money_shapes(price: Any, expected: Decimal, currency: str) -> None:
     ],
 )
 def test_availability(quantity: int, policy: str, tracked: bool, expected: Availability) -> None:
-    node = gql(variants={"edges": [{"node": variant(inventoryQuantity=quantity, inventoryPolicy=policy,
-                                                   inventoryItem={"tracked": tracked})}]})
+    node = gql(
+        variants={
+            "edges": [
+                {
+                    "node": variant(
+                        inventoryQuantity=quantity, inventoryPolicy=policy, inventoryItem={"tracked": tracked}
+                    )
+                }
+            ]
+        }
+    )
     product = map_product(node, CTX)
     assert product.availability == expected and product.variants[0].availability == expected
     assert product.inventory_tracked is tracked
@@ -287,18 +301,34 @@ def test_status_values() -> None:
 def test_options_translations_media_and_category() -> None:
     node = gql(
         options=[{"name": "Size", "position": 1, "values": ["S", "M"]}],
-        variants={"nodes": [variant(selectedOptions=[{"name": "Size", "value": "S"}]),
-                            variant(id="gid://shopify/ProductVariant/8",
-                                    selectedOptions=[{"name": "Size", "value": "M"}], price="61.00")]},
-        media={"nodes": [
-            {"id": "gid://shopify/MediaImage/1", "mediaContentType": "IMAGE",
-             "image": {"url": "https://cdn/1.jpg", "altText": "front"}},
-            {"id": "gid://shopify/Video/2", "mediaContentType": "VIDEO"},
-            {"id": "gid://shopify/MediaImage/3", "mediaContentType": "IMAGE", "image": None},
-            {"id": "gid://shopify/MediaImage/4", "mediaContentType": "IMAGE", "image": {"url": "https://cdn/4.jpg"}},
-        ]},
-        translations_fr=[{"key": "title", "locale": "fr", "value": "Tasse"},
-                         {"key": "body_html", "locale": "fr", "value": "<p>Une tasse</p>"}],
+        variants={
+            "nodes": [
+                variant(selectedOptions=[{"name": "Size", "value": "S"}]),
+                variant(
+                    id="gid://shopify/ProductVariant/8", selectedOptions=[{"name": "Size", "value": "M"}], price="61.00"
+                ),
+            ]
+        },
+        media={
+            "nodes": [
+                {
+                    "id": "gid://shopify/MediaImage/1",
+                    "mediaContentType": "IMAGE",
+                    "image": {"url": "https://cdn/1.jpg", "altText": "front"},
+                },
+                {"id": "gid://shopify/Video/2", "mediaContentType": "VIDEO"},
+                {"id": "gid://shopify/MediaImage/3", "mediaContentType": "IMAGE", "image": None},
+                {
+                    "id": "gid://shopify/MediaImage/4",
+                    "mediaContentType": "IMAGE",
+                    "image": {"url": "https://cdn/4.jpg"},
+                },
+            ]
+        },
+        translations_fr=[
+            {"key": "title", "locale": "fr", "value": "Tasse"},
+            {"key": "body_html", "locale": "fr", "value": "<p>Une tasse</p>"},
+        ],
         translations=[{"key": "title", "locale": "de", "value": "Becher"}],
         category={"name": "Mugs", "fullName": "Home > Mugs"},
         productType="Kitchen",
@@ -312,15 +342,16 @@ def test_options_translations_media_and_category() -> None:
         ("https://cdn/4.jpg", None, 2),
     ]
     assert {(t.locale, t.field, t.value) for t in product.translations} == {
-        ("fr", "title", "Tasse"), ("fr", "description", "<p>Une tasse</p>"), ("de", "title", "Becher")
+        ("fr", "title", "Tasse"),
+        ("fr", "description", "<p>Une tasse</p>"),
+        ("de", "title", "Becher"),
     }
     assert product.categories == ["Mugs"] and product.product_type == "Kitchen"
     assert product.inventory_quantity == 10
 
 
 def test_private_fields_never_mapped() -> None:
-    node = gql(metafields=[{"key": "cost", "value": "3.00"}], note="internal", reviews=[{"rating": 5}],
-               totalSales=99)
+    node = gql(metafields=[{"key": "cost", "value": "3.00"}], note="internal", reviews=[{"rating": 5}], totalSales=99)
     assert "internal" not in json.dumps(map_product(node, CTX).to_document())
 
 

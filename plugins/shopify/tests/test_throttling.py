@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from alana_shopify.adapter import ShopifyAdapter
 from alana_shopify.client import ShopifyBudget
 from alana_shopify.simulator import ShopifySimulator

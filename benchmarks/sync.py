@@ -1,0 +1,125 @@
+"""Full sync throughput against the raw bulk-upsert floor, unchanged re-sync, and worker peak RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pymongo import ReplaceOne
+
+from benchmarks.common import gateway, settings_for, simulator
+from gateway.domain import RunKind, Trigger
+from gateway.engine import SyncEngine
+from gateway.integrations import IntegrationService
+from gateway.syncs import SyncService
+
+
+async def run_once(gw: Any, integration: dict[str, Any], kind: RunKind | None = None) -> tuple[float, dict[str, Any]]:
+    if kind is not None:
+        run, _ = await SyncService(gw).queue(integration, Trigger.MANUAL, kind=kind)
+    else:
+        run = (await gw.runs.latest(integration["_id"], 1))[0]
+    started = time.perf_counter()
+    done = await SyncEngine(gw).run(run["_id"])
+    elapsed = time.perf_counter() - started
+    assert done is not None and done["status"] == "SUCCEEDED", done
+    return elapsed, done
+
+
+async def raw_floor(gw: Any, batch: int) -> tuple[float, int]:
+    """Bulk-upsert the very documents the gateway wrote into a scratch collection: the floor."""
+    docs = [d async for d in gw.db.products.find({})]
+    scratch = gw.db.db[f"raw_floor_{batch}"]
+    await scratch.create_index([("integration_id", 1), ("external_id", 1)], unique=True)
+    started = time.perf_counter()
+    for i in range(0, len(docs), batch):
+        chunk = docs[i : i + batch]
+        await scratch.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk], ordered=False)
+    elapsed = time.perf_counter() - started
+    await scratch.drop()
+    return elapsed, len(docs)
+
+
+async def full_sync(mongodb_url: str, redis_url: str, platform: str, products: int,
+                    sim_options: dict[str, Any], adapter_options: dict[str, Any]) -> dict[str, Any]:
+    settings = settings_for(mongodb_url, redis_url)
+    async with simulator(platform, products, sim_options) as sim, gateway(settings) as gw:
+        integration = await IntegrationService(gw).connect(
+            "bench", platform, "bench", sim.store_url, sim.credentials, options=adapter_options
+        )
+        full_s, run = await run_once(gw, integration)
+        variants = 0
+        async for doc in await gw.db.products.aggregate([{"$project": {"n": {"$size": "$store.variants"}}},
+                                                   {"$group": {"_id": None, "n": {"$sum": "$n"}}}]):
+            variants = int(doc["n"])
+        integration = await IntegrationService(gw).get("bench", integration["_id"])
+        unchanged_s, unchanged = await run_once(gw, integration, RunKind.FULL)
+        floors = {batch: await raw_floor(gw, batch) for batch in (100, 500)}
+        best_floor_s = min(seconds for seconds, _ in floors.values())
+        return {
+            "platform": platform,
+            "products": run["counts"]["added"],
+            "variants": variants,
+            "full_seconds": round(full_s, 2),
+            "products_per_second": round(run["counts"]["added"] / full_s, 1),
+            "raw_floor_seconds": {str(b): round(s, 2) for b, (s, _) in floors.items()},
+            "raw_floor_products_per_second": round(run["counts"]["added"] / best_floor_s, 1),
+            "ratio_to_floor": round(best_floor_s / full_s, 3),
+            "unchanged_seconds": round(unchanged_s, 2),
+            "unchanged_fraction": round(unchanged_s / full_s, 3),
+            "unchanged_counts": unchanged["counts"],
+        }
+
+
+def _peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+async def worker_memory(mongodb_url: str, redis_url: str, platform: str, products: int,
+                        sim_options: dict[str, Any], adapter_options: dict[str, Any]) -> dict[str, Any]:
+    """Peak RSS of a real `alana-gateway worker` process syncing a large catalog."""
+    settings = settings_for(mongodb_url, redis_url)
+    async with simulator(platform, products, sim_options) as sim, gateway(settings) as gw:
+        env = dict(os.environ)
+        env.update({
+            "MONGODB_URL": mongodb_url, "REDIS_URL": redis_url, "MONGODB_DATABASE": settings.mongodb_database,
+            "GATEWAY_QUEUE_NAME": settings.queue_name, "GATEWAY_JWT_SECRET": settings.jwt_secret or "",
+            "GATEWAY_SECRET_KEY": settings.secret_key or "", "GATEWAY_LOG_LEVEL": "WARNING",
+            "GATEWAY_STORE_CONCURRENCY": "8",
+        })
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "worker", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            started = time.perf_counter()
+            integration = await IntegrationService(gw).connect(
+                "bench", platform, "bench", sim.store_url, sim.credentials, options=adapter_options
+            )
+            run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
+            while True:
+                run = await gw.runs.get_any(run_id)
+                assert run is not None
+                if run["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                    break
+                await asyncio.sleep(0.5)  # a benchmark poll, not a test wait
+            elapsed = time.perf_counter() - started
+            peak = _peak_rss_mb(worker.pid)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            await worker.wait()
+        return {
+            "platform": platform,
+            "products": run["counts"]["added"],
+            "status": run["status"],
+            "seconds": round(elapsed, 1),
+            "worker_peak_rss_mb": round(peak, 1),
+        }
