@@ -51,6 +51,14 @@ class Money(_Model):
             return Decimal(repr(value))
         return value
 
+    @field_validator("amount")
+    @classmethod
+    def _normalised(cls, value: Decimal) -> Decimal:
+        # One spelling per amount ("29.90", "29.9" and "2.99E+1" are one price), never exponent form.
+        if not value.is_finite():
+            raise ValueError("amount must be a finite number")
+        return Decimal(format(value.normalize(), "f"))
+
     @field_validator("currency")
     @classmethod
     def _upper(cls, value: str) -> str:
@@ -177,45 +185,30 @@ class Product(_Model):
 
 
 # Fields left out of the hash: timestamps alone are not trusted (platforms bump them without real
-# edits, BEHAVIOUR.md "Change detection"), and warnings derive from the data itself.
-_UNHASHED = {"store_updated_at", "store_created_at", "warnings"}
+# edits, BEHAVIOUR.md "Change detection").
+_UNHASHED = {"store_updated_at", "store_created_at"}
 # Lists whose order carries no meaning: sorted before hashing. Images and variant options keep
 # their order (image position and option order are what the shopper sees).
-_UNORDERED = {"tags", "categories", "attributes", "translations", "variants"}
+_UNORDERED = ("tags", "categories", "attributes", "translations", "variants")
 
 
-def _canonical(value: Any, key: str | None = None) -> Any:
-    if isinstance(value, dict):
-        return {k: _canonical(v, k) for k, v in sorted(value.items()) if k not in _UNHASHED}
-    if isinstance(value, list):
-        items = [_canonical(v) for v in value]
-        if key in _UNORDERED:
-            items.sort(key=lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False))
-        return items
-    if isinstance(value, Decimal):
-        return _decimal_text(value)
-    if isinstance(value, float):
-        return _decimal_text(Decimal(repr(value)))
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
-
-
-def _decimal_text(value: Decimal) -> str:
-    # "29.90", "29.9" and "2.99E+1" are the same price.
-    normalized = value.normalize()
-    return format(normalized, "f")
+def _sort_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def content_hash(product: Product) -> str:
     """SHA-256 over a canonical form of the store version.
 
-    Key order, the way a number is written (29.9 / "29.90") and the order of lists whose order means
-    nothing (tags, categories, attributes, translations, variants) do not change it.
+    Key order, the way a number is written (amounts are normalised when the model is built, so 29.9
+    and "29.90" are the same price) and the order of lists whose order means nothing (tags,
+    categories, attributes, translations, variants) do not change it. Serialisation is pydantic's
+    (Rust); only the unordered lists are sorted in Python: this runs for every product of every run.
     """
-    data = _canonical(product.model_dump(mode="python"))
+    data = product.model_dump(mode="json", exclude=_UNHASHED)
+    for key in _UNORDERED:
+        items = data.get(key)
+        if items and len(items) > 1:
+            data[key] = sorted(items, key=_sort_key)
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

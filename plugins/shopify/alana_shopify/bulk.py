@@ -10,7 +10,12 @@ the last `lookback` parents open: a parent is released only once `lookback` newe
 started, so children arriving a little late still find it. A child whose parent was already released
 is not lost: its parent's id is remembered and, after the download, that product is read again through
 the paginated API and yielded once more, complete. Memory stays bounded by the window, whatever the
-catalog's size.
+catalog's size. (Shopify's 2026 docs say grouping slows an operation down; `bulk_group_objects=False`
+turns it off, and the window plus the re-read keep the result complete either way.)
+
+Downloading. The result URL is on a storage host: no access token is sent there, only HTTPS (or the
+store's own host, for the simulator) is followed, 429 / 5xx / dropped connections are retried with
+the connection's backoff, and a download cut off midway skips the lines it already handed out.
 
 Resuming. A page's cursor is `bulk:<operation gid>:<products released so far>`. Resuming re-reads the
 same operation's result (kept 7 days), stitches from the start and skips the products already

@@ -323,11 +323,11 @@ def _translations(native: Mapping[str, Any]) -> list[Translation]:
     for entry in entries:
         if not isinstance(entry, Mapping):
             continue
-        locale, key, value = entry.get("locale"), entry.get("key"), entry.get("value")
-        if not locale or not key or value is None or str(value) == "":
+        locale, name, text = entry.get("locale"), entry.get("key"), entry.get("value")
+        if not locale or not name or text is None or str(text) == "":
             continue
-        field = TRANSLATED_FIELDS.get(str(key), str(key))
-        found[(str(locale), field)] = Translation(locale=str(locale), field=field, value=str(value))
+        field = TRANSLATED_FIELDS.get(str(name), str(name))
+        found[(str(locale), field)] = Translation(locale=str(locale), field=field, value=str(text))
     return list(found.values())
 
 

@@ -134,7 +134,9 @@ async def test_bulk_resume_after_the_result_expired_reads_paginated(
 ) -> None:
     conn = connect(sim, bulk_threshold=100, bulk_page_size=50, bulk_lookback=20)
     first = await fetch_all(conn)
-    gid, _ = parse_cursor(first[0].cursor)  # type: ignore[misc]
+    resume = parse_cursor(first[0].cursor or "")
+    assert resume is not None
+    gid, _ = resume
     sim.expire_bulk(gid)
     pages = await fetch_all(conn, FetchRequest(cursor=first[0].cursor))
     assert sorted(n["legacyResourceId"] for p in pages for n in p.items) == sim.product_ids()

@@ -378,4 +378,4 @@ def test_bad_payloads_raise_mapping_error(native: dict[str, Any]) -> None:
 
 def test_not_a_mapping_raises_mapping_error() -> None:
     with pytest.raises(MappingError):
-        map_product(["not", "a", "product"], CTX)  # type: ignore[arg-type]
+        map_product(["not", "a", "product"], CTX)  # type: ignore[arg-type, unused-ignore]

@@ -61,6 +61,20 @@ async def test_over_the_single_query_limit(sim: ShopifySimulator) -> None:
     assert body["extensions"]["cost"]["actualQueryCost"] is None
 
 
+async def test_throttled_response_has_the_documented_shape(load_fixture: Any) -> None:
+    expected = load_fixture("shopify_graphql_throttled_response.json")
+    async with ShopifySimulator(3, bucket_size=1000, restore_rate=0.001, throttle_status=429) as shop:
+        shop.bucket.take(shop.bucket.available() - 5)
+        status, body = await post(shop, "{ products(first: 50) { nodes { id } } }")
+    assert status == 429 and set(body) == set(expected)
+    assert body["errors"] == expected["errors"]
+    cost, documented = body["extensions"]["cost"], expected["extensions"]["cost"]
+    assert set(cost) == set(documented) and cost["actualQueryCost"] is None and cost["requestedQueryCost"] == 52
+    assert {k: type(v) for k, v in cost["throttleStatus"].items()} == {
+        k: type(v) for k, v in documented["throttleStatus"].items()
+    }
+
+
 async def test_bad_token_is_a_401_with_shopifys_body(sim: ShopifySimulator) -> None:
     status, body = await post(sim, "{ shop { name } }", token="shpat_nope")
     assert status == 401 and "Invalid API key or access token" in body["errors"]

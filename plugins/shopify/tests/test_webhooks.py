@@ -83,7 +83,7 @@ async def test_register_change_receive_remove(
     await shop.drain_deliveries()
 
     assert receiver.rejected == 0 and len(receiver.events) == 4
-    first, second, new, gone = sorted(receiver.events, key=lambda e: e.store_updated_at or e.triggered_at)
+    first, second, new, gone = sorted(receiver.events, key=lambda e: str(e.triggered_at))
     assert (first.kind, first.topic, first.external_id) == (ChangeKind.UPSERT, "products/update", edited)
     assert first.store_updated_at is not None and second.store_updated_at is not None
     assert first.store_updated_at < second.store_updated_at  # the simulated clock moves per change
