@@ -53,11 +53,10 @@ class Money(_Model):
 
     @field_validator("amount")
     @classmethod
-    def _normalised(cls, value: Decimal) -> Decimal:
-        # One spelling per amount ("29.90", "29.9" and "2.99E+1" are one price), never exponent form.
+    def _finite(cls, value: Decimal) -> Decimal:
         if not value.is_finite():
             raise ValueError("amount must be a finite number")
-        return Decimal(format(value.normalize(), "f"))
+        return value
 
     @field_validator("currency")
     @classmethod
@@ -192,6 +191,14 @@ _UNHASHED = {"store_updated_at", "store_created_at"}
 _UNORDERED = ("tags", "categories", "attributes", "translations", "variants")
 
 
+def _normalise_money(data: dict[str, Any]) -> None:
+    # "29.90", "29.9" and "2.99E+1" are one price: hash one spelling, keep the store's in the model.
+    for key in ("price", "compare_at_price"):
+        money = data.get(key)
+        if money:
+            money["amount"] = format(Decimal(money["amount"]).normalize(), "f")
+
+
 def _sort_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
@@ -199,12 +206,14 @@ def _sort_key(value: Any) -> str:
 def content_hash(product: Product) -> str:
     """SHA-256 over a canonical form of the store version.
 
-    Key order, the way a number is written (amounts are normalised when the model is built, so 29.9
-    and "29.90" are the same price) and the order of lists whose order means nothing (tags,
+    Key order, the way a number is written (29.9 and "29.90" are the same price) and the order of lists whose order means nothing (tags,
     categories, attributes, translations, variants) do not change it. Serialisation is pydantic's
     (Rust); only the unordered lists are sorted in Python: this runs for every product of every run.
     """
     data = product.model_dump(mode="json", exclude=_UNHASHED)
+    _normalise_money(data)
+    for variant in data.get("variants", ()):
+        _normalise_money(variant)
     for key in _UNORDERED:
         items = data.get(key)
         if items and len(items) > 1:

@@ -22,7 +22,7 @@ from gateway import metrics
 from gateway.adapter import ChangeKind, FetchMode, FetchRequest
 from gateway.conflicts import ConflictService
 from gateway.domain import ActivityKind, EventKind, SyncMode
-from gateway.engine import map_one
+from gateway.engine import map_one, prefetch
 from gateway.errors import StoreError
 from gateway.integrations import CallCounter, IntegrationService
 from gateway.model import Product
@@ -170,7 +170,7 @@ class WebhookService:
                         log.warning("webhook product could not be mapped: %s", mapped.get("message"))
             if refresh:
                 request = FetchRequest(mode=FetchMode.IDS, ids=tuple(refresh))
-                async for page in adapter.fetch_products(conn, request):
+                async for page in prefetch(adapter.fetch_products(conn, request), 1):
                     for native in page.items:
                         mapped = map_one(gw, adapter, native, context)
                         if isinstance(mapped, Product):

@@ -43,8 +43,12 @@ class ReferenceToySimulator(ToySimulator):
             "tags": [] if bare else ["toy"],
             "updated_at": self.tick(),
             "variants": [
-                {"id": f"{pid}-{n}", "sku": None if bare else fields.get("sku", f"TOY-{pid}-{n}"), "price": price,
-                 "stock": 3}
+                {
+                    "id": f"{pid}-{n}",
+                    "sku": None if bare else fields.get("sku", f"TOY-{pid}-{n}"),
+                    "price": price,
+                    "stock": 3,
+                }
                 for n in range(int(fields.get("variants", 1)))
             ],
         }
@@ -143,9 +147,14 @@ class ProductIdAsDeliveryId(ToyAdapter):
         event = super().parse_webhook(headers, body)
         if event is None or event.kind is ChangeKind.DELETE:
             return event
-        return WebhookEvent(delivery_id=f"product-{event.external_id}", topic=event.topic, kind=event.kind,
-                            external_id=event.external_id, product=event.product,
-                            store_updated_at=event.store_updated_at)
+        return WebhookEvent(
+            delivery_id=f"product-{event.external_id}",
+            topic=event.topic,
+            kind=event.kind,
+            external_id=event.external_id,
+            product=event.product,
+            store_updated_at=event.store_updated_at,
+        )
 
 
 class LeaksInternalNotes(ToyAdapter):
@@ -164,23 +173,41 @@ class StripsHtmlFromNames(ToyAdapter):
 
 
 BROKEN = [
-    (FirstPageOfVariants, "test_variants_past_the_first_page",
-     "has 260 variants in the store but the adapter returned 100 (FULL fetch): variants past the first page were "
-     "dropped"),
-    (TrustsAnySignature, "test_webhook_signatures",
-     "verify_webhook accepted a delivery whose signature was made with the wrong secret"),
+    (
+        FirstPageOfVariants,
+        "test_variants_past_the_first_page",
+        "has 260 variants in the store but the adapter returned 100 (FULL fetch): variants past the first page were "
+        "dropped",
+    ),
+    (
+        TrustsAnySignature,
+        "test_webhook_signatures",
+        "verify_webhook accepted a delivery whose signature was made with the wrong secret",
+    ),
     (IgnoresCursor, "test_full_fetch_pages_and_resumes", "resuming a FULL fetch from the first page's cursor"),
     (IgnoresSince, "test_incremental_fetch", "products that last changed before then"),
     (FloatMoney, "test_money_is_exact", "that is a float's rounding error"),
-    (SwallowsStoreErrors, "test_server_errors_are_retried_then_raised",
-     "the store answered every request with 500 but the FULL fetch finished"),
-    (AcceptsAnyCredentials, "test_credentials_good_and_bad",
-     "check_credentials accepted wrong credentials (every value changed)"),
+    (
+        SwallowsStoreErrors,
+        "test_server_errors_are_retried_then_raised",
+        "the store answered every request with 500 but the FULL fetch finished",
+    ),
+    (
+        AcceptsAnyCredentials,
+        "test_credentials_good_and_bad",
+        "check_credentials accepted wrong credentials (every value changed)",
+    ),
     (ProductIdAsDeliveryId, "test_replayed_and_out_of_order_deliveries", "parsed to the same delivery_id"),
-    (LeaksInternalNotes, "test_never_synced_fields_stay_out",
-     "text stored only in never-synced fields (notes, private metadata) reached the canonical product at 'tags[1]'"),
-    (StripsHtmlFromNames, "test_unicode_and_html_in_names",
-     "names must keep unicode and HTML exactly as the store holds them"),
+    (
+        LeaksInternalNotes,
+        "test_never_synced_fields_stay_out",
+        "text stored only in never-synced fields (notes, private metadata) reached the canonical product at 'tags[1]'",
+    ),
+    (
+        StripsHtmlFromNames,
+        "test_unicode_and_html_in_names",
+        "names must keep unicode and HTML exactly as the store holds them",
+    ),
 ]
 
 
@@ -197,7 +224,11 @@ async def test_a_broken_platform_fails_with_a_message_naming_the_problem(
 def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

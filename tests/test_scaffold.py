@@ -75,8 +75,12 @@ def test_a_scaffolded_plugin_is_listed_and_passes_the_conformance_suite(installe
     assert re.search(rf"^{NAME}\s+Acme Kit\s+0\.1\.0", listed.stdout, re.MULTILINE), listed.stdout
     assert "error" not in listed.stderr, listed.stderr
 
-    loaded = run(sys.executable, "-c", "from gateway.plugins import load_plugins; r = load_plugins(); "
-                 f"print(type(r.adapters[{NAME!r}]).__name__, r.load_errors)")
+    loaded = run(
+        sys.executable,
+        "-c",
+        "from gateway.plugins import load_plugins; r = load_plugins(); "
+        f"print(type(r.adapters[{NAME!r}]).__name__, r.load_errors)",
+    )
     assert loaded.stdout.strip() == "AcmeKitAdapter []", loaded.stdout + loaded.stderr
 
     # Its own tests: the conformance suite wired in, plus the mapper tests; nothing skipped.
@@ -85,7 +89,8 @@ def test_a_scaffolded_plugin_is_listed_and_passes_the_conformance_suite(installe
     assert re.search(r"\b24 passed\b", suite.stdout) and "skipped" not in suite.stdout, suite.stdout
 
     # And the suite run from anywhere against the installed platform.
-    anywhere = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--gateway-platform={NAME}",
-                   cwd=tmp_path)
+    anywhere = run(
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--gateway-platform={NAME}", cwd=tmp_path
+    )
     assert anywhere.returncode == 0, anywhere.stdout + anywhere.stderr
     assert re.search(r"\b1[0-9] passed\b", anywhere.stdout), anywhere.stdout

@@ -305,13 +305,17 @@ class ConformanceKit:
                 fail(f"fetch_products ({request.mode}) yielded {type(page).__name__}, not a Page")
             for item in page.items:
                 if not isinstance(item, Mapping):
-                    fail(f"fetch_products ({request.mode}) yielded a page item of type {type(item).__name__}; "
-                         "items are native product dicts")
+                    fail(
+                        f"fetch_products ({request.mode}) yielded a page item of type {type(item).__name__}; "
+                        "items are native product dicts"
+                    )
             pages.append(page)
         for number, page in enumerate(pages[:-1], start=1):
             if page.cursor is None:
-                fail(f"page {number} of {len(pages)} of a {request.mode} fetch has no cursor: a run interrupted "
-                     "after it could not resume (only the last page has cursor None)")
+                fail(
+                    f"page {number} of {len(pages)} of a {request.mode} fetch has no cursor: a run interrupted "
+                    "after it could not resume (only the last page has cursor None)"
+                )
         return pages
 
     def map(self, native: Mapping[str, Any], context: MappingContext, where: str) -> Product:
@@ -321,8 +325,10 @@ class ConformanceKit:
         except MappingError as exc:
             fail(f"map_product refused {where}, which the simulator generated as a valid product: {exc.message}")
         except Exception as exc:  # noqa: BLE001 - any crash is the finding
-            fail(f"map_product raised {type(exc).__name__} ({exc}) for {where}; it must return a Product, or "
-                 "raise MappingError for a product that cannot be mapped")
+            fail(
+                f"map_product raised {type(exc).__name__} ({exc}) for {where}; it must return a Product, or "
+                "raise MappingError for a product that cannot be mapped"
+            )
         if not isinstance(product, Product):
             fail(f"map_product returned {type(product).__name__} for {where}, not a gateway.model.Product")
         return product
@@ -355,13 +361,16 @@ class ConformanceKit:
         events: list[WebhookEvent] = []
         for delivery in deliveries:
             if not self.adapter.verify_webhook(delivery.headers, delivery.body, secrets):
-                fail(f"verify_webhook rejected a genuine delivery from the simulator ({_describe(delivery)}): "
-                     "the gateway would answer 401 and lose the change")
+                fail(
+                    f"verify_webhook rejected a genuine delivery from the simulator ({_describe(delivery)}): "
+                    "the gateway would answer 401 and lose the change"
+                )
             try:
                 event = self.adapter.parse_webhook(delivery.headers, delivery.body)
             except Exception as exc:  # noqa: BLE001 - any crash is the finding
-                fail(f"parse_webhook raised {type(exc).__name__} ({exc}) for a genuine delivery "
-                     f"({_describe(delivery)})")
+                fail(
+                    f"parse_webhook raised {type(exc).__name__} ({exc}) for a genuine delivery ({_describe(delivery)})"
+                )
             if event is None:
                 continue
             if not isinstance(event, WebhookEvent):
@@ -378,16 +387,19 @@ class ConformanceKit:
         self.events(receiver.take(), self.secrets(conn, registration))
         return registration
 
-    async def change(self, sim: Simulator, receiver: Receiver, secrets: Mapping[str, str],
-                     external_id: str, action: str) -> tuple[list[Delivery], list[WebhookEvent]]:
+    async def change(
+        self, sim: Simulator, receiver: Receiver, secrets: Mapping[str, str], external_id: str, action: str
+    ) -> tuple[list[Delivery], list[WebhookEvent]]:
         """Deliveries and events about `external_id` after one catalog change has been delivered."""
         await sim.drain_deliveries()
         deliveries = receiver.take()
         events = [e for e in self.events(deliveries, secrets) if e.external_id == external_id]
         if not events:
-            fail(f"{action} on the store delivered nothing the adapter parses as a change to product "
-                 f"{external_id} ({len(deliveries)} deliveries arrived): register product created / updated / "
-                 "deleted webhooks and give each event the product's external id")
+            fail(
+                f"{action} on the store delivered nothing the adapter parses as a change to product "
+                f"{external_id} ({len(deliveries)} deliveries arrived): register product created / updated / "
+                "deleted webhooks and give each event the product's external id"
+            )
         return deliveries, events
 
 
@@ -514,8 +526,10 @@ def platform_simulator_class(platform_adapter: PlatformAdapter) -> type[Simulato
     """The plugin's simulator class (PlatformAdapter.simulator())."""
     simulator = platform_adapter.simulator()
     if simulator is None:
-        fail(f"{type(platform_adapter).__name__}.simulator() returned None: the conformance suite runs "
-             "against the plugin's simulator (a gateway.simkit.Simulator subclass)")
+        fail(
+            f"{type(platform_adapter).__name__}.simulator() returned None: the conformance suite runs "
+            "against the plugin's simulator (a gateway.simkit.Simulator subclass)"
+        )
     return simulator
 
 
@@ -548,8 +562,10 @@ async def test_simulator_contract(conformance: ConformanceKit) -> None:
         fail(f"{cls.__name__}.platform is {cls.platform!r} but the adapter's platform id is {kit.platform!r}")
     unknown = sorted(kit.fields - set(CREATE_FIELDS))
     if unknown:
-        fail(f"{cls.__name__}.conformance_fields lists {unknown}, which are not create_product keywords of the "
-             f"simulator contract ({', '.join(CREATE_FIELDS)})")
+        fail(
+            f"{cls.__name__}.conformance_fields lists {unknown}, which are not create_product keywords of the "
+            f"simulator contract ({', '.join(CREATE_FIELDS)})"
+        )
     first, second = await kit.simulator(products=5), await kit.simulator(products=5)
     ids = first.product_ids()
     if not all(isinstance(i, str) for i in ids):
@@ -557,8 +573,10 @@ async def test_simulator_contract(conformance: ConformanceKit) -> None:
     if len(ids) != 5 or len(set(ids)) != 5:
         fail(f"{cls.__name__}(products=5) has {len(ids)} products {ids}: it must have exactly 5, with distinct ids")
     if second.product_ids() != ids:
-        fail(f"two {cls.__name__}(products=5, seed={kit.options.seed}) built different catalogs: a seed must "
-             "always build the same catalog")
+        fail(
+            f"two {cls.__name__}(products=5, seed={kit.options.seed}) built different catalogs: a seed must "
+            "always build the same catalog"
+        )
     if not first.store_url.startswith(first.base_url):
         fail(f"store_url {first.store_url!r} is not on the simulator's own server {first.base_url!r}")
     credentials = first.credentials()
@@ -576,8 +594,10 @@ async def test_simulator_contract(conformance: ConformanceKit) -> None:
         fail(f"GET /_sim/products answered {listed!r}, expected the simulator's product ids {ids}")
     created = first.create_product()
     if not isinstance(created, str) or created not in first.product_ids() or len(first.product_ids()) != 6:
-        fail(f"create_product() returned {created!r}; it must add one product and return its external id "
-             "(a string listed by product_ids())")
+        fail(
+            f"create_product() returned {created!r}; it must add one product and return its external id "
+            "(a string listed by product_ids())"
+        )
     first.update_product(created)
     if created not in first.product_ids():
         fail(f"update_product({created!r}) removed the product")
@@ -595,14 +615,20 @@ async def _expect_auth_error(kit: ConformanceKit, sim: Simulator, credentials: M
     except StoreAuthError as exc:
         secrets = [v for v in (*sim.credentials().values(), *credentials.values()) if len(v) >= 6]
         if any(secret in str(exc) for secret in secrets):
-            fail(f"the StoreAuthError for {what} repeats a credential in its message: credentials never "
-                 "appear in errors or logs")
+            fail(
+                f"the StoreAuthError for {what} repeats a credential in its message: credentials never "
+                "appear in errors or logs"
+            )
         return
     except Exception as exc:  # noqa: BLE001 - any other outcome is the finding
-        fail(f"check_credentials raised {type(exc).__name__} ({exc}) for {what}; it must raise StoreAuthError, "
-             "which the gateway turns into 'the store refused these credentials'")
-    fail(f"check_credentials accepted {what}: it must raise StoreAuthError so that a merchant cannot connect "
-         "a store with bad keys")
+        fail(
+            f"check_credentials raised {type(exc).__name__} ({exc}) for {what}; it must raise StoreAuthError, "
+            "which the gateway turns into 'the store refused these credentials'"
+        )
+    fail(
+        f"check_credentials accepted {what}: it must raise StoreAuthError so that a merchant cannot connect "
+        "a store with bad keys"
+    )
 
 
 @pytest.mark.asyncio
@@ -648,30 +674,37 @@ async def test_full_fetch_pages_and_resumes(conformance: ConformanceKit) -> None
     if totals and totals != {len(expected)}:
         fail(f"the pages of a FULL fetch give total {sorted(totals)} but the store has {len(expected)} products")
     if conn.on_call.count != sim.faults.api_requests:
-        fail(f"the simulator answered {sim.faults.api_requests} API requests but the connection's HttpClient "
-             f"made {conn.on_call.count}: the adapter talks to the store without make_http_client, so its calls "
-             "are not counted and get no retries, backoff or budget")
+        fail(
+            f"the simulator answered {sim.faults.api_requests} API requests but the connection's HttpClient "
+            f"made {conn.on_call.count}: the adapter talks to the store without make_http_client, so its calls "
+            "are not counted and get no retries, backoff or budget"
+        )
     last_cursor = pages[-1].cursor
     if last_cursor is not None:
         # Allowed (an adapter may not know a page is the last), but resuming there must find nothing.
         again = await kit.fetch_mapped(conn, FetchRequest(cursor=last_cursor))
         if again:
-            fail(f"resuming a FULL fetch from its last page's cursor {last_cursor!r} returned {len(again)} products "
-                 f"again (e.g. {[p.external_id for p in again[:5]]}): a run retried after its last page would "
-                 "read them twice")
+            fail(
+                f"resuming a FULL fetch from its last page's cursor {last_cursor!r} returned {len(again)} products "
+                f"again (e.g. {[p.external_id for p in again[:5]]}): a run retried after its last page would "
+                "read them twice"
+            )
     if len(pages) < 2:
-        pytest.skip(f"every product came back once, but the FULL fetch of {len(expected)} products came as one page, "
-                    "so paging and resuming went untested: make pages smaller through "
-                    "ConformanceOptions.connection_options (a page-size option) or raise catalog_size")
+        pytest.skip(
+            f"every product came back once, but the FULL fetch of {len(expected)} products came as one page, "
+            "so paging and resuming went untested: make pages smaller through "
+            "ConformanceOptions.connection_options (a page-size option) or raise catalog_size"
+        )
     first_cursor = pages[0].cursor
-    resumed = [p.external_id for p in kit.map_pages(await kit.fetch(conn, FetchRequest(cursor=first_cursor)),
-                                                     context)]
-    after_first = ids[len(pages[0].items):]
+    resumed = [p.external_id for p in kit.map_pages(await kit.fetch(conn, FetchRequest(cursor=first_cursor)), context)]
+    after_first = ids[len(pages[0].items) :]
     if sorted(resumed) != sorted(after_first):
         lost = sorted(set(after_first) - set(resumed))[:5]
         unexpected = sorted(set(resumed) - set(after_first))[:5]
-        fail(f"resuming a FULL fetch from the first page's cursor {first_cursor!r} returned {len(resumed)} products, "
-             f"expected the {len(after_first)} after that page (missing e.g. {lost}, unexpected e.g. {unexpected})")
+        fail(
+            f"resuming a FULL fetch from the first page's cursor {first_cursor!r} returned {len(resumed)} products, "
+            f"expected the {len(after_first)} after that page (missing e.g. {lost}, unexpected e.g. {unexpected})"
+        )
 
 
 @pytest.mark.asyncio
@@ -697,14 +730,18 @@ async def test_incremental_fetch(conformance: ConformanceKit) -> None:
         fail(f"an incremental fetch returned product(s) {repeated[:5]} more than once")
     missed = sorted(set(changed) - set(got))
     if missed:
-        fail(f"an incremental fetch (SINCE {since.isoformat()}) missed {len(missed)} of the {len(changed)} products "
-             f"changed or created after that time (e.g. {missed[:5]})")
+        fail(
+            f"an incremental fetch (SINCE {since.isoformat()}) missed {len(missed)} of the {len(changed)} products "
+            f"changed or created after that time (e.g. {missed[:5]})"
+        )
     # A little slack for stores that filter at whole seconds; the engine adds its own overlap.
     old = {p.external_id for p in before if p.store_updated_at < since - timedelta(seconds=2)}
     stale = sorted((set(got) & old) - set(changed))
     if stale:
-        fail(f"an incremental fetch (SINCE {since.isoformat()}) returned {len(stale)} products that last changed "
-             f"before then (e.g. {stale[:5]}): it must ask the store only for what changed")
+        fail(
+            f"an incremental fetch (SINCE {since.isoformat()}) returned {len(stale)} products that last changed "
+            f"before then (e.g. {stale[:5]}): it must ask the store only for what changed"
+        )
     if count is not None and count != len(got):
         fail(f"count_products(SINCE) said {count} but the incremental fetch returned {len(got)} products")
 
@@ -725,12 +762,16 @@ async def test_fetch_by_ids(conformance: ConformanceKit) -> None:
     pages = await kit.fetch(conn, request)
     got = [p.external_id for p in kit.map_pages(pages, await kit.context(conn))]
     if sorted(got) != sorted(wanted):
-        fail(f"fetching ids {[*wanted, gone]} by id returned products {got}; expected exactly {wanted} "
-             f"({gone} was deleted)")
+        fail(
+            f"fetching ids {[*wanted, gone]} by id returned products {got}; expected exactly {wanted} "
+            f"({gone} was deleted)"
+        )
     missing = [i for page in pages for i in page.missing_ids]
     if gone not in missing:
-        fail(f"product {gone} was deleted from the store but an IDS fetch did not list it in Page.missing_ids, "
-             "so the gateway would never mark it removed")
+        fail(
+            f"product {gone} was deleted from the store but an IDS fetch did not list it in Page.missing_ids, "
+            "so the gateway would never mark it removed"
+        )
     wrong = sorted(set(missing) & set(wanted))
     if wrong:
         fail(f"an IDS fetch listed products {wrong} in missing_ids although the store has them")
@@ -757,11 +798,15 @@ async def test_deleted_products(conformance: ConformanceKit) -> None:
 def _check_variants(product: Product, expected: int, mode: FetchMode) -> None:
     got = len(product.variants)
     if got < expected:
-        fail(f"product {product.external_id} has {expected} variants in the store but the adapter returned {got} "
-             f"({mode} fetch): variants past the first page were dropped")
+        fail(
+            f"product {product.external_id} has {expected} variants in the store but the adapter returned {got} "
+            f"({mode} fetch): variants past the first page were dropped"
+        )
     if got > expected:
-        fail(f"product {product.external_id} has {expected} variants in the store but the adapter returned {got} "
-             f"({mode} fetch): variants were duplicated")
+        fail(
+            f"product {product.external_id} has {expected} variants in the store but the adapter returned {got} "
+            f"({mode} fetch): variants were duplicated"
+        )
     repeated = sorted(i for i, n in Counter(v.external_id for v in product.variants).items() if n > 1)
     if repeated or not all(v.external_id for v in product.variants):
         fail(f"product {product.external_id}'s variants have repeated or empty external ids ({repeated[:5]})")
@@ -793,11 +838,15 @@ async def test_duplicate_skus(conformance: ConformanceKit) -> None:
     found = {p.external_id: p for p in await kit.fetch_mapped(kit.connect(sim))}
     for external_id, other in (pair, pair[::-1]):
         if external_id not in found:
-            fail(f"product {external_id} shares SKU {DUPLICATE_SKU!r} with product {other} and a FULL fetch lost "
-                 "it: products are identified by their store id, never by SKU")
+            fail(
+                f"product {external_id} shares SKU {DUPLICATE_SKU!r} with product {other} and a FULL fetch lost "
+                "it: products are identified by their store id, never by SKU"
+            )
         if found[external_id].sku != DUPLICATE_SKU:
-            fail(f"product {external_id} was created with SKU {DUPLICATE_SKU!r} but maps to SKU "
-                 f"{found[external_id].sku!r}")
+            fail(
+                f"product {external_id} was created with SKU {DUPLICATE_SKU!r} but maps to SKU "
+                f"{found[external_id].sku!r}"
+            )
 
 
 @pytest.mark.asyncio
@@ -810,8 +859,10 @@ async def test_unicode_and_html_in_names(conformance: ConformanceKit) -> None:
     await sim.drain_deliveries()
     product = await kit.product(kit.connect(sim), external_id)
     if product.title != UNICODE_HTML_TITLE:
-        fail(f"product {external_id} was created with the name {UNICODE_HTML_TITLE!r} but the adapter mapped it to "
-             f"{product.title!r}: names must keep unicode and HTML exactly as the store holds them")
+        fail(
+            f"product {external_id} was created with the name {UNICODE_HTML_TITLE!r} but the adapter mapped it to "
+            f"{product.title!r}: names must keep unicode and HTML exactly as the store holds them"
+        )
 
 
 @pytest.mark.asyncio
@@ -830,14 +881,16 @@ async def test_missing_optional_fields(conformance: ConformanceKit) -> None:
         "tags": product.tags or None,
         "categories": product.categories or None,
         "SKU": product.sku or None,
-        "compare-at price": product.compare_at_price or next(
-            (v.compare_at_price for v in product.variants if v.compare_at_price), None),
+        "compare-at price": product.compare_at_price
+        or next((v.compare_at_price for v in product.variants if v.compare_at_price), None),
         "barcode": sorted(_barcodes(product)[0]) or None,
     }
     for name, value in invented.items():
         if value is not None:
-            fail(f"product {external_id} has no {name} in the store but the canonical product has {value!r}: "
-                 "a missing optional field maps to None or empty, never to an invented value")
+            fail(
+                f"product {external_id} has no {name} in the store but the canonical product has {value!r}: "
+                "a missing optional field maps to None or empty, never to an invented value"
+            )
 
 
 @pytest.mark.asyncio
@@ -851,19 +904,25 @@ async def test_money_is_exact(conformance: ConformanceKit) -> None:
         for where, money in _monies(product):
             exponent = money.amount.as_tuple().exponent
             if isinstance(exponent, int) and exponent < -4:
-                fail(f"product {product.external_id} {where} is {money.amount}: that is a float's rounding error; "
-                     "parse money from the store's text as an exact Decimal")
+                fail(
+                    f"product {product.external_id} {where} is {money.amount}: that is a float's rounding error; "
+                    "parse money from the store's text as an exact Decimal"
+                )
             if money.currency != context.currency:
-                fail(f"product {product.external_id} {where} is in {money.currency} but the store's currency is "
-                     f"{context.currency}")
+                fail(
+                    f"product {product.external_id} {where} is in {money.currency} but the store's currency is "
+                    f"{context.currency}"
+                )
     kit.require("price", done="the catalog's amounts were checked")
     external_id = sim.create_product(price=EXACT_PRICE)
     await sim.drain_deliveries()
     product = await kit.product(conn, external_id)
     amounts = sorted({money.amount for _, money in _monies(product)})
     if Decimal(EXACT_PRICE) not in amounts:
-        fail(f"product {external_id} was created with price {EXACT_PRICE} but no amount in the canonical product "
-             f"equals it exactly (found {[str(a) for a in amounts]}): money must be exact decimals")
+        fail(
+            f"product {external_id} was created with price {EXACT_PRICE} but no amount in the canonical product "
+            f"equals it exactly (found {[str(a) for a in amounts]}): money must be exact decimals"
+        )
 
 
 @pytest.mark.asyncio
@@ -890,18 +949,24 @@ async def test_identifiers(conformance: ConformanceKit) -> None:
         fail(f"product {good} was created with SKU {IDENTIFIED_SKU!r} but maps to SKU {product.sku!r}")
     barcodes, warnings = _barcodes(product)
     if VALID_UPC not in barcodes:
-        fail(f"product {good} was created with barcode {VALID_UPC} (a valid UPC-A) but the canonical product "
-             f"carries it nowhere (identifiers upc/ean/gtin/isbn or a variant's barcode; found {sorted(barcodes)})")
+        fail(
+            f"product {good} was created with barcode {VALID_UPC} (a valid UPC-A) but the canonical product "
+            f"carries it nowhere (identifiers upc/ean/gtin/isbn or a variant's barcode; found {sorted(barcodes)})"
+        )
     if any(VALID_UPC in w for w in warnings):
         fail(f"product {good}'s valid UPC {VALID_UPC} was flagged: {warnings}")
     product = found[bad] if bad in found else fail(f"product {bad}, just created, was not in a FULL fetch")
     barcodes, warnings = _barcodes(product)
     if BAD_UPC not in barcodes:
-        fail(f"product {bad} was created with barcode {BAD_UPC} (a bad check digit) but the canonical product "
-             f"dropped it: an invalid barcode is kept raw, with a warning")
+        fail(
+            f"product {bad} was created with barcode {BAD_UPC} (a bad check digit) but the canonical product "
+            f"dropped it: an invalid barcode is kept raw, with a warning"
+        )
     if not any(BAD_UPC in w for w in warnings):
-        fail(f"product {bad}'s barcode {BAD_UPC} has a bad check digit but the canonical product carries no "
-             "warning about it")
+        fail(
+            f"product {bad}'s barcode {BAD_UPC} has a bad check digit but the canonical product carries no "
+            "warning about it"
+        )
 
 
 @pytest.mark.asyncio
@@ -923,17 +988,21 @@ async def test_never_synced_fields_stay_out(conformance: ConformanceKit) -> None
                     continue  # short values ("4.50", "yes") match too much to be evidence
                 leak = next((where for where, text in texts if secret in text), None)
                 if leak is not None:
-                    fail(f"product {product.external_id}: the store's never-synced field {source!r} ({secret!r}) "
-                         f"reached the canonical product at {leak!r}; reviews, ratings, sales figures, internal "
-                         "notes and private metadata are never synced")
+                    fail(
+                        f"product {product.external_id}: the store's never-synced field {source!r} ({secret!r}) "
+                        f"reached the canonical product at {leak!r}; reviews, ratings, sales figures, internal "
+                        "notes and private metadata are never synced"
+                    )
     kit.require("private_text", done="the catalog's never-synced fields were checked")
     external_id = sim.create_product(private_text=PRIVATE_TEXT)
     await sim.drain_deliveries()
     product = await kit.product(conn, external_id)
     leak = next((where for where, text in _strings(product.model_dump(mode="json")) if PRIVATE_TEXT in text), None)
     if leak is not None:
-        fail(f"product {external_id}: text stored only in never-synced fields (notes, private metadata) reached the "
-             f"canonical product at {leak!r}")
+        fail(
+            f"product {external_id}: text stored only in never-synced fields (notes, private metadata) reached the "
+            f"canonical product at {leak!r}"
+        )
 
 
 @pytest.mark.asyncio
@@ -949,8 +1018,10 @@ async def test_malformed_product_is_isolated(conformance: ConformanceKit) -> Non
     try:
         pages = await kit.fetch(conn)
     except StoreError as exc:
-        fail(f"a FULL fetch failed because product {broken} was malformed ({type(exc).__name__}: {exc}): one bad "
-             "product must fail that product, not the run")
+        fail(
+            f"a FULL fetch failed because product {broken} was malformed ({type(exc).__name__}: {exc}): one bad "
+            "product must fail that product, not the run"
+        )
     mapped: list[str] = []
     refused: list[MappingError] = []
     for native in (item for page in pages for item in page.items):
@@ -959,8 +1030,10 @@ async def test_malformed_product_is_isolated(conformance: ConformanceKit) -> Non
         except MappingError as exc:
             refused.append(exc)
         except Exception as exc:  # noqa: BLE001 - any crash is the finding
-            fail(f"map_product raised {type(exc).__name__} ({exc}) for the malformed product {broken}; it must raise "
-                 "MappingError so the run records that product and goes on")
+            fail(
+                f"map_product raised {type(exc).__name__} ({exc}) for the malformed product {broken}; it must raise "
+                "MappingError so the run records that product and goes on"
+            )
     others = [i for i in ids if i != broken]
     missing = sorted(set(others) - set(mapped))
     if missing:
@@ -968,8 +1041,10 @@ async def test_malformed_product_is_isolated(conformance: ConformanceKit) -> Non
     if len(refused) > 1:
         fail(f"{len(refused)} products raised MappingError but only product {broken} was malformed")
     if broken not in mapped and not refused:
-        fail(f"the FULL fetch silently dropped the malformed product {broken}: pass it on so map_product raises "
-             "MappingError and the run records it (a product missing from a full fetch counts as deleted)")
+        fail(
+            f"the FULL fetch silently dropped the malformed product {broken}: pass it on so map_product raises "
+            "MappingError and the run records it (a product missing from a full fetch counts as deleted)"
+        )
     if refused and refused[0].external_id not in (None, broken):
         fail(f"the MappingError for malformed product {broken} names product {refused[0].external_id!r}")
 
@@ -986,8 +1061,10 @@ async def test_webhook_registration_and_removal(conformance: ConformanceKit) -> 
     registration = await kit.registered(sim, conn, receiver)
     ours = [h for h in sim.hooks.values() if h.destination == receiver.url]
     if not ours:
-        fail(f"register_webhooks returned hook ids {list(registration.hook_ids)} but the store has no webhook "
-             f"delivering to {receiver.url}")
+        fail(
+            f"register_webhooks returned hook ids {list(registration.hook_ids)} but the store has no webhook "
+            f"delivering to {receiver.url}"
+        )
     if not registration.hook_ids:
         fail("register_webhooks returned no hook ids, so remove_webhooks could never remove what it registered")
     secrets = kit.secrets(conn, registration)
@@ -1008,8 +1085,9 @@ async def test_webhook_registration_and_removal(conformance: ConformanceKit) -> 
     await sim.drain_deliveries()
     sim.deliver_webhooks = True
     if receiver.take():
-        fail("the simulator delivered webhooks while deliver_webhooks was False (the flag simulates dropped "
-             "deliveries)")
+        fail(
+            "the simulator delivered webhooks while deliver_webhooks was False (the flag simulates dropped deliveries)"
+        )
     await kit.adapter.remove_webhooks(conn, registration)
     left = [h.topic for h in sim.hooks.values() if h.destination == receiver.url]
     if left:
@@ -1017,8 +1095,10 @@ async def test_webhook_registration_and_removal(conformance: ConformanceKit) -> 
     try:
         await kit.adapter.remove_webhooks(conn, registration)
     except Exception as exc:  # noqa: BLE001 - any failure is the finding
-        fail(f"remove_webhooks raised {type(exc).__name__} ({exc}) when its webhooks were already gone: hooks "
-             "already gone are not an error (a merchant may have deleted them)")
+        fail(
+            f"remove_webhooks raised {type(exc).__name__} ({exc}) when its webhooks were already gone: hooks "
+            "already gone are not an error (a merchant may have deleted them)"
+        )
     sim.create_product()
     await sim.drain_deliveries()
     if receiver.take():
@@ -1043,8 +1123,10 @@ async def test_webhook_signatures(conformance: ConformanceKit) -> None:
         if kit.adapter.parse_webhook(delivery.headers, delivery.body) is None:
             continue  # a ping proves nothing either way
         if verify(delivery.headers, delivery.body, wrong):
-            fail("verify_webhook accepted a delivery whose signature was made with the wrong secret (it was checked "
-                 "against secrets that are not the store's)")
+            fail(
+                "verify_webhook accepted a delivery whose signature was made with the wrong secret (it was checked "
+                "against secrets that are not the store's)"
+            )
         if verify(delivery.headers, delivery.body, {}):
             fail("verify_webhook accepted a delivery with no secret to check it against")
         forged = CIMultiDict({name: _corrupt(value) for name, value in delivery.headers.items()})
@@ -1076,23 +1158,29 @@ async def test_replayed_and_out_of_order_deliveries(conformance: ConformanceKit)
         for delivery in deliveries:
             again = [kit.adapter.parse_webhook(delivery.headers, delivery.body) for _ in range(2)]
             if again[0] is not None and again[1] is not None and again[0].delivery_id != again[1].delivery_id:
-                fail(f"parsing the same delivery twice gave delivery ids {again[0].delivery_id!r} and "
-                     f"{again[1].delivery_id!r}: a redelivery must keep its delivery_id so it is applied once")
+                fail(
+                    f"parsing the same delivery twice gave delivery ids {again[0].delivery_id!r} and "
+                    f"{again[1].delivery_id!r}: a redelivery must keep its delivery_id so it is applied once"
+                )
         rounds.append(events)
     seen: dict[str, int] = {}
     for number, events in enumerate(rounds):
         for event in events:
             if seen.get(event.delivery_id, number) != number:
-                fail(f"two different changes to product {external_id} (change {seen[event.delivery_id] + 1} and "
-                     f"{number + 1}, a moment apart) parsed to the same delivery_id {event.delivery_id!r}: the "
-                     "later one would be dropped as a duplicate")
+                fail(
+                    f"two different changes to product {external_id} (change {seen[event.delivery_id] + 1} and "
+                    f"{number + 1}, a moment apart) parsed to the same delivery_id {event.delivery_id!r}: the "
+                    "later one would be dropped as a duplicate"
+                )
             seen[event.delivery_id] = number
     first, second = ([e for e in events if e.kind is ChangeKind.UPSERT] for events in rounds[1:])
     for event in first + second:
         if event.store_updated_at is None:
-            fail(f"an UPSERT event for product {external_id} has no store_updated_at: the gateway cannot tell a "
-                 "late, older delivery from a newer one (set it from the payload's updated time, or make the "
-                 "event a REFRESH)")
+            fail(
+                f"an UPSERT event for product {external_id} has no store_updated_at: the gateway cannot tell a "
+                "late, older delivery from a newer one (set it from the payload's updated time, or make the "
+                "event a REFRESH)"
+            )
         if event.product is None:
             fail(f"an UPSERT event for product {external_id} carries no product (use REFRESH for that)")
         mapped = kit.map(event.product, context, f"the webhook payload of product {external_id}")
@@ -1102,9 +1190,11 @@ async def test_replayed_and_out_of_order_deliveries(conformance: ConformanceKit)
         older = max(e.store_updated_at for e in first if e.store_updated_at is not None)
         newer = min(e.store_updated_at for e in second if e.store_updated_at is not None)
         if newer <= older:
-            fail(f"the second update of product {external_id} parsed with store_updated_at {newer.isoformat()}, not "
-                 f"after the first update's {older.isoformat()}: a late, older delivery could overwrite the newer "
-                 "version")
+            fail(
+                f"the second update of product {external_id} parsed with store_updated_at {newer.isoformat()}, not "
+                f"after the first update's {older.isoformat()}: a late, older delivery could overwrite the newer "
+                "version"
+            )
 
 
 # ---- the store misbehaving -------------------------------------------------------------------------------------------
@@ -1119,13 +1209,14 @@ async def test_rate_limits_are_retried(conformance: ConformanceKit) -> None:
     try:
         got = [p.external_id for p in kit.map_pages(await kit.fetch(conn), context)]
     except StoreError as exc:
-        fail(f"a FULL fetch gave up under 429 Too Many Requests (every other request, Retry-After 0.01 s): "
-             f"{type(exc).__name__}: {exc}; retry them with backoff (the HttpClient from make_http_client does)")
+        fail(
+            f"a FULL fetch gave up under 429 Too Many Requests (every other request, Retry-After 0.01 s): "
+            f"{type(exc).__name__}: {exc}; retry them with backoff (the HttpClient from make_http_client does)"
+        )
     finally:
         sim.faults.reset()
     if sim.faults.injected_429 == 0:
-        fail("the simulator injected no 429: serve the API through Simulator.build_app (the FaultInjector "
-             "middleware)")
+        fail("the simulator injected no 429: serve the API through Simulator.build_app (the FaultInjector middleware)")
     _same_products(got, sim.product_ids(), "a FULL fetch under 429 responses")
 
 
@@ -1142,8 +1233,7 @@ async def test_server_errors_are_retried_then_raised(conformance: ConformanceKit
     except StoreError as exc:
         fail(f"a FULL fetch gave up after two 500 responses: {type(exc).__name__}: {exc}; retry 5xx with backoff")
     if sim.faults.injected_500 == 0:
-        fail("the simulator injected no 500: serve the API through Simulator.build_app (the FaultInjector "
-             "middleware)")
+        fail("the simulator injected no 500: serve the API through Simulator.build_app (the FaultInjector middleware)")
     _same_products(got, sim.product_ids(), "a FULL fetch after a burst of 500 responses")
     sim.faults.set(burst_500=10_000)
     try:
@@ -1151,9 +1241,13 @@ async def test_server_errors_are_retried_then_raised(conformance: ConformanceKit
     except StoreError:
         return
     except Exception as exc:  # noqa: BLE001 - any other outcome is the finding
-        fail(f"when the store keeps answering 500, fetch_products raised {type(exc).__name__} ({exc}); it must "
-             "raise a StoreError (StoreHTTPError after the retries) so the run fails cleanly")
+        fail(
+            f"when the store keeps answering 500, fetch_products raised {type(exc).__name__} ({exc}); it must "
+            "raise a StoreError (StoreHTTPError after the retries) so the run fails cleanly"
+        )
     finally:
         sim.faults.reset()
-    fail(f"the store answered every request with 500 but the FULL fetch finished with "
-         f"{sum(len(p.items) for p in pages)} products and no error: a store that cannot be read fails the run")
+    fail(
+        f"the store answered every request with 500 but the FULL fetch finished with "
+        f"{sum(len(p.items) for p in pages)} products and no error: a store that cannot be read fails the run"
+    )

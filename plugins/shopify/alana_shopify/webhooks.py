@@ -98,10 +98,13 @@ def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
             external_id=product_id,
             triggered_at=triggered_at,
         )
+    # REFRESH, not UPSERT: the REST-shaped body lacks the translations and the category that a sync
+    # reads through GraphQL, so storing it would undo them until the next run (and every run would
+    # then count the product as updated). The gateway re-reads the product by id, coalescing bursts.
     return WebhookEvent(
         delivery_id=delivery_id,
         topic=topic,
-        kind=ChangeKind.UPSERT,
+        kind=ChangeKind.REFRESH,
         external_id=product_id,
         product=payload,
         store_updated_at=_timestamp(payload.get("updated_at")),

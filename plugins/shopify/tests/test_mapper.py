@@ -138,7 +138,7 @@ def test_webhook_headers_fixture_parses(fixtures_dir: Path, load_fixture: Load) 
     headers = _headers_from((fixtures_dir / "shopify_webhook_headers.txt").read_text())
     body = json.dumps(load_fixture("shopify_dev_webhook_products_update_example.json")).encode()
     event = parse(headers, body)
-    assert event is not None and event.kind == ChangeKind.UPSERT
+    assert event is not None and event.kind == ChangeKind.REFRESH
     assert event.delivery_id == "123456789" and event.topic == "products/create"
     assert event.external_id == "9554194432293"
 

@@ -84,7 +84,7 @@ async def test_register_change_receive_remove(
 
     assert receiver.rejected == 0 and len(receiver.events) == 4
     first, second, new, gone = sorted(receiver.events, key=lambda e: str(e.triggered_at))
-    assert (first.kind, first.topic, first.external_id) == (ChangeKind.UPSERT, "products/update", edited)
+    assert (first.kind, first.topic, first.external_id) == (ChangeKind.REFRESH, "products/update", edited)
     assert first.store_updated_at is not None and second.store_updated_at is not None
     assert first.store_updated_at < second.store_updated_at  # the simulated clock moves per change
     assert json.loads(receiver.raw[0][1])["updated_at"].endswith("-05:00")  # REST bodies are shop-local
@@ -93,7 +93,7 @@ async def test_register_change_receive_remove(
     product = adapter.map_product(first.product or {}, MappingContext())
     assert product.title == "Renamed mug" and product.external_id == edited
     assert product.price is not None and str(product.price.amount) == "12.50"
-    assert (new.kind, new.external_id, new.topic) == (ChangeKind.UPSERT, created, "products/create")
+    assert (new.kind, new.external_id, new.topic) == (ChangeKind.REFRESH, created, "products/create")
     assert (gone.kind, gone.external_id, gone.product) == (ChangeKind.DELETE, doomed, None)
     # Webhook and sync agree on the external id.
     assert {e.external_id for e in receiver.events} <= set(shop.product_ids()) | {doomed}
