@@ -66,7 +66,9 @@ class SimProcess:
 
 
 @contextlib.asynccontextmanager
-async def simulator(platform_id: str, products: int, options: dict[str, Any] | None = None) -> AsyncIterator[SimProcess]:
+async def simulator(
+    platform_id: str, products: int, options: dict[str, Any] | None = None
+) -> AsyncIterator[SimProcess]:
     """A simulator in its own process (the store is not on the gateway's cores in real life)."""
     port = free_port()
     env = dict(os.environ)

@@ -40,7 +40,8 @@ def render_report(r: dict[str, Any]) -> str:
         f" (floor {_get(r, 'sync', 'raw_floor_products_per_second')} products/s) | >= 0.70 |",
         f"| unchanged re-sync time / full sync time | {_get(r, 'sync', 'unchanged_fraction')}"
         f" ({_get(r, 'sync', 'unchanged_seconds')} s) | |",
-        f"| worker peak RSS, {_get(r, 'memory', 'products')}-product sync | {_get(r, 'memory', 'worker_peak_rss_mb')} MB"
+        f"| worker peak RSS, {_get(r, 'memory', 'products')}-product sync | "
+        f"{_get(r, 'memory', 'worker_peak_rss_mb')} MB"
         f" ({_get(r, 'memory', 'seconds')} s) | < 300 MB |",
         f"| webhook -> stored -> subscriber, p50 / p99 ({_get(r, 'webhooks', 'measured')} deliveries at "
         f"{_get(r, 'webhooks', 'rate_per_second')}/s) | {_get(r, 'webhooks', 'end_to_end_ms', 'p50')} ms / "

@@ -206,8 +206,9 @@ def _sort_key(value: Any) -> str:
 def content_hash(product: Product) -> str:
     """SHA-256 over a canonical form of the store version.
 
-    Key order, the way a number is written (29.9 and "29.90" are the same price) and the order of lists whose order means nothing (tags,
-    categories, attributes, translations, variants) do not change it. Serialisation is pydantic's
+    Key order, the way a number is written (29.9 and "29.90" are the same price) and the order of
+    lists whose order means nothing (tags, categories, attributes, translations, variants) do not
+    change it. Serialisation is pydantic's
     (Rust); only the unordered lists are sorted in Python: this runs for every product of every run.
     """
     data = product.model_dump(mode="json", exclude=_UNHASHED)
