@@ -36,7 +36,10 @@ async def raw_floor(gw: Any, batch: int) -> tuple[float, int]:
     """Bulk-upsert the very documents the gateway wrote into a scratch collection: the floor."""
     docs = [d async for d in gw.db.products.find({})]
     scratch = gw.db.db[f"raw_floor_{batch}"]
-    await scratch.create_index([("integration_id", 1), ("external_id", 1)], unique=True)
+    # The same indexes the products collection has, so the floor does the same index work.
+    for name, spec in (await gw.db.products.index_information()).items():
+        if name != "_id_":
+            await scratch.create_index(spec["key"], unique=spec.get("unique", False))
     started = time.perf_counter()
     for i in range(0, len(docs), batch):
         chunk = docs[i : i + batch]

@@ -352,7 +352,8 @@ class _Execution:
         if not mapped:
             return
         existing = await gw.products.existing(self.integration_id, list(mapped))
-        ops: list[UpdateOne] = []
+        inserts: list[Doc] = []
+        updates: list[UpdateOne] = []
         guarded: dict[str, str] = {}
         slow: list[tuple[Product, str]] = []
         for external_id, product in mapped.items():
@@ -362,18 +363,14 @@ class _Execution:
             old = existing.get(external_id)
             decision = self.classify(product, content_hash, old)
             if decision == "insert":
-                ops.append(
-                    gw.products.insert_op(self.account_id, self.integration_id, product, content_hash, self.run_id)
-                )
+                inserts.append(gw.products.new_document(self.account_id, self.integration_id, product,
+                                                        content_hash, self.run_id))
                 result.add("added")
                 result.changed_ids.append(product_id(self.integration_id, external_id))
             elif decision == "update":
                 assert old is not None
-                ops.append(
-                    gw.products.update_op(
-                        self.integration_id, product, content_hash, old.get("version", 0), self.run_id
-                    )
-                )
+                updates.append(gw.products.update_op(self.integration_id, product, content_hash,
+                                                     old.get("version", 0), self.run_id))
                 guarded[external_id] = content_hash
                 result.add("added" if old.get("removed") else "updated")
                 result.changed_ids.append(product_id(self.integration_id, external_id))
@@ -381,8 +378,13 @@ class _Execution:
                 slow.append((product, content_hash))
             else:
                 result.add(decision)
-        written = await gw.products.bulk(ops)
-        if written < len(ops) and guarded:
+        matched, collided = await gw.products.bulk(inserts, updates)
+        for doc in inserts:
+            if doc["_id"] in collided:
+                # Someone (a webhook) inserted it between our read and our write: decide again.
+                result.add("added", -1)
+                slow.append((mapped[doc["external_id"]], doc["hash"]))
+        if matched < len(updates):
             # A concurrent write (an Alana edit, a webhook) moved some versions: redo those one by one.
             now = await gw.products.existing(self.integration_id, list(guarded))
             for external_id, content_hash in guarded.items():

@@ -17,8 +17,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pymongo import UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gateway.domain import utcnow
 from gateway.model import EDITABLE_FIELDS, Product
@@ -155,31 +155,25 @@ class ProductStore:
         return query
 
     # ---- writes from the store ----------------------------------------------------------------
-    def insert_op(
+    def new_document(
         self, account_id: str, integration_id: str, product: Product, content_hash: str, run_id: str | None
-    ) -> UpdateOne:
+    ) -> Doc:
+        """A whole product document, for a product the store has and we have never stored."""
         now = utcnow()
-        return UpdateOne(
-            {"_id": product_id(integration_id, product.external_id)},
-            {
-                "$setOnInsert": {
-                    "account_id": account_id,
-                    "integration_id": integration_id,
-                    "external_id": product.external_id,
-                    "overlays": [],
-                    "created_run": run_id,
-                    "created_at": now,
-                },
-                "$set": {
-                    **store_doc_fields(product, content_hash),
-                    "removed": False,
-                    "synced_at": now,
-                    "updated_run": run_id,
-                },
-                "$inc": {"version": 1},
-            },
-            upsert=True,
-        )
+        return {
+            "_id": product_id(integration_id, product.external_id),
+            "account_id": account_id,
+            "integration_id": integration_id,
+            "external_id": product.external_id,
+            "overlays": [],
+            "created_run": run_id,
+            "updated_run": run_id,
+            "created_at": now,
+            "synced_at": now,
+            "removed": False,
+            "version": 1,
+            **store_doc_fields(product, content_hash),
+        }
 
     def update_op(
         self, integration_id: str, product: Product, content_hash: str, version: int, run_id: str | None
@@ -197,12 +191,27 @@ class ProductStore:
             },
         )
 
-    async def bulk(self, ops: list[UpdateOne]) -> int:
-        """Apply ops unordered; returns how many matched or were inserted."""
+    async def bulk(self, inserts: list[Doc], updates: list[UpdateOne]) -> tuple[int, set[str]]:
+        """Insert new products and apply version-guarded updates, unordered, in one round trip.
+
+        Returns how many updates matched, and the ids of inserts that hit an existing document (a
+        concurrent writer got there first: the caller decides those again, one by one).
+        """
+        ops: list[InsertOne[Doc] | UpdateOne] = [InsertOne(doc) for doc in inserts]
+        ops.extend(updates)
         if not ops:
-            return 0
-        result = await self.db.products.bulk_write(ops, ordered=False)
-        return result.matched_count + result.upserted_count
+            return 0, set()
+        try:
+            result = await self.db.products.bulk_write(ops, ordered=False)
+            return result.matched_count, set()
+        except BulkWriteError as exc:
+            details = exc.details
+            duplicates = {str(inserts[e["index"]]["_id"]) for e in details.get("writeErrors", [])
+                          if e.get("code") == 11000 and e["index"] < len(inserts)}
+            others = [e for e in details.get("writeErrors", []) if e.get("code") != 11000]
+            if others:
+                raise
+            return int(details.get("nMatched", 0)), duplicates
 
     async def write_one(
         self,
@@ -224,20 +233,7 @@ class ProductStore:
             if doc is None:
                 try:
                     await self.db.products.insert_one(
-                        {
-                            "_id": pid,
-                            "account_id": account_id,
-                            "integration_id": integration_id,
-                            "external_id": product.external_id,
-                            "overlays": [],
-                            "created_run": run_id,
-                            "updated_run": run_id,
-                            "created_at": utcnow(),
-                            "synced_at": utcnow(),
-                            "removed": False,
-                            "version": 1,
-                            **store_doc_fields(product, content_hash),
-                        }
+                        self.new_document(account_id, integration_id, product, content_hash, run_id)
                     )
                     return WriteResult(Outcome.ADDED, pid)
                 except DuplicateKeyError:

@@ -83,8 +83,6 @@ async def ensure_indexes(database: Database) -> None:
             IndexModel([("integration_id", ASCENDING), ("external_id", ASCENDING)], unique=True),
             IndexModel([("account_id", ASCENDING), ("store_updated_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel([("integration_id", ASCENDING), ("store_updated_at", DESCENDING), ("_id", DESCENDING)]),
-            IndexModel([("integration_id", ASCENDING), ("last_seen_run", ASCENDING)]),
-            IndexModel([("account_id", ASCENDING), ("search_terms", ASCENDING)]),
         ]
     )
     await database.runs.create_indexes(

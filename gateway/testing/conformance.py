@@ -15,11 +15,13 @@ or wire it into the plugin's own tests (tests/test_conformance.py), so `pytest` 
     from gateway.testing.conformance import *  # noqa: F403
     GATEWAY_PLATFORM = "<platform id>"
 
-Tune it by overriding the `conformance_options` fixture in that module (ConformanceOptions:
-simulator and connection options, catalog size, ...). What the plugin's simulator must offer is the
-gateway.simkit.Simulator interface plus `conformance_fields`, the `create_product` keywords it
-honours (CREATE_FIELDS below); a check that needs a keyword the simulator does not declare is
-skipped with a message naming it. docs/writing-a-plugin.md has the whole contract.
+What the plugin's simulator must offer is the gateway.simkit.Simulator interface plus two class
+attributes: `conformance_fields`, the `create_product` keywords it honours (CREATE_FIELDS below; a
+check that needs one it does not declare is skipped with a message naming it), and optionally
+`conformance_options`, a dict of ConformanceOptions fields (page sizes, simulator options...).
+The suite's fixtures (`conformance`, `conformance_options`, `platform_adapter`,
+`platform_simulator_class`) come with the gateway's pytest plugin. docs/writing-a-plugin.md has the
+whole contract.
 """
 
 from __future__ import annotations
@@ -113,7 +115,11 @@ NEVER_SYNCED = re.compile(
 # ---- how the suite drives a plugin -------------------------------------------------------------------
 @dataclass
 class ConformanceOptions:
-    """How the suite drives one plugin. Override the `conformance_options` fixture to change it.
+    """How the suite drives one plugin.
+
+    A plugin declares its own as a dict of these fields in its simulator class's
+    `conformance_options` (read by the `conformance_options` fixture, so `pytest --gateway-platform`
+    uses them too); a test module may instead override that fixture.
 
     simulator_options: passed to the simulator's constructor (e.g. a generous rate limit).
     connection_options: Connection.options for every connection (e.g. a small page size, so that a
@@ -534,9 +540,15 @@ def platform_simulator_class(platform_adapter: PlatformAdapter) -> type[Simulato
 
 
 @pytest.fixture
-def conformance_options() -> ConformanceOptions:
-    """How the suite drives the plugin; override this fixture in the plugin's test module."""
-    return ConformanceOptions()
+def conformance_options(platform_simulator_class: type[Simulator]) -> ConformanceOptions:
+    """How the suite drives the plugin: the simulator class's `conformance_options` (a dict of
+    ConformanceOptions fields, so `pytest --gateway-platform` uses them too), else the defaults.
+    A test module may override this fixture."""
+    declared = getattr(platform_simulator_class, "conformance_options", None) or {}
+    try:
+        return ConformanceOptions(**declared)
+    except TypeError as exc:
+        fail(f"{platform_simulator_class.__name__}.conformance_options does not fit ConformanceOptions: {exc}")
 
 
 @pytest_asyncio.fixture
