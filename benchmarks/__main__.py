@@ -29,6 +29,7 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
     woo = {"variable_share": 0.46}  # ~3 variations per product on average, as the issue asks
     return {
         "sync": lambda m, r: sync.full_sync(m, r, "woocommerce", n, woo, {}),
+        "queue": lambda m, r: sync.queue_latency(m, r, 5 if quick else 20),
         "memory": lambda m, r: sync.worker_memory(m, r, "woocommerce", big, {}, {}),
         "webhooks": lambda m, r: webhooks.webhook_latency(m, r, "woocommerce", 50 if quick else 1000,
                                                           20.0 if quick else 25.0),

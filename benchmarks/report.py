@@ -40,6 +40,9 @@ def render_report(r: dict[str, Any]) -> str:
         f" (floor {_get(r, 'sync', 'raw_floor_products_per_second')} products/s) | >= 0.70 |",
         f"| unchanged re-sync time / full sync time | {_get(r, 'sync', 'unchanged_fraction')}"
         f" ({_get(r, 'sync', 'unchanged_seconds')} s) | |",
+        f"| Sync Now -> run started on an idle worker, p50 / max ({_get(r, 'queue', 'runs')} runs) | "
+        f"{_get(r, 'queue', 'queued_to_started_ms', 'p50')} ms / {_get(r, 'queue', 'queued_to_started_ms', 'max')} ms"
+        f" | ~100 ms |",
         f"| worker peak RSS, {_get(r, 'memory', 'products')}-product sync | "
         f"{_get(r, 'memory', 'worker_peak_rss_mb')} MB"
         f" ({_get(r, 'memory', 'seconds')} s) | < 300 MB |",

@@ -126,3 +126,43 @@ async def worker_memory(mongodb_url: str, redis_url: str, platform: str, product
             "seconds": round(elapsed, 1),
             "worker_peak_rss_mb": round(peak, 1),
         }
+
+
+async def queue_latency(mongodb_url: str, redis_url: str, runs: int) -> dict[str, Any]:
+    """Time from Sync Now (queued) to the run starting on an idle `alana-gateway worker`."""
+    settings = settings_for(mongodb_url, redis_url, GATEWAY_EXTRA_PLUGINS="gateway.testing.toy")
+    async with simulator("toy", 20, {}) as sim, gateway(settings) as gw:
+        env = dict(os.environ)
+        env.update({
+            "MONGODB_URL": mongodb_url, "REDIS_URL": redis_url, "MONGODB_DATABASE": settings.mongodb_database,
+            "GATEWAY_QUEUE_NAME": settings.queue_name, "GATEWAY_JWT_SECRET": settings.jwt_secret or "",
+            "GATEWAY_SECRET_KEY": settings.secret_key or "", "GATEWAY_LOG_LEVEL": "WARNING",
+            "GATEWAY_EXTRA_PLUGINS": "gateway.testing.toy",
+        })
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "worker", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        delays: list[float] = []
+        try:
+            integration = await IntegrationService(gw).connect("bench", "toy", "q", sim.store_url, sim.credentials)
+            for n in range(runs + 1):
+                run = (await gw.runs.latest(integration["_id"], 1))[0]
+                while True:
+                    run = await gw.runs.get_any(run["_id"])
+                    assert run is not None
+                    if run["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                        break
+                    await asyncio.sleep(0.05)  # a benchmark poll, not a test wait
+                if n:  # the first run waited for the worker to boot
+                    delays.append((run["started_at"] - run["queued_at"]).total_seconds() * 1000)
+                if n < runs:
+                    await asyncio.sleep(0.3)  # the worker is idle again before the next Sync Now
+                    await SyncService(gw).sync_now("bench", integration["_id"], ["1"])
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            await worker.wait()
+    from benchmarks.common import percentile
+
+    return {"runs": len(delays), "queued_to_started_ms": {"p50": round(percentile(delays, 50), 1),
+                                                          "max": round(max(delays), 1)}}

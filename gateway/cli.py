@@ -118,7 +118,11 @@ def cmd_export_schema(args: argparse.Namespace) -> int:
 def cmd_new_plugin(args: argparse.Namespace) -> int:
     from gateway.scaffold import scaffold_plugin
 
-    path = scaffold_plugin(args.name, args.directory)
+    try:
+        path = scaffold_plugin(args.name, args.directory)
+    except (ValueError, FileExistsError) as exc:
+        print(f"alana-gateway new-plugin: {exc}", file=sys.stderr)
+        return 2
     print(f"created {path}\nnext: pip install -e {path} && pytest {path}")
     return 0
 

@@ -113,15 +113,19 @@ class RunStore:
                     {"lease_owner": owner},
                 ],
             },
-            {
-                "$set": {
-                    "status": RunStatus.RUNNING.value,
-                    "lease_owner": owner,
-                    "lease_until": now + timedelta(seconds=ttl),
-                },
-                "$inc": {"attempts": 1},
-                "$min": {"started_at": now},
-            },
+            # A pipeline update: started_at keeps the first attempt's time (null sorts before dates, so
+            # $min cannot do it), attempts counts every lease taken.
+            [
+                {
+                    "$set": {
+                        "status": RunStatus.RUNNING.value,
+                        "lease_owner": owner,
+                        "lease_until": now + timedelta(seconds=ttl),
+                        "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
+                        "started_at": {"$ifNull": ["$started_at", now]},
+                    }
+                }
+            ],
             return_document=ReturnDocument.AFTER,
         )
 

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     scheduler_interval: float = Field(default=5.0, alias="GATEWAY_SCHEDULER_INTERVAL")
     store_concurrency: int = Field(default=4, alias="GATEWAY_STORE_CONCURRENCY")
     http_backoff_base: float = Field(default=0.25, alias="GATEWAY_HTTP_BACKOFF_BASE")
+    #: Deliveries triggered longer ago than this are refused as replays: beyond every platform's own
+    #: retry window (Shopify ~4 h, BigCommerce ~48 h), so no genuine retry is lost.
+    webhook_max_age_seconds: float = Field(default=72 * 3600, alias="GATEWAY_WEBHOOK_MAX_AGE")
     webhook_coalesce_seconds: float = Field(default=0.05, alias="GATEWAY_WEBHOOK_COALESCE")
 
     @property

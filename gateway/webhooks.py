@@ -60,14 +60,7 @@ class WebhookService:
             log.warning("verify_webhook raised", exc_info=True)
             verified = False
         if not verified:
-            metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
-            await self.gw.activity.record(
-                integration["account_id"],
-                ActivityKind.WEBHOOK_REJECTED,
-                "A change notification claiming to come from your store failed signature verification and was ignored",
-                integration_id=integration_id,
-            )
-            return 401, "signature verification failed"
+            return await self._reject(integration, platform, "failed signature verification")
         try:
             event = adapter.parse_webhook(headers, body)
         except Exception:  # noqa: BLE001 - verified but unreadable: acknowledge, log, the next sync catches up
@@ -76,6 +69,9 @@ class WebhookService:
             return 200, "unreadable delivery ignored"
         if event is None:
             return 200, "ok"
+        age = (self.gw.now() - event.triggered_at).total_seconds() if event.triggered_at else 0.0
+        if age > self.gw.settings.webhook_max_age_seconds:
+            return await self._reject(integration, platform, "is a replay of an old delivery")
         delivery: Doc = {
             "_id": uuid.uuid4().hex,
             "account_id": integration["account_id"],
@@ -115,6 +111,16 @@ class WebhookService:
             APPLY_JOB, integration_id, job_id=f"wh:{integration_id}:{bucket}", defer_by=window or None
         )
         return 200, "ok"
+
+    async def _reject(self, integration: Doc, platform: str, why: str) -> tuple[int, str]:
+        metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
+        await self.gw.activity.record(
+            integration["account_id"],
+            ActivityKind.WEBHOOK_REJECTED,
+            f"A change notification claiming to come from your store {why} and was ignored",
+            integration_id=integration["_id"],
+        )
+        return 401, f"delivery {why}"
 
     async def apply_pending(self, integration_id: str, run_id: str | None = None) -> int:
         """Apply every pending delivery of the integration; returns how many products changed."""

@@ -184,6 +184,8 @@ async def test_progress_subscription_is_monotonic_and_completes(gw: Gateway, api
         assert processed == sorted(processed)
         assert events[-1]["status"] == "SUCCEEDED" and events[-1]["percent"] == 100.0
         assert events[-1]["processed"] == 120 and events[-1]["total"] == 120
+        run = await gw.runs.get_any(run_id)
+        assert run is not None and run["queued_at"] <= run["started_at"] <= run["finished_at"]
     finally:
         await sim.stop()
 

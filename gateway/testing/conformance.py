@@ -341,7 +341,7 @@ class ConformanceKit:
 
     def map_pages(self, pages: Sequence[Page], context: MappingContext) -> list[Product]:
         return [
-            self.map(native, context, f"item {index + 1} of page {number}")
+            self.map(native, context, f"item {index + 1} of page {number} (native id {native.get('id')!r})")
             for number, page in enumerate(pages, start=1)
             for index, native in enumerate(page.items)
         ]

@@ -305,7 +305,8 @@ class CatalogBuilder:
         return var
 
     # ---- one product -----------------------------------------------------------------------------
-    def _take_id(self, catalog: Catalog) -> int:
+    def take_id(self, catalog: Catalog) -> int:
+        """The next post id (products, variations, images and meta entries share WordPress's id space)."""
         value = catalog.next_id
         # Variations, images and other posts share WordPress's id space, so product ids have gaps.
         catalog.next_id += 1
@@ -320,7 +321,7 @@ class CatalogBuilder:
     ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
         """One generated product (and its variations when variable)."""
         rnd = self.random
-        pid = self._take_id(catalog)
+        pid = self.take_id(catalog)
         if created is None:
             created = BASE_DATE + timedelta(seconds=rnd.randrange(0, 300 * 86400))
             modified = created + timedelta(seconds=rnd.randrange(0, 60 * 86400))
@@ -464,7 +465,7 @@ class CatalogBuilder:
     def _images(self, catalog: Catalog, slug: str, count: int, created: datetime) -> list[dict[str, Any]]:
         images = []
         for n in range(count):
-            image_id = self._take_id(catalog)
+            image_id = self.take_id(catalog)
             stamp = created - timedelta(minutes=5 - n)
             images.append(
                 {
@@ -519,17 +520,17 @@ class CatalogBuilder:
         rnd = self.random
         meta: list[dict[str, Any]] = []
         if rnd.random() < 0.5:
-            meta.append({"id": self._take_id(catalog), "key": "_wpcom_is_markdown", "value": "1"})
+            meta.append({"id": self.take_id(catalog), "key": "_wpcom_is_markdown", "value": "1"})
         if rnd.random() < 0.2:
             meta.append(
                 {
-                    "id": self._take_id(catalog),
+                    "id": self.take_id(catalog),
                     "key": "_internal_cost_note",
                     "value": "cost 3.10, margin thin",
                 }
             )
         if rnd.random() < 0.15:
-            meta.append({"id": self._take_id(catalog), "key": "mpn", "value": f"MPN-{rnd.randint(10000, 99999)}"})
+            meta.append({"id": self.take_id(catalog), "key": "mpn", "value": f"MPN-{rnd.randint(10000, 99999)}"})
         return meta
 
     def _descriptive_attributes(self) -> list[dict[str, Any]]:
@@ -625,7 +626,7 @@ class CatalogBuilder:
         created_gmt, created_local = wc_date(created), local_date(created)
         permalink = f"{product['permalink']}?attribute_pa_color="
         for n, combo in enumerate(combos):
-            vid = self._take_id(catalog)
+            vid = self.take_id(catalog)
             regular = base_regular if rnd.random() < 0.7 else self._prices()[0]
             sale = ""
             if rnd.random() < 0.2:
@@ -640,7 +641,7 @@ class CatalogBuilder:
             vmod = modified + timedelta(seconds=n)
             image = None
             if rnd.random() < 0.5:
-                image_id = self._take_id(catalog)
+                image_id = self.take_id(catalog)
                 image = {
                     "id": image_id,
                     "date_created": created_local,
@@ -699,7 +700,7 @@ class CatalogBuilder:
                 "image": image,
                 "attributes": attributes,
                 "menu_order": n,
-                "meta_data": [{"id": self._take_id(catalog), "key": "_supplier_ref", "value": f"S{vid}"}]
+                "meta_data": [{"id": self.take_id(catalog), "key": "_supplier_ref", "value": f"S{vid}"}]
                 if rnd.random() < 0.1
                 else [],
                 "_links": {

@@ -42,7 +42,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -65,7 +65,7 @@ PREFIX = "/wp-json/wc/v3"
 USER_AGENT = "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)"
 VALID_TOPIC = re.compile(r"^(product|order|coupon|customer)\.(created|updated|deleted|restored)$|^action\.\w+$")
 ORDERBY = ("date", "id", "include", "title", "slug", "modified")
-ALIASES = {"title": "name", "price": "regular_price"}
+ALIASES = {"title": "name", "price": "regular_price", "barcode": "global_unique_id"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -96,6 +96,14 @@ class WooCommerceSimulator(Simulator):
     """
 
     platform = "woocommerce"
+    #: The create_product keywords of the conformance suite's simulator contract honoured here.
+    conformance_fields = frozenset({"title", "price", "sku", "barcode", "variants", "bare", "private_text"})
+    #: How the conformance suite drives this plugin, wherever it runs (`pytest --gateway-platform` too).
+    conformance_options: ClassVar[dict[str, Any]] = {
+        # 10 products a listing page, so the suite's catalog spans several pages and cursors get resumed.
+        "connection_options": {"per_page": 10},
+        "catalog_size": 40,
+    }
 
     def __init__(self, products: int = 100, *, seed: int = 1, **options: Any) -> None:
         super().__init__(products, seed=seed, **options)
@@ -136,18 +144,42 @@ class WooCommerceSimulator(Simulator):
         return [str(pid) for pid, p in self.products.items() if p.get("status") != "trash"]
 
     def create_product(self, **fields: Any) -> str:
+        """Add a published product and fire product.created; returns its id.
+
+        Besides raw wc/v3 product fields (name=, regular_price=, ...), the conformance keywords:
+        title, price (regular price of the product or of every variation, no sale), sku, barcode (stored
+        raw in global_unique_id), variants=N (a variable product with N published variations),
+        bare=True (no description, images, SKU, barcode, brands, tags, categories, sale price or public
+        meta) and private_text (stored in purchase_note and in a private "_" meta_data entry).
+        """
+        count = int(fields.pop("variants", fields.pop("variation_count", 0)) or 0)
+        if count < 0:
+            raise ValueError(f"variants must be at least 0, got {count}")
+        bare = bool(fields.pop("bare", False))
+        private_text = fields.pop("private_text", None)
         created = datetime.fromtimestamp(self._tick(), UTC)
-        count = int(fields.pop("variation_count", 0))
         product, variations = self.builder.product(self.catalog, variation_count=count, created=created)
         product["status"] = "publish"
         for item in [product, *(variations or [])]:
             item["date_modified_gmt"] = item["date_created_gmt"] = wc_date(created)
             item["date_modified"] = item["date_created"] = local_date(created)
+            if item is not product:
+                item["status"] = "publish"  # every requested variation is visible
         self.products[product["id"]] = product
         if variations is not None:
             self.variations[product["id"]] = variations
         try:
+            if bare:
+                _strip_optional(product, variations or [])
+            if private_text is not None:
+                self._add_private_text(product, str(private_text))
             self._apply(product, fields)
+            if "price" in fields or "regular_price" in fields:
+                for item in variations or [product]:  # a price given is the price paid: no sale
+                    _clear_sale(item)
+            if variations:
+                _spread_identifiers(product, variations, fields)
+                sync_variable_parent(product, variations)
         except (ValueError, TypeError):
             del self.products[product["id"]]
             self.variations.pop(product["id"], None)
@@ -222,6 +254,14 @@ class WooCommerceSimulator(Simulator):
             moment = datetime.fromtimestamp(self._clock, UTC)
             item["date_modified_gmt"] = wc_date(moment)
             item["date_modified"] = local_date(moment)
+
+    def _add_private_text(self, product: dict[str, Any], text: str) -> None:
+        """Text in every never-synced field: the purchase note and private ("_"-prefixed) meta."""
+        product["purchase_note"] = text
+        product["meta_data"] = [
+            *product.get("meta_data", []),
+            {"id": self.builder.take_id(self.catalog), "key": "_internal_note", "value": text},
+        ]
 
     def _apply(self, product: dict[str, Any], changes: dict[str, Any]) -> None:
         unknown = [k for k in changes if ALIASES.get(k, k) not in product]
@@ -663,6 +703,45 @@ def _broken(product: dict[str, Any]) -> dict[str, Any]:
         broken["regular_price"] = "abc"
         broken["price"] = "abc"
     return broken
+
+
+def _clear_sale(item: dict[str, Any]) -> None:
+    item["sale_price"] = ""
+    for key in ("date_on_sale_from", "date_on_sale_from_gmt", "date_on_sale_to", "date_on_sale_to_gmt"):
+        item[key] = None
+    apply_pricing(item, datetime.now(UTC))
+
+
+def _strip_optional(product: dict[str, Any], variations: list[dict[str, Any]]) -> None:
+    """Leave only what WooCommerce requires: no description, images, SKU, barcode, terms, sale or notes."""
+    product.update(
+        description="",
+        short_description="",
+        images=[],
+        sku="",
+        global_unique_id="",
+        brands=[],
+        tags=[],
+        categories=[],
+        purchase_note="",
+        meta_data=[],
+        attributes=[a for a in product.get("attributes", []) if a.get("variation")],
+    )
+    for item in variations:
+        item.update(description="", image=None, sku="", global_unique_id="", meta_data=[])
+    for item in variations or [product]:
+        _clear_sale(item)
+
+
+def _spread_identifiers(product: dict[str, Any], variations: list[dict[str, Any]], fields: dict[str, Any]) -> None:
+    """A SKU or barcode given for a variable product: the single variation gets it, or each a numbered SKU."""
+    if "sku" in fields:
+        sku = product["sku"]
+        for n, variation in enumerate(variations, start=1):
+            variation["sku"] = sku if len(variations) == 1 or not sku else f"{sku}-{n}"
+    barcode_key = next((k for k in ("barcode", "global_unique_id") if k in fields), None)
+    if barcode_key is not None and len(variations) == 1:
+        variations[0]["global_unique_id"] = product["global_unique_id"]
 
 
 def _bump(price: Any) -> str:
