@@ -111,7 +111,8 @@ async def test_shopify_forged_truncated_and_replayed_deliveries_are_refused(gw: 
     try:
         integration_id, _ = await first_sync(gw, api, sim)
         secret = sim.credentials()["client_secret"]
-        body = json.dumps({"id": int(sim.product_ids()[0]), "title": "x", "updated_at": "2030-01-01T00:00:00Z"}).encode()
+        product = {"id": int(sim.product_ids()[0]), "title": "x", "updated_at": "2030-01-01T00:00:00Z"}
+        body = json.dumps(product).encode()
         now = datetime.now(UTC)
         url = f"{api.url}/webhooks/shopify/{integration_id}"
         cases = [
