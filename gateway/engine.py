@@ -27,6 +27,7 @@ from gateway.conflicts import ConflictService
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import MappingError, StoreAuthError, StoreError
 from gateway.integrations import CallCounter, IntegrationService, health_doc
+from gateway.logs import bind_context
 from gateway.model import Product
 from gateway.products import Outcome, product_id
 from gateway.products import older as _older
@@ -142,7 +143,8 @@ class SyncEngine:
         if integration is None:
             return await gw.runs.finish(run_id, RunStatus.FAILED, "The integration was disconnected")
         execution = _Execution(self, run, integration)
-        return await execution.execute()
+        with bind_context(run_id=run_id, integration_id=integration["_id"]):
+            return await execution.execute()
 
 
 class _Execution:
@@ -453,6 +455,12 @@ class _Execution:
                 update["sync_cursor"] = max(cursor, self.max_updated) if cursor else self.max_updated
             if run.get("trigger") == Trigger.MANUAL.value:
                 update["pending_changes"] = 0
+            if run.get("trigger") == Trigger.SCHEDULED.value and self.kind is RunKind.INCREMENTAL:
+                # With webhooks working, the store's changes are already applied when the scheduled
+                # run looks: changes it still finds are changes the webhooks missed.
+                counts = run.get("counts", {})
+                registered = self.integration.get("webhooks", {}).get("state") == "REGISTERED"
+                update["webhooks.silent"] = registered and counts.get("added", 0) + counts.get("updated", 0) > 0
             await gw.db.integrations.update_one({"_id": self.integration_id}, {"$set": update})
         counts = run.get("counts", {})
         kind = {

@@ -188,3 +188,24 @@ async def test_schedule_queues_once_when_due_and_red_after_failure(gw: Gateway, 
     gw.clock = lambda: now + timedelta(minutes=62)
     overdue = await service.health(await service.get("acct-1", integration["_id"]))
     assert overdue.status.value == "RED"
+
+
+async def test_changes_only_a_scheduled_run_finds_turn_the_light_yellow(
+    gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
+) -> None:
+    integration_id = await connected(gw, api, toy_store)
+    toy_store.deliver_webhooks = False  # the store stops delivering, but keeps changing
+    toy_store.update_product("6", name="Missed by webhooks")
+    await gw.db.integrations.update_one({"_id": integration_id}, {"$set": {"next_sync_at": utcnow()}})
+    queued = await Scheduler(gw).queue_due()
+    assert len(queued) == 1
+    run = await wait_run(gw, queued[0])
+    assert run["trigger"] == "SCHEDULED" and run["counts"]["updated"] == 1
+    data = await api.query(HEALTH, {"id": integration_id})
+    assert data["integration"]["health"]["status"] == "YELLOW"
+    assert "real-time" in data["integration"]["health"]["reason"]
+    toy_store.deliver_webhooks = True
+    toy_store.update_product("6", name="Delivered again")
+    await toy_store.drain_deliveries()
+    data = await api.query(HEALTH, {"id": integration_id})
+    assert data["integration"]["health"]["status"] == "GREEN", data

@@ -21,6 +21,11 @@ SPEC_PRODUCT_ID = 174
 #: The product whose variants are spec_example_product_variants_response.json.
 SPEC_VARIANTS_PRODUCT_ID = 192
 
+#: BigCommerce's platform limit: "Maximum SKUs per product: 600" (a POST past it is refused).
+MAX_VARIANTS = 600
+#: A third option for products with more variants than colours x sizes (its values are numbered).
+STYLE_OPTION_ID = 223
+
 #: Generated products were last modified at BASE_EPOCH + id * MODIFIED_STEP (deterministic, in the
 #: past); edits made while the simulator runs get the simulated clock, which is never behind the wall.
 BASE_EPOCH = int(datetime(2023, 1, 2, tzinfo=UTC).timestamp())
@@ -272,6 +277,50 @@ class Catalog:
             "images": _images(rng, product_id),
             "custom_fields": _custom_fields(rng, product_id),
         }
+
+
+def strip_optional(product: dict[str, Any]) -> None:
+    """Empty what BigCommerce does not require (it requires name, type, weight and price): description,
+    SKU, UPC / MPN / GTIN, categories, brand, search keywords, images, custom fields, sale and retail
+    price. The variants are left to `set_variants`."""
+    product.update(description="", sku="", upc="", mpn="", gtin="", categories=[], brand_id=0,
+                   search_keywords="", images=[], custom_fields=[], retail_price=0, sale_price=0,
+                   calculated_price=product["price"])
+
+
+def set_variants(product: dict[str, Any], count: int, rng: random.Random) -> None:
+    """Give `product` exactly `count` variants defined by options (distinct ids and option values), or
+    for 0 make it a product without options: one base variant carrying the product's own fields."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_VARIANTS:
+        raise ValueError(f"variants must be a count from 0 to {MAX_VARIANTS} (BigCommerce's limit per "
+                         f"product), not {count!r}")
+    product_id, sku = product["id"], product.get("sku") or ""
+    if count == 0:
+        ids = {key: product.get(key) or "" for key in ("upc", "gtin", "mpn")}
+        base = _base_variant(product_id, sku, product["price"], product.get("sale_price") or 0,
+                             product.get("retail_price") or 0, product["calculated_price"], ids)
+        if product.get("inventory_tracking") == "variant":
+            product["inventory_tracking"] = "product"  # a product without options tracks its own stock
+        base["inventory_level"] = product.get("inventory_level") or 0
+        product.update(variants=[base], base_variant_id=base["id"])
+        return
+    variants = []
+    for n in range(count):
+        color, size, style = COLORS[n % len(COLORS)], SIZES[n // len(COLORS) % len(SIZES)], n // 60 + 1
+        variant = _variant(product_id, product_id * 1000 + n + 1, f"{sku}-{n + 1}" if sku else "")
+        values = [_option_value(220, "Color", COLORS, color)]
+        if count > len(COLORS):
+            values.append(_option_value(221, "Size", SIZES, size))
+        if count > len(COLORS) * len(SIZES):
+            values.append({"id": STYLE_OPTION_ID * 100 + style, "label": f"Style {style}",
+                           "option_id": STYLE_OPTION_ID, "option_display_name": "Style"})
+        # Each inherits the product's price (price null, calculated_price the product's).
+        variant.update(option_values=values, calculated_price=product["calculated_price"],
+                       inventory_level=rng.randint(0, 25))
+        variants.append(variant)
+    product.update(variants=variants, base_variant_id=None)
+    if product.get("inventory_tracking") == "variant":
+        product["inventory_level"] = sum(v["inventory_level"] for v in variants)
 
 
 def _category(category_id: int) -> dict[str, Any]:

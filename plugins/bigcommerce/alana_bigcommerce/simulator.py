@@ -16,6 +16,9 @@ What it imitates, and where it simplifies:
   fire `store/sku/*` events, as on the real platform.
 - Deliveries carry the headers given at hook registration and BigCommerce's payload
   `{scope, store_id, data, hash, created_at, producer}`. `hash` is a SHA-1 over the payload.
+- `create_product` honours the conformance suite's keywords (`conformance_fields`; see its docstring).
+  Product metafields, BigCommerce's private metadata, are served at `/v3/catalog/products/{id}/metafields`
+  (never inline: the listing's `include` has no metafields).
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from alana_bigcommerce.catalog import Catalog, iso
+from alana_bigcommerce.catalog import Catalog, iso, set_variants, strip_optional
 from gateway.simkit import Hook, Simulator
 
 STATUS_DOCS = "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"
@@ -51,6 +54,10 @@ SORTABLE = ("id", "name", "sku", "price", "date_modified", "inventory_level", "c
 #: Generic field names a test or the demo may use, and the BigCommerce field they edit.
 ALIASES = {"title": "name", "quantity": "inventory_level", "inventory": "inventory_level",
            "body_html": "description"}
+#: create_product keywords of the simulator contract that are not product fields.
+CONTRACT_KEYWORDS = ("bare", "variants", "barcode", "private_text")
+#: Where private_text goes besides the bin picking numbers: an app-only product metafield.
+PRIVATE_NAMESPACE, PRIVATE_KEY = "alana_internal", "internal_note"
 
 
 @dataclass
@@ -76,6 +83,19 @@ class BigCommerceSimulator(Simulator):
     store_hash, access_token."""
 
     platform = "bigcommerce"
+    #: create_product keywords of the simulator contract this simulator honours (gateway.testing.conformance).
+    conformance_fields: ClassVar[frozenset[str]] = frozenset(
+        {"title", "price", "sku", "barcode", "variants", "bare", "private_text"}
+    )
+    #: How the conformance suite drives this simulator (ConformanceOptions fields), wherever it runs.
+    conformance_options: ClassVar[dict[str, Any]] = {
+        # A quota the suite cannot exhaust (the Standard plan's 150 per 30 s would pace it at 4 req/s).
+        "simulator_options": {"quota": 2000, "window_ms": 1000},
+        # Pages of 10 products, so the suite's catalog spans several pages.
+        "connection_options": {"page_size": 10},
+        # Deliveries carry the secret header set at registration; BigCommerce signs no body.
+        "webhook_body_signed": False,
+    }
 
     def __init__(self, products: int = 100, *, seed: int = 1, **options: Any) -> None:
         super().__init__(products, seed=seed, **options)
@@ -100,6 +120,8 @@ class BigCommerceSimulator(Simulator):
         self._last_stamp = 0
         self._hook_ids = 0
         self._edits = 0
+        #: Product metafields by product id (only products created with private_text have any).
+        self.metafields: dict[int, list[dict[str, Any]]] = {}
 
     # ---- Simulator contract ------------------------------------------------------------------
     @property
@@ -113,15 +135,71 @@ class BigCommerceSimulator(Simulator):
         return [str(i) for i in self.catalog.ids()]
 
     def create_product(self, **fields: Any) -> str:
+        """Add a generated product, edited by `fields` (BigCommerce field names or ALIASES), and fire
+        store/product/created. The simulator contract's keywords:
+
+        - `title`, `price`: the name; the regular price of the product and of every variant (no sale
+          or retail price).
+        - `sku`: the product's SKU and its base variant's (option variants get `{sku}-{n}`). BigCommerce
+          itself refuses a duplicate SKU; the simulator takes one, so the suite can check that identity
+          never rests on a SKU.
+        - `barcode`: the UPC field of the product and of its base variant, as given (a bad check digit
+          too); the GTIN field is cleared.
+        - `variants=N`: exactly N variants defined by options (Color, Size, Style), all purchasable,
+          with distinct ids and option values, and no base variant of their own; 0 makes a product
+          without options. Without it, `sku`, `barcode` and `bare` make a product without options.
+        - `bare=True`: only what BigCommerce requires (name, type, weight, price): no description, SKU,
+          UPC / MPN / GTIN, categories, brand, search keywords, images, custom fields, sale or retail price.
+        - `private_text`: kept where BigCommerce keeps internal data, which is never synced: the bin
+          picking number of the product and of each variant, and an app-only product metafield.
+        """
+        fields = dict(fields)
+        bare = bool(fields.pop("bare", False))
+        count = fields.pop("variants", None)
+        barcode = fields.pop("barcode", None)
+        private_text = fields.pop("private_text", None)
+        if count is None and (bare or barcode is not None or "sku" in fields):
+            count = 0
         product_id = self.catalog.next_id
         rng = random.Random(f"bigcommerce-created:{self.seed}:{product_id}")
         product = self.catalog.new_product(rng, product_id)
         stamp = self._tick()
         product["date_created"] = product["date_modified"] = iso(stamp)
+        if bare:
+            strip_optional(product)
+        if count is not None:
+            set_variants(product, count, rng)
         self._apply(product, fields)
+        self._apply_contract(product, fields, barcode, private_text)
+        if private_text is not None:
+            self.metafields[product_id] = [_metafield(product_id, str(private_text), iso(stamp))]
         self.catalog.add(product)
         self._fire("store/product/created", {"type": "product", "id": product_id}, stamp)
         return str(product_id)
+
+    @staticmethod
+    def _apply_contract(product: dict[str, Any], fields: dict[str, Any], barcode: Any, private_text: Any) -> None:
+        """What the contract's keywords mean beyond the product's own field (see create_product)."""
+        base_id = product.get("base_variant_id")
+        variants: list[dict[str, Any]] = product.get("variants") or []
+        if "sku" in fields:
+            sku = str(fields["sku"] or "")
+            for n, variant in enumerate(variants, start=1):
+                variant["sku"] = sku if variant["id"] == base_id or not sku else f"{sku}-{n}"
+        if "price" in fields:
+            price = product["price"]
+            product.update(sale_price=0, retail_price=0, calculated_price=price)
+            for variant in variants:
+                variant.update(price=price, sale_price=None, retail_price=None, calculated_price=price)
+        if barcode is not None:
+            product.update(upc=str(barcode), gtin="")
+            for variant in variants:
+                if variant["id"] == base_id:
+                    variant.update(upc=str(barcode), gtin="")
+        if private_text is not None:
+            product["bin_picking_number"] = str(private_text)
+            for variant in variants:
+                variant["bin_picking_number"] = str(private_text)
 
     def update_product(self, external_id: str, **changes: Any) -> None:
         product_id = int(external_id)
@@ -144,6 +222,7 @@ class BigCommerceSimulator(Simulator):
         if product_id not in self.catalog:
             raise KeyError(external_id)
         self.catalog.remove(product_id)
+        self.metafields.pop(product_id, None)
         self._fire("store/product/deleted", {"type": "product", "id": product_id}, self._tick())
 
     # ---- variant-only edits (no date_modified change, store/sku/* events) ---------------------
@@ -196,6 +275,8 @@ class BigCommerceSimulator(Simulator):
     def _apply(product: dict[str, Any], fields: dict[str, Any]) -> None:
         for key, value in fields.items():
             key = ALIASES.get(key, key)
+            if key in CONTRACT_KEYWORDS:
+                raise ValueError(f"{key}= is a create_product keyword; it cannot edit a product")
             if key == "tags":  # BigCommerce keeps tag-like keywords in one comma-separated field
                 key, value = "search_keywords", value if isinstance(value, str) else ", ".join(value)
             if key in ("price", "sale_price", "retail_price") and value is not None:
@@ -284,6 +365,7 @@ class BigCommerceSimulator(Simulator):
         app.router.add_get(v3 + "/catalog/products", self._list_products)
         app.router.add_get(v3 + "/catalog/products/{id}", self._get_product)
         app.router.add_get(v3 + "/catalog/products/{id}/variants", self._list_variants)
+        app.router.add_get(v3 + "/catalog/products/{id}/metafields", self._list_metafields)
         app.router.add_get(v3 + "/catalog/categories", self._list_categories)
         app.router.add_get(v3 + "/catalog/brands", self._list_brands)
         app.router.add_get(v3 + "/hooks", self._list_hooks)
@@ -364,6 +446,14 @@ class BigCommerceSimulator(Simulator):
         variants = self.catalog.get(product_id)["variants"]
         page, meta = _paginate(list(range(len(variants))), request.query)
         return web.json_response({"data": [variants[i] for i in page], "meta": meta})
+
+    async def _list_metafields(self, request: web.Request) -> web.Response:
+        product_id = _int(request.match_info["id"], "id")
+        if product_id not in self.catalog:
+            return error(404, "The requested product was not found.")
+        metafields = self.metafields.get(product_id, [])
+        page, meta = _paginate(list(range(len(metafields))), request.query)
+        return web.json_response({"data": [metafields[i] for i in page], "meta": meta})
 
     async def _list_categories(self, request: web.Request) -> web.Response:
         return _list_by_id(self.catalog.categories, request.query)
@@ -460,6 +550,13 @@ def _scope_matches(registered: str, scope: str) -> bool:
     if registered.endswith("/*"):
         return scope.startswith(registered[:-1])
     return registered == scope
+
+
+def _metafield(product_id: int, value: str, stamp: str) -> dict[str, Any]:
+    """A product metafield only the app that wrote it can read (permission_set app_only)."""
+    return {"id": product_id * 10, "key": PRIVATE_KEY, "value": value, "namespace": PRIVATE_NAMESPACE,
+            "permission_set": "app_only", "resource_type": "product", "resource_id": product_id,
+            "description": "", "owner_client_id": "sim-client", "date_created": stamp, "date_modified": stamp}
 
 
 def _int(raw: str, name: str) -> int:
