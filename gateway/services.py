@@ -47,6 +47,9 @@ class Gateway:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
     #: Lease length for runs; a run whose worker stops renewing is taken over after this.
     lease_seconds: float = 30.0
+    #: Store-wide mapping facts (currency, locales) per integration, reused by webhook batches for a
+    #: few minutes instead of asking the store on every delivery. Sync runs always ask afresh.
+    mapping_contexts: dict[str, tuple[float, Any]] = field(default_factory=dict)
 
     @classmethod
     async def create(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo.errors import DuplicateKeyError
 
 from gateway import metrics
-from gateway.adapter import ChangeKind, FetchMode, FetchRequest
+from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, MappingContext, PlatformAdapter
 from gateway.conflicts import ConflictService
 from gateway.domain import ActivityKind, EventKind, SyncMode
 from gateway.engine import map_one, prefetch
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 APPLY_JOB = "apply_webhooks"
+MAPPING_CONTEXT_TTL = 300.0
 
 
 class WebhookService:
@@ -93,13 +94,11 @@ class WebhookService:
             metrics.WEBHOOKS.labels(platform=platform, outcome="duplicate").inc()
             return 200, "duplicate delivery"
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
-        await self.gw.db.integrations.update_one(
-            {"_id": integration_id},
-            {"$set": {"webhooks.last_delivery_at": self.gw.now(), "webhooks.silent": False}},
-        )
         if integration.get("settings", {}).get("mode") == SyncMode.MANUAL.value:
             updated = await self.gw.db.integrations.find_one_and_update(
-                {"_id": integration_id}, {"$inc": {"pending_changes": 1}}, return_document=True
+                {"_id": integration_id},
+                {"$inc": {"pending_changes": 1}, "$set": self._delivery_seen()},
+                return_document=True,
             )
             if updated is not None:
                 await self.integrations.publish_health(updated)
@@ -111,6 +110,9 @@ class WebhookService:
             APPLY_JOB, integration_id, job_id=f"wh:{integration_id}:{bucket}", defer_by=window or None
         )
         return 200, "ok"
+
+    def _delivery_seen(self) -> Doc:
+        return {"webhooks.last_delivery_at": self.gw.now(), "webhooks.silent": False}
 
     async def _reject(self, integration: Doc, platform: str, why: str) -> tuple[int, str]:
         metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
@@ -133,7 +135,9 @@ class WebhookService:
             {"integration_id": integration_id, "state": "PENDING"},
             {"$set": {"state": "CLAIMED", "claim": token, "claimed_at": gw.now()}},
         )
-        deliveries = [d async for d in gw.db.deliveries.find({"claim": token}).sort("received_at", 1)]
+        # The claimed set is found through the (integration_id, state) index, never by scanning.
+        claimed = {"integration_id": integration_id, "state": "CLAIMED", "claim": token}
+        deliveries = [d async for d in gw.db.deliveries.find(claimed).sort("received_at", 1)]
         if not deliveries:
             return 0
         latest: dict[str, Doc] = {}
@@ -141,8 +145,18 @@ class WebhookService:
             current = latest.get(delivery["external_id"])
             if current is None or _newer_or_same(delivery, current):
                 latest[delivery["external_id"]] = delivery
+        webhooks = integration.get("webhooks", {})
+        last = webhooks.get("last_delivery_at")
+        if webhooks.get("silent") or last is None or (gw.now() - last).total_seconds() > 60:
+            # Deliveries are arriving: the light's "webhooks silent" reason no longer holds. Written at
+            # most once a minute, so a burst of deliveries does not rewrite the integration each time.
+            await gw.db.integrations.update_one({"_id": integration_id}, {"$set": self._delivery_seen()})
+            if webhooks.get("silent"):
+                refreshed = await self.integrations.get_any(integration_id)
+                if refreshed is not None:
+                    await self.integrations.publish_health(refreshed)
         changed = await self._apply(integration, list(latest.values()), run_id)
-        await gw.db.deliveries.update_many({"claim": token}, {"$set": {"state": "APPLIED", "applied_at": gw.now()}})
+        await gw.db.deliveries.update_many(claimed, {"$set": {"state": "APPLIED", "applied_at": gw.now()}})
         now = time.time()
         for delivery in deliveries:
             started = delivery.get("triggered_at")
@@ -159,7 +173,7 @@ class WebhookService:
         conflicts = ConflictService(gw)
         changed: list[str] = []
         try:
-            context = await adapter.mapping_context(conn)
+            context = await self._mapping_context(adapter, conn)
             refresh: list[str] = []
             for delivery in deliveries:
                 kind = ChangeKind(delivery["kind"])
@@ -201,6 +215,15 @@ class WebhookService:
                 },
             )
         return len(changed)
+
+    async def _mapping_context(self, adapter: PlatformAdapter, conn: Connection) -> MappingContext:
+        cached = self.gw.mapping_contexts.get(conn.integration_id)
+        if cached is not None and cached[0] > time.monotonic():
+            context: MappingContext = cached[1]
+            return context
+        context = await adapter.mapping_context(conn)
+        self.gw.mapping_contexts[conn.integration_id] = (time.monotonic() + MAPPING_CONTEXT_TTL, context)
+        return context
 
     async def _write(
         self,

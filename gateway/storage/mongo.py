@@ -108,6 +108,9 @@ async def ensure_indexes(database: Database) -> None:
         [
             IndexModel([("integration_id", ASCENDING), ("delivery_id", ASCENDING)], unique=True),
             IndexModel([("integration_id", ASCENDING), ("state", ASCENDING), ("received_at", ASCENDING)]),
+            # Kept a week (longer than any platform retries a delivery), so redeliveries are still
+            # recognised; then they expire.
+            IndexModel([("received_at", ASCENDING)], expireAfterSeconds=7 * 86_400),
         ]
     )
     await database.api_calls.create_indexes(

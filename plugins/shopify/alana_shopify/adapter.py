@@ -170,7 +170,9 @@ class ShopifyAdapter(PlatformAdapter):
     ) -> AsyncIterator[Page]:
         target = int(conn.options.get("page_target", 100))
         items: list[dict[str, Any]] = []
-        async for page in reader.pages(query=search, sort_key=sort_key, after=after):
+        # The count sizes the last pages to the bucket (PagePlanner); resuming, what is left is unknown.
+        expected = total if after is None else None
+        async for page in reader.pages(query=search, sort_key=sort_key, after=after, expected=expected):
             items.extend(page.nodes)
             if page.has_next and len(items) < target:
                 continue

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from alana_shopify.cost import MAX_QUERY_COST, requested_cost
@@ -148,6 +149,28 @@ class ShopifyBudget(Budget):
         self._stamp = self._clock()
 
 
+@dataclass(frozen=True)
+class QueryCost:
+    """`extensions.cost` of one answer: what the query requested and what it was charged."""
+
+    requested: float | None = None
+    actual: float | None = None
+
+
+def query_cost(body: Any) -> QueryCost:
+    if not isinstance(body, Mapping):
+        return QueryCost()
+    cost = (body.get("extensions") or {}).get("cost")
+    if not isinstance(cost, Mapping):
+        return QueryCost()
+
+    def number(key: str) -> float | None:
+        value = cost.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    return QueryCost(number("requestedQueryCost"), number("actualQueryCost"))
+
+
 class ShopifyGraphQL:
     """Runs GraphQL documents against one shop's Admin API through the connection's HttpClient."""
 
@@ -155,6 +178,12 @@ class ShopifyGraphQL:
         self.http = http
         self.api_version = api_version
         self.path = graphql_path(api_version)
+
+    @property
+    def budget(self) -> ShopifyBudget | None:
+        """The connection's bucket model, for callers that size their queries to it."""
+        budget = self.http.budget
+        return budget if isinstance(budget, ShopifyBudget) else None
 
     async def execute(
         self,
@@ -165,6 +194,18 @@ class ShopifyGraphQL:
         mutation: bool = False,
     ) -> dict[str, Any]:
         """Run one document and return its `data`; GraphQL errors become StoreErrors."""
+        data, _ = await self.execute_costed(query, variables, cost=cost, mutation=mutation)
+        return data
+
+    async def execute_costed(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        cost: float | None = None,
+        mutation: bool = False,
+    ) -> tuple[dict[str, Any], QueryCost]:
+        """`execute`, plus what Shopify charged for it (to learn the refund from)."""
         if cost is None:
             cost = requested_cost(query, variables)
         payload: dict[str, Any] = {"query": query}
@@ -181,7 +222,7 @@ class ShopifyGraphQL:
                     raise
                 log.info("shopify answer unreadable, asking again", extra={"attempt": attempt + 1})
                 continue
-            return _data(body)
+            return _data(body), query_cost(body)
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -6,13 +6,30 @@ rules, which the client uses to plan and the simulator uses to charge:
 
 - scalars and enums cost 0, an object 1;
 - a connection costs 2 plus `first`/`last` times the cost of one node (the node object 1 plus its
-  own selection); in the actual cost, the number of nodes returned replaces `first`;
+  own selection);
 - `nodes(ids: [...])` costs one node per id;
 - where a selection branches on the concrete type (`... on MediaImage`), the costliest branch counts;
 - a mutation field costs 10.
 
-Real shops charge less than this worst case (PLATFORMS.md A); planning with it is what keeps a client
-from ever being throttled.
+The *actual* cost is "based on the results returned" and real shops charge far less than the
+requested worst case (PLATFORMS.md A). What `actual_cost` charges follows recorded real answers:
+
+- a connection costs 2 plus 1 for each node it returned (not per `first`), plus what the node's own
+  nested connections returned: `products(first: 250) { nodes { id } }` costs 2 + the products
+  returned (13 for 11 products);
+- plain objects and lists of them inside a returned node (a variant's `selectedOptions` and
+  `inventoryItem`, a product's `translations`, `options`, `category`, a media's `image`) are not
+  charged again;
+- outside nodes an object costs 1 (`shop`, `product(id:)`), a list of objects nothing by itself.
+
+This reproduces a recorded `productCreate` exactly (requested 18, actual 14: 10 + product 1 +
+`variants` 2 + the one variant, its `selectedOptions` free) and stays at or somewhat above the other
+recorded reads (twelve aliased `variants` connections with 32 variants and some `inventoryItem`s on
+one product cost 51, where this charges 57), so a client planning against the simulator is never
+more optimistic than a real shop allows.
+
+Planning with the requested cost is what keeps a client from ever being throttled; the refund is
+what it learns page by page.
 """
 
 from __future__ import annotations
@@ -101,7 +118,8 @@ class _Walker:
         return best
 
     # ---- actual ---------------------------------------------------------------------------------
-    def actual(self, selection_set: SelectionSetNode | None, data: Any) -> int:
+    def actual(self, selection_set: SelectionSetNode | None, data: Any, in_node: bool = False) -> int:
+        """What `data` cost; `in_node` inside a returned connection node, whose plain objects are free."""
         if selection_set is None or not isinstance(data, Mapping):
             return 0
         total = 0
@@ -109,28 +127,31 @@ class _Walker:
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 key = (selection.alias or selection.name).value
-                total += self.actual_field(selection, data.get(key))
+                total += self.actual_field(selection, data.get(key), in_node)
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = self.fragments.get(selection.name.value)
                 if fragment is not None:
-                    total += self.actual(fragment.selection_set, data)
+                    total += self.actual(fragment.selection_set, data, in_node)
             elif isinstance(selection, InlineFragmentNode):
-                branches.append(self.actual(selection.selection_set, data))
+                branches.append(self.actual(selection.selection_set, data, in_node))
         return total + max(branches, default=0)
 
-    def actual_field(self, field: FieldNode, value: Any) -> int:
+    def actual_field(self, field: FieldNode, value: Any, in_node: bool) -> int:
         if field.selection_set is None or value is None or field.name.value.startswith("__"):
             return 0
         if self.size(field) is not None and isinstance(value, Mapping):
             return CONNECTION_COST + self.actual_nodes(field.selection_set, value)
         if isinstance(value, list):
             if isinstance(self.args(field).get("ids"), list):
-                return sum(OBJECT_COST + self.actual(field.selection_set, v) for v in value if v is not None)
-            first = next((v for v in value if v is not None), None)
-            return OBJECT_COST + self.actual(field.selection_set, first) if value else 0
-        return OBJECT_COST + self.actual(field.selection_set, value)
+                # nodes(ids:): each node found is a node like a connection's.
+                return sum(OBJECT_COST + self.actual(field.selection_set, v, True) for v in value if v is not None)
+            # A list of plain objects: free by itself; connections inside its items still count.
+            return sum(self.actual(field.selection_set, v, in_node) for v in value)
+        own = 0 if in_node else OBJECT_COST
+        return own + self.actual(field.selection_set, value, in_node)
 
     def actual_nodes(self, connection: SelectionSetNode, value: Mapping[str, Any]) -> int:
+        """The nodes a connection returned: 1 each plus their nested connections."""
         best = 0
         for selection in connection.selections:
             if not isinstance(selection, FieldNode):
@@ -140,14 +161,14 @@ class _Walker:
             if not isinstance(items, list):
                 continue
             if selection.name.value == "nodes":
-                cost = sum(OBJECT_COST + self.actual(selection.selection_set, n) for n in items)
+                cost = sum(OBJECT_COST + self.actual(selection.selection_set, n, True) for n in items)
                 best = max(best, cost)
             elif selection.name.value == "edges" and selection.selection_set is not None:
                 for inner in selection.selection_set.selections:
                     if isinstance(inner, FieldNode) and inner.name.value == "node":
                         node_key = (inner.alias or inner.name).value
                         cost = sum(
-                            OBJECT_COST + self.actual(inner.selection_set, e.get(node_key))
+                            OBJECT_COST + self.actual(inner.selection_set, e.get(node_key), True)
                             for e in items
                             if isinstance(e, Mapping)
                         )
@@ -183,7 +204,7 @@ def actual_cost(
     variables: Mapping[str, Any] | None = None,
     operation_name: str | None = None,
 ) -> int:
-    """The cost of what a query actually returned (connections charged for the nodes they hold)."""
+    """The cost of what a query actually returned (connections charged for the nodes they hold, see above)."""
     doc = parse(document) if isinstance(document, str) else document
     operation = _operation(doc, operation_name)
     if operation is None:

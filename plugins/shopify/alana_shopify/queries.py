@@ -42,6 +42,30 @@ query ProductMedia($id: ID!, $first: Int!, $after: String) {{
 #: Follow-up pages for a product's variants / media: 250 is Shopify's page maximum and fits the limit.
 NESTED_PAGE = 250
 
+
+@dataclass(frozen=True)
+class PageCost:
+    """The requested cost of a paged document: `overhead + first * per_item`."""
+
+    overhead: int
+    per_item: int
+
+    def requested(self, first: int) -> int:
+        return self.overhead + first * self.per_item
+
+    def fits(self, points: float, most: int) -> int:
+        """The largest `first` (at most `most`, maybe 0) whose requested cost is within `points`."""
+        if self.per_item <= 0:
+            return most
+        return max(0, min(most, int((points - self.overhead) // self.per_item)))
+
+
+def page_cost(document: str, **variables: object) -> PageCost:
+    """The requested cost of `document` as a function of its `$first`."""
+    overhead = requested_cost(document, {**variables, "first": 0})
+    return PageCost(overhead, requested_cost(document, {**variables, "first": 1}) - overhead)
+
+
 BULK_RUN = """
 mutation BulkRun($query: String!, $groupObjects: Boolean!) {
   bulkOperationRunQuery(query: $query, groupObjects: $groupObjects) {
@@ -106,6 +130,8 @@ class ProductQueries:
     by_ids: str = field(init=False)
     page_size: int = field(init=False)
     ids_batch: int = field(init=False)
+    #: The requested cost of a product page as a function of its size.
+    page_cost: PageCost = field(init=False)
 
     def __post_init__(self) -> None:
         fragment = f"""
@@ -127,7 +153,9 @@ query Products($first: Int!, $after: String, $query: String, $sortKey: ProductSo
         by_ids = f"""
 query ProductsByIds($ids: [ID!]!) {{ nodes(ids: $ids) {{ __typename ... on Product {{ ...ProductParts }} }} }}
 {fragment}"""
-        one = requested_cost(page, {"first": 1}) - requested_cost(page, {"first": 0})
+        cost = page_cost(page)
+        one = cost.per_item
+        object.__setattr__(self, "page_cost", cost)
         object.__setattr__(self, "fragment", fragment)
         object.__setattr__(self, "page", page)
         object.__setattr__(self, "by_ids", by_ids)

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from alana_shopify.client import ShopifyBudget, _data
+from alana_shopify.client import QueryCost, ShopifyBudget, _data
 from alana_shopify.cost import MAX_QUERY_COST, actual_cost, requested_cost
+from alana_shopify.fetch import PagePlanner
 from alana_shopify.queries import BULK_RUN, ProductQueries
 from multidict import CIMultiDict
 
@@ -152,6 +153,38 @@ def test_actual_cost_charges_what_came_back() -> None:
     assert actual_cost(NESTED, data) <= requested_cost(NESTED)
 
 
+def test_actual_cost_counts_nodes_returned_not_first() -> None:
+    # PLATFORMS.md A: `products(first: 250) { nodes { id } }` costs about 13 on a real shop.
+    query = "{ products(first: 250) { nodes { id } pageInfo { hasNextPage } } }"
+    data = {"products": {"nodes": [{"id": str(i)} for i in range(11)], "pageInfo": {"hasNextPage": False}}}
+    assert (requested_cost(query), actual_cost(query, data)) == (252, 13)
+
+
+def test_plain_objects_inside_returned_nodes_are_not_charged_again() -> None:
+    # As in recorded real answers: a variant's selectedOptions / inventoryItem add nothing to the actual
+    # cost (they do to the requested one); nested connections and objects outside nodes do count.
+    query = """
+    query($id: ID!) { product(id: $id) {
+      category { name }
+      translations(locale: "fr") { key value }
+      variants(first: 5) { nodes { id selectedOptions { name value } inventoryItem { tracked } } }
+      media(first: 5) { nodes { id ... on MediaImage { image { url } } } }
+    } }
+    """
+    variant = {"id": "v", "selectedOptions": [{"name": "Size", "value": "M"}], "inventoryItem": {"tracked": True}}
+    data = {
+        "product": {
+            "category": {"name": "Mugs"},
+            "translations": [{"key": "title", "value": "Tasse"}],
+            "variants": {"nodes": [variant] * 3},
+            "media": {"nodes": [{"id": "m", "image": {"url": "u"}}]},
+        }
+    }
+    assert requested_cost(query, {"id": "x"}) == 1 + 1 + 1 + (2 + 5 * 3) + (2 + 5 * 2)
+    # product 1 + category 1 (outside any node) + translations list 0 + variants 2 + 3 + media 2 + 1
+    assert actual_cost(query, data, {"id": "x"}) == 1 + 1 + (2 + 3) + (2 + 1)
+
+
 @pytest.mark.parametrize("locales", [(), ("fr", "de"), ("fr", "de", "es", "it", "pt-BR")])
 def test_product_pages_fit_the_single_query_limit(locales: tuple[str, ...]) -> None:
     queries = ProductQueries(locales=locales)
@@ -159,3 +192,34 @@ def test_product_pages_fit_the_single_query_limit(locales: tuple[str, ...]) -> N
     assert fits <= MAX_QUERY_COST < requested_cost(queries.page, {"first": queries.page_size + 1})
     ids = [f"gid://shopify/Product/{i}" for i in range(queries.ids_batch)]
     assert requested_cost(queries.by_ids, {"ids": ids}) <= MAX_QUERY_COST
+
+
+# ---- page sizes ------------------------------------------------------------------------------------
+def test_planner_asks_for_full_pages_until_the_end_is_near() -> None:
+    queries = ProductQueries(locales=("fr", "de"))
+    most, cost = queries.page_size, queries.page_cost
+    planner = PagePlanner(cost, most, expected=1000)
+    assert planner.size(available=2000) == most  # nothing learnt yet
+    planner.learn(most, QueryCost(cost.requested(most), cost.overhead + 12 * most))
+    assert planner.per_product == 12
+    # Much left: wait for a full page however little the bucket holds.
+    assert planner.size(available=0) == most
+    # 20 left (~240 points): a page no bigger than the goal of one product's requested cost + the rest.
+    planner.remaining = 20
+    goal = cost.requested(1) + 19 * 12
+    assert planner.size(available=0) == cost.fits(goal, most) < most
+    # ...but never smaller than what the bucket pays right away, nor than one product.
+    assert planner.size(available=cost.requested(most)) == most
+    planner.remaining = 1
+    assert planner.size(available=0) == 1
+
+
+def test_planner_without_a_count_or_past_it_asks_for_full_pages() -> None:
+    queries = ProductQueries()
+    planner = PagePlanner(queries.page_cost, queries.page_size, expected=None)
+    planner.learn(5, QueryCost(500, 60))
+    assert planner.size(available=0) == queries.page_size
+    grown = PagePlanner(queries.page_cost, queries.page_size, expected=3)
+    assert grown.size(available=5000) == 3
+    grown.learn(3, QueryCost(300, 40))
+    assert grown.remaining is None and grown.size(available=0) == queries.page_size
