@@ -365,14 +365,18 @@ class _Execution:
             old = existing.get(external_id)
             decision = self.classify(product, content_hash, old)
             if decision == "insert":
-                inserts.append(gw.products.new_document(self.account_id, self.integration_id, product,
-                                                        content_hash, self.run_id))
+                inserts.append(
+                    gw.products.new_document(self.account_id, self.integration_id, product, content_hash, self.run_id)
+                )
                 result.add("added")
                 result.changed_ids.append(product_id(self.integration_id, external_id))
             elif decision == "update":
                 assert old is not None
-                updates.append(gw.products.update_op(self.integration_id, product, content_hash,
-                                                     old.get("version", 0), self.run_id))
+                updates.append(
+                    gw.products.update_op(
+                        self.integration_id, product, content_hash, old.get("version", 0), self.run_id
+                    )
+                )
                 guarded[external_id] = content_hash
                 result.add("added" if old.get("removed") else "updated")
                 result.changed_ids.append(product_id(self.integration_id, external_id))

@@ -206,8 +206,11 @@ class ProductStore:
             return result.matched_count, set()
         except BulkWriteError as exc:
             details = exc.details
-            duplicates = {str(inserts[e["index"]]["_id"]) for e in details.get("writeErrors", [])
-                          if e.get("code") == 11000 and e["index"] < len(inserts)}
+            duplicates = {
+                str(inserts[e["index"]]["_id"])
+                for e in details.get("writeErrors", [])
+                if e.get("code") == 11000 and e["index"] < len(inserts)
+            }
             others = [e for e in details.get("writeErrors", []) if e.get("code") != 11000]
             if others:
                 raise

@@ -31,6 +31,7 @@ class Scheduler:
         """Queue every due scheduled run (once across workers) and recover orphaned runs."""
         queued = await self.queue_due()
         await self.recover_orphans()
+        await self.recover_webhooks()
         return queued
 
     async def queue_due(self) -> list[str]:
@@ -58,6 +59,13 @@ class Scheduler:
             if created:
                 queued.append(run["_id"])
         return queued
+
+    async def recover_webhooks(self) -> None:
+        """Deliveries a dead worker had claimed are applied by another."""
+        from gateway.webhooks import APPLY_JOB, WebhookService
+
+        for integration_id in await WebhookService(self.gw).release_stale_claims():
+            await self.gw.enqueue(APPLY_JOB, integration_id)
 
     async def recover_orphans(self) -> list[str]:
         """Runs whose worker died (lease expired) get a fresh job; they resume from their checkpoint."""

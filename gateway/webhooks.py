@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import DuplicateKeyError
@@ -73,26 +73,40 @@ class WebhookService:
         age = (self.gw.now() - event.triggered_at).total_seconds() if event.triggered_at else 0.0
         if age > self.gw.settings.webhook_max_age_seconds:
             return await self._reject(integration, platform, "is a replay of an old delivery")
-        delivery: Doc = {
-            "_id": uuid.uuid4().hex,
-            "account_id": integration["account_id"],
-            "integration_id": integration_id,
-            "delivery_id": event.delivery_id,
-            "topic": event.topic,
-            "kind": event.kind.value,
-            "external_id": event.external_id,
-            "product": dict(event.product) if event.product is not None else None,
-            "store_updated_at": event.store_updated_at,
-            "triggered_at": event.triggered_at,
-            "received_at": self.gw.now(),
-            "received_mono": time.time(),
-            "state": "PENDING",
-        }
+        now = self.gw.now()
         try:
-            await self.gw.db.deliveries.insert_one(delivery)
+            # The dedupe log: one small document per delivery id, kept a week.
+            await self.gw.db.deliveries.insert_one(
+                {
+                    "account_id": integration["account_id"],
+                    "integration_id": integration_id,
+                    "delivery_id": event.delivery_id,
+                    "topic": event.topic,
+                    "external_id": event.external_id,
+                    "received_at": now,
+                }
+            )
         except DuplicateKeyError:
             metrics.WEBHOOKS.labels(platform=platform, outcome="duplicate").inc()
             return 200, "duplicate delivery"
+        # The work queue: removed once applied, so claiming stays cheap however many deliveries came before.
+        # (A crash between these two writes loses the change until the next scheduled sync, which exists to
+        # catch exactly what webhooks miss.)
+        await self.gw.db.queue.insert_one(
+            {
+                "account_id": integration["account_id"],
+                "integration_id": integration_id,
+                "delivery_id": event.delivery_id,
+                "kind": event.kind.value,
+                "external_id": event.external_id,
+                "product": dict(event.product) if event.product is not None else None,
+                "store_updated_at": event.store_updated_at,
+                "triggered_at": event.triggered_at,
+                "received_at": now,
+                "received_mono": time.time(),
+                "claim": None,
+            }
+        )
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
         if integration.get("settings", {}).get("mode") == SyncMode.MANUAL.value:
             updated = await self.gw.db.integrations.find_one_and_update(
@@ -131,13 +145,11 @@ class WebhookService:
         if integration is None:
             return 0
         token = uuid.uuid4().hex
-        await gw.db.deliveries.update_many(
-            {"integration_id": integration_id, "state": "PENDING"},
-            {"$set": {"state": "CLAIMED", "claim": token, "claimed_at": gw.now()}},
+        await gw.db.queue.update_many(
+            {"integration_id": integration_id, "claim": None}, {"$set": {"claim": token, "claimed_at": gw.now()}}
         )
-        # The claimed set is found through the (integration_id, state) index, never by scanning.
-        claimed = {"integration_id": integration_id, "state": "CLAIMED", "claim": token}
-        deliveries = [d async for d in gw.db.deliveries.find(claimed).sort("received_at", 1)]
+        claimed = {"integration_id": integration_id, "claim": token}
+        deliveries = [d async for d in gw.db.queue.find(claimed).sort("received_at", 1)]
         if not deliveries:
             return 0
         latest: dict[str, Doc] = {}
@@ -156,13 +168,22 @@ class WebhookService:
                 if refreshed is not None:
                     await self.integrations.publish_health(refreshed)
         changed = await self._apply(integration, list(latest.values()), run_id)
-        await gw.db.deliveries.update_many(claimed, {"$set": {"state": "APPLIED", "applied_at": gw.now()}})
+        await gw.db.queue.delete_many(claimed)
         now = time.time()
         for delivery in deliveries:
             started = delivery.get("triggered_at")
             latency = now - started.timestamp() if isinstance(started, datetime) else now - delivery["received_mono"]
             metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
         return changed
+
+    async def release_stale_claims(self, older_than: float = 120.0) -> list[str]:
+        """Deliveries claimed by a worker that died go back to the queue; returns their integrations."""
+        cutoff = self.gw.now() - timedelta(seconds=older_than)
+        stale = {"claim": {"$ne": None}, "claimed_at": {"$lt": cutoff}}
+        integrations = sorted({d["integration_id"] async for d in self.gw.db.queue.find(stale, {"integration_id": 1})})
+        if integrations:
+            await self.gw.db.queue.update_many(stale, {"$set": {"claim": None}})
+        return integrations
 
     async def _apply(self, integration: Doc, deliveries: list[Doc], run_id: str | None) -> int:
         gw = self.gw

@@ -118,8 +118,8 @@ async def test_forged_duplicate_and_older_deliveries(
 async def wait_for_applied(gw: Gateway, integration_id: str, count: int) -> None:
     async def applied() -> None:
         async with gw.hub.listen(account_channel("acct-1")) as queue:
-            while (
-                await gw.db.deliveries.count_documents({"integration_id": integration_id, "state": "APPLIED"}) < count
+            while await gw.db.deliveries.count_documents({"integration_id": integration_id}) < count or (
+                await gw.db.queue.count_documents({"integration_id": integration_id})
             ):
                 try:
                     await asyncio.wait_for(queue.get(), 0.5)

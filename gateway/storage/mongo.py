@@ -6,7 +6,8 @@ Collections (every document carries `account_id`; repositories always filter by 
     sync_runs          runs with progress, summary and checkpoint; one active run per integration
     conflicts          store-won conflicts and their re-application
     activity           the merchant-facing activity log
-    webhook_deliveries received deliveries, unique per (integration_id, delivery_id)
+    webhook_deliveries received deliveries, unique per (integration_id, delivery_id): the dedupe log
+    webhook_queue      deliveries waiting to be applied (removed once applied, so it stays small)
     api_calls          store API calls per integration per hour (for apiCallsLast24h)
 """
 
@@ -50,6 +51,10 @@ class Database:
     @property
     def deliveries(self) -> AsyncCollection[Doc]:
         return self.db["webhook_deliveries"]
+
+    @property
+    def queue(self) -> AsyncCollection[Doc]:
+        return self.db["webhook_queue"]
 
     @property
     def api_calls(self) -> AsyncCollection[Doc]:
@@ -107,11 +112,13 @@ async def ensure_indexes(database: Database) -> None:
     await database.deliveries.create_indexes(
         [
             IndexModel([("integration_id", ASCENDING), ("delivery_id", ASCENDING)], unique=True),
-            IndexModel([("integration_id", ASCENDING), ("state", ASCENDING), ("received_at", ASCENDING)]),
             # Kept a week (longer than any platform retries a delivery), so redeliveries are still
             # recognised; then they expire.
             IndexModel([("received_at", ASCENDING)], expireAfterSeconds=7 * 86_400),
         ]
+    )
+    await database.queue.create_indexes(
+        [IndexModel([("integration_id", ASCENDING), ("claim", ASCENDING)]), IndexModel([("claimed_at", ASCENDING)])]
     )
     await database.api_calls.create_indexes(
         [IndexModel([("integration_id", ASCENDING), ("hour", ASCENDING)], unique=True)]

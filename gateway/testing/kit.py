@@ -324,9 +324,7 @@ class ConformanceKit:
             try:
                 event = self.adapter.parse_webhook(delivery.headers, delivery.body)
             except Exception as exc:  # noqa: BLE001 - any crash is the finding
-                fail(
-                    f"parse_webhook raised {type(exc).__name__} ({exc}) for a genuine delivery ({describe(delivery)})"
-                )
+                fail(f"parse_webhook raised {type(exc).__name__} ({exc}) for a genuine delivery ({describe(delivery)})")
             if event is None:
                 continue
             if not isinstance(event, WebhookEvent):
