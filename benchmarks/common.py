@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import sys
 import time
 import uuid
@@ -86,6 +87,28 @@ async def simulator(
     finally:
         if process.returncode is None:
             process.terminate()
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def worker_process(settings: Settings, **extra_env: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real `alana-gateway worker` process configured like `settings` (stopped with SIGTERM)."""
+    env = dict(os.environ)
+    env.update({
+        "MONGODB_URL": settings.effective_mongodb_url(), "REDIS_URL": settings.effective_redis_url(),
+        "MONGODB_DATABASE": settings.mongodb_database, "GATEWAY_QUEUE_NAME": settings.queue_name,
+        "GATEWAY_JWT_SECRET": settings.jwt_secret or "", "GATEWAY_SECRET_KEY": settings.secret_key or "",
+        "GATEWAY_LOG_LEVEL": "WARNING", **extra_env,
+    })
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "worker", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
             await process.wait()
 
 

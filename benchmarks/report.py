@@ -46,7 +46,7 @@ def render_report(r: dict[str, Any]) -> str:
         f"| worker peak RSS, {_get(r, 'memory', 'products')}-product sync | "
         f"{_get(r, 'memory', 'worker_peak_rss_mb')} MB"
         f" ({_get(r, 'memory', 'seconds')} s) | < 300 MB |",
-        f"| webhook -> stored -> subscriber, p50 / p99 ({_get(r, 'webhooks', 'measured')} deliveries at "
+        f"| webhook -> stored -> subscriber, p50 / p99 ({_get(r, 'webhooks', 'measured')} deliveries measured at "
         f"{_get(r, 'webhooks', 'rate_per_second')}/s) | {_get(r, 'webhooks', 'end_to_end_ms', 'p50')} ms / "
         f"{_get(r, 'webhooks', 'end_to_end_ms', 'p99')} ms | p99 < 250 ms |",
         f"| webhook endpoint response p99 | {_get(r, 'webhooks', 'endpoint_response_ms', 'p99')} ms | < 20 ms |",

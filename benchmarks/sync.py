@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from pymongo import ReplaceOne
 
-from benchmarks.common import gateway, settings_for, simulator
+from benchmarks.common import gateway, settings_for, simulator, worker_process
 from gateway.domain import RunKind, Trigger
 from gateway.engine import SyncEngine
 from gateway.integrations import IntegrationService
@@ -91,18 +88,7 @@ async def worker_memory(mongodb_url: str, redis_url: str, platform: str, product
     """Peak RSS of a real `alana-gateway worker` process syncing a large catalog."""
     settings = settings_for(mongodb_url, redis_url)
     async with simulator(platform, products, sim_options) as sim, gateway(settings) as gw:
-        env = dict(os.environ)
-        env.update({
-            "MONGODB_URL": mongodb_url, "REDIS_URL": redis_url, "MONGODB_DATABASE": settings.mongodb_database,
-            "GATEWAY_QUEUE_NAME": settings.queue_name, "GATEWAY_JWT_SECRET": settings.jwt_secret or "",
-            "GATEWAY_SECRET_KEY": settings.secret_key or "", "GATEWAY_LOG_LEVEL": "WARNING",
-            "GATEWAY_STORE_CONCURRENCY": "8",
-        })
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "worker", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
+        async with worker_process(settings, GATEWAY_STORE_CONCURRENCY="8") as worker:
             started = time.perf_counter()
             integration = await IntegrationService(gw).connect(
                 "bench", platform, "bench", sim.store_url, sim.credentials, options=adapter_options
@@ -116,9 +102,6 @@ async def worker_memory(mongodb_url: str, redis_url: str, platform: str, product
                 await asyncio.sleep(0.5)  # a benchmark poll, not a test wait
             elapsed = time.perf_counter() - started
             peak = _peak_rss_mb(worker.pid)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            await worker.wait()
         return {
             "platform": platform,
             "products": run["counts"]["added"],
@@ -132,19 +115,8 @@ async def queue_latency(mongodb_url: str, redis_url: str, runs: int) -> dict[str
     """Time from Sync Now (queued) to the run starting on an idle `alana-gateway worker`."""
     settings = settings_for(mongodb_url, redis_url, GATEWAY_EXTRA_PLUGINS="gateway.testing.toy")
     async with simulator("toy", 20, {}) as sim, gateway(settings) as gw:
-        env = dict(os.environ)
-        env.update({
-            "MONGODB_URL": mongodb_url, "REDIS_URL": redis_url, "MONGODB_DATABASE": settings.mongodb_database,
-            "GATEWAY_QUEUE_NAME": settings.queue_name, "GATEWAY_JWT_SECRET": settings.jwt_secret or "",
-            "GATEWAY_SECRET_KEY": settings.secret_key or "", "GATEWAY_LOG_LEVEL": "WARNING",
-            "GATEWAY_EXTRA_PLUGINS": "gateway.testing.toy",
-        })
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "worker", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )
         delays: list[float] = []
-        try:
+        async with worker_process(settings, GATEWAY_EXTRA_PLUGINS="gateway.testing.toy"):
             integration = await IntegrationService(gw).connect("bench", "toy", "q", sim.store_url, sim.credentials)
             for n in range(runs + 1):
                 run = (await gw.runs.latest(integration["_id"], 1))[0]
@@ -159,9 +131,6 @@ async def queue_latency(mongodb_url: str, redis_url: str, runs: int) -> dict[str
                 if n < runs:
                     await asyncio.sleep(0.3)  # the worker is idle again before the next Sync Now
                     await SyncService(gw).sync_now("bench", integration["_id"], ["1"])
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            await worker.wait()
     from benchmarks.common import percentile
 
     return {"runs": len(delays), "queued_to_started_ms": {"p50": round(percentile(delays, 50), 1),

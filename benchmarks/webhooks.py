@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from benchmarks.common import gateway, percentile, settings_for, simulator
+from benchmarks.common import gateway, percentile, settings_for, simulator, worker_process
 from gateway.api.app import create_app
 from gateway.engine import SyncEngine
 from gateway.events import account_channel
@@ -43,18 +40,7 @@ async def webhook_latency(mongodb_url: str, redis_url: str, platform: str, deliv
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        env = dict(os.environ)
-        env.update({
-            "MONGODB_URL": mongodb_url, "REDIS_URL": redis_url, "MONGODB_DATABASE": settings.mongodb_database,
-            "GATEWAY_QUEUE_NAME": settings.queue_name, "GATEWAY_JWT_SECRET": settings.jwt_secret or "",
-            "GATEWAY_SECRET_KEY": settings.secret_key or "", "GATEWAY_LOG_LEVEL": "WARNING",
-            "GATEWAY_WEBHOOK_COALESCE": "0",
-        })
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "worker", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
+        async with worker_process(settings, GATEWAY_WEBHOOK_COALESCE="0"):
             integration = await IntegrationService(gw).connect("bench", platform, "bench", sim.store_url,
                                                                 sim.credentials)
             first = (await gw.runs.latest(integration["_id"], 1))[0]
@@ -67,7 +53,7 @@ async def webhook_latency(mongodb_url: str, redis_url: str, platform: str, deliv
             async def listen() -> None:
                 async with gw.hub.listen(account_channel("bench")) as queue:
                     ready.set()
-                    while len(latencies) < deliveries:
+                    while not (sending_done and not sent):
                         message = await queue.get()
                         if message.get("kind") != "PRODUCT_CHANGED":
                             continue
@@ -76,6 +62,8 @@ async def webhook_latency(mongodb_url: str, redis_url: str, platform: str, deliv
                         if started is not None:
                             latencies.append(time.perf_counter() - started)
                 done.set()
+
+            sending_done = False
 
             ready = asyncio.Event()
             listener = asyncio.ensure_future(listen())
@@ -90,21 +78,23 @@ async def webhook_latency(mongodb_url: str, redis_url: str, platform: str, deliv
                     continue
                 sent[external_id] = time.perf_counter()
                 await sim.control("POST", f"products/{external_id}/touch", {})
+            sending_done = True
+            if not sent:
+                done.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), 60)
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            await worker.wait()
-            await runner.cleanup()
+        await runner.cleanup()
         ms = [x * 1000 for x in latencies]
         rt = [x * 1000 for x in response_times]
         return {
             "platform": platform,
-            "deliveries": deliveries,
+            "deliveries_planned": deliveries,
             "measured": len(ms),
+            "skipped_in_flight": deliveries - len(ms) - len(sent),
+            "unanswered": len(sent),
             "rate_per_second": rate_per_second,
             "end_to_end_ms": {"p50": round(percentile(ms, 50), 1), "p99": round(percentile(ms, 99), 1),
                               "max": round(max(ms), 1) if ms else None},

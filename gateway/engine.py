@@ -28,7 +28,7 @@ from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import MappingError, StoreAuthError, StoreError
 from gateway.integrations import CallCounter, IntegrationService, health_doc
 from gateway.logs import bind_context
-from gateway.model import Product
+from gateway.model import Product, hash_document
 from gateway.products import Outcome, product_id
 from gateway.products import older as _older
 from gateway.runs import percent
@@ -113,7 +113,7 @@ def map_one(gw: Gateway, adapter: PlatformAdapter, native: Mapping[str, Any], co
     """Map and enrich one native product; a SyncError document when it cannot be mapped."""
     try:
         product = adapter.map_product(native, context)
-        result: Product = gw.registry.process_product(adapter.info.id, dict(native), product)
+        result: Product = gw.registry.process_product(adapter.info.id, native, product)
         return result
     except MappingError as exc:
         return sync_error(exc.external_id or native_id(native), exc.code, exc.message)
@@ -359,14 +359,17 @@ class _Execution:
         guarded: dict[str, str] = {}
         slow: list[tuple[Product, str]] = []
         for external_id, product in mapped.items():
-            content_hash = product.content_hash()
+            store = product.to_document()  # dumped once: hashed and stored as is
+            content_hash = hash_document(store)
             if self.max_updated is None or product.store_updated_at > self.max_updated:
                 self.max_updated = product.store_updated_at
             old = existing.get(external_id)
             decision = self.classify(product, content_hash, old)
             if decision == "insert":
                 inserts.append(
-                    gw.products.new_document(self.account_id, self.integration_id, product, content_hash, self.run_id)
+                    gw.products.new_document(
+                        self.account_id, self.integration_id, product, content_hash, self.run_id, store
+                    )
                 )
                 result.add("added")
                 result.changed_ids.append(product_id(self.integration_id, external_id))
@@ -374,7 +377,7 @@ class _Execution:
                 assert old is not None
                 updates.append(
                     gw.products.update_op(
-                        self.integration_id, product, content_hash, old.get("version", 0), self.run_id
+                        self.integration_id, product, content_hash, old.get("version", 0), self.run_id, store
                     )
                 )
                 guarded[external_id] = content_hash

@@ -191,16 +191,34 @@ _UNHASHED = {"store_updated_at", "store_created_at"}
 _UNORDERED = ("tags", "categories", "attributes", "translations", "variants")
 
 
-def _normalise_money(data: dict[str, Any]) -> None:
+def _normalised_money(data: dict[str, Any]) -> dict[str, Any]:
     # "29.90", "29.9" and "2.99E+1" are one price: hash one spelling, keep the store's in the model.
+    result = dict(data)
     for key in ("price", "compare_at_price"):
         money = data.get(key)
         if money:
-            money["amount"] = format(Decimal(money["amount"]).normalize(), "f")
+            result[key] = {**money, "amount": format(Decimal(money["amount"]).normalize(), "f")}
+    return result
 
 
 def _sort_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def hash_document(document: dict[str, Any]) -> str:
+    """The content hash of a product already dumped with `Product.to_document()` (left unchanged).
+
+    The engine dumps each product once and hashes and stores that same document.
+    """
+    data = _normalised_money({k: v for k, v in document.items() if k not in _UNHASHED})
+    if data.get("variants"):
+        data["variants"] = [_normalised_money(v) for v in data["variants"]]
+    for key in _UNORDERED:
+        items = data.get(key)
+        if items and len(items) > 1:
+            data[key] = sorted(items, key=_sort_key)
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def content_hash(product: Product) -> str:
@@ -208,19 +226,10 @@ def content_hash(product: Product) -> str:
 
     Key order, the way a number is written (29.9 and "29.90" are the same price) and the order of
     lists whose order means nothing (tags, categories, attributes, translations, variants) do not
-    change it. Serialisation is pydantic's
-    (Rust); only the unordered lists are sorted in Python: this runs for every product of every run.
+    change it. Serialisation is pydantic's (Rust); only the unordered lists are sorted in Python:
+    this runs for every product of every run.
     """
-    data = product.model_dump(mode="json", exclude=_UNHASHED)
-    _normalise_money(data)
-    for variant in data.get("variants", ()):
-        _normalise_money(variant)
-    for key in _UNORDERED:
-        items = data.get(key)
-        if items and len(items) > 1:
-            data[key] = sorted(items, key=_sort_key)
-    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hash_document(product.to_document())
 
 
 #: The fields Alana may edit (overlays). Product attribute name -> canonical field.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -53,8 +53,11 @@ class PluginRegistry:
                 field="platform",
             ) from None
 
-    def process_product(self, platform: str, native: dict[str, Any], product: Any) -> Any:
-        for result in self.manager.hook.process_product(platform=platform, native=native, product=product):
+    def process_product(self, platform: str, native: Mapping[str, Any], product: Any) -> Any:
+        hook = self.manager.hook.process_product
+        if not hook.get_hookimpls():
+            return product  # the common case: nothing to call, nothing to copy, on every product of every run
+        for result in hook(platform=platform, native=dict(native), product=product):
             if result is not None:
                 product = result
         return product

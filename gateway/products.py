@@ -65,8 +65,9 @@ def search_fields(store: Doc) -> Doc:
     }
 
 
-def store_doc_fields(product: Product, content_hash: str) -> Doc:
-    store = product.to_document()
+def store_doc_fields(product: Product, content_hash: str, store: Doc | None = None) -> Doc:
+    """The fields a store version sets; `store` is the product's `to_document()` when already made."""
+    store = store if store is not None else product.to_document()
     return {
         "store": store,
         "hash": content_hash,
@@ -156,7 +157,13 @@ class ProductStore:
 
     # ---- writes from the store ----------------------------------------------------------------
     def new_document(
-        self, account_id: str, integration_id: str, product: Product, content_hash: str, run_id: str | None
+        self,
+        account_id: str,
+        integration_id: str,
+        product: Product,
+        content_hash: str,
+        run_id: str | None,
+        store: Doc | None = None,
     ) -> Doc:
         """A whole product document, for a product the store has and we have never stored."""
         now = utcnow()
@@ -172,17 +179,23 @@ class ProductStore:
             "synced_at": now,
             "removed": False,
             "version": 1,
-            **store_doc_fields(product, content_hash),
+            **store_doc_fields(product, content_hash, store),
         }
 
     def update_op(
-        self, integration_id: str, product: Product, content_hash: str, version: int, run_id: str | None
+        self,
+        integration_id: str,
+        product: Product,
+        content_hash: str,
+        version: int,
+        run_id: str | None,
+        store: Doc | None = None,
     ) -> UpdateOne:
         return UpdateOne(
             {"_id": product_id(integration_id, product.external_id), "version": version},
             {
                 "$set": {
-                    **store_doc_fields(product, content_hash),
+                    **store_doc_fields(product, content_hash, store),
                     "removed": False,
                     "synced_at": utcnow(),
                     "updated_run": run_id,
