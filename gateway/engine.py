@@ -167,6 +167,7 @@ class _Execution:
         self.lock = asyncio.Lock()
         checkpoint = run.get("checkpoint") or {}
         self.max_updated: datetime | None = checkpoint.get("max_updated")
+        self.nothing_stored = False
 
     # ---- progress -------------------------------------------------------------------------------
     async def save(
@@ -274,6 +275,12 @@ class _Execution:
     async def walk(self, conn: Connection) -> None:
         checkpoint = self.run.get("checkpoint") or {}
         request = self.fetch_request(checkpoint.get("cursor"))
+        if not checkpoint and self.kind is RunKind.FULL:
+            # An integration's first load: nothing is stored yet, so no page needs to read what is. A
+            # product that appears meanwhile (a webhook) makes its insert collide and is decided again.
+            self.nothing_stored = (
+                await self.gw.db.products.find_one({"integration_id": self.integration_id}, {"_id": 1}) is None
+            )
         context = await self.adapter.mapping_context(conn)
         if self.total is None and request.cursor is None:
             with contextlib.suppress(StoreError):
@@ -353,7 +360,7 @@ class _Execution:
         gw = self.gw
         if not mapped:
             return
-        existing = await gw.products.existing(self.integration_id, list(mapped))
+        existing = {} if self.nothing_stored else await gw.products.existing(self.integration_id, list(mapped))
         inserts: list[Doc] = []
         updates: list[UpdateOne] = []
         guarded: dict[str, str] = {}
