@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 #: How long a store's currency and language are reused (per process) before asking again.
 STORE_FACTS_TTL = 3600.0
 _STORE_FACTS: dict[str, tuple[float, MappingContext]] = {}
+#: conn.state key of the highest product id a full count saw, and how long a fetch may use it.
+SNAPSHOT_KEY = "bigcommerce_max_id"
+SNAPSHOT_TTL = 60.0
 
 
 class BigCommerceAdapter(PlatformAdapter):
@@ -112,6 +115,12 @@ class BigCommerceAdapter(PlatformAdapter):
     async def count_products(self, conn: Connection, request: FetchRequest) -> int | None:
         if request.mode == FetchMode.IDS:
             return len(_unique(request.ids))
+        if request.mode == FetchMode.FULL:
+            # The request that counts the catalog also gives its highest id, which bounds the full
+            # listing (see _snapshot): the fetch that follows takes it instead of asking again.
+            total, max_id = await self.api(conn).id_extent()
+            conn.state[SNAPSHOT_KEY] = (time.monotonic() + SNAPSHOT_TTL, max_id)
+            return total
         return await self.api(conn).count(_listing_params(request))
 
     async def fetch_products(self, conn: Connection, request: FetchRequest) -> AsyncIterator[Page]:
@@ -124,7 +133,7 @@ class BigCommerceAdapter(PlatformAdapter):
         if request.mode == FetchMode.FULL and not names.complete:
             await api.load_all_names(names)
         after_id = _parse_cursor(request.cursor)
-        async for listing, cursor in api.product_pages(await _snapshot(api, request), after_id):
+        async for listing, cursor in api.product_pages(await _snapshot(conn, api, request), after_id):
             await api.resolve_names(names, listing.items)
             items = [attach_names(p, names) for p in listing.items]
             # A resumed fetch only sees what is left: that is no total for the whole fetch.
@@ -183,7 +192,7 @@ def _listing_params(request: FetchRequest) -> dict[str, Any]:
     return params
 
 
-async def _snapshot(api: BigCommerceAPI, request: FetchRequest) -> dict[str, Any]:
+async def _snapshot(conn: Connection, api: BigCommerceAPI, request: FetchRequest) -> dict[str, Any]:
     """The listing's filters; for a full run, bounded so that it can only shrink while we read it.
 
     Pages are read in id order (an edit does not move a product between pages, as sorting by
@@ -194,11 +203,16 @@ async def _snapshot(api: BigCommerceAPI, request: FetchRequest) -> dict[str, Any
     before the run but stamped after our "now" would be lost. Its listing can still grow (a product
     edited during the run joins it) and shrink; either changes the total and is caught, and only a
     growth exactly offset by a deletion during a multi-page incremental run can hide a shift, which
-    the next full run repairs.
+    the next full run repairs. The highest id comes from `count_products` when it has just been
+    asked (taken once, within SNAPSHOT_TTL), or from a request of its own.
     """
     params = _listing_params(request)
     if request.mode != FetchMode.SINCE:
-        params["id:max"] = await api.max_product_id()
+        counted = conn.state.pop(SNAPSHOT_KEY, None)
+        if counted is not None and counted[0] > time.monotonic():
+            params["id:max"] = counted[1]
+        else:
+            params["id:max"] = await api.max_product_id()
     return params
 
 

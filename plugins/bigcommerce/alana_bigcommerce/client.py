@@ -31,17 +31,24 @@ PAYLOAD_RETRIES = 2
 
 
 class BigCommerceBudget(Budget):
-    """Spend at most `share` of each rate-limit window, paced, and never more than the store has left.
+    """Spend up to `share` of each rate-limit window as soon as it opens, never more than the store has left.
 
-    The model, refreshed from the X-Rate-Limit-* headers of every response:
-    - before anything is known (and again once a window we knew about has ended) a single request goes
-      out alone as a probe; the rest wait for its headers;
-    - in a known window a request goes out only while (a) our own requests in the window stay under
-      `share * quota`, (b) the store's `Left`, minus our requests still in flight (reserved in
-      `acquire`, released in `observe`), stays above a reserve of half the share we leave to other
-      apps, so a burst from them between our last response and our next request still finds room, and
-      (c) a token bucket refilling at `share * quota / window` allows it, which spreads our requests
-      over the window instead of spending it in one burst;
+    The store's window is a fixed allowance, not a refilling bucket: requests spread over the window
+    finish no sooner than the same requests sent at its start, and what a window leaves unused is lost.
+    So the budget does not pace: it spends its share at once and then waits for the reset. The model,
+    refreshed from the X-Rate-Limit-* headers of every response:
+    - before anything is known, and again once the window we knew about has reset (the earliest
+      `now + Reset-Ms` any response of the window gave), a single request goes out alone as a probe;
+      the rest wait for its headers, which describe the new window;
+    - in a known window a request goes out at once while (a) this budget's requests in the window stay
+      within `share * quota`, and (b) the store's `Left`, less what the other apps are still due, less
+      our requests in flight (reserved in `acquire`, released in `observe`), leaves room for it. The
+      other apps are due the rest of the quota, `quota - share * quota` a window, spent evenly: a
+      response with Reset-Ms left in the window leaves them `due = their part * Reset-Ms / window`.
+      (b) is read from the response the store answered last (the smallest Reset-Ms). When the other
+      apps keep to that pace it gives the same room as (a); when they spend faster, or another client
+      of this store (a second worker, the connect step) spends in the same window, it is the lower one,
+      and we give way instead of taking their part or drawing a 429;
     - a 429 carrying the headers waits for the reset (the longer of Reset-Ms and X-Retry-After); one
       without them is the platform overloaded, left to the HTTP client's backoff.
     With honest headers this never draws a 429. `clock` is injectable for tests.
@@ -51,48 +58,44 @@ class BigCommerceBudget(Budget):
         self,
         share: float = 0.8,
         *,
-        burst: float | None = None,
         stale_after: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < share <= 1:
             raise ValueError("quota_share must be in (0, 1]")
         self.share = share
-        self.burst = burst
         self.stale_after = stale_after
         self.clock = clock
         self.quota: int | None = None
         self.window: float | None = None
         #: Requests the store has left in the current window; None when we do not know (new window).
         self.left: int | None = None
+        #: Of those, what the other apps are not due (as of the response the store answered last).
+        self.room = 0
         self.reset_at = 0.0
         #: Our requests counted against the current window.
         self.spent = 0.0
         self.throttled = 0
         self.waits = 0
+        self._room_reset_ms = 0
         self._in_flight: deque[float] = deque()
-        self._tokens = 0.0
-        self._tokens_at = 0.0
         self._changed = asyncio.Event()
 
     # ---- derived limits ----------------------------------------------------------------------
     @property
     def cap(self) -> float:
         """Our own requests allowed per window."""
-        return max(1.0, math.floor(self.share * (self.quota or 0)))
+        return max(1.0, math.floor(self.share * (self.quota or 0) + 1e-9))
 
-    @property
-    def reserve(self) -> int:
-        """Requests we leave in the store's `Left` for other apps' bursts."""
-        return math.ceil((1 - self.share) * (self.quota or 0) / 2)
-
-    @property
-    def rate(self) -> float:
-        return self.cap / (self.window or 1.0)
-
-    @property
-    def capacity(self) -> float:
-        return self.burst if self.burst is not None else max(1.0, self.cap / 10)
+    def due(self, reset_ms: int) -> int:
+        """What the other apps, spending their part of the quota evenly, are still due `reset_ms` before the reset."""
+        others = (self.quota or 0) - self.cap
+        if others <= 0 or not self.window:
+            return 0
+        # Reset-Ms is rounded up to the millisecond: without that millisecond, a response answered just
+        # as the other apps' pace crosses a whole request does not make them due one more than they are.
+        remaining = min(1.0, max(0.0, (reset_ms - 1) / 1000 / self.window))
+        return math.ceil(others * remaining - 1e-9)
 
     @property
     def in_flight(self) -> int:
@@ -121,13 +124,9 @@ class BigCommerceBudget(Budget):
             self.spent = 0.0
         if self.left is None:
             return self._probe(now, cost)
-        room = min(self.left - self.in_flight - self.reserve, self.cap - self.spent)
-        if room < cost:
+        if min(self.cap - self.spent, self.room - self.in_flight) < cost:
+            # Until a response says otherwise (it wakes us), nothing opens before the reset.
             return max(self.reset_at - now, 0.001)
-        self._refill(now)
-        if self._tokens < cost:
-            return (cost - self._tokens) / self.rate
-        self._tokens -= cost
         self._reserve(now, cost)
         return None
 
@@ -144,25 +143,25 @@ class BigCommerceBudget(Budget):
             # No usable headers (an overloaded platform's 429, a proxy error): nothing to learn.
             self._notify()
             return None
-        first = self.quota is None
         self.quota, self.window = max(1, quota), max(window_ms, 1) / 1000
-        if first:
-            self._tokens, self._tokens_at = self.capacity, now
         reset_at = now + reset_ms / 1000
         counted = 0.0 if response.status == 429 else cost
         if self.left is None or reset_at > self.reset_at + self.window / 2:
             # A new window: start counting it from what this response says.
             self.left, self.reset_at = left, reset_at
             self.spent = counted + self.in_flight
+            self.room, self._room_reset_ms = left - self.due(reset_ms), reset_ms
         elif reset_at >= self.reset_at - self.window / 2:
             # Same window: Left only goes down within it; a smaller number is the later truth.
             self.left = min(self.left, left)
             self.reset_at = min(self.reset_at, reset_at)
+            if reset_ms <= self._room_reset_ms:  # answered after the one we had
+                self.room, self._room_reset_ms = left - self.due(reset_ms), reset_ms
         # else: a late response from a window already over; its numbers are stale.
         self._notify()
         if response.status == 429:
             self.throttled += 1
-            self.left = 0
+            self.left = self.room = 0
             retry_after = 0.0
             with contextlib.suppress(KeyError, ValueError):
                 retry_after = float(response.headers["X-Retry-After"])
@@ -184,10 +183,6 @@ class BigCommerceBudget(Budget):
         # A request that failed without a response never reaches `observe`: forget its reservation.
         while self._in_flight and now - self._in_flight[0] > self.stale_after:
             self._in_flight.popleft()
-
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.capacity, self._tokens + (now - self._tokens_at) * self.rate)
-        self._tokens_at = now
 
     def _notify(self) -> None:
         self._changed.set()
@@ -273,11 +268,15 @@ class BigCommerceAPI:
         return page.total
 
     # ---- products: page numbers, fetched ahead concurrently ----------------------------------
+    async def id_extent(self, params: Mapping[str, Any] | None = None) -> tuple[int, int]:
+        """How many products match `params` and the highest id among them (0 if none), in one small request."""
+        query = {**(params or {}), "sort": "id", "direction": "desc", "limit": 1, "include_fields": "id"}
+        page = await self.list_page("catalog/products", query, 1)
+        return page.total, max((int(item["id"]) for item in page.items), default=0)
+
     async def max_product_id(self) -> int:
         """The highest product id the store has (0 for an empty store), in one small request."""
-        params = {"sort": "id", "direction": "desc", "limit": 1, "include_fields": "id"}
-        page = await self.list_page("catalog/products", params, 1)
-        return max((int(item["id"]) for item in page.items), default=0)
+        return (await self.id_extent())[1]
 
     async def product_pages(self, filters: Mapping[str, Any],
                             after_id: int | None = None) -> AsyncIterator[tuple[ListPage, str | None]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -72,32 +73,63 @@ def test_never_spends_more_than_the_share_of_a_window(clock: Clock) -> None:
     assert sent == 24  # 0.8 * 30
 
 
-def test_paces_instead_of_bursting(clock: Clock) -> None:
+def test_spends_the_share_at_the_window_start_then_waits_for_the_reset(clock: Clock) -> None:
     budget = BigCommerceBudget(share=0.8, clock=clock)
     budget.try_reserve()
-    budget.observe(response(left=29))
-    burst = drain(budget)
-    assert burst == 2  # a small burst (a tenth of 24), then the refill rate
-    delay = budget.try_reserve()
-    assert delay is not None and 0 < delay <= 1 / 8  # the refill rate: 24 requests per 3 s
-    clock.now += delay
-    assert budget.try_reserve() is None
-    clock.now += 1.0
-    assert drain(budget) == 2  # a second's refill is capped at the burst size
+    budget.observe(response(left=29, reset_ms=3000))
+    # No pacing: the rest of our 24 go out at once, before any of their responses is back. What we
+    # send still leaves the store's Left the 6 the other apps are due this window.
+    assert drain(budget) == 23
+    assert budget.try_reserve() == pytest.approx(3.0)  # the window's reset, not a refill rate
+    for left in range(28, 5, -1):
+        budget.observe(response(left=left, reset_ms=3000))
+    assert budget.try_reserve() == pytest.approx(3.0)
+    clock.now += 3.0
+    assert budget.try_reserve() is None  # the next window's probe
 
 
-def test_leaves_a_reserve_of_the_stores_left_for_other_apps(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=0.8, burst=100, clock=clock)
+def test_other_apps_spending_their_share_evenly_never_hold_ours_back(clock: Clock) -> None:
+    """A window as the simulator runs it: the other apps spend 6 of 30 evenly over 3 s."""
+    budget = BigCommerceBudget(share=0.8, clock=clock)
+    start, ours, sent_at = clock.now, 0, []
+    while clock.now < start + 2.999:
+        while budget.try_reserve() is None:
+            others = int(6 * (clock.now - start) / 3)
+            assert ours + others < 30  # never a 429
+            ours += 1
+            sent_at.append(clock.now - start)
+            reset_ms = math.ceil((start + 3 - clock.now) * 1000)
+            budget.observe(response(left=30 - ours - others, reset_ms=reset_ms))
+        clock.now += 0.01
+    assert ours == 24
+    assert max(sent_at) < 0.05  # all of it as soon as the window opened
+
+
+def test_leaves_other_apps_what_they_are_still_due(clock: Clock) -> None:
+    budget = BigCommerceBudget(share=0.8, clock=clock)
     budget.try_reserve()
-    budget.observe(response(left=6, reset_ms=2000))  # other apps have spent most of this window
-    assert budget.reserve == 3
-    assert drain(budget) == 3  # 6 left, minus the reserve of 3
-    delay = budget.try_reserve()
-    assert delay == pytest.approx(2.0)  # wait for the window to reset
+    # The other apps have spent far faster than their pace: 23 of 30 with a third of the window gone.
+    budget.observe(response(left=6, reset_ms=2000))
+    assert budget.due(2000) == 4  # their 6 a window, for the two thirds still to come
+    assert drain(budget) == 2  # 6 left, less the 4 they are due
+    assert budget.try_reserve() == pytest.approx(2.0)  # nothing more before the reset...
+    clock.now += 0.5
+    budget.observe(response(left=5, reset_ms=1500))  # ...unless a later answer shows they slowed down
+    assert budget.room == 2 and budget.in_flight == 1
+    assert drain(budget) == 1
+
+
+def test_another_client_of_the_store_spending_in_the_window_counts(clock: Clock) -> None:
+    budget = BigCommerceBudget(share=0.8, clock=clock)
+    budget.try_reserve()
+    # The connect step's client spent 12 of this window before this budget's first request.
+    budget.observe(response(left=17, reset_ms=3000))
+    assert drain(budget) == 11  # 12 + 1 + 11: the 24 of our share, not 24 more
+    assert budget.try_reserve() == pytest.approx(3.0)
 
 
 def test_requests_in_flight_are_counted_before_their_response(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=1.0, burst=100, clock=clock)
+    budget = BigCommerceBudget(share=1.0, clock=clock)
     budget.try_reserve()
     budget.observe(response(left=5))
     assert drain(budget) == 5
@@ -107,7 +139,7 @@ def test_requests_in_flight_are_counted_before_their_response(clock: Clock) -> N
 
 
 def test_new_window_after_reset_starts_with_a_probe(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=1.0, burst=100, clock=clock)
+    budget = BigCommerceBudget(share=1.0, clock=clock)
     budget.try_reserve()
     budget.observe(response(left=0, reset_ms=500))
     assert budget.try_reserve() == pytest.approx(0.5)
@@ -119,7 +151,7 @@ def test_new_window_after_reset_starts_with_a_probe(clock: Clock) -> None:
 
 
 def test_a_late_response_from_an_old_window_is_ignored(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=1.0, burst=100, clock=clock)
+    budget = BigCommerceBudget(share=1.0, clock=clock)
     budget.try_reserve()
     budget.observe(response(left=25, reset_ms=3000))
     clock.now += 3.1

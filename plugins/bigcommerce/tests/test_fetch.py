@@ -87,6 +87,8 @@ async def test_full_fetch_yields_everything_in_order_with_names(
     assert ids_of(pages) == [int(i) for i in sim.product_ids()]
     assert [p.cursor for p in pages] == [f"after:{n * 100}" for n in range(1, 12)] + [None]
     assert all(p.total == 1200 and len(p.items) == 100 for p in pages)
+    # The count's request also gave the highest id that bounds the listing: one request, then the pages.
+    assert api_calls(sim, "/catalog/products") == 1 + 12
     # Category and brand names: a couple of calls for the whole run, not one per product or page.
     assert api_calls(sim, "/catalog/categories") <= 2 and api_calls(sim, "/catalog/brands") <= 2
     spec = next(item for page in pages for item in page.items if item["id"] == 174)
@@ -101,6 +103,9 @@ async def test_full_fetch_yields_everything_in_order_with_names(
     products = [adapter.map_product(item, context) for item in items]
     assert {p.external_id for p in products} == set(sim.product_ids())
     assert all(p.vendor for p, item in zip(products, items, strict=True) if item["brand_id"])
+    # The count's highest id is taken once: a fetch without a fresh count asks for its own.
+    assert ids_of(await collect(adapter, conn, FetchRequest())) == ids_of(pages)
+    assert api_calls(sim, "/catalog/products") == 2 * (1 + 12)
 
 
 async def test_fetch_resumes_after_a_cursor(make_sim: Factory, make_conn: Factory,
