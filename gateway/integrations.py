@@ -262,6 +262,7 @@ class IntegrationService:
             {"$set": {"settings": settings, "next_sync_at": next_sync}},
             return_document=True,
         )
+        self.gw.webhook_integrations.pop(integration_id, None)
         if updated is None:
             raise NotFound("no integration with that id", field="integrationId")
         changes = (
@@ -310,6 +311,8 @@ class IntegrationService:
                     await conn.close()
         db = self.gw.db
         await db.integrations.delete_one({"_id": integration_id, "account_id": account_id})
+        self.gw.webhook_integrations.pop(integration_id, None)
+        await db.queue.delete_many({"integration_id": integration_id})
         for collection in (db.products, db.runs, db.conflicts, db.deliveries):
             await collection.delete_many({"integration_id": integration_id})
         await db.api_calls.delete_many({"integration_id": integration_id})

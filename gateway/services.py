@@ -50,6 +50,9 @@ class Gateway:
     #: Store-wide mapping facts (currency, locales) per integration, reused by webhook batches for a
     #: few minutes instead of asking the store on every delivery. Sync runs always ask afresh.
     mapping_contexts: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    #: Integrations as the webhook endpoint last read them, for a couple of seconds: a burst of
+    #: deliveries costs one read, not one each. Settings changes in this process drop the entry.
+    webhook_integrations: dict[str, tuple[float, Any]] = field(default_factory=dict)
 
     @classmethod
     async def create(

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 APPLY_JOB = "apply_webhooks"
 MAPPING_CONTEXT_TTL = 300.0
+INTEGRATION_CACHE_TTL = 2.0
 
 
 class WebhookService:
@@ -47,7 +48,7 @@ class WebhookService:
         self, platform: str, integration_id: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, str]:
         """Verify, record, enqueue. Returns the HTTP status and a short message."""
-        integration = await self.integrations.get_any(integration_id)
+        integration = await self._integration(integration_id)
         if integration is None or integration.get("platform") != platform:
             metrics.WEBHOOKS.labels(platform=platform, outcome="unknown").inc()
             return 404, "unknown integration"
@@ -124,6 +125,19 @@ class WebhookService:
             APPLY_JOB, integration_id, job_id=f"wh:{integration_id}:{bucket}", defer_by=window or None
         )
         return 200, "ok"
+
+    async def _integration(self, integration_id: str) -> Doc | None:
+        cached = self.gw.webhook_integrations.get(integration_id)
+        if cached is not None and cached[0] > time.monotonic():
+            doc: Doc | None = cached[1]
+            return doc
+        doc = await self.integrations.get_any(integration_id)
+        if doc is None:
+            return None  # never cached: a store pings its hook while the integration is still being saved
+        if len(self.gw.webhook_integrations) > 1_000:
+            self.gw.webhook_integrations.clear()  # bounded
+        self.gw.webhook_integrations[integration_id] = (time.monotonic() + INTEGRATION_CACHE_TTL, doc)
+        return doc
 
     def _delivery_seen(self) -> Doc:
         return {"webhooks.last_delivery_at": self.gw.now(), "webhooks.silent": False}
