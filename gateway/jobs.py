@@ -52,6 +52,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings.log_level)
     gw = ctx.get("gateway") or await Gateway.create(settings)
     ctx["gateway"] = gw
+    if gw.settings.worker_metrics_port:
+        # Runs, webhook application and latency happen here, not in the API: they are scraped here.
+        from prometheus_client import start_http_server
+
+        start_http_server(gw.settings.worker_metrics_port, addr=gw.settings.host)
     ctx["scheduler_task"] = asyncio.get_running_loop().create_task(_scheduler_loop(gw))
 
 

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     #: Plugin modules to load by import path, without an installed distribution (plugin development).
     extra_plugins: str | None = Field(default=None, alias="GATEWAY_EXTRA_PLUGINS")
     log_level: str = Field(default="INFO", alias="GATEWAY_LOG_LEVEL")
+    #: The worker's own Prometheus endpoint (runs by outcome, webhook latency, queue depth); 0 = off.
+    worker_metrics_port: int = Field(default=0, alias="GATEWAY_WORKER_METRICS_PORT")
     queue_name: str = Field(default="alana:queue", alias="GATEWAY_QUEUE_NAME")
 
     # Tunables (not part of the runtime contract; sensible defaults).

@@ -112,7 +112,7 @@ async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> dict[str, A
     return await asyncio.wait_for(follow(), limit)
 
 
-def worker_env(gw: Gateway, plugins: str = "gateway.testing.toy") -> dict[str, str]:
+def worker_env(gw: Gateway, plugins: str = "gateway.testing.toy", **extra: str) -> dict[str, str]:
     s = gw.settings
     env = dict(os.environ)
     env.update(
@@ -130,16 +130,17 @@ def worker_env(gw: Gateway, plugins: str = "gateway.testing.toy") -> dict[str, s
             "GATEWAY_LOG_LEVEL": "WARNING",
         }
     )
+    env.update(extra)
     return env
 
 
-async def start_worker(gw: Gateway, plugins: str = "gateway.testing.toy") -> asyncio.subprocess.Process:
+async def start_worker(gw: Gateway, plugins: str = "gateway.testing.toy", **extra: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "gateway.cli",
         "worker",
-        env=worker_env(gw, plugins),
+        env=worker_env(gw, plugins, **extra),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )

@@ -228,3 +228,24 @@ async def test_one_active_run_per_integration_is_enforced_by_the_database(gw: Ga
     service = SyncService(gw)
     results = await asyncio.gather(*(service.queue(integration, Trigger.MANUAL, kind=RunKind.FULL) for _ in range(5)))
     assert len({run["_id"] for run, _ in results}) == 1
+
+
+async def test_the_worker_serves_its_own_metrics(gw: Gateway, toy_store: ToySimulator) -> None:
+    import aiohttp
+
+    from gateway.simkit import free_port
+
+    port = free_port()
+    worker = await start_worker(gw, GATEWAY_WORKER_METRICS_PORT=str(port), GATEWAY_HOST="127.0.0.1")
+    try:
+        integration = await IntegrationService(gw).connect("acct-1", "toy", "m", toy_store.store_url,
+                                                            toy_store.credentials())
+        run = await wait_run(gw, (await gw.runs.latest(integration["_id"], 1))[0]["_id"])
+        assert run["status"] == "SUCCEEDED"
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+        assert 'gateway_sync_runs_total{status="SUCCEEDED"} 1.0' in text
+        assert "gateway_queue_depth" in text
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()
