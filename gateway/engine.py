@@ -31,7 +31,6 @@ from gateway.logs import bind_context
 from gateway.model import Product, hash_document
 from gateway.products import Outcome, product_id
 from gateway.products import older as _older
-from gateway.runs import percent
 from gateway.storage.mongo import Doc
 from gateway.syncs import progress_message
 
@@ -515,8 +514,3 @@ class _Execution:
             )
         log.info("sync run finished", extra={"run_id": self.run_id, "status": status.value, **counts})
         return run
-
-
-def progress_percent(run: Doc) -> float | None:
-    progress = run.get("progress", {})
-    return percent(progress.get("processed", 0), progress.get("total"))

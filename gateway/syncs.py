@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, SyncMode, Trigger
+from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import Conflict, NotFound
 from gateway.storage.mongo import Doc
 
@@ -124,7 +124,3 @@ def progress_message(run: Doc) -> Doc:
         "message": progress.get("message"),
         "seq": progress.get("seq", 0),
     }
-
-
-def pending_mode(integration: Doc) -> bool:
-    return bool(integration.get("settings", {}).get("mode") == SyncMode.MANUAL.value)
