@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from alana_bigcommerce.adapter import BigCommerceAdapter
 from alana_bigcommerce.simulator import BigCommerceSimulator
 
 from gateway.adapter import Connection
-from gateway.simkit import free_port
+from gateway.testing.kit import Receiver
 
 #: /work/main/plugins/bigcommerce/tests -> the repository root's parent holds shared/.
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "platforms" / "fixtures" / "bigcommerce"
@@ -86,44 +83,13 @@ async def make_conn() -> AsyncIterator[ConnFactory]:
         await conn.close()
 
 
-@dataclass
-class Delivery:
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that records what it receives."""
-
-    url: str = ""
-    deliveries: list[Delivery] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def take(self) -> list[Delivery]:
-        taken, self.deliveries = self.deliveries, []
-        self.arrived.clear()
-        return taken
-
-
 @pytest_asyncio.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-
-    async def handle(request: web.Request) -> web.Response:
-        rec.deliveries.append(Delivery(dict(request.headers), await request.read()))
-        rec.arrived.set()
-        return web.Response(status=200)
-
-    app = web.Application()
-    app.router.add_post("/webhooks/bigcommerce/test-integration", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    rec.url = f"http://127.0.0.1:{port}/webhooks/bigcommerce/test-integration"
+    """The gateway kit's webhook endpoint on 127.0.0.1, recording what the simulator delivers."""
+    rec = Receiver("/webhooks/bigcommerce/test-integration")
+    await rec.start()
     yield rec
-    await runner.cleanup()
+    await rec.close()
 
 
 def _api_calls(sim: BigCommerceSimulator, fragment: str) -> int:

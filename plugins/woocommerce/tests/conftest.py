@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from alana_woocommerce.adapter import WooCommerceAdapter
 from alana_woocommerce.simulator import WooCommerceSimulator
-from multidict import CIMultiDict
 
 from gateway.adapter import Connection
-from gateway.simkit import free_port
+from gateway.testing.kit import Receiver
 
 #: Retries as fast as possible: tests about faults must not sit in backoff sleeps.
 FAST_RETRIES = {"backoff_base": 0.001, "backoff_cap": 0.01}
@@ -68,44 +64,10 @@ async def make_conn() -> AsyncIterator[ConnFactory]:
         await conn.close()
 
 
-@dataclass
-class Delivery:
-    headers: CIMultiDict[str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that records what it receives."""
-
-    url: str = ""
-    deliveries: list[Delivery] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def take(self) -> list[Delivery]:
-        taken, self.deliveries = self.deliveries, []
-        self.arrived.clear()
-        return taken
-
-    def topic(self, topic: str) -> list[Delivery]:
-        return [d for d in self.deliveries if d.headers.get("X-WC-Webhook-Topic") == topic]
-
-
 @pytest_asyncio.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-
-    async def handle(request: web.Request) -> web.Response:
-        rec.deliveries.append(Delivery(CIMultiDict(request.headers), await request.read()))
-        rec.arrived.set()
-        return web.Response(status=200)
-
-    app = web.Application()
-    app.router.add_post("/webhooks/woocommerce/test-integration", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    rec.url = f"http://127.0.0.1:{port}/webhooks/woocommerce/test-integration"
+    """The gateway kit's webhook endpoint on 127.0.0.1, recording what the simulator delivers."""
+    rec = Receiver("/webhooks/woocommerce/test-integration")
+    await rec.start()
     yield rec
-    await runner.cleanup()
+    await rec.close()
