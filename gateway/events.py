@@ -72,6 +72,8 @@ class EventHub:
         self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._lock = asyncio.Lock()
         self._listeners_changed = asyncio.Condition()
+        #: Set while any channel has a listener: an idle process's reader waits on it, not a timer.
+        self._active = asyncio.Event()
 
     async def _ensure_reader(self) -> PubSub:
         if self._pubsub is None:
@@ -83,7 +85,10 @@ class EventHub:
     async def _read(self, pubsub: PubSub) -> None:
         while True:
             if not pubsub.subscribed:
-                await asyncio.sleep(0.01)
+                if not self._queues:
+                    await self._active.wait()
+                else:
+                    await asyncio.sleep(0.01)  # a first subscribe is on its way to Redis
                 continue
             try:
                 message = await pubsub.get_message(timeout=1.0)
@@ -114,6 +119,7 @@ class EventHub:
             self._queues[channel].add(queue)
             if first:
                 await pubsub.subscribe(channel)
+            self._active.set()
         async with self._listeners_changed:
             self._listeners_changed.notify_all()
         try:
@@ -125,6 +131,8 @@ class EventHub:
                     del self._queues[channel]
                     with contextlib.suppress(Exception):
                         await pubsub.unsubscribe(channel)
+                if not self._queues:
+                    self._active.clear()
 
     async def wait_for_listener(self, channel: str) -> None:
         """Return once this process has a subscriber on `channel` (tests and tools use it)."""
