@@ -22,9 +22,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/alana-gateway demo
 
+LINTED := gateway plugins tests benchmarks
+TYPED := gateway $(foreach p,$(PLUGINS),$(filter-out %.egg-info,$(wildcard $(p)/alana_*)))
+
 lint: $(STAMP)
-	$(BIN)/ruff check gateway plugins tests benchmarks
-	$(BIN)/mypy gateway
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/mypy $(TYPED)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

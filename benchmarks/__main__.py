@@ -1,8 +1,8 @@
 """`make bench`: run the benchmarks and write docs/benchmarks.md (and the raw docs/benchmarks.json).
 
-    python -m benchmarks                 # everything, at the sizes the issues ask for
-    python -m benchmarks --only sync     # one group: sync, memory, webhooks, shopify, bigcommerce
-    python -m benchmarks --quick         # small sizes, to check the harness
+python -m benchmarks                 # everything, at the sizes the issues ask for
+python -m benchmarks --only sync     # one group: sync, memory, webhooks, shopify, bigcommerce
+python -m benchmarks --quick         # small sizes, to check the harness
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
         "sync": lambda m, r: sync.full_sync(m, r, "woocommerce", n, woo, {}),
         "queue": lambda m, r: sync.queue_latency(m, r, 5 if quick else 20),
         "memory": lambda m, r: sync.worker_memory(m, r, "woocommerce", big, {}, {}),
-        "webhooks": lambda m, r: webhooks.webhook_latency(m, r, "woocommerce", 50 if quick else 1000,
-                                                          20.0 if quick else 25.0),
+        "webhooks": lambda m, r: webhooks.webhook_latency(
+            m, r, "woocommerce", 50 if quick else 1000, 20.0 if quick else 25.0
+        ),
         "shopify": lambda m, r: ratelimits.shopify_paginated(m, r, 200 if quick else 5_000),
         "bigcommerce": lambda m, r: ratelimits.bigcommerce_quota(m, r, 1_000 if quick else 20_000, quick),
     }

@@ -60,9 +60,10 @@ class SimProcess:
     process: asyncio.subprocess.Process
 
     async def control(self, method: str, path: str, body: Any = None) -> Any:
-        async with aiohttp.ClientSession() as session, session.request(
-            method, f"{self.base_url}/_sim/{path}", json=body
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, f"{self.base_url}/_sim/{path}", json=body) as response,
+        ):
             return await response.json()
 
 
@@ -76,8 +77,16 @@ async def simulator(
     if options:
         env["ALANA_SIM_OPTIONS"] = json.dumps(options)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.simserver", platform_id, str(port), str(products),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT,
+        sys.executable,
+        "-m",
+        "benchmarks.simserver",
+        platform_id,
+        str(port),
+        str(products),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
     )
     try:
         assert process.stdout is not None
@@ -94,15 +103,26 @@ async def simulator(
 async def worker_process(settings: Settings, **extra_env: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """A real `alana-gateway worker` process configured like `settings` (stopped with SIGTERM)."""
     env = dict(os.environ)
-    env.update({
-        "MONGODB_URL": settings.effective_mongodb_url(), "REDIS_URL": settings.effective_redis_url(),
-        "MONGODB_DATABASE": settings.mongodb_database, "GATEWAY_QUEUE_NAME": settings.queue_name,
-        "GATEWAY_JWT_SECRET": settings.jwt_secret or "", "GATEWAY_SECRET_KEY": settings.secret_key or "",
-        "GATEWAY_LOG_LEVEL": "WARNING", **extra_env,
-    })
+    env.update(
+        {
+            "MONGODB_URL": settings.effective_mongodb_url(),
+            "REDIS_URL": settings.effective_redis_url(),
+            "MONGODB_DATABASE": settings.mongodb_database,
+            "GATEWAY_QUEUE_NAME": settings.queue_name,
+            "GATEWAY_JWT_SECRET": settings.jwt_secret or "",
+            "GATEWAY_SECRET_KEY": settings.secret_key or "",
+            "GATEWAY_LOG_LEVEL": "WARNING",
+            **extra_env,
+        }
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "worker", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         yield process

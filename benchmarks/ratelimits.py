@@ -15,9 +15,9 @@ from gateway.integrations import IntegrationService
 from gateway.plugins import load_plugins
 
 
-async def _sync(mongodb_url: str, redis_url: str, platform: str, sim: Any, options: dict[str, Any]) -> tuple[
-    float, dict[str, Any]
-]:
+async def _sync(
+    mongodb_url: str, redis_url: str, platform: str, sim: Any, options: dict[str, Any]
+) -> tuple[float, dict[str, Any]]:
     settings = settings_for(mongodb_url, redis_url)
     async with gateway(settings) as gw:
         integration = await IntegrationService(gw).connect(

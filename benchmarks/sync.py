@@ -46,8 +46,14 @@ async def raw_floor(gw: Any, batch: int) -> tuple[float, int]:
     return elapsed, len(docs)
 
 
-async def full_sync(mongodb_url: str, redis_url: str, platform: str, products: int,
-                    sim_options: dict[str, Any], adapter_options: dict[str, Any]) -> dict[str, Any]:
+async def full_sync(
+    mongodb_url: str,
+    redis_url: str,
+    platform: str,
+    products: int,
+    sim_options: dict[str, Any],
+    adapter_options: dict[str, Any],
+) -> dict[str, Any]:
     settings = settings_for(mongodb_url, redis_url)
     async with simulator(platform, products, sim_options) as sim, gateway(settings) as gw:
         integration = await IntegrationService(gw).connect(
@@ -55,8 +61,9 @@ async def full_sync(mongodb_url: str, redis_url: str, platform: str, products: i
         )
         full_s, run = await run_once(gw, integration)
         variants = 0
-        async for doc in await gw.db.products.aggregate([{"$project": {"n": {"$size": "$store.variants"}}},
-                                                   {"$group": {"_id": None, "n": {"$sum": "$n"}}}]):
+        async for doc in await gw.db.products.aggregate(
+            [{"$project": {"n": {"$size": "$store.variants"}}}, {"$group": {"_id": None, "n": {"$sum": "$n"}}}]
+        ):
             variants = int(doc["n"])
         integration = await IntegrationService(gw).get("bench", integration["_id"])
         unchanged_s, unchanged = await run_once(gw, integration, RunKind.FULL)
@@ -83,8 +90,14 @@ def _peak_rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-async def worker_memory(mongodb_url: str, redis_url: str, platform: str, products: int,
-                        sim_options: dict[str, Any], adapter_options: dict[str, Any]) -> dict[str, Any]:
+async def worker_memory(
+    mongodb_url: str,
+    redis_url: str,
+    platform: str,
+    products: int,
+    sim_options: dict[str, Any],
+    adapter_options: dict[str, Any],
+) -> dict[str, Any]:
     """Peak RSS of a real `alana-gateway worker` process syncing a large catalog."""
     settings = settings_for(mongodb_url, redis_url)
     async with simulator(platform, products, sim_options) as sim, gateway(settings) as gw:
@@ -133,5 +146,7 @@ async def queue_latency(mongodb_url: str, redis_url: str, runs: int) -> dict[str
                     await SyncService(gw).sync_now("bench", integration["_id"], ["1"])
     from benchmarks.common import percentile
 
-    return {"runs": len(delays), "queued_to_started_ms": {"p50": round(percentile(delays, 50), 1),
-                                                          "max": round(max(delays), 1)}}
+    return {
+        "runs": len(delays),
+        "queued_to_started_ms": {"p50": round(percentile(delays, 50), 1), "max": round(max(delays), 1)},
+    }

@@ -18,16 +18,19 @@ from gateway.integrations import IntegrationService
 from gateway.simkit import free_port
 
 
-async def webhook_latency(mongodb_url: str, redis_url: str, platform: str, deliveries: int,
-                          rate_per_second: float) -> dict[str, Any]:
+async def webhook_latency(
+    mongodb_url: str, redis_url: str, platform: str, deliveries: int, rate_per_second: float
+) -> dict[str, Any]:
     port = free_port()
-    settings = settings_for(mongodb_url, redis_url, GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                            GATEWAY_WEBHOOK_COALESCE=0.0)
+    settings = settings_for(
+        mongodb_url, redis_url, GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}", GATEWAY_WEBHOOK_COALESCE=0.0
+    )
     response_times: list[float] = []
 
     @web.middleware
-    async def timer(request: web.Request,
-                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def timer(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         started = time.perf_counter()
         response = await handler(request)
         if request.path.startswith("/webhooks/"):
@@ -41,8 +44,9 @@ async def webhook_latency(mongodb_url: str, redis_url: str, platform: str, deliv
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         async with worker_process(settings, GATEWAY_WEBHOOK_COALESCE="0"):
-            integration = await IntegrationService(gw).connect("bench", platform, "bench", sim.store_url,
-                                                                sim.credentials)
+            integration = await IntegrationService(gw).connect(
+                "bench", platform, "bench", sim.store_url, sim.credentials
+            )
             first = (await gw.runs.latest(integration["_id"], 1))[0]
             await SyncEngine(gw).run(first["_id"])  # the catalog is in place before deliveries start
             ids = (await sim.control("GET", "products"))["ids"]
@@ -96,7 +100,10 @@ async def webhook_latency(mongodb_url: str, redis_url: str, platform: str, deliv
             "skipped_in_flight": deliveries - len(ms) - len(sent),
             "unanswered": len(sent),
             "rate_per_second": rate_per_second,
-            "end_to_end_ms": {"p50": round(percentile(ms, 50), 1), "p99": round(percentile(ms, 99), 1),
-                              "max": round(max(ms), 1) if ms else None},
+            "end_to_end_ms": {
+                "p50": round(percentile(ms, 50), 1),
+                "p99": round(percentile(ms, 99), 1),
+                "max": round(max(ms), 1) if ms else None,
+            },
             "endpoint_response_ms": {"p50": round(percentile(rt, 50), 2), "p99": round(percentile(rt, 99), 2)},
         }

@@ -18,8 +18,9 @@ CLI = [sys.executable, "-m", "gateway.cli"]
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, check=False,
-                          timeout=60)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, check=False, timeout=60
+    )
 
 
 def test_token_is_signed_for_the_account() -> None:
@@ -46,8 +47,15 @@ def test_serve_refuses_to_start_without_secrets() -> None:
 async def test_simulate_serves_a_store_with_control_endpoints() -> None:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        *CLI, "simulate", "woocommerce", "--port", str(port), "--products", "7",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        *CLI,
+        "simulate",
+        "woocommerce",
+        "--port",
+        str(port),
+        "--products",
+        "7",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         assert process.stdout is not None

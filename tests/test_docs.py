@@ -12,8 +12,9 @@ GUIDE = (Path(__file__).resolve().parents[1] / "docs" / "writing-a-plugin.md").r
 
 
 def test_every_hook_is_documented_and_has_a_docstring() -> None:
-    hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-             if hasattr(fn, "alana_gateway_spec")]
+    hooks = [
+        name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "alana_gateway_spec")
+    ]
     assert hooks, "no hookspecs found"
     for name in hooks:
         assert f"`{name}(" in GUIDE, f"hook {name} is missing from docs/writing-a-plugin.md"
@@ -21,7 +22,6 @@ def test_every_hook_is_documented_and_has_a_docstring() -> None:
 
 
 def test_every_adapter_method_is_documented() -> None:
-    methods = [name for name, _ in inspect.getmembers(PlatformAdapter, inspect.isfunction)
-               if not name.startswith("_")]
+    methods = [name for name, _ in inspect.getmembers(PlatformAdapter, inspect.isfunction) if not name.startswith("_")]
     for name in methods:
         assert f"`{name}" in GUIDE, f"PlatformAdapter.{name} is missing from docs/writing-a-plugin.md"

@@ -238,8 +238,9 @@ async def test_the_worker_serves_its_own_metrics(gw: Gateway, toy_store: ToySimu
     port = free_port()
     worker = await start_worker(gw, GATEWAY_WORKER_METRICS_PORT=str(port), GATEWAY_HOST="127.0.0.1")
     try:
-        integration = await IntegrationService(gw).connect("acct-1", "toy", "m", toy_store.store_url,
-                                                            toy_store.credentials())
+        integration = await IntegrationService(gw).connect(
+            "acct-1", "toy", "m", toy_store.store_url, toy_store.credentials()
+        )
         run = await wait_run(gw, (await gw.runs.latest(integration["_id"], 1))[0]["_id"])
         assert run["status"] == "SUCCEEDED"
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:

@@ -98,14 +98,20 @@ async def test_store_changes_arrive_in_real_time(gw: Gateway, api: Api, worker: 
 
 def _shopify_headers(body: bytes, secret: str, webhook_id: str, triggered: datetime) -> dict[str, str]:
     digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    return {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Topic": "products/update",
-            "X-Shopify-Webhook-Id": webhook_id, "X-Shopify-Shop-Domain": "sim.myshopify.com",
-            "X-Shopify-API-Version": "2026-01", "X-Shopify-Triggered-At": triggered.isoformat(),
-            "Content-Type": "application/json"}
+    return {
+        "X-Shopify-Hmac-Sha256": digest,
+        "X-Shopify-Topic": "products/update",
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Shop-Domain": "sim.myshopify.com",
+        "X-Shopify-API-Version": "2026-01",
+        "X-Shopify-Triggered-At": triggered.isoformat(),
+        "Content-Type": "application/json",
+    }
 
 
-async def test_shopify_forged_truncated_and_replayed_deliveries_are_refused(gw: Gateway, api: Api,
-                                                                            worker: object) -> None:
+async def test_shopify_forged_truncated_and_replayed_deliveries_are_refused(
+    gw: Gateway, api: Api, worker: object
+) -> None:
     sim = make_simulator("shopify", 20)
     await sim.start()
     try:
@@ -136,8 +142,14 @@ async def test_bigcommerce_delivery_without_the_registered_secret_is_refused(gw:
     try:
         integration_id = await connect(api, sim, platform="bigcommerce")
         hook = next(iter(sim.hooks.values()))
-        payload = {"scope": "store/product/updated", "store_id": "1", "data": {"type": "product", "id": 1},
-                   "hash": "abc", "created_at": int(datetime.now(UTC).timestamp()), "producer": "stores/x"}
+        payload = {
+            "scope": "store/product/updated",
+            "store_id": "1",
+            "data": {"type": "product", "id": 1},
+            "hash": "abc",
+            "created_at": int(datetime.now(UTC).timestamp()),
+            "producer": "stores/x",
+        }
         url = f"{api.url}/webhooks/bigcommerce/{integration_id}"
         for headers in ({}, {name: "wrong" for name in hook.headers}):
             async with api.session.post(url, json=payload, headers=headers) as response:

@@ -51,8 +51,10 @@ async def test_connect_sync_now_progress_and_summaries(gw: Gateway, api: Api, wo
         init_payload={"Authorization": f"Bearer {api.token('acct-1')}"},
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
     )
-    request = GraphQLRequest("subscription($id: ID!) { syncProgress(runId: $id) { status processed percent } }",
-                             variable_values={"id": first})
+    request = GraphQLRequest(
+        "subscription($id: ID!) { syncProgress(runId: $id) { status processed percent } }",
+        variable_values={"id": first},
+    )
     async with Client(transport=transport) as session:
         events = [e["syncProgress"] async for e in session.subscribe(request)]
     processed = [e["processed"] for e in events]
@@ -101,8 +103,9 @@ async def test_a_killed_worker_resumes_a_woocommerce_sync(gw: Gateway, woo: Any)
     second = None
     try:
         woo.faults.set(slow_ms=15)
-        integration = await IntegrationService(gw).connect("acct-1", "woocommerce", "kill", woo.store_url,
-                                                            woo.credentials())
+        integration = await IntegrationService(gw).connect(
+            "acct-1", "woocommerce", "kill", woo.store_url, woo.credentials()
+        )
         run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
         async with gw.hub.listen(run_channel(run_id)) as queue:
             while (await asyncio.wait_for(queue.get(), 60))["processed"] < 300:

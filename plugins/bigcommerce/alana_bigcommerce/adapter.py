@@ -106,8 +106,9 @@ class BigCommerceAdapter(PlatformAdapter):
         info = info if isinstance(info, dict) else {}
         if not info.get("currency"):
             log.info("BigCommerce store currency unknown; assuming USD")
-        context = MappingContext(currency=str(info.get("currency") or "USD").upper(),
-                                 default_locale=str(info.get("language") or "en"))
+        context = MappingContext(
+            currency=str(info.get("currency") or "USD").upper(), default_locale=str(info.get("language") or "en")
+        )
         _STORE_FACTS[api.root] = (time.monotonic() + STORE_FACTS_TTL, context)
         return context
 
@@ -139,12 +140,10 @@ class BigCommerceAdapter(PlatformAdapter):
             # A resumed fetch only sees what is left: that is no total for the whole fetch.
             yield Page(items=items, cursor=cursor, total=None if after_id is not None else listing.total)
 
-    async def _fetch_ids(
-        self, api: BigCommerceAPI, names: NameCache, request: FetchRequest
-    ) -> AsyncIterator[Page]:
+    async def _fetch_ids(self, api: BigCommerceAPI, names: NameCache, request: FetchRequest) -> AsyncIterator[Page]:
         wanted = _unique(request.ids)
         numeric = [i for i in wanted if i.isdigit()]
-        chunks = [numeric[i:i + MAX_LIMIT] for i in range(0, len(numeric), MAX_LIMIT)] or [[]]
+        chunks = [numeric[i : i + MAX_LIMIT] for i in range(0, len(numeric), MAX_LIMIT)] or [[]]
         start = int(request.cursor) if request.cursor and request.cursor.isdigit() else 0
         for index in range(start, len(chunks)):
             chunk = chunks[index]

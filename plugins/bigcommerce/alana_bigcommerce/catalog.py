@@ -32,32 +32,152 @@ BASE_EPOCH = int(datetime(2023, 1, 2, tzinfo=UTC).timestamp())
 MODIFIED_STEP = 97
 
 CATEGORY_NAMES = (
-    "Shop All", "Kitchen", "Garden", "Bath", "Publications", "Utility", "Jars", "Storage", "Candles",
-    "Tableware", "Glassware", "Linens", "Lighting", "Outdoor", "Tools", "Planters", "Seeds", "Soaps",
-    "Towels", "Books", "Magazines", "Home", "Containers", "Decor", "Rugs", "Cushions", "Throws",
-    "Baskets", "Mugs", "Bowls", "Plates", "Cutlery", "Cookware", "Bakeware", "Textiles", "Stationery",
-    "Notebooks", "Pens", "Bags", "Gifts", "Sale", "New In", "Essentials", "Cleaning", "Laundry",
-    "Kids", "Pets", "Travel", "Wellness", "Coffee", "Tea", "Pantry", "Spices", "Oils", "Vinegars",
-    "Knives", "Boards", "Aprons", "Napkins", "Clearance",
+    "Shop All",
+    "Kitchen",
+    "Garden",
+    "Bath",
+    "Publications",
+    "Utility",
+    "Jars",
+    "Storage",
+    "Candles",
+    "Tableware",
+    "Glassware",
+    "Linens",
+    "Lighting",
+    "Outdoor",
+    "Tools",
+    "Planters",
+    "Seeds",
+    "Soaps",
+    "Towels",
+    "Books",
+    "Magazines",
+    "Home",
+    "Containers",
+    "Decor",
+    "Rugs",
+    "Cushions",
+    "Throws",
+    "Baskets",
+    "Mugs",
+    "Bowls",
+    "Plates",
+    "Cutlery",
+    "Cookware",
+    "Bakeware",
+    "Textiles",
+    "Stationery",
+    "Notebooks",
+    "Pens",
+    "Bags",
+    "Gifts",
+    "Sale",
+    "New In",
+    "Essentials",
+    "Cleaning",
+    "Laundry",
+    "Kids",
+    "Pets",
+    "Travel",
+    "Wellness",
+    "Coffee",
+    "Tea",
+    "Pantry",
+    "Spices",
+    "Oils",
+    "Vinegars",
+    "Knives",
+    "Boards",
+    "Aprons",
+    "Napkins",
+    "Clearance",
 )
 BRAND_NAMES = (
-    "Common Good", "OFS", "Sagaform", "Able Brewing", "Le Parfait", "Chemex", "Hario", "Kinto",
-    "Iittala", "Fog Linen", "Hay", "Muuto", "Ferm Living", "Menu", "Stelton", "Normann", "Bodum",
-    "Riedel", "Lodge", "Staub", "Opinel", "Victorinox", "Moleskine", "Leuchtturm", "Lamy", "Kaweco",
-    "Baggu", "Herschel", "Rifle Paper", "Marimekko", "Aesop", "Le Labo", "Diptyque", "Byredo",
-    "Mast", "Ritual", "Blue Bottle", "Stumptown", "Intelligentsia", "Counter Culture",
+    "Common Good",
+    "OFS",
+    "Sagaform",
+    "Able Brewing",
+    "Le Parfait",
+    "Chemex",
+    "Hario",
+    "Kinto",
+    "Iittala",
+    "Fog Linen",
+    "Hay",
+    "Muuto",
+    "Ferm Living",
+    "Menu",
+    "Stelton",
+    "Normann",
+    "Bodum",
+    "Riedel",
+    "Lodge",
+    "Staub",
+    "Opinel",
+    "Victorinox",
+    "Moleskine",
+    "Leuchtturm",
+    "Lamy",
+    "Kaweco",
+    "Baggu",
+    "Herschel",
+    "Rifle Paper",
+    "Marimekko",
+    "Aesop",
+    "Le Labo",
+    "Diptyque",
+    "Byredo",
+    "Mast",
+    "Ritual",
+    "Blue Bottle",
+    "Stumptown",
+    "Intelligentsia",
+    "Counter Culture",
 )
 COLORS = ("Beige", "Grey", "Black", "White", "Red", "Blue", "Green", "Yellow", "Orange", "Pink")
 SIZES = ("XS", "S", "M", "L", "XL", "XXL")
 MATERIALS = ("Cotton", "Linen", "Wool", "Silk")
-NOUNS = ("Jar", "Journal", "Mug", "Towel", "Bowl", "Candle", "Tote", "Apron", "Planter", "Vase",
-         "Notebook", "Blanket", "Kettle", "Tray", "Basket")
-ADJECTIVES = ("Orbit", "Classic", "Tiered", "Canvas", "Laundry", "Dustpan", "Chemex", "Able",
-              "Sample", "Fog", "Smith", "Utility", "Oak", "Harbor", "Ember")
-CUSTOM_FIELDS = (("Material", ("Glass", "Ceramic", "Cotton", "Steel", "Oak")),
-                 ("Care", ("Hand wash", "Dishwasher safe", "Machine wash cold")),
-                 ("Origin", ("Portugal", "Japan", "France", "USA")),
-                 ("Feature", ("Recycled", "Handmade", "Fair trade")))
+NOUNS = (
+    "Jar",
+    "Journal",
+    "Mug",
+    "Towel",
+    "Bowl",
+    "Candle",
+    "Tote",
+    "Apron",
+    "Planter",
+    "Vase",
+    "Notebook",
+    "Blanket",
+    "Kettle",
+    "Tray",
+    "Basket",
+)
+ADJECTIVES = (
+    "Orbit",
+    "Classic",
+    "Tiered",
+    "Canvas",
+    "Laundry",
+    "Dustpan",
+    "Chemex",
+    "Able",
+    "Sample",
+    "Fog",
+    "Smith",
+    "Utility",
+    "Oak",
+    "Harbor",
+    "Ember",
+)
+CUSTOM_FIELDS = (
+    ("Material", ("Glass", "Ceramic", "Cotton", "Steel", "Oak")),
+    ("Care", ("Hand wash", "Dishwasher safe", "Machine wash cold")),
+    ("Origin", ("Portugal", "Japan", "France", "USA")),
+    ("Feature", ("Recycled", "Handmade", "Fair trade")),
+)
 
 
 def iso(epoch: int) -> str:
@@ -120,11 +240,19 @@ class Catalog:
             self._modified[SPEC_PRODUCT_ID] = int(spec_modified.timestamp())
         self.next_id = max([*ids, 0]) + 1
         self.categories = {i: _category(i) for i in range(1, len(CATEGORY_NAMES) + 1)}
-        self.brands = {i: {"id": i, "name": name, "page_title": "", "meta_keywords": [],
-                           "meta_description": "", "image_url": "", "search_keywords": "",
-                           "custom_url": {"url": f"/brands/{name.lower().replace(' ', '-')}/",
-                                          "is_customized": False}}
-                       for i, name in enumerate(BRAND_NAMES, start=1)}
+        self.brands = {
+            i: {
+                "id": i,
+                "name": name,
+                "page_title": "",
+                "meta_keywords": [],
+                "meta_description": "",
+                "image_url": "",
+                "search_keywords": "",
+                "custom_url": {"url": f"/brands/{name.lower().replace(' ', '-')}/", "is_customized": False},
+            }
+            for i, name in enumerate(BRAND_NAMES, start=1)
+        }
 
     # ---- reading ----------------------------------------------------------------------------
     def ids(self) -> list[int]:
@@ -215,8 +343,9 @@ class Catalog:
         else:
             tracking = "variant"
         availability_roll = rng.random()
-        availability = ("available" if availability_roll < 0.85 else
-                        "preorder" if availability_roll < 0.92 else "disabled")
+        availability = (
+            "available" if availability_roll < 0.85 else "preorder" if availability_roll < 0.92 else "disabled"
+        )
         ids = _identifiers(rng)
         sku = f"SKU-{product_id:06d}"
         calculated = sale if 0 < sale < price else price
@@ -235,43 +364,76 @@ class Catalog:
             level = sum(v["inventory_level"] for v in variants)
         elif tracking == "product" and not has_options:
             variants[0]["inventory_level"] = level
-        keywords = ", ".join(rng.sample(("gift", "eco", "glass", "cotton", "kitchen", "sale", "new"),
-                                        rng.randint(0, 3)))
+        keywords = ", ".join(
+            rng.sample(("gift", "eco", "glass", "cotton", "kitchen", "sale", "new"), rng.randint(0, 3))
+        )
         return {
             "id": product_id,
             "name": name,
             "type": "physical" if rng.random() < 0.9 else "digital",
             "sku": sku,
             "description": f"<p>{name}: a sample product for the simulator.</p>",
-            "weight": round(rng.uniform(0.1, 5), 2), "width": 0, "depth": 0, "height": 0,
-            "price": price, "cost_price": round(price * 0.4, 2), "retail_price": retail,
-            "sale_price": sale, "map_price": 0, "tax_class_id": 0, "product_tax_code": "",
+            "weight": round(rng.uniform(0.1, 5), 2),
+            "width": 0,
+            "depth": 0,
+            "height": 0,
+            "price": price,
+            "cost_price": round(price * 0.4, 2),
+            "retail_price": retail,
+            "sale_price": sale,
+            "map_price": 0,
+            "tax_class_id": 0,
+            "product_tax_code": "",
             "calculated_price": calculated,
             "categories": categories,
             "brand_id": brand_id,
-            "option_set_id": None, "option_set_display": "right",
-            "inventory_level": level, "inventory_warning_level": 2, "inventory_tracking": tracking,
-            "reviews_rating_sum": rng.randint(0, 50), "reviews_count": rng.randint(0, 12),
+            "option_set_id": None,
+            "option_set_display": "right",
+            "inventory_level": level,
+            "inventory_warning_level": 2,
+            "inventory_tracking": tracking,
+            "reviews_rating_sum": rng.randint(0, 50),
+            "reviews_count": rng.randint(0, 12),
             "total_sold": rng.randint(0, 900),
-            "fixed_cost_shipping_price": 0, "is_free_shipping": False,
-            "is_visible": rng.random() > 0.1, "is_featured": rng.random() < 0.1,
-            "related_products": [-1], "warranty": "", "bin_picking_number": "", "layout_file": "product.html",
-            "upc": ids["upc"], "mpn": ids["mpn"], "gtin": ids["gtin"],
+            "fixed_cost_shipping_price": 0,
+            "is_free_shipping": False,
+            "is_visible": rng.random() > 0.1,
+            "is_featured": rng.random() < 0.1,
+            "related_products": [-1],
+            "warranty": "",
+            "bin_picking_number": "",
+            "layout_file": "product.html",
+            "upc": ids["upc"],
+            "mpn": ids["mpn"],
+            "gtin": ids["gtin"],
             "search_keywords": keywords,
-            "availability": availability, "availability_description": "",
-            "gift_wrapping_options_type": "any", "gift_wrapping_options_list": [],
-            "sort_order": 0, "condition": "New", "is_condition_shown": False,
-            "order_quantity_minimum": 0, "order_quantity_maximum": 0,
-            "page_title": "", "meta_keywords": [], "meta_description": "",
+            "availability": availability,
+            "availability_description": "",
+            "gift_wrapping_options_type": "any",
+            "gift_wrapping_options_list": [],
+            "sort_order": 0,
+            "condition": "New",
+            "is_condition_shown": False,
+            "order_quantity_minimum": 0,
+            "order_quantity_maximum": 0,
+            "page_title": "",
+            "meta_keywords": [],
+            "meta_description": "",
             "date_created": iso(modified - 86400 * 30),
             "date_modified": iso(modified),
             "view_count": rng.randint(0, 5000),
-            "preorder_release_date": None, "preorder_message": "", "is_preorder_only": False,
-            "is_price_hidden": False, "price_hidden_label": "",
+            "preorder_release_date": None,
+            "preorder_message": "",
+            "is_preorder_only": False,
+            "is_price_hidden": False,
+            "price_hidden_label": "",
             "custom_url": {"url": f"/{name.lower().replace(' ', '-')}/", "is_customized": False},
             "base_variant_id": base_variant,
-            "open_graph_type": "product", "open_graph_title": "", "open_graph_description": "",
-            "open_graph_use_meta_description": True, "open_graph_use_product_name": True,
+            "open_graph_type": "product",
+            "open_graph_title": "",
+            "open_graph_description": "",
+            "open_graph_use_meta_description": True,
+            "open_graph_use_product_name": True,
             "open_graph_use_image": True,
             "variants": variants,
             "images": _images(rng, product_id),
@@ -283,22 +445,42 @@ def strip_optional(product: dict[str, Any]) -> None:
     """Empty what BigCommerce does not require (it requires name, type, weight and price): description,
     SKU, UPC / MPN / GTIN, categories, brand, search keywords, images, custom fields, sale and retail
     price. The variants are left to `set_variants`."""
-    product.update(description="", sku="", upc="", mpn="", gtin="", categories=[], brand_id=0,
-                   search_keywords="", images=[], custom_fields=[], retail_price=0, sale_price=0,
-                   calculated_price=product["price"])
+    product.update(
+        description="",
+        sku="",
+        upc="",
+        mpn="",
+        gtin="",
+        categories=[],
+        brand_id=0,
+        search_keywords="",
+        images=[],
+        custom_fields=[],
+        retail_price=0,
+        sale_price=0,
+        calculated_price=product["price"],
+    )
 
 
 def set_variants(product: dict[str, Any], count: int, rng: random.Random) -> None:
     """Give `product` exactly `count` variants defined by options (distinct ids and option values), or
     for 0 make it a product without options: one base variant carrying the product's own fields."""
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_VARIANTS:
-        raise ValueError(f"variants must be a count from 0 to {MAX_VARIANTS} (BigCommerce's limit per "
-                         f"product), not {count!r}")
+        raise ValueError(
+            f"variants must be a count from 0 to {MAX_VARIANTS} (BigCommerce's limit per product), not {count!r}"
+        )
     product_id, sku = product["id"], product.get("sku") or ""
     if count == 0:
         ids = {key: product.get(key) or "" for key in ("upc", "gtin", "mpn")}
-        base = _base_variant(product_id, sku, product["price"], product.get("sale_price") or 0,
-                             product.get("retail_price") or 0, product["calculated_price"], ids)
+        base = _base_variant(
+            product_id,
+            sku,
+            product["price"],
+            product.get("sale_price") or 0,
+            product.get("retail_price") or 0,
+            product["calculated_price"],
+            ids,
+        )
         if product.get("inventory_tracking") == "variant":
             product["inventory_tracking"] = "product"  # a product without options tracks its own stock
         base["inventory_level"] = product.get("inventory_level") or 0
@@ -312,11 +494,18 @@ def set_variants(product: dict[str, Any], count: int, rng: random.Random) -> Non
         if count > len(COLORS):
             values.append(_option_value(221, "Size", SIZES, size))
         if count > len(COLORS) * len(SIZES):
-            values.append({"id": STYLE_OPTION_ID * 100 + style, "label": f"Style {style}",
-                           "option_id": STYLE_OPTION_ID, "option_display_name": "Style"})
+            values.append(
+                {
+                    "id": STYLE_OPTION_ID * 100 + style,
+                    "label": f"Style {style}",
+                    "option_id": STYLE_OPTION_ID,
+                    "option_display_name": "Style",
+                }
+            )
         # Each inherits the product's price (price null, calculated_price the product's).
-        variant.update(option_values=values, calculated_price=product["calculated_price"],
-                       inventory_level=rng.randint(0, 25))
+        variant.update(
+            option_values=values, calculated_price=product["calculated_price"], inventory_level=rng.randint(0, 25)
+        )
         variants.append(variant)
     product.update(variants=variants, base_variant_id=None)
     if product.get("inventory_tracking") == "variant":
@@ -325,35 +514,68 @@ def set_variants(product: dict[str, Any], count: int, rng: random.Random) -> Non
 
 def _category(category_id: int) -> dict[str, Any]:
     name = CATEGORY_NAMES[category_id - 1]
-    return {"id": category_id, "parent_id": 0 if category_id <= 10 else (category_id % 10) + 1,
-            "name": name, "description": "", "views": 0, "sort_order": category_id,
-            "page_title": "", "search_keywords": "", "meta_keywords": [], "meta_description": "",
-            "layout_file": "category.html", "is_visible": True, "default_product_sort": "use_store_settings",
-            "image_url": "",
-            "custom_url": {"url": f"/{name.lower().replace(' ', '-')}/", "is_customized": False}}
+    return {
+        "id": category_id,
+        "parent_id": 0 if category_id <= 10 else (category_id % 10) + 1,
+        "name": name,
+        "description": "",
+        "views": 0,
+        "sort_order": category_id,
+        "page_title": "",
+        "search_keywords": "",
+        "meta_keywords": [],
+        "meta_description": "",
+        "layout_file": "category.html",
+        "is_visible": True,
+        "default_product_sort": "use_store_settings",
+        "image_url": "",
+        "custom_url": {"url": f"/{name.lower().replace(' ', '-')}/", "is_customized": False},
+    }
 
 
 def _variant(product_id: int, variant_id: int, sku: str) -> dict[str, Any]:
     return {
-        "id": variant_id, "product_id": product_id, "sku": sku, "sku_id": variant_id + 7,
-        "price": None, "calculated_price": 0.0, "sale_price": None, "retail_price": None,
-        "map_price": None, "weight": None, "calculated_weight": 1, "width": None, "height": None,
-        "depth": None, "is_free_shipping": False, "fixed_cost_shipping_price": None,
-        "purchasing_disabled": False, "purchasing_disabled_message": "", "image_url": "",
-        "cost_price": None, "upc": "", "mpn": "", "gtin": "", "inventory_level": 0,
-        "inventory_warning_level": 0, "bin_picking_number": "", "option_values": [],
+        "id": variant_id,
+        "product_id": product_id,
+        "sku": sku,
+        "sku_id": variant_id + 7,
+        "price": None,
+        "calculated_price": 0.0,
+        "sale_price": None,
+        "retail_price": None,
+        "map_price": None,
+        "weight": None,
+        "calculated_weight": 1,
+        "width": None,
+        "height": None,
+        "depth": None,
+        "is_free_shipping": False,
+        "fixed_cost_shipping_price": None,
+        "purchasing_disabled": False,
+        "purchasing_disabled_message": "",
+        "image_url": "",
+        "cost_price": None,
+        "upc": "",
+        "mpn": "",
+        "gtin": "",
+        "inventory_level": 0,
+        "inventory_warning_level": 0,
+        "bin_picking_number": "",
+        "option_values": [],
     }
 
 
-def _base_variant(product_id: int, sku: str, price: float, sale: float, retail: float, calculated: float,
-                  ids: dict[str, str]) -> dict[str, Any]:
+def _base_variant(
+    product_id: int, sku: str, price: float, sale: float, retail: float, calculated: float, ids: dict[str, str]
+) -> dict[str, Any]:
     variant = _variant(product_id, product_id * 1000, sku)
     variant.update(price=price, sale_price=sale, retail_price=retail, calculated_price=calculated, **ids)
     return variant
 
 
-def _option_variants(rng: random.Random, product_id: int, sku: str, price: float,
-                     calculated: float) -> list[dict[str, Any]]:
+def _option_variants(
+    rng: random.Random, product_id: int, sku: str, price: float, calculated: float
+) -> list[dict[str, Any]]:
     many = rng.random() < 0.06
     colors = rng.sample(COLORS, rng.randint(3, 5) if many else rng.randint(1, 3))
     sizes = rng.sample(SIZES, rng.randint(3, 5) if many else rng.randint(1, 3))
@@ -389,8 +611,12 @@ def _option_variants(rng: random.Random, product_id: int, sku: str, price: float
 
 
 def _option_value(option_id: int, display: str, labels: tuple[str, ...], label: str) -> dict[str, Any]:
-    return {"id": option_id * 100 + labels.index(label), "label": label, "option_id": option_id,
-            "option_display_name": display}
+    return {
+        "id": option_id * 100 + labels.index(label),
+        "label": label,
+        "option_id": option_id,
+        "option_display_name": display,
+    }
 
 
 def _images(rng: random.Random, product_id: int) -> list[dict[str, Any]]:
@@ -400,13 +626,21 @@ def _images(rng: random.Random, product_id: int) -> list[dict[str, Any]]:
     images = []
     for k, order in enumerate(orders):
         base = f"https://cdn.example.test/s-sim/products/{product_id}/images/{product_id * 100 + k}"
-        images.append({
-            "id": product_id * 100 + k, "product_id": product_id, "is_thumbnail": order == 0,
-            "sort_order": order, "description": f"View {order + 1}" if rng.random() < 0.6 else "",
-            "image_file": f"{product_id}_{k}.jpg", "url_zoom": f"{base}/1280w.jpg",
-            "url_standard": f"{base}/500x659.jpg", "url_thumbnail": f"{base}/100x100.jpg",
-            "url_tiny": f"{base}/44x44.jpg", "date_modified": iso(BASE_EPOCH + product_id * MODIFIED_STEP),
-        })
+        images.append(
+            {
+                "id": product_id * 100 + k,
+                "product_id": product_id,
+                "is_thumbnail": order == 0,
+                "sort_order": order,
+                "description": f"View {order + 1}" if rng.random() < 0.6 else "",
+                "image_file": f"{product_id}_{k}.jpg",
+                "url_zoom": f"{base}/1280w.jpg",
+                "url_standard": f"{base}/500x659.jpg",
+                "url_thumbnail": f"{base}/100x100.jpg",
+                "url_tiny": f"{base}/44x44.jpg",
+                "date_modified": iso(BASE_EPOCH + product_id * MODIFIED_STEP),
+            }
+        )
     return images
 
 
@@ -419,25 +653,72 @@ def _custom_fields(rng: random.Random, product_id: int) -> list[dict[str, Any]]:
 
 # Copied from BigCommerce's OpenAPI spec examples (fixtures/bigcommerce/spec_example_*.json).
 _SPEC_PRODUCT: dict[str, Any] = {
-    "id": 174, "name": "1L Le Parfait Jar", "type": "physical", "sku": "",
+    "id": 174,
+    "name": "1L Le Parfait Jar",
+    "type": "physical",
+    "sku": "",
     "description": "<p><span>Lorem ipsum dolor sit amet, consectetur adipiscing elit.</span></p>",
-    "weight": 1, "width": 0, "depth": 0, "height": 0, "price": 7.95, "cost_price": 0, "retail_price": 10,
-    "sale_price": 0, "map_price": 0, "tax_class_id": 0, "product_tax_code": "", "calculated_price": 7.95,
-    "categories": [23, 21], "brand_id": 36, "option_set_id": 55, "option_set_display": "right",
-    "inventory_level": 0, "inventory_warning_level": 0, "inventory_tracking": "none",
-    "reviews_rating_sum": 0, "reviews_count": 0, "total_sold": 7, "fixed_cost_shipping_price": 0,
-    "is_free_shipping": False, "is_visible": True, "is_featured": False, "related_products": [-1],
-    "warranty": "", "bin_picking_number": "", "layout_file": "product.html", "upc": "", "mpn": "",
-    "gtin": "", "search_keywords": "jar, glass", "availability": "available",
-    "availability_description": "", "gift_wrapping_options_type": "any", "gift_wrapping_options_list": [],
-    "sort_order": 0, "condition": "New", "is_condition_shown": False, "order_quantity_minimum": 0,
-    "order_quantity_maximum": 0, "page_title": "", "meta_keywords": [], "meta_description": "",
-    "date_created": "2018-08-15T14:48:46+00:00", "date_modified": "2018-09-05T20:42:07+00:00",
-    "view_count": 10, "preorder_release_date": "2018-09-05T20:42:07+00:00", "preorder_message": "",
-    "is_preorder_only": False, "is_price_hidden": False, "price_hidden_label": "",
-    "custom_url": {"url": "/all/1l-le-parfait-jar/", "is_customized": True}, "base_variant_id": 345,
-    "open_graph_type": "product", "open_graph_title": "", "open_graph_description": "",
-    "open_graph_use_meta_description": True, "open_graph_use_product_name": True,
+    "weight": 1,
+    "width": 0,
+    "depth": 0,
+    "height": 0,
+    "price": 7.95,
+    "cost_price": 0,
+    "retail_price": 10,
+    "sale_price": 0,
+    "map_price": 0,
+    "tax_class_id": 0,
+    "product_tax_code": "",
+    "calculated_price": 7.95,
+    "categories": [23, 21],
+    "brand_id": 36,
+    "option_set_id": 55,
+    "option_set_display": "right",
+    "inventory_level": 0,
+    "inventory_warning_level": 0,
+    "inventory_tracking": "none",
+    "reviews_rating_sum": 0,
+    "reviews_count": 0,
+    "total_sold": 7,
+    "fixed_cost_shipping_price": 0,
+    "is_free_shipping": False,
+    "is_visible": True,
+    "is_featured": False,
+    "related_products": [-1],
+    "warranty": "",
+    "bin_picking_number": "",
+    "layout_file": "product.html",
+    "upc": "",
+    "mpn": "",
+    "gtin": "",
+    "search_keywords": "jar, glass",
+    "availability": "available",
+    "availability_description": "",
+    "gift_wrapping_options_type": "any",
+    "gift_wrapping_options_list": [],
+    "sort_order": 0,
+    "condition": "New",
+    "is_condition_shown": False,
+    "order_quantity_minimum": 0,
+    "order_quantity_maximum": 0,
+    "page_title": "",
+    "meta_keywords": [],
+    "meta_description": "",
+    "date_created": "2018-08-15T14:48:46+00:00",
+    "date_modified": "2018-09-05T20:42:07+00:00",
+    "view_count": 10,
+    "preorder_release_date": "2018-09-05T20:42:07+00:00",
+    "preorder_message": "",
+    "is_preorder_only": False,
+    "is_price_hidden": False,
+    "price_hidden_label": "",
+    "custom_url": {"url": "/all/1l-le-parfait-jar/", "is_customized": True},
+    "base_variant_id": 345,
+    "open_graph_type": "product",
+    "open_graph_title": "",
+    "open_graph_description": "",
+    "open_graph_use_meta_description": True,
+    "open_graph_use_product_name": True,
     "open_graph_use_image": True,
 }
 
@@ -460,9 +741,14 @@ def _spec_variants() -> list[dict[str, Any]]:
         (384, 350, "SMIT-2", 25, 20, 25, "Black", 176),
     ):
         variant = _variant(192, variant_id, sku)
-        variant.update(sku_id=sku_id, price=price, calculated_price=price, sale_price=sale,
-                       retail_price=price, cost_price=cost,
-                       option_values=[{"id": value_id, "label": label, "option_id": 220,
-                                       "option_display_name": "Color"}])
+        variant.update(
+            sku_id=sku_id,
+            price=price,
+            calculated_price=price,
+            sale_price=sale,
+            retail_price=price,
+            cost_price=cost,
+            option_values=[{"id": value_id, "label": label, "option_id": 220, "option_display_name": "Color"}],
+        )
         variants.append(variant)
     return variants

@@ -237,8 +237,7 @@ class BigCommerceAPI:
     def v3(self, path: str) -> str:
         return f"{self.root}/v3/{path.lstrip('/')}"
 
-    async def get(self, path: str, params: Mapping[str, Any] | None = None,
-                  allow: tuple[int, ...] = ()) -> Response:
+    async def get(self, path: str, params: Mapping[str, Any] | None = None, allow: tuple[int, ...] = ()) -> Response:
         return await self.http.request("GET", self.v3(path), params=params, allow=allow)
 
     async def list_page(self, path: str, params: Mapping[str, Any], page: int) -> ListPage:
@@ -255,8 +254,7 @@ class BigCommerceAPI:
                 continue
             break
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise StorePayloadError(f"BigCommerce answered {path} without a data list",
-                                    status=response.status)
+            raise StorePayloadError(f"BigCommerce answered {path} without a data list", status=response.status)
         pagination = (body.get("meta") or {}).get("pagination") or {}
         items = [item for item in body["data"] if isinstance(item, dict)]
         total = int(pagination.get("total", len(items)))
@@ -278,8 +276,9 @@ class BigCommerceAPI:
         """The highest product id the store has (0 for an empty store), in one small request."""
         return (await self.id_extent())[1]
 
-    async def product_pages(self, filters: Mapping[str, Any],
-                            after_id: int | None = None) -> AsyncIterator[tuple[ListPage, str | None]]:
+    async def product_pages(
+        self, filters: Mapping[str, Any], after_id: int | None = None
+    ) -> AsyncIterator[tuple[ListPage, str | None]]:
         """Yield (page, cursor after it) in id order over the products matching `filters`.
 
         Once the first page gives the number of pages, later pages are fetched up to `concurrency`
@@ -290,8 +289,13 @@ class BigCommerceAPI:
         yielded, which cannot skip. The cursor is "after:<last id yielded>" for the same reason: a page
         number would not mean the same page when a later attempt resumes.
         """
-        base: dict[str, Any] = {**filters, "include": PRODUCT_INCLUDE, "limit": self.page_size,
-                                "sort": "id", "direction": "asc"}
+        base: dict[str, Any] = {
+            **filters,
+            "include": PRODUCT_INCLUDE,
+            "limit": self.page_size,
+            "sort": "id",
+            "direction": "asc",
+        }
         if after_id is not None:
             base["id:greater"] = after_id
         first = await self.list_page("catalog/products", base, 1)
@@ -311,8 +315,10 @@ class BigCommerceAPI:
                     next_page += 1
                 page = await pending.pop(number)
                 if page.total != baseline:
-                    log.info("BigCommerce listing changed during the fetch; continuing by id",
-                             extra={"from_total": baseline, "to_total": page.total})
+                    log.info(
+                        "BigCommerce listing changed during the fetch; continuing by id",
+                        extra={"from_total": baseline, "to_total": page.total},
+                    )
                     break
                 last_id = _last_id(page.items, last_id)
                 yield page, (f"after:{last_id}" if number < first.total_pages else None)
@@ -326,8 +332,9 @@ class BigCommerceAPI:
         async for item in self._keyset(base, last_id or 0, baseline):
             yield item
 
-    async def _keyset(self, base: Mapping[str, Any], after_id: int,
-                      total: int) -> AsyncIterator[tuple[ListPage, str | None]]:
+    async def _keyset(
+        self, base: Mapping[str, Any], after_id: int, total: int
+    ) -> AsyncIterator[tuple[ListPage, str | None]]:
         while True:
             page = await self.list_page("catalog/products", {**base, "id:greater": after_id}, 1)
             page.total = total
@@ -366,11 +373,13 @@ class BigCommerceAPI:
             bid = product.get("brand_id")
             if isinstance(bid, int) and bid > 0 and bid not in cache.brands:
                 wanted_brands.add(bid)
-        for path, wanted, target in (("catalog/categories", wanted_categories, cache.categories),
-                                     ("catalog/brands", wanted_brands, cache.brands)):
+        for path, wanted, target in (
+            ("catalog/categories", wanted_categories, cache.categories),
+            ("catalog/brands", wanted_brands, cache.brands),
+        ):
             ordered = sorted(wanted)
             for start in range(0, len(ordered), MAX_LIMIT):
-                chunk = ordered[start:start + MAX_LIMIT]
+                chunk = ordered[start : start + MAX_LIMIT]
                 page = await self.list_page(path, {"id:in": ",".join(map(str, chunk)), "limit": MAX_LIMIT}, 1)
                 for row in page.items:
                     target[int(row["id"])] = str(row.get("name") or "") or None

@@ -84,11 +84,13 @@ def map_product(native: Mapping[str, Any], context: MappingContext) -> Product:
         raise
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"]
-        raise MappingError(f"product {external_id} does not fit the canonical model: {reason}",
-                           external_id=external_id) from exc
+        raise MappingError(
+            f"product {external_id} does not fit the canonical model: {reason}", external_id=external_id
+        ) from exc
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise MappingError(f"product {external_id} is malformed: {type(exc).__name__}: {exc}",
-                           external_id=external_id) from exc
+        raise MappingError(
+            f"product {external_id} is malformed: {type(exc).__name__}: {exc}", external_id=external_id
+        ) from exc
 
 
 def _unwrap(native: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -97,8 +99,11 @@ def _unwrap(native: Mapping[str, Any]) -> Mapping[str, Any]:
     data = native.get("data")
     if isinstance(data, Mapping) and "id" not in native:
         if "scope" in native:  # a webhook delivery: it names the product but does not carry it
-            raise MappingError(f"a {native.get('scope')} webhook carries no product; fetch it by id",
-                               external_id=str(data.get("id", "")) or None, code="NOT_A_PRODUCT")
+            raise MappingError(
+                f"a {native.get('scope')} webhook carries no product; fetch it by id",
+                external_id=str(data.get("id", "")) or None,
+                code="NOT_A_PRODUCT",
+            )
         return data
     return native
 
@@ -119,8 +124,7 @@ def decimal(value: Any, field: str, external_id: str) -> Decimal | None:
 
 
 def _not_a_number(field: str, value: Any, external_id: str) -> MappingError:
-    return MappingError(f"product {external_id}: {field} is not a number ({value!r})",
-                        external_id=external_id)
+    return MappingError(f"product {external_id}: {field} is not a number ({value!r})", external_id=external_id)
 
 
 def selling_prices(
@@ -236,8 +240,9 @@ class _Mapper:
             warnings=self.warnings,
         )
 
-    def _product_availability(self, raw: str, tracking: str, quantity: int | None,
-                              variants: Sequence[Mapping[str, Any]]) -> Availability:
+    def _product_availability(
+        self, raw: str, tracking: str, quantity: int | None, variants: Sequence[Mapping[str, Any]]
+    ) -> Availability:
         if raw == "disabled":
             return Availability.OUT_OF_STOCK
         if raw == "preorder":
@@ -254,9 +259,16 @@ class _Mapper:
         return Availability.IN_STOCK
 
     # ---- variants ----------------------------------------------------------------------------
-    def variant(self, v: Mapping[str, Any], position: int, tracking: str, availability_raw: str,
-                product_availability: Availability, product_price: Decimal | None,
-                product_compare_at: Decimal | None) -> Variant:
+    def variant(
+        self,
+        v: Mapping[str, Any],
+        position: int,
+        tracking: str,
+        availability_raw: str,
+        product_availability: Availability,
+        product_price: Decimal | None,
+        product_compare_at: Decimal | None,
+    ) -> Variant:
         vid = v.get("id")
         if vid is None:
             raise self.fail(f"variant #{position + 1} has no id")
@@ -350,14 +362,20 @@ class _Mapper:
             return []
         if not isinstance(raw, list):
             raise self.fail("images is not a list")
-        usable = [i for i in raw if isinstance(i, Mapping) and (i.get("url_standard") or i.get("image_url")
-                                                                 or i.get("url_zoom"))]
+        usable = [
+            i
+            for i in raw
+            if isinstance(i, Mapping) and (i.get("url_standard") or i.get("image_url") or i.get("url_zoom"))
+        ]
         if len(usable) < len(raw):
             self.warnings.append(f"{len(raw) - len(usable)} image(s) without a URL were skipped")
         usable.sort(key=lambda i: (_int(i.get("sort_order")), _int(i.get("id"))))
         return [
-            Image(url=i.get("url_standard") or i.get("image_url") or i["url_zoom"],
-                  alt=i.get("description") or None, position=position)
+            Image(
+                url=i.get("url_standard") or i.get("image_url") or i["url_zoom"],
+                alt=i.get("description") or None,
+                position=position,
+            )
             for position, i in enumerate(usable)
         ]
 

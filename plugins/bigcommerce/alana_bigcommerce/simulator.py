@@ -42,18 +42,23 @@ from gateway.simkit import Hook, Simulator
 STATUS_DOCS = "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"
 
 PRODUCT_SCOPES = (
-    "store/product/created", "store/product/updated", "store/product/deleted",
-    "store/product/inventory/updated", "store/product/inventory/order/updated",
+    "store/product/created",
+    "store/product/updated",
+    "store/product/deleted",
+    "store/product/inventory/updated",
+    "store/product/inventory/order/updated",
 )
 SKU_SCOPES = (
-    "store/sku/created", "store/sku/updated", "store/sku/deleted",
-    "store/sku/inventory/updated", "store/sku/inventory/order/updated",
+    "store/sku/created",
+    "store/sku/updated",
+    "store/sku/deleted",
+    "store/sku/inventory/updated",
+    "store/sku/inventory/order/updated",
 )
 KNOWN_SCOPES = frozenset({*PRODUCT_SCOPES, *SKU_SCOPES, "store/product/*", "store/sku/*"})
 SORTABLE = ("id", "name", "sku", "price", "date_modified", "inventory_level", "calculated_price")
 #: Generic field names a test or the demo may use, and the BigCommerce field they edit.
-ALIASES = {"title": "name", "quantity": "inventory_level", "inventory": "inventory_level",
-           "body_html": "description"}
+ALIASES = {"title": "name", "quantity": "inventory_level", "inventory": "inventory_level", "body_html": "description"}
 #: create_product keywords of the simulator contract that are not product fields.
 CONTRACT_KEYWORDS = ("bare", "variants", "barcode", "private_text")
 #: Where private_text goes besides the bin picking numbers: an app-only product metafield.
@@ -214,8 +219,9 @@ class BigCommerceSimulator(Simulator):
         self._fire("store/product/updated", {"type": "product", "id": product_id}, stamp)
         if "inventory_level" in product and any(ALIASES.get(k, k) == "inventory_level" for k in changes):
             inventory = {"product_id": product_id, "method": "absolute", "value": product["inventory_level"]}
-            self._fire("store/product/inventory/updated",
-                       {"type": "product", "id": product_id, "inventory": inventory}, stamp)
+            self._fire(
+                "store/product/inventory/updated", {"type": "product", "id": product_id, "inventory": inventory}, stamp
+            )
 
     def delete_product(self, external_id: str) -> None:
         product_id = int(external_id)
@@ -226,19 +232,24 @@ class BigCommerceSimulator(Simulator):
         self._fire("store/product/deleted", {"type": "product", "id": product_id}, self._tick())
 
     # ---- variant-only edits (no date_modified change, store/sku/* events) ---------------------
-    def update_variant_inventory(
-        self, external_id: str, variant_id: int | None = None, level: int = 0
-    ) -> int:
+    def update_variant_inventory(self, external_id: str, variant_id: int | None = None, level: int = 0) -> int:
         """Set one variant's stock like an inventory adjustment; return the variant id."""
         product = self.catalog.get(int(external_id))
         variant = self._variant(product, variant_id)
         variant["inventory_level"] = int(level)
         if product.get("inventory_tracking") == "variant":
             product["inventory_level"] = sum(int(v.get("inventory_level") or 0) for v in product["variants"])
-        inventory = {"product_id": product["id"], "method": "absolute", "value": int(level),
-                     "variant_id": variant["id"]}
-        self._fire("store/sku/inventory/updated",
-                   {"type": "sku", "id": variant["sku_id"], "inventory": inventory}, self._tick())
+        inventory = {
+            "product_id": product["id"],
+            "method": "absolute",
+            "value": int(level),
+            "variant_id": variant["id"],
+        }
+        self._fire(
+            "store/sku/inventory/updated",
+            {"type": "sku", "id": variant["sku_id"], "inventory": inventory},
+            self._tick(),
+        )
         return int(variant["id"])
 
     def update_variant(self, external_id: str, variant_id: int | None = None, **changes: Any) -> int:
@@ -253,8 +264,7 @@ class BigCommerceSimulator(Simulator):
             if own is not None:
                 variant["calculated_price"] = sale if sale and 0 < sale < own else own
         sku = {"product_id": product["id"], "variant_id": variant["id"]}
-        self._fire("store/sku/updated", {"type": "sku", "id": variant["sku_id"], "sku": sku},
-                   self._tick())
+        self._fire("store/sku/updated", {"type": "sku", "id": variant["sku_id"], "sku": sku}, self._tick())
         return int(variant["id"])
 
     @staticmethod
@@ -290,17 +300,23 @@ class BigCommerceSimulator(Simulator):
         base_id = product.get("base_variant_id")
         for variant in product.get("variants") or []:
             if variant["id"] == base_id:
-                variant.update(price=product["price"], sale_price=product.get("sale_price"),
-                               calculated_price=product["calculated_price"])
+                variant.update(
+                    price=product["price"],
+                    sale_price=product.get("sale_price"),
+                    calculated_price=product["calculated_price"],
+                )
                 if product.get("inventory_tracking") == "product":
                     variant["inventory_level"] = product.get("inventory_level", 0)
 
     def _fire(self, scope: str, data: dict[str, Any], stamp: int) -> None:
-        payload: dict[str, Any] = {"scope": scope, "store_id": self.store_id, "data": data,
-                                   "created_at": stamp, "producer": f"stores/{self.store_hash}"}
-        payload["hash"] = hashlib.sha1(
-            json.dumps(payload, sort_keys=True).encode(), usedforsecurity=False
-        ).hexdigest()
+        payload: dict[str, Any] = {
+            "scope": scope,
+            "store_id": self.store_id,
+            "data": data,
+            "created_at": stamp,
+            "producer": f"stores/{self.store_hash}",
+        }
+        payload["hash"] = hashlib.sha1(json.dumps(payload, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
         body = json.dumps(payload).encode()
         for hook in list(self.hooks.values()):
             if isinstance(hook, BigCommerceHook) and not hook.is_active:
@@ -345,8 +361,11 @@ class BigCommerceSimulator(Simulator):
         if request.match_info.get("store_hash") != self.store_hash:
             return error(404, "Store not found")
         if request.headers.get("X-Auth-Token") != self.access_token:
-            return error(401, "Unauthorized - the v3 Auth client ID or token in the request are not a "
-                              "valid combination for this store.")
+            return error(
+                401,
+                "Unauthorized - the v3 Auth client ID or token in the request are not a "
+                "valid combination for this store.",
+            )
         allowed, headers = self._spend()
         if not allowed:
             response: web.StreamResponse = error(429, "Too many requests")
@@ -391,10 +410,8 @@ class BigCommerceSimulator(Simulator):
         if "id:in" in query:
             wanted = {_int(v, "id:in") for v in query["id:in"].split(",") if v.strip()}
             ids = [i for i in ids if i in wanted]
-        low = max([_int(query[k], k) + (k == "id:greater") for k in ("id:greater", "id:min") if k in query],
-                  default=-1)
-        high = min([_int(query[k], k) - (k == "id:less") for k in ("id:less", "id:max") if k in query],
-                   default=2**63)
+        low = max([_int(query[k], k) + (k == "id:greater") for k in ("id:greater", "id:min") if k in query], default=-1)
+        high = min([_int(query[k], k) - (k == "id:less") for k in ("id:less", "id:max") if k in query], default=2**63)
         if low >= 0 or high < 2**63:
             ids = [i for i in ids if low <= i <= high]
         if "date_modified:min" in query:
@@ -419,8 +436,7 @@ class BigCommerceSimulator(Simulator):
         return ids
 
     def _serve(self, product: dict[str, Any], include: set[str], fields: set[str]) -> dict[str, Any]:
-        out = {k: v for k, v in product.items() if k not in ("variants", "images", "custom_fields")
-               or k in include}
+        out = {k: v for k, v in product.items() if k not in ("variants", "images", "custom_fields") or k in include}
         if fields:
             out = {k: v for k, v in out.items() if k == "id" or k in fields or k in include}
         if str(product["id"]) in self.faults.plan.malformed_ids:
@@ -436,8 +452,7 @@ class BigCommerceSimulator(Simulator):
             return error(404, "The requested product was not found.")
         include = set(filter(None, request.query.get("include", "").split(",")))
         fields = set(filter(None, request.query.get("include_fields", "").split(",")))
-        return web.json_response({"data": self._serve(self.catalog.get(product_id), include, fields),
-                                  "meta": {}})
+        return web.json_response({"data": self._serve(self.catalog.get(product_id), include, fields), "meta": {}})
 
     async def _list_variants(self, request: web.Request) -> web.Response:
         product_id = _int(request.match_info["id"], "id")
@@ -462,24 +477,44 @@ class BigCommerceSimulator(Simulator):
         return _list_by_id(self.catalog.brands, request.query)
 
     async def _store_info(self, request: web.Request) -> web.Response:
-        return web.json_response({
-            "id": self.store_hash, "domain": f"{self.store_hash}.example.test", "secure_url": self.base_url,
-            "name": "Simulated BigCommerce Store", "currency": self.currency, "currency_symbol": "$",
-            "language": "en", "plan_name": "Standard", "plan_level": "Standard", "status": "live",
-        })
+        return web.json_response(
+            {
+                "id": self.store_hash,
+                "domain": f"{self.store_hash}.example.test",
+                "secure_url": self.base_url,
+                "name": "Simulated BigCommerce Store",
+                "currency": self.currency,
+                "currency_symbol": "$",
+                "language": "en",
+                "plan_name": "Standard",
+                "plan_level": "Standard",
+                "status": "live",
+            }
+        )
 
     # ---- hooks -------------------------------------------------------------------------------
     def _hook_json(self, hook: Hook) -> dict[str, Any]:
         meta = hook if isinstance(hook, BigCommerceHook) else BigCommerceHook(hook.id, hook.topic, "")
-        return {"id": int(hook.id), "client_id": "sim-client", "store_hash": self.store_hash,
-                "scope": hook.topic, "destination": hook.destination, "headers": hook.headers or None,
-                "is_active": meta.is_active, "created_at": meta.created_at, "updated_at": meta.updated_at}
+        return {
+            "id": int(hook.id),
+            "client_id": "sim-client",
+            "store_hash": self.store_hash,
+            "scope": hook.topic,
+            "destination": hook.destination,
+            "headers": hook.headers or None,
+            "is_active": meta.is_active,
+            "created_at": meta.created_at,
+            "updated_at": meta.updated_at,
+        }
 
     async def _list_hooks(self, request: web.Request) -> web.Response:
         query = request.query
-        hooks = [h for h in self.hooks.values()
-                 if ("scope" not in query or h.topic == query["scope"])
-                 and ("destination" not in query or h.destination == query["destination"])]
+        hooks = [
+            h
+            for h in self.hooks.values()
+            if ("scope" not in query or h.topic == query["scope"])
+            and ("destination" not in query or h.destination == query["destination"])
+        ]
         keys = list(range(len(hooks)))
         page, meta = _paginate(keys, query)
         return web.json_response({"data": [self._hook_json(hooks[i]) for i in page], "meta": meta})
@@ -492,13 +527,22 @@ class BigCommerceSimulator(Simulator):
         if not isinstance(destination, str) or not destination:
             return error(422, "JSON data is missing or invalid", destination="error.path.missing")
         if any(h.topic == scope and h.destination == destination for h in self.hooks.values()):
-            return error(422, "JSON data is missing or invalid",
-                         destination="a webhook for this scope and destination already exists")
+            return error(
+                422,
+                "JSON data is missing or invalid",
+                destination="a webhook for this scope and destination already exists",
+            )
         self._hook_ids += 1
         now = int(time.time())
-        hook = BigCommerceHook(str(self._hook_ids), scope, destination,
-                               headers=dict(body.get("headers") or {}),
-                               is_active=bool(body.get("is_active", True)), created_at=now, updated_at=now)
+        hook = BigCommerceHook(
+            str(self._hook_ids),
+            scope,
+            destination,
+            headers=dict(body.get("headers") or {}),
+            is_active=bool(body.get("is_active", True)),
+            created_at=now,
+            updated_at=now,
+        )
         self.hooks[hook.id] = hook
         return web.json_response({"data": self._hook_json(hook), "meta": {}})
 
@@ -554,9 +598,19 @@ def _scope_matches(registered: str, scope: str) -> bool:
 
 def _metafield(product_id: int, value: str, stamp: str) -> dict[str, Any]:
     """A product metafield only the app that wrote it can read (permission_set app_only)."""
-    return {"id": product_id * 10, "key": PRIVATE_KEY, "value": value, "namespace": PRIVATE_NAMESPACE,
-            "permission_set": "app_only", "resource_type": "product", "resource_id": product_id,
-            "description": "", "owner_client_id": "sim-client", "date_created": stamp, "date_modified": stamp}
+    return {
+        "id": product_id * 10,
+        "key": PRIVATE_KEY,
+        "value": value,
+        "namespace": PRIVATE_NAMESPACE,
+        "permission_set": "app_only",
+        "resource_type": "product",
+        "resource_id": product_id,
+        "description": "",
+        "owner_client_id": "sim-client",
+        "date_created": stamp,
+        "date_modified": stamp,
+    }
 
 
 def _int(raw: str, name: str) -> int:
@@ -585,7 +639,7 @@ def _paginate(items: list[int], query: Any) -> tuple[list[int], dict[str, Any]]:
     page = max(1, _int(query.get("page", "1"), "page"))
     total = len(items)
     pages = math.ceil(total / limit)
-    chunk = items[(page - 1) * limit: page * limit]
+    chunk = items[(page - 1) * limit : page * limit]
 
     def link(number: int) -> str:
         params = {k: v for k, v in query.items() if k not in ("page", "limit")}
@@ -596,8 +650,16 @@ def _paginate(items: list[int], query: Any) -> tuple[list[int], dict[str, Any]]:
         links["previous"] = link(page - 1)
     if page < pages:
         links["next"] = link(page + 1)
-    meta = {"pagination": {"total": total, "count": len(chunk), "per_page": limit, "current_page": page,
-                           "total_pages": pages, "links": links}}
+    meta = {
+        "pagination": {
+            "total": total,
+            "count": len(chunk),
+            "per_page": limit,
+            "current_page": page,
+            "total_pages": pages,
+            "links": links,
+        }
+    }
     return chunk, meta
 
 

@@ -53,7 +53,9 @@ async def register(api: BigCommerceAPI, callback_url: str) -> WebhookRegistratio
     """
     secret = secrets.token_urlsafe(32)
     body: dict[str, Any] = {
-        "destination": callback_url, "is_active": True, "headers": {SECRET_HEADER: secret},
+        "destination": callback_url,
+        "is_active": True,
+        "headers": {SECRET_HEADER: secret},
     }
     existing = {hook["scope"]: hook["id"] for hook in await _hooks_at(api, callback_url)}
     created: list[str] = []
@@ -78,9 +80,7 @@ async def _hooks_at(api: BigCommerceAPI, destination: str) -> list[dict[str, Any
     page_number, pages = 1, 1
     while page_number <= pages:
         page = await api.list_page("hooks", {"destination": destination, "limit": 250}, page_number)
-        hooks.extend(
-            h for h in page.items if h.get("destination") == destination and h.get("scope") in SCOPES
-        )
+        hooks.extend(h for h in page.items if h.get("destination") == destination and h.get("scope") in SCOPES)
         pages = page.total_pages
         page_number += 1
     return hooks

@@ -71,10 +71,18 @@ async def make_conn() -> AsyncIterator[ConnFactory]:
     """Connections to a simulator (closed after the test): make_conn(sim, credentials=None, **options)."""
     made: list[Connection] = []
 
-    def connect(sim: BigCommerceSimulator, credentials: dict[str, str] | None = None,
-                store_url: str | None = None, **options: Any) -> Connection:
-        conn = Connection("test-integration", store_url or sim.store_url,
-                          credentials if credentials is not None else sim.credentials(), options=options)
+    def connect(
+        sim: BigCommerceSimulator,
+        credentials: dict[str, str] | None = None,
+        store_url: str | None = None,
+        **options: Any,
+    ) -> Connection:
+        conn = Connection(
+            "test-integration",
+            store_url or sim.store_url,
+            credentials if credentials is not None else sim.credentials(),
+            options=options,
+        )
         made.append(conn)
         return conn
 

@@ -24,14 +24,25 @@ class Clock:
         return self.now
 
 
-def response(status: int = 200, *, left: int | None = 29, reset_ms: int = 3000, quota: int = 30,
-             window_ms: int = 3000, retry_after: str | None = None) -> Response:
+def response(
+    status: int = 200,
+    *,
+    left: int | None = 29,
+    reset_ms: int = 3000,
+    quota: int = 30,
+    window_ms: int = 3000,
+    retry_after: str | None = None,
+) -> Response:
     headers: CIMultiDict[str] = CIMultiDict()
     if left is not None:
-        headers.update({
-            "X-Rate-Limit-Requests-Left": str(left), "X-Rate-Limit-Time-Reset-Ms": str(reset_ms),
-            "X-Rate-Limit-Requests-Quota": str(quota), "X-Rate-Limit-Time-Window-Ms": str(window_ms),
-        })
+        headers.update(
+            {
+                "X-Rate-Limit-Requests-Left": str(left),
+                "X-Rate-Limit-Time-Reset-Ms": str(reset_ms),
+                "X-Rate-Limit-Requests-Quota": str(quota),
+                "X-Rate-Limit-Time-Window-Ms": str(window_ms),
+            }
+        )
     if retry_after is not None:
         headers["X-Retry-After"] = retry_after
     return Response(status=status, headers=headers, body=b"{}")

@@ -30,15 +30,17 @@ def ids_of(pages: list[Page]) -> list[int]:
 
 
 # ---- credentials and store facts -----------------------------------------------------------------
-async def test_good_credentials_pass(make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter,
-                                     api_calls: Callable[..., int]) -> None:
+async def test_good_credentials_pass(
+    make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter, api_calls: Callable[..., int]
+) -> None:
     sim = await make_sim(20)
     await adapter.check_credentials(make_conn(sim))
     assert api_calls(sim, "/catalog/products") == 1
 
 
-async def test_bad_token_is_a_store_auth_error(make_sim: Factory, make_conn: Factory,
-                                               adapter: BigCommerceAdapter) -> None:
+async def test_bad_token_is_a_store_auth_error(
+    make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter
+) -> None:
     sim = await make_sim(20)
     with pytest.raises(StoreAuthError) as caught:
         await adapter.check_credentials(make_conn(sim, credentials={"access_token": "wrong"}))
@@ -46,23 +48,26 @@ async def test_bad_token_is_a_store_auth_error(make_sim: Factory, make_conn: Fac
     assert "wrong" not in str(caught.value)
 
 
-async def test_unknown_store_hash_is_a_store_auth_error(make_sim: Factory, make_conn: Factory,
-                                                        adapter: BigCommerceAdapter) -> None:
+async def test_unknown_store_hash_is_a_store_auth_error(
+    make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter
+) -> None:
     sim = await make_sim(20)
     with pytest.raises(StoreAuthError, match="store hash"):
         await adapter.check_credentials(make_conn(sim, store_url=f"{sim.base_url}/stores/nosuchstore"))
 
 
-async def test_store_url_pasted_with_v3_still_works(make_sim: Factory, make_conn: Factory,
-                                                    adapter: BigCommerceAdapter) -> None:
+async def test_store_url_pasted_with_v3_still_works(
+    make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter
+) -> None:
     sim = await make_sim(20)
     conn = make_conn(sim, store_url=sim.store_url + "/v3/")
     await adapter.check_credentials(conn)
     assert await adapter.count_products(conn, FetchRequest()) == 20
 
 
-async def test_mapping_context_currency(make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter,
-                                        api_calls: Callable[..., int]) -> None:
+async def test_mapping_context_currency(
+    make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter, api_calls: Callable[..., int]
+) -> None:
     sim = await make_sim(5, currency="CAD", seed=901)
     assert (await adapter.mapping_context(make_conn(sim))).currency == "CAD"
     assert api_calls(sim, "/v2/store") == 1
@@ -108,8 +113,7 @@ async def test_full_fetch_yields_everything_in_order_with_names(
     assert api_calls(sim, "/catalog/products") == 2 * (1 + 12)
 
 
-async def test_fetch_resumes_after_a_cursor(make_sim: Factory, make_conn: Factory,
-                                            adapter: BigCommerceAdapter) -> None:
+async def test_fetch_resumes_after_a_cursor(make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter) -> None:
     sim = await make_sim(450)
     conn = make_conn(sim, page_size=100)
     everything = ids_of(await collect(adapter, conn, FetchRequest()))
@@ -160,8 +164,9 @@ async def test_empty_store(make_sim: Factory, make_conn: Factory, adapter: BigCo
 
 
 # ---- incremental ---------------------------------------------------------------------------------
-async def test_since_returns_just_the_changed_products(make_sim: Factory, make_conn: Factory,
-                                                       adapter: BigCommerceAdapter) -> None:
+async def test_since_returns_just_the_changed_products(
+    make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter
+) -> None:
     sim = await make_sim(800)
     since = datetime.now(UTC) - timedelta(seconds=1)
     sim.update_product("12")
@@ -230,8 +235,9 @@ async def test_429_500_and_truncated_bodies_still_fetch_everything(
     assert client.retries >= 4
 
 
-async def test_malformed_products_fail_alone(make_sim: Factory, make_conn: Factory,
-                                             adapter: BigCommerceAdapter) -> None:
+async def test_malformed_products_fail_alone(
+    make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter
+) -> None:
     sim = await make_sim(120)
     sim.faults.set(malformed_ids=["15", "16"])
     conn = make_conn(sim)

@@ -20,8 +20,9 @@ from gateway.model import Availability, ProductStatus
 USD = MappingContext(currency="USD")
 
 
-def with_names(product: dict[str, Any], categories: list[str] | None = None,
-               brand: str | None = None) -> dict[str, Any]:
+def with_names(
+    product: dict[str, Any], categories: list[str] | None = None, brand: str | None = None
+) -> dict[str, Any]:
     return {**product, "_category_names": categories or [], "_brand_name": brand}
 
 
@@ -61,16 +62,23 @@ def test_single_product_envelope_is_accepted(fixture_json: Callable[[str], Any])
 
 def test_fields_never_synced_do_not_reach_the_product(spec_product: dict[str, Any]) -> None:
     baseline = map_product(spec_product, USD)
-    noisy = {**spec_product, "reviews_rating_sum": 49, "reviews_count": 11, "total_sold": 9000,
-             "view_count": 123456, "cost_price": 3.5}
+    noisy = {
+        **spec_product,
+        "reviews_rating_sum": 49,
+        "reviews_count": 11,
+        "total_sold": 9000,
+        "view_count": 123456,
+        "cost_price": 3.5,
+    }
     mapped = map_product(noisy, USD)
     assert mapped.content_hash() == baseline.content_hash()
     text = str(mapped.to_document())
     assert "123456" not in text and "9000" not in text
 
 
-def test_spec_variants_map_prices_options_and_stock(spec_product: dict[str, Any],
-                                                     spec_variants: list[dict[str, Any]]) -> None:
+def test_spec_variants_map_prices_options_and_stock(
+    spec_product: dict[str, Any], spec_variants: list[dict[str, Any]]
+) -> None:
     native = {**spec_product, "id": 192, "inventory_tracking": "variant", "variants": spec_variants}
     product = map_product(native, USD)
 
@@ -105,8 +113,9 @@ def test_spec_variants_map_prices_options_and_stock(spec_product: dict[str, Any]
         ("20", None, None, "20", None, False),
     ],
 )
-def test_selling_price_rule(price: str, sale: str | None, retail: str | None, pays: str,
-                            compare_at: str | None, ignored: bool) -> None:
+def test_selling_price_rule(
+    price: str, sale: str | None, retail: str | None, pays: str, compare_at: str | None, ignored: bool
+) -> None:
     def dec(value: str | None) -> Decimal | None:
         return None if value is None else Decimal(value)
 
@@ -128,8 +137,9 @@ def test_sale_price_not_below_price_is_warned(spec_product: dict[str, Any]) -> N
     assert any("sale_price 12 is not below price 10" in w for w in product.warnings)
 
 
-def test_variant_without_own_price_pays_calculated_price(spec_product: dict[str, Any],
-                                                         spec_variants: list[dict[str, Any]]) -> None:
+def test_variant_without_own_price_pays_calculated_price(
+    spec_product: dict[str, Any], spec_variants: list[dict[str, Any]]
+) -> None:
     inherited = copy.deepcopy(spec_variants[0])
     inherited.update(price=None, sale_price=None, retail_price=None, calculated_price=17.5)
     native = {**spec_product, "price": 20, "sale_price": 16, "retail_price": 0, "variants": [inherited]}
@@ -141,22 +151,21 @@ def test_variant_without_own_price_pays_calculated_price(spec_product: dict[str,
 
 
 # ---- stock and status ----------------------------------------------------------------------------
-def test_inventory_tracked_by_product(spec_product: dict[str, Any],
-                                      spec_variants: list[dict[str, Any]]) -> None:
+def test_inventory_tracked_by_product(spec_product: dict[str, Any], spec_variants: list[dict[str, Any]]) -> None:
     in_stock = map_product({**spec_product, "inventory_tracking": "product", "inventory_level": 12}, USD)
     assert (in_stock.inventory_tracked, in_stock.inventory_quantity) == (True, 12)
     assert in_stock.availability is Availability.IN_STOCK
     sold_out = map_product({**spec_product, "inventory_tracking": "product", "inventory_level": 0}, USD)
     assert sold_out.availability is Availability.OUT_OF_STOCK
-    with_variants = map_product({**spec_product, "inventory_tracking": "product", "inventory_level": 5,
-                                 "variants": spec_variants}, USD)
+    with_variants = map_product(
+        {**spec_product, "inventory_tracking": "product", "inventory_level": 5, "variants": spec_variants}, USD
+    )
     # Variants share the product's stock: no quantity of their own, the product's availability.
     assert all(v.inventory_quantity is None and not v.inventory_tracked for v in with_variants.variants)
     assert all(v.availability is Availability.IN_STOCK for v in with_variants.variants)
 
 
-def test_inventory_tracked_by_variant_sums(spec_product: dict[str, Any],
-                                           spec_variants: list[dict[str, Any]]) -> None:
+def test_inventory_tracked_by_variant_sums(spec_product: dict[str, Any], spec_variants: list[dict[str, Any]]) -> None:
     variants = copy.deepcopy(spec_variants)
     for variant, level in zip(variants, (3, 0, 4), strict=True):
         variant["inventory_level"] = level
@@ -164,7 +173,10 @@ def test_inventory_tracked_by_variant_sums(spec_product: dict[str, Any],
     assert product.inventory_quantity == 7
     assert product.availability is Availability.IN_STOCK
     assert [v.availability for v in product.variants] == [
-        Availability.IN_STOCK, Availability.OUT_OF_STOCK, Availability.IN_STOCK]
+        Availability.IN_STOCK,
+        Availability.OUT_OF_STOCK,
+        Availability.IN_STOCK,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -172,24 +184,32 @@ def test_inventory_tracked_by_variant_sums(spec_product: dict[str, Any],
     [
         ({"is_visible": False}, ProductStatus.DRAFT, Availability.IN_STOCK),
         ({"availability": "disabled"}, ProductStatus.ACTIVE, Availability.OUT_OF_STOCK),
-        ({"availability": "preorder", "inventory_tracking": "product", "inventory_level": 0},
-         ProductStatus.ACTIVE, Availability.PREORDER),
+        (
+            {"availability": "preorder", "inventory_tracking": "product", "inventory_level": 0},
+            ProductStatus.ACTIVE,
+            Availability.PREORDER,
+        ),
         ({"is_visible": False, "availability": "preorder"}, ProductStatus.DRAFT, Availability.PREORDER),
     ],
 )
-def test_visibility_and_availability(spec_product: dict[str, Any], changes: dict[str, Any],
-                                     status: ProductStatus, availability: Availability) -> None:
+def test_visibility_and_availability(
+    spec_product: dict[str, Any], changes: dict[str, Any], status: ProductStatus, availability: Availability
+) -> None:
     product = map_product({**spec_product, **changes}, USD)
     assert (product.status, product.availability) == (status, availability)
 
 
-def test_purchasing_disabled_variant_is_out_of_stock(spec_product: dict[str, Any],
-                                                      spec_variants: list[dict[str, Any]]) -> None:
+def test_purchasing_disabled_variant_is_out_of_stock(
+    spec_product: dict[str, Any], spec_variants: list[dict[str, Any]]
+) -> None:
     variants = copy.deepcopy(spec_variants)
     variants[1]["purchasing_disabled"] = True
     product = map_product({**spec_product, "variants": variants}, USD)
     assert [v.availability for v in product.variants] == [
-        Availability.IN_STOCK, Availability.OUT_OF_STOCK, Availability.IN_STOCK]
+        Availability.IN_STOCK,
+        Availability.OUT_OF_STOCK,
+        Availability.IN_STOCK,
+    ]
 
 
 # ---- images, attributes, identifiers -------------------------------------------------------------
@@ -208,12 +228,16 @@ def test_images_follow_sort_order_with_alt_text(spec_product: dict[str, Any]) ->
 
 
 def test_custom_fields_become_attributes_grouped_by_name(spec_product: dict[str, Any]) -> None:
-    fields = [{"id": 1, "name": "Material", "value": "Glass"},
-              {"id": 2, "name": "Care", "value": "Hand wash"},
-              {"id": 3, "name": "Material", "value": "Steel"}]
+    fields = [
+        {"id": 1, "name": "Material", "value": "Glass"},
+        {"id": 2, "name": "Care", "value": "Hand wash"},
+        {"id": 3, "name": "Material", "value": "Steel"},
+    ]
     product = map_product({**spec_product, "custom_fields": fields}, USD)
     assert [(a.name, a.values, a.kind) for a in product.attributes] == [
-        ("Material", ["Glass", "Steel"], "attribute"), ("Care", ["Hand wash"], "attribute")]
+        ("Material", ["Glass", "Steel"], "attribute"),
+        ("Care", ["Hand wash"], "attribute"),
+    ]
 
 
 def test_barcodes_are_classified_and_invalid_ones_kept_with_a_warning(
@@ -223,8 +247,14 @@ def test_barcodes_are_classified_and_invalid_ones_kept_with_a_warning(
     variants[0].update(upc="036000291452")  # a valid UPC-A
     variants[1].update(upc="4006381333931", gtin="00012345678905")  # an EAN-13 in the UPC field
     variants[2].update(upc="036000291453", mpn="MPN-1")  # a wrong check digit
-    native = {**spec_product, "sku": "JAR-1", "upc": "N/A-17", "gtin": "12345678901232", "mpn": "LP-1L",
-              "variants": variants}
+    native = {
+        **spec_product,
+        "sku": "JAR-1",
+        "upc": "N/A-17",
+        "gtin": "12345678901232",
+        "mpn": "LP-1L",
+        "variants": variants,
+    }
     product = map_product(native, USD)
 
     assert product.identifiers.sku == "JAR-1" and product.identifiers.mpn == "LP-1L"
@@ -262,8 +292,7 @@ def test_unresolved_category_names_are_warned(spec_product: dict[str, Any]) -> N
         ({"sale_price": {"amount": 3}}, "sale_price is not a number"),
     ],
 )
-def test_bad_payloads_raise_mapping_error(spec_product: dict[str, Any], changes: dict[str, Any],
-                                          message: str) -> None:
+def test_bad_payloads_raise_mapping_error(spec_product: dict[str, Any], changes: dict[str, Any], message: str) -> None:
     with pytest.raises(MappingError, match=message) as caught:
         map_product({**spec_product, **changes}, USD)
     assert caught.value.external_id == "174"
@@ -272,8 +301,14 @@ def test_bad_payloads_raise_mapping_error(spec_product: dict[str, Any], changes:
 def test_payloads_that_are_not_products_raise_mapping_error() -> None:
     with pytest.raises(MappingError):
         map_product({"name": "no id"}, USD)
-    webhook = {"scope": "store/product/updated", "store_id": "1", "data": {"type": "product", "id": 205},
-               "hash": "a833", "created_at": 1561479233, "producer": "stores/abc"}
+    webhook = {
+        "scope": "store/product/updated",
+        "store_id": "1",
+        "data": {"type": "product", "id": 205},
+        "hash": "a833",
+        "created_at": 1561479233,
+        "producer": "stores/abc",
+    }
     with pytest.raises(MappingError, match="fetch it by id") as caught:
         map_product(webhook, USD)
     assert caught.value.external_id == "205"
@@ -287,9 +322,11 @@ def test_generated_catalog_maps_without_errors_and_has_the_variety() -> None:
     assert len(products) == 600
     assert Counter(p.status for p in products).keys() == {ProductStatus.ACTIVE, ProductStatus.DRAFT}
     assert set(Counter(p.availability for p in products)) == {
-        Availability.IN_STOCK, Availability.OUT_OF_STOCK, Availability.PREORDER}
-    assert any(p.compare_at_price and p.price and p.compare_at_price.amount > p.price.amount
-               for p in products)
+        Availability.IN_STOCK,
+        Availability.OUT_OF_STOCK,
+        Availability.PREORDER,
+    }
+    assert any(p.compare_at_price and p.price and p.compare_at_price.amount > p.price.amount for p in products)
     assert any(len(p.variants) > 20 for p in products)
     assert any(not p.inventory_tracked for p in products) and any(p.inventory_tracked for p in products)
     assert any(p.identifiers.ean for p in products)

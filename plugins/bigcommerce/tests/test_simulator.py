@@ -25,28 +25,38 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-async def get(session: aiohttp.ClientSession, sim: BigCommerceSimulator, path: str,
-              token: str | None = None, **params: Any) -> tuple[int, dict[str, str], Any]:
+async def get(
+    session: aiohttp.ClientSession, sim: BigCommerceSimulator, path: str, token: str | None = None, **params: Any
+) -> tuple[int, dict[str, str], Any]:
     headers = {"X-Auth-Token": sim.access_token if token is None else token, "Accept": "application/json"}
     async with session.get(f"{sim.store_url}/{path}", params=params, headers=headers) as response:
         return response.status, dict(response.headers), await response.json()
 
 
-async def test_products_envelope_paging_and_include(make_sim: Factory,
-                                                    session: aiohttp.ClientSession) -> None:
+async def test_products_envelope_paging_and_include(make_sim: Factory, session: aiohttp.ClientSession) -> None:
     sim = await make_sim(120)
-    status, headers, body = await get(session, sim, "v3/catalog/products", page="2", limit="50",
-                                      include="variants,images")
+    status, headers, body = await get(
+        session, sim, "v3/catalog/products", page="2", limit="50", include="variants,images"
+    )
     assert status == 200
     assert [p["id"] for p in body["data"]] == list(range(51, 101))
     pagination = body["meta"]["pagination"]
     assert {k: pagination[k] for k in ("total", "count", "per_page", "current_page", "total_pages")} == {
-        "total": 120, "count": 50, "per_page": 50, "current_page": 2, "total_pages": 3}
+        "total": 120,
+        "count": 50,
+        "per_page": 50,
+        "current_page": 2,
+        "total_pages": 3,
+    }
     assert "page=3" in pagination["links"]["next"] and "page=1" in pagination["links"]["previous"]
     first = body["data"][0]
     assert "variants" in first and "images" in first and "custom_fields" not in first
-    for name in ("X-Rate-Limit-Requests-Left", "X-Rate-Limit-Time-Reset-Ms", "X-Rate-Limit-Requests-Quota",
-                 "X-Rate-Limit-Time-Window-Ms"):
+    for name in (
+        "X-Rate-Limit-Requests-Left",
+        "X-Rate-Limit-Time-Reset-Ms",
+        "X-Rate-Limit-Requests-Quota",
+        "X-Rate-Limit-Time-Window-Ms",
+    ):
         assert name in headers
 
     _, _, clamped = await get(session, sim, "v3/catalog/products", limit="1000")
@@ -65,8 +75,7 @@ async def test_filters_and_sorting(make_sim: Factory, session: aiohttp.ClientSes
     stamp = sim.catalog.modified_at(17)
     _, _, since = await get(session, sim, "v3/catalog/products", **{"date_modified:min": iso(stamp)})
     assert [p["id"] for p in since["data"]] == [17]
-    _, _, newest = await get(session, sim, "v3/catalog/products", sort="date_modified", direction="desc",
-                             limit="2")
+    _, _, newest = await get(session, sim, "v3/catalog/products", sort="date_modified", direction="desc", limit="2")
     assert newest["data"][0]["id"] == 17
     status, _, bad = await get(session, sim, "v3/catalog/products", sort="nonsense")
     assert status == 422 and bad["status"] == 422
@@ -115,8 +124,12 @@ async def test_hooks_crud(make_sim: Factory, session: aiohttp.ClientSession) -> 
     sim = await make_sim(5)
     url = f"{sim.store_url}/v3/hooks"
     headers = {"X-Auth-Token": sim.access_token}
-    hook = {"scope": "store/product/updated", "destination": "https://example.test/h", "is_active": True,
-            "headers": {"X-Custom": "1"}}
+    hook = {
+        "scope": "store/product/updated",
+        "destination": "https://example.test/h",
+        "is_active": True,
+        "headers": {"X-Custom": "1"},
+    }
     async with session.post(url, json=hook, headers=headers) as response:
         created = (await response.json())["data"]
     assert created["scope"] == "store/product/updated" and created["headers"] == {"X-Custom": "1"}
@@ -141,8 +154,9 @@ async def test_control_endpoints(make_sim: Factory, session: aiohttp.ClientSessi
         assert response.status == 200
     assert sim.catalog.get(3)["name"].endswith("edit 1")
     variant = sim.catalog.get(192)["variants"][1]
-    async with session.post(f"{sim.base_url}/_sim/products/192/variants/{variant['id']}/inventory",
-                            json={"level": 4}) as response:
+    async with session.post(
+        f"{sim.base_url}/_sim/products/192/variants/{variant['id']}/inventory", json={"level": 4}
+    ) as response:
         assert (await response.json())["variant_id"] == variant["id"]
     assert variant["inventory_level"] == 4
     async with session.get(f"{sim.base_url}/_sim/stats") as response:
@@ -162,8 +176,7 @@ def test_catalog_is_deterministic_and_varied() -> None:
     assert any(len(p["variants"]) >= 27 for p in products)
     assert any(v["price"] is None for p in products for v in p["variants"])
     assert any(p["custom_fields"] for p in products)
-    assert any([i["sort_order"] for i in p["images"]] != sorted(i["sort_order"] for i in p["images"])
-               for p in products)
+    assert any([i["sort_order"] for i in p["images"]] != sorted(i["sort_order"] for i in p["images"]) for p in products)
     assert any(p["brand_id"] == 0 for p in products) and any(len(p["categories"]) > 1 for p in products)
     assert any(p["upc"] and not p["upc"].isdigit() for p in products)
     assert any(len(p["upc"]) == 13 for p in products) and any(p["gtin"] for p in products)
@@ -179,10 +192,10 @@ def test_small_catalogs_still_hold_the_spec_product() -> None:
 async def test_large_store_is_fast(make_sim: Factory, session: aiohttp.ClientSession) -> None:
     started = time.perf_counter()
     sim = await make_sim(20_000)
-    _, _, last = await get(session, sim, "v3/catalog/products", page="80", limit="250",
-                           include="variants,images,custom_fields")
-    _, _, since = await get(session, sim, "v3/catalog/products",
-                            **{"date_modified:min": "2024-01-01T00:00:00Z"})
+    _, _, last = await get(
+        session, sim, "v3/catalog/products", page="80", limit="250", include="variants,images,custom_fields"
+    )
+    _, _, since = await get(session, sim, "v3/catalog/products", **{"date_modified:min": "2024-01-01T00:00:00Z"})
     assert [p["id"] for p in last["data"]][-1] == 20_000
     assert since["meta"]["pagination"]["total"] == 0
     assert time.perf_counter() - started < 3

@@ -15,8 +15,9 @@ from gateway.adapter import ChangeKind, FetchMode, FetchRequest, WebhookRegistra
 Factory = Callable[..., Any]
 
 
-async def registered(make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter,
-                     url: str) -> tuple[Any, Any, WebhookRegistration]:
+async def registered(
+    make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter, url: str
+) -> tuple[Any, Any, WebhookRegistration]:
     sim = await make_sim(200)
     conn = make_conn(sim)
     registration = await adapter.register_webhooks(conn, url)
@@ -33,12 +34,14 @@ async def test_register_creates_one_hook_per_scope_with_the_secret_header(
     assert len(registration.hook_ids) == len(SCOPES) == len(sim.hooks)
     assert {h.topic for h in sim.hooks.values()} == set(SCOPES)
     assert {"store/product/updated", "store/sku/inventory/updated", "store/sku/updated"} <= set(SCOPES)
-    assert all(h.destination == receiver.url and h.headers == {SECRET_HEADER: secret}
-               for h in sim.hooks.values())
+    assert all(h.destination == receiver.url and h.headers == {SECRET_HEADER: secret} for h in sim.hooks.values())
 
 
 async def test_change_delivers_a_verifiable_refresh(
-    make_sim: Factory, make_conn: Factory, adapter: BigCommerceAdapter, receiver: Any,
+    make_sim: Factory,
+    make_conn: Factory,
+    adapter: BigCommerceAdapter,
+    receiver: Any,
     api_calls: Callable[..., int],
 ) -> None:
     sim, conn, registration = await registered(make_sim, make_conn, adapter, receiver.url)
@@ -77,12 +80,14 @@ async def test_create_delete_and_inventory_events(
 
     events = [adapter.parse_webhook(d.headers, d.body) for d in receiver.take()]
     summary = sorted((e.topic, e.kind, e.external_id) for e in events if e is not None)
-    assert summary == sorted([
-        ("store/product/created", ChangeKind.REFRESH, created),
-        ("store/product/deleted", ChangeKind.DELETE, "7"),
-        ("store/product/updated", ChangeKind.REFRESH, "8"),
-        ("store/product/inventory/updated", ChangeKind.REFRESH, "8"),
-    ])
+    assert summary == sorted(
+        [
+            ("store/product/created", ChangeKind.REFRESH, created),
+            ("store/product/deleted", ChangeKind.DELETE, "7"),
+            ("store/product/updated", ChangeKind.REFRESH, "8"),
+            ("store/product/inventory/updated", ChangeKind.REFRESH, "8"),
+        ]
+    )
     assert len({e.delivery_id for e in events if e is not None}) == 4
 
 
@@ -173,32 +178,84 @@ def body(payload: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize(
     ("payload", "kind", "external_id"),
     [
-        ({"scope": "store/product/updated", "store_id": "1025646",
-          "data": {"type": "product", "id": 205, "properties": ["warranty", "is_featured", "custom_fields"],
-                   "context": {"channel_id": 2, "locale": "fr"}},
-          "hash": "a833a57fadd56a32dc752fb6ca0841dc9602a495", "created_at": 1561479233,
-          "producer": "stores/{store_hash}"}, ChangeKind.REFRESH, "205"),
-        ({"scope": "store/product/inventory/updated", "store_id": "1025646",
-          "data": {"type": "product", "id": 167,
-                   "inventory": {"product_id": 167, "method": "absolute", "value": 100000000}},
-          "hash": "cba9eef399fbd6d384489bca6cacad24794b1086", "created_at": 1561478843,
-          "producer": "stores/{store_hash}"}, ChangeKind.REFRESH, "167"),
-        ({"scope": "store/sku/created", "store_id": "1025646",
-          "data": {"type": "sku", "id": 461, "sku": {"product_id": 206, "variant_id": 509}},
-          "hash": "7a0866943b1f46cfda31c3218931f5aab83a4c73", "created_at": 1561480465,
-          "producer": "stores/{store_hash}"}, ChangeKind.REFRESH, "206"),
-        ({"scope": "store/sku/inventory/updated", "store_id": "1025646",
-          "data": {"type": "sku", "id": 461, "inventory": {"product_id": 206, "method": "absolute",
-                                                           "value": 5, "variant_id": 509}},
-          "hash": "116ddb29d7bc1b2322cc1a4dc295221ee3637d4b", "created_at": 1561480673,
-          "producer": "stores/{store_hash}"}, ChangeKind.REFRESH, "206"),
-        ({"scope": "store/product/deleted", "store_id": "1025646", "data": {"type": "product", "id": 205},
-          "hash": "a833a57fadd56a32dc752fb6ca0841dc9602a495", "created_at": 1561479233,
-          "producer": "stores/{store_hash}"}, ChangeKind.DELETE, "205"),
+        (
+            {
+                "scope": "store/product/updated",
+                "store_id": "1025646",
+                "data": {
+                    "type": "product",
+                    "id": 205,
+                    "properties": ["warranty", "is_featured", "custom_fields"],
+                    "context": {"channel_id": 2, "locale": "fr"},
+                },
+                "hash": "a833a57fadd56a32dc752fb6ca0841dc9602a495",
+                "created_at": 1561479233,
+                "producer": "stores/{store_hash}",
+            },
+            ChangeKind.REFRESH,
+            "205",
+        ),
+        (
+            {
+                "scope": "store/product/inventory/updated",
+                "store_id": "1025646",
+                "data": {
+                    "type": "product",
+                    "id": 167,
+                    "inventory": {"product_id": 167, "method": "absolute", "value": 100000000},
+                },
+                "hash": "cba9eef399fbd6d384489bca6cacad24794b1086",
+                "created_at": 1561478843,
+                "producer": "stores/{store_hash}",
+            },
+            ChangeKind.REFRESH,
+            "167",
+        ),
+        (
+            {
+                "scope": "store/sku/created",
+                "store_id": "1025646",
+                "data": {"type": "sku", "id": 461, "sku": {"product_id": 206, "variant_id": 509}},
+                "hash": "7a0866943b1f46cfda31c3218931f5aab83a4c73",
+                "created_at": 1561480465,
+                "producer": "stores/{store_hash}",
+            },
+            ChangeKind.REFRESH,
+            "206",
+        ),
+        (
+            {
+                "scope": "store/sku/inventory/updated",
+                "store_id": "1025646",
+                "data": {
+                    "type": "sku",
+                    "id": 461,
+                    "inventory": {"product_id": 206, "method": "absolute", "value": 5, "variant_id": 509},
+                },
+                "hash": "116ddb29d7bc1b2322cc1a4dc295221ee3637d4b",
+                "created_at": 1561480673,
+                "producer": "stores/{store_hash}",
+            },
+            ChangeKind.REFRESH,
+            "206",
+        ),
+        (
+            {
+                "scope": "store/product/deleted",
+                "store_id": "1025646",
+                "data": {"type": "product", "id": 205},
+                "hash": "a833a57fadd56a32dc752fb6ca0841dc9602a495",
+                "created_at": 1561479233,
+                "producer": "stores/{store_hash}",
+            },
+            ChangeKind.DELETE,
+            "205",
+        ),
     ],
 )
-def test_documented_payloads_parse(adapter: BigCommerceAdapter, payload: dict[str, Any], kind: ChangeKind,
-                                   external_id: str) -> None:
+def test_documented_payloads_parse(
+    adapter: BigCommerceAdapter, payload: dict[str, Any], kind: ChangeKind, external_id: str
+) -> None:
     event = adapter.parse_webhook({}, body(payload))
     assert event is not None
     assert (event.kind, event.external_id, event.topic) == (kind, external_id, payload["scope"])
@@ -207,9 +264,14 @@ def test_documented_payloads_parse(adapter: BigCommerceAdapter, payload: dict[st
 
 
 def test_payloads_without_a_product_change_are_ignored(adapter: BigCommerceAdapter) -> None:
-    metafield = {"scope": "store/product/metafield/created", "store_id": "1",
-                 "data": {"metafield_id": 12, "resource_id": "118", "resource_type": "product"},
-                 "hash": "60f4", "created_at": 1683305167, "producer": "stores/x"}
+    metafield = {
+        "scope": "store/product/metafield/created",
+        "store_id": "1",
+        "data": {"metafield_id": 12, "resource_id": "118", "resource_type": "product"},
+        "hash": "60f4",
+        "created_at": 1683305167,
+        "producer": "stores/x",
+    }
     assert adapter.parse_webhook({}, body(metafield)) is None
     assert adapter.parse_webhook({}, body({"scope": "store/order/created", "data": {"id": 1}})) is None
     assert adapter.parse_webhook({}, b"not json") is None
