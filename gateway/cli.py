@@ -1,4 +1,4 @@
-"""`alana-gateway`: the command line (subcommands per shared/contract/RUNTIME.md)."""
+"""`alana-gateway`: the command line (subcommands per docs/reference/RUNTIME.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Alana's edits and the conflicts the store wins (BEHAVIOUR.md "Conflicts: the store wins").
+"""Alana's edits and the conflicts the store wins (docs/reference/BEHAVIOUR.md "Conflicts: the store wins").
 
 Edits are overlays on the store version (see gateway.products); this module records the conflicts a
 store change causes and puts Alana's value back on request.

@@ -1,4 +1,4 @@
-"""Sync health: the green / yellow / red light, by the rules in BEHAVIOUR.md "Health".
+"""Sync health: the green / yellow / red light, by the rules in docs/reference/BEHAVIOUR.md "Health".
 
 A pure function of the integration document, its runs and the time, so it is the same wherever it
 is computed (API, worker) and easy to test.

@@ -1,6 +1,6 @@
 """The canonical product: what every platform's product becomes inside the gateway.
 
-It holds everything the help page promises to sync (BEHAVIOUR.md "What is synced") and nothing it
+It holds everything the help page promises to sync (docs/reference/BEHAVIOUR.md "What is synced") and nothing it
 promises not to: there is no field for reviews, ratings, sales figures, internal notes or private
 metadata, so a mapper cannot leak them even by accident (`extra="forbid"`).
 """
@@ -184,7 +184,7 @@ class Product(_Model):
 
 
 # Fields left out of the hash: timestamps alone are not trusted (platforms bump them without real
-# edits, BEHAVIOUR.md "Change detection").
+# edits, docs/reference/BEHAVIOUR.md "Change detection").
 _UNHASHED = {"store_updated_at", "store_created_at"}
 # Lists whose order carries no meaning: sorted before hashing. Images and variant options keep
 # their order (image position and option order are what the shopper sees).

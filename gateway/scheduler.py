@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Scheduled runs are incremental, with a full run at least this often (BEHAVIOUR.md).
+#: Scheduled runs are incremental, with a full run at least this often (docs/reference/BEHAVIOUR.md).
 FULL_RUN_EVERY = timedelta(days=1)
 
 

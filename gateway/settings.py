@@ -1,4 +1,4 @@
-"""Configuration from the environment and `.env` (names per shared/contract/RUNTIME.md)."""
+"""Configuration from the environment and `.env` (names per docs/reference/RUNTIME.md)."""
 
 from __future__ import annotations
 

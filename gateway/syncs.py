@@ -27,7 +27,7 @@ class SyncService:
             return RunKind.PRODUCTS
         if full:
             return RunKind.FULL
-        # A run is incremental once a full sync has completed and left a cursor (BEHAVIOUR.md).
+        # A run is incremental once a full sync has completed and left a cursor (docs/reference/BEHAVIOUR.md).
         if integration.get("last_full_sync_at") and integration.get("sync_cursor"):
             return RunKind.INCREMENTAL
         return RunKind.FULL

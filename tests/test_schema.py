@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway.api.schema import schema
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The team's contract checker lives beside the repository, not in it: a clone on its own skips it.
 CONTRACT_CHECK = ROOT.parent / "shared" / "tools" / "contract_check.py"
 
 
@@ -17,6 +20,10 @@ def test_committed_schema_matches_the_code() -> None:
     assert committed.strip() == schema.as_str().strip(), "schema.graphql is stale: run `make schema` and commit it"
 
 
+@pytest.mark.skipif(
+    not CONTRACT_CHECK.exists(),
+    reason=f"contract checker not found at {CONTRACT_CHECK} (../shared is not beside this clone)",
+)
 def test_schema_honours_the_contract() -> None:
     result = subprocess.run(
         [sys.executable, str(CONTRACT_CHECK), str(ROOT / "schema.graphql")],

@@ -1,4 +1,4 @@
-"""The HTTP surface (RUNTIME.md): GraphQL over HTTP and websocket, webhooks, health, metrics."""
+"""The HTTP surface (docs/reference/RUNTIME.md): GraphQL over HTTP and websocket, webhooks, health, metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The GraphQL schema (shared/contract/schema.graphql, plus additions). Resolvers call services."""
+"""The GraphQL schema (docs/reference/contract.graphql, plus additions). Resolvers call services."""
 
 from __future__ import annotations
 

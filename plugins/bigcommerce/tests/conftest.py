@@ -15,8 +15,8 @@ from alana_bigcommerce.simulator import BigCommerceSimulator
 from gateway.adapter import Connection
 from gateway.testing.kit import Receiver
 
-#: /work/main/plugins/bigcommerce/tests -> the repository root's parent holds shared/.
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "platforms" / "fixtures" / "bigcommerce"
+#: BigCommerce's spec examples, copied into the package with their sources (fixtures/SOURCES.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 #: Fast limits for tests that are not about the rate limit (the default 150 / 30 s paces at 4 req/s).
 FAST = {"quota": 2000, "window_ms": 1000}
@@ -112,5 +112,5 @@ def api_calls() -> Callable[[BigCommerceSimulator, str], int]:
 
 @pytest.fixture
 def fixture_json() -> Callable[[str], Any]:
-    """fixture_json(name): a file from shared/platforms/fixtures/bigcommerce, parsed."""
+    """fixture_json(name): a file from tests/fixtures, parsed."""
     return load_fixture

@@ -12,7 +12,7 @@ rules, which the client uses to plan and the simulator uses to charge:
 - a mutation field costs 10.
 
 The *actual* cost is "based on the results returned" and real shops charge far less than the
-requested worst case (PLATFORMS.md A). What `actual_cost` charges follows recorded real answers:
+requested worst case (docs/reference/PLATFORMS.md A). What `actual_cost` charges follows recorded real answers:
 
 - a connection costs 2 plus 1 for each node it returned (not per `first`), plus what the node's own
   nested connections returned: `products(first: 250) { nodes { id } }` costs 2 + the products

@@ -14,8 +14,8 @@ from alana_shopify.simulator import ShopifySimulator
 
 from gateway.adapter import Connection, FetchRequest, Page
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-FIXTURES = REPO_ROOT.parent / "shared" / "platforms" / "fixtures" / "shopify"
+#: Real Shopify payloads, copied into the package with their sources (fixtures/SOURCES.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: Bucket options for tests that are not about throttling: the cost model runs, but never waits long.
 FAST = {"restore_rate": 1_000_000, "bucket_size": 2000}
 

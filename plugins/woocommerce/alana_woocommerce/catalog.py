@@ -2,7 +2,7 @@
 
 Deterministic from the seed: the same seed always yields the same catalog, dates included (they are
 laid out from a fixed base date, not from "now"). Payloads follow the wc/v3 product and variation
-shapes of current core (PLATFORMS.md section B), including the fields the gateway must never sync
+shapes of current core (docs/reference/PLATFORMS.md section B), including the fields the gateway must never sync
 (ratings, total_sales, purchase_note, private meta_data) so the mapper's exclusions are exercised.
 
 Generation is built for size: 10,000 products with their variations take well under two seconds, so

@@ -2,7 +2,7 @@
 
 Auth. Over HTTPS the consumer key and secret go as HTTP Basic, as WooCommerce documents. Over plain
 HTTP they go as the `consumer_key` / `consumer_secret` query parameters. A real store only accepts
-OAuth 1.0a one-legged signatures over plain HTTP (PLATFORMS.md B); the gateway does not sign OAuth1,
+OAuth 1.0a one-legged signatures over plain HTTP (docs/reference/PLATFORMS.md B); the gateway does not sign OAuth1,
 because production stores are HTTPS and the only plain-HTTP store it talks to is the local simulator,
 which takes query keys. The connection option `query_string_auth=True` (or `auth="query"`) forces
 query keys over HTTPS too, for servers whose PHP setup strips the Authorization header (common on

@@ -1,6 +1,6 @@
 """WooCommerce product JSON (wc/v3, REST or webhook body) -> the canonical Product. Pure: no I/O.
 
-Decisions worth knowing (BEHAVIOUR.md "What is synced" is the contract):
+Decisions worth knowing (docs/reference/BEHAVIOUR.md "What is synced" is the contract):
 
 - Prices are Decimal from the store's strings; "" means no price. `price` is what the shopper pays:
   the sale price while WooCommerce reports `on_sale`, else the active `price` (falling back to the

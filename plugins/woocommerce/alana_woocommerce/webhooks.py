@@ -1,6 +1,6 @@
 """WooCommerce webhook deliveries: signatures, the creation ping, and parsing into WebhookEvents.
 
-Facts (PLATFORMS.md section B, WooCommerce core class-wc-webhook.php):
+Facts (docs/reference/PLATFORMS.md section B, WooCommerce core class-wc-webhook.php):
 - X-WC-Webhook-Signature is base64(HMAC-SHA256(secret, exact raw body)).
 - X-WC-Webhook-Delivery-ID is wp_hash(webhook id + current second): two deliveries of one hook within
   the same second share it, so the dedupe key adds a digest of the body (which carries

@@ -17,7 +17,8 @@ from gateway.adapter import MappingContext
 from gateway.errors import MappingError
 from gateway.model import Availability, ProductStatus
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "platforms" / "fixtures" / "woocommerce"
+#: The REST reference's examples, copied into the package with their sources (fixtures/SOURCES.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = sorted(p.name for p in FIXTURES.glob("doc_example_*.json"))
 USD = MappingContext(currency="USD")
 NEVER_SYNCED = ("average_rating", "rating_count", "total_sales", "purchase_note", "meta_data", "reviews")
