@@ -46,6 +46,8 @@ class Trigger(StrEnum):
     MANUAL = "MANUAL"
     SCHEDULED = "SCHEDULED"
     WEBHOOK = "WEBHOOK"
+    #: The first full sync after connecting (or reconnecting).
+    INITIAL = "INITIAL"
 
 
 class RunKind(StrEnum):
@@ -58,6 +60,17 @@ class HealthStatus(StrEnum):
     GREEN = "GREEN"
     YELLOW = "YELLOW"
     RED = "RED"
+
+
+class HealthAction(StrEnum):
+    """What the merchant can do about a YELLOW or RED light (the frontend shows a button or a hint)."""
+
+    SYNC_NOW = "SYNC_NOW"
+    RECONNECT = "RECONNECT"
+    REREGISTER_WEBHOOKS = "REREGISTER_WEBHOOKS"
+    RETRY = "RETRY"
+    WAIT = "WAIT"
+    CONTACT_SUPPORT = "CONTACT_SUPPORT"
 
 
 class ConflictStatus(StrEnum):

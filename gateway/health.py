@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.domain import HealthStatus, RunStatus, SyncFrequency, SyncMode, WebhookState
+from gateway.domain import HealthAction, HealthStatus, RunStatus, SyncFrequency, SyncMode, WebhookState
 
 Doc = dict[str, Any]
 
@@ -22,6 +22,8 @@ class Health:
     last_sync_at: datetime | None
     next_sync_at: datetime | None
     last_run: Doc | None
+    #: What the merchant can do about it; None when GREEN. The most urgent problem's action wins.
+    action: HealthAction | None = None
 
     def key(self) -> tuple[str, str | None]:
         return (self.status.value, self.reason)
@@ -38,43 +40,57 @@ def compute_health(integration: Doc, last_run: Doc | None, active_run: Doc | Non
     frequency = SyncFrequency(settings.get("frequency", SyncFrequency.EVERY_HOUR))
     next_sync_at = integration.get("next_sync_at") if mode is SyncMode.AUTOMATIC else None
     last_sync_at = integration.get("last_sync_at")
-    reds: list[str] = []
-    yellows: list[str] = []
+    # Each problem comes with its action; the first red (or, without reds, the first yellow) decides.
+    reds: list[tuple[str, HealthAction]] = []
+    yellows: list[tuple[str, HealthAction]] = []
 
     if integration.get("credentials_rejected"):
-        reds.append("Your store rejected Alana's credentials. Reconnect the store with new API keys.")
+        reds.append(
+            ("Your store rejected Alana's credentials. Reconnect the store with new API keys.", HealthAction.RECONNECT)
+        )
     if last_run is not None and last_run["status"] == RunStatus.FAILED:
         error = last_run.get("failure") or "the store could not be read"
-        reds.append(f"The last sync failed: {error}")
+        reds.append((f"The last sync failed: {error}", HealthAction.RETRY))
     webhooks = integration.get("webhooks", {})
     if webhooks.get("state") == WebhookState.FAILED:
         reds.append(
-            "Alana could not register for change notifications on your store, so changes only arrive "
-            f"with scheduled syncs ({webhooks.get('error') or 'the store refused'})."
+            (
+                "Alana could not register for change notifications on your store, so changes only arrive "
+                f"with scheduled syncs ({webhooks.get('error') or 'the store refused'}).",
+                HealthAction.REREGISTER_WEBHOOKS,
+            )
         )
     if next_sync_at is not None and active_run is None:
         overdue = now - next_sync_at
         if overdue > frequency.period:
-            reds.append("Scheduled syncs are not running: the last one is overdue by more than one period.")
+            reds.append(
+                (
+                    "Scheduled syncs are not running: the last one is overdue by more than one period.",
+                    HealthAction.CONTACT_SUPPORT,
+                )
+            )
         elif overdue.total_seconds() > 60:
-            yellows.append("A scheduled sync is overdue and should start shortly.")
+            yellows.append(("A scheduled sync is overdue and should start shortly.", HealthAction.WAIT))
 
     if active_run is not None:
         verb = "is running" if active_run["status"] == RunStatus.RUNNING else "is queued"
-        yellows.append(f"A sync {verb}.")
+        yellows.append((f"A sync {verb}.", HealthAction.WAIT))
     elif not integration.get("last_full_sync_at"):
-        yellows.append("The first sync has not finished yet.")
+        yellows.append(("The first sync has not finished yet.", HealthAction.WAIT))
     pending = int(integration.get("pending_changes", 0))
     if pending:
-        yellows.append(f"{_plural(pending, 'change')} waiting for Sync Now.")
+        yellows.append((f"{_plural(pending, 'change')} waiting for Sync Now.", HealthAction.SYNC_NOW))
     if webhooks.get("silent"):
         yellows.append(
-            "Recent store changes arrived only through scheduled syncs: real-time notifications from your "
-            "store may not be reaching Alana."
+            (
+                "Recent store changes arrived only through scheduled syncs: real-time notifications from your "
+                "store may not be reaching Alana.",
+                HealthAction.REREGISTER_WEBHOOKS,
+            )
         )
 
-    if reds:
-        return Health(HealthStatus.RED, " ".join(reds), last_sync_at, next_sync_at, last_run)
-    if yellows:
-        return Health(HealthStatus.YELLOW, " ".join(yellows), last_sync_at, next_sync_at, last_run)
+    for status, problems in ((HealthStatus.RED, reds), (HealthStatus.YELLOW, yellows)):
+        if problems:
+            reason = " ".join(text for text, _ in problems)
+            return Health(status, reason, last_sync_at, next_sync_at, last_run, problems[0][1])
     return Health(HealthStatus.GREEN, None, last_sync_at, next_sync_at, last_run)

@@ -239,7 +239,7 @@ class IntegrationService:
         )
         from gateway.syncs import SyncService
 
-        await SyncService(self.gw).queue(doc, Trigger.MANUAL, kind=RunKind.FULL)
+        await SyncService(self.gw).queue(doc, Trigger.INITIAL, kind=RunKind.FULL)
         return doc
 
     # ---- settings -----------------------------------------------------------------------------
@@ -332,6 +332,7 @@ def health_doc(health: Health) -> Doc:
         "last_sync_at": health.last_sync_at,
         "next_sync_at": health.next_sync_at,
         "last_run_id": health.last_run["_id"] if health.last_run else None,
+        "action": health.action.value if health.action else None,
     }
 
 

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gateway.api.context import Info
-from gateway.domain import ActivityKind, ConflictStatus, HealthStatus, SyncFrequency, SyncMode
+from gateway.domain import ActivityKind, ConflictStatus, HealthAction, HealthStatus, SyncFrequency, SyncMode
 from gateway.domain import EventKind as IntegrationEventKind
 from gateway.domain import RunStatus as SyncRunStatus
 from gateway.domain import Trigger as SyncTrigger
@@ -24,6 +24,13 @@ from gateway.storage.mongo import Doc
 strawberry.enum(SyncMode, name="SyncMode")
 strawberry.enum(SyncFrequency, name="SyncFrequency", description="How often automatic sync checks the store")
 strawberry.enum(HealthStatus, name="HealthStatus", description="GREEN healthy, YELLOW pending, RED error")
+strawberry.enum(
+    HealthAction,
+    name="HealthAction",
+    description="SYNC_NOW: changes wait for Sync Now; RECONNECT: credentials rejected or app uninstalled; "
+    "REREGISTER_WEBHOOKS: the store stopped delivering webhooks; RETRY: the last run failed for a passing reason; "
+    "WAIT: work is queued or running; CONTACT_SUPPORT: nothing the merchant can do.",
+)
 strawberry.enum(SyncTrigger, name="SyncTrigger")
 strawberry.enum(SyncRunStatus, name="SyncRunStatus")
 strawberry.enum(ProductStatus, name="ProductStatus")
@@ -194,6 +201,10 @@ class SyncHealth:
     last_sync_at: datetime | None
     next_sync_at: datetime | None
     last_run: SyncRun | None
+    action: HealthAction | None = strawberry.field(
+        description="What the merchant can do about a YELLOW or RED light; the frontend renders it as a button or "
+        "a hint. Null when GREEN."
+    )
 
     @staticmethod
     def from_parts(
@@ -202,6 +213,7 @@ class SyncHealth:
         last_sync_at: datetime | None,
         next_sync_at: datetime | None,
         last_run: Doc | None,
+        action: str | None = None,
     ) -> SyncHealth:
         return SyncHealth(
             status=HealthStatus(status),
@@ -209,6 +221,7 @@ class SyncHealth:
             last_sync_at=last_sync_at,
             next_sync_at=next_sync_at,
             last_run=SyncRun.from_doc(last_run) if last_run else None,
+            action=HealthAction(action) if action else None,
         )
 
 
@@ -256,7 +269,12 @@ class Integration:
     async def health(self, info: Info) -> SyncHealth:
         health = await info.context.integrations.health(self._doc)
         return SyncHealth.from_parts(
-            health.status.value, health.reason, health.last_sync_at, health.next_sync_at, health.last_run
+            health.status.value,
+            health.reason,
+            health.last_sync_at,
+            health.next_sync_at,
+            health.last_run,
+            health.action.value if health.action else None,
         )
 
     @strawberry.field
@@ -573,6 +591,7 @@ class IntegrationEvent:
                 health.get("last_sync_at"),
                 health.get("next_sync_at"),
                 None,
+                health.get("action"),
             )
             if health
             else None,

@@ -1,0 +1,78 @@
+"""The light's rules (docs/reference/BEHAVIOUR.md "Health") as a pure function: status, reason, action."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gateway.domain import HealthAction, HealthStatus
+from gateway.health import compute_health
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+def integration(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "settings": {"mode": "AUTOMATIC", "frequency": "EVERY_HOUR"},
+        "next_sync_at": NOW + timedelta(minutes=30),
+        "last_sync_at": NOW - timedelta(minutes=30),
+        "last_full_sync_at": NOW - timedelta(minutes=30),
+        "webhooks": {"state": "REGISTERED"},
+        "pending_changes": 0,
+    }
+    return {**base, **fields}
+
+
+def test_green_has_no_action() -> None:
+    health = compute_health(integration(), {"status": "SUCCEEDED"}, None, NOW)
+    assert (health.status, health.reason, health.action) == (HealthStatus.GREEN, None, None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "last", "active", "status", "action"),
+    [
+        ({}, None, {"status": "QUEUED"}, HealthStatus.YELLOW, HealthAction.WAIT),
+        ({}, None, {"status": "RUNNING"}, HealthStatus.YELLOW, HealthAction.WAIT),
+        ({"last_full_sync_at": None}, None, None, HealthStatus.YELLOW, HealthAction.WAIT),
+        ({"pending_changes": 3}, None, None, HealthStatus.YELLOW, HealthAction.SYNC_NOW),
+        (
+            {"webhooks": {"state": "REGISTERED", "silent": True}},
+            None,
+            None,
+            HealthStatus.YELLOW,
+            HealthAction.REREGISTER_WEBHOOKS,
+        ),
+        ({"next_sync_at": NOW - timedelta(minutes=5)}, None, None, HealthStatus.YELLOW, HealthAction.WAIT),
+        ({"credentials_rejected": True}, None, None, HealthStatus.RED, HealthAction.RECONNECT),
+        ({}, {"status": "FAILED", "failure": "timeout"}, None, HealthStatus.RED, HealthAction.RETRY),
+        (
+            {"webhooks": {"state": "FAILED", "error": "403"}},
+            None,
+            None,
+            HealthStatus.RED,
+            HealthAction.REREGISTER_WEBHOOKS,
+        ),
+        ({"next_sync_at": NOW - timedelta(hours=2)}, None, None, HealthStatus.RED, HealthAction.CONTACT_SUPPORT),
+    ],
+)
+def test_each_problem_has_its_status_and_action(
+    fields: dict[str, Any],
+    last: dict[str, Any] | None,
+    active: dict[str, Any] | None,
+    status: HealthStatus,
+    action: HealthAction,
+) -> None:
+    health = compute_health(integration(**fields), last, active, NOW)
+    assert (health.status, health.action) == (status, action)
+    assert health.reason
+
+
+def test_red_outranks_yellow_and_the_first_red_decides_the_action() -> None:
+    health = compute_health(
+        integration(credentials_rejected=True, pending_changes=2), {"status": "FAILED"}, {"status": "QUEUED"}, NOW
+    )
+    assert health.status is HealthStatus.RED
+    assert health.action is HealthAction.RECONNECT
+    assert "rejected" in (health.reason or "")
