@@ -12,8 +12,8 @@ from aiohttp import web
 
 from benchmarks.common import gateway, percentile, settings_for, simulator, worker_process
 from gateway.api.app import create_app
+from gateway.constants import account_channel
 from gateway.engine import SyncEngine
-from gateway.events import account_channel
 from gateway.integrations import IntegrationService
 from gateway.simkit import free_port
 

@@ -21,14 +21,6 @@ if TYPE_CHECKING:
     from gateway.simkit import Simulator
 
 
-class Capability(StrEnum):
-    WEBHOOKS = "webhooks"
-    INCREMENTAL = "incremental"
-    BULK = "bulk"
-    FETCH_BY_IDS = "fetch_by_ids"
-    TRANSLATIONS = "translations"
-
-
 @dataclass(frozen=True)
 class CredentialField:
     name: str

@@ -24,8 +24,9 @@ from pymongo import UpdateOne
 from gateway import metrics
 from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext, Page, PlatformAdapter
 from gateway.conflicts import ConflictService
+from gateway.constants import seen_key
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
-from gateway.errors import MappingError, StoreAuthError, StoreError
+from gateway.errors import LeaseLost, MappingError, RunCancelled, StoreAuthError, StoreError
 from gateway.integrations import CallCounter, IntegrationService, health_doc
 from gateway.logs import bind_context
 from gateway.model import Product, hash_document
@@ -78,14 +79,6 @@ async def prefetch(pages: AsyncIterator[Page], ahead: int) -> AsyncIterator[Page
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await producer
-
-
-class Cancelled(Exception):
-    pass
-
-
-class LeaseLost(Exception):
-    pass
 
 
 @dataclass
@@ -239,7 +232,7 @@ class _Execution:
                 await WebhookService(gw).apply_pending(self.integration_id, self.run_id)
             await self.walk(conn)
             status, message, failure = RunStatus.SUCCEEDED, self.done_message(), None
-        except Cancelled:
+        except RunCancelled:
             status, message, failure = RunStatus.CANCELLED, "Cancelled: products saved so far are kept", None
         except LeaseLost:
             if await gw.db.integrations.count_documents({"_id": self.integration_id}) == 0:
@@ -320,7 +313,7 @@ class _Execution:
             result.add("removed", removed)
         if self.kind is RunKind.FULL and (mapped or result.errors):
             seen = list(mapped) + [e["external_id"] for e in result.errors if e.get("external_id")]
-            key = f"gw:seen:{self.run_id}"
+            key = seen_key(self.run_id)
             await gw.redis.sadd(key, *seen)  # type: ignore[misc]
             await gw.redis.expire(key, SEEN_TTL_SECONDS)
         self.processed += len(page.items)
@@ -353,7 +346,7 @@ class _Execution:
                     },
                 )
         if doc.get("cancel_requested"):
-            raise Cancelled()
+            raise RunCancelled()
 
     async def write(self, mapped: dict[str, Product], result: PageResult) -> None:
         gw = self.gw
@@ -441,7 +434,7 @@ class _Execution:
 
     async def detect_removed(self) -> None:
         """A full run saw every product the store has: the rest are gone (marked, not deleted)."""
-        key = f"gw:seen:{self.run_id}"
+        key = seen_key(self.run_id)
         removed = 0
         async for batch in self.gw.products.active_external_ids(self.integration_id):
             flags = await self.gw.redis.smismember(key, batch)  # type: ignore[misc]

@@ -4,8 +4,8 @@ Pub/sub keeps nothing, so subscribers that join late read the current state from
 run document holds its latest progress) and then take only newer events (`seq`). Each API process
 holds one Redis subscription and fans messages out to its local subscribers' queues.
 
-Channels:  gw:events:{account_id}   integration events of one account (never another's)
-           gw:run:{run_id}          progress of one run
+Channels (named in gateway.constants): one per account (its integration events, never another's) and
+one per run (its progress).
 """
 
 from __future__ import annotations
@@ -21,17 +21,11 @@ from bson import json_util
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from gateway.constants import account_channel, run_channel
+
 log = logging.getLogger(__name__)
 
 _JSON_OPTIONS = json_util.JSONOptions(json_mode=json_util.JSONMode.RELAXED, tz_aware=True)
-
-
-def account_channel(account_id: str) -> str:
-    return f"gw:events:{account_id}"
-
-
-def run_channel(run_id: str) -> str:
-    return f"gw:run:{run_id}"
 
 
 def encode(message: dict[str, Any]) -> str:

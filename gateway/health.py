@@ -25,9 +25,6 @@ class Health:
     #: What the merchant can do about it; None when GREEN. The most urgent problem's action wins.
     action: HealthAction | None = None
 
-    def key(self) -> tuple[str, str | None]:
-        return (self.status.value, self.reason)
-
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"

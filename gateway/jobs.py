@@ -13,12 +13,12 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from gateway import metrics
+from gateway.constants import APPLY_JOB, RUN_JOB, worker_health_check_key
 from gateway.engine import SyncEngine
 from gateway.scheduler import Scheduler
 from gateway.services import Gateway
 from gateway.settings import get_settings
-from gateway.syncs import RUN_JOB
-from gateway.webhooks import APPLY_JOB, WebhookService
+from gateway.webhooks import WebhookService
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def worker_settings(settings: Any = None, **overrides: Any) -> dict[str, Any]:
         "handle_signals": True,
         # `alana-gateway worker --check` (the container healthcheck) reads this key.
         "health_check_interval": 30,
-        "health_check_key": f"{settings.queue_name}:health-check:{socket.gethostname()}",
+        "health_check_key": worker_health_check_key(settings.queue_name, socket.gethostname()),
     }
     options.update(overrides)
     return options

@@ -11,8 +11,9 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from gateway.constants import APPLY_JOB, RUN_JOB, run_job_id
 from gateway.domain import RunKind, SyncFrequency, SyncMode, Trigger
-from gateway.syncs import RUN_JOB, SyncService, run_job_id
+from gateway.syncs import SyncService
 
 if TYPE_CHECKING:
     from gateway.services import Gateway
@@ -62,7 +63,7 @@ class Scheduler:
 
     async def recover_webhooks(self) -> None:
         """Deliveries a dead worker had claimed are applied by another."""
-        from gateway.webhooks import APPLY_JOB, WebhookService
+        from gateway.webhooks import WebhookService
 
         for integration_id in await WebhookService(self.gw).release_stale_claims():
             await self.gw.enqueue(APPLY_JOB, integration_id)

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.constants import DEFAULT_QUEUE_NAME
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
@@ -28,7 +30,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="GATEWAY_LOG_LEVEL")
     #: The worker's own Prometheus endpoint (runs by outcome, webhook latency, queue depth); 0 = off.
     worker_metrics_port: int = Field(default=0, alias="GATEWAY_WORKER_METRICS_PORT")
-    queue_name: str = Field(default="alana:queue", alias="GATEWAY_QUEUE_NAME")
+    queue_name: str = Field(default=DEFAULT_QUEUE_NAME, alias="GATEWAY_QUEUE_NAME")
 
     # Tunables (not part of the runtime contract; sensible defaults).
     max_page_size: int = Field(default=250, alias="GATEWAY_MAX_PAGE_SIZE")

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gateway.constants import RUN_JOB, run_job_id
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import Conflict, NotFound
 from gateway.storage.mongo import Doc
 
 if TYPE_CHECKING:
     from gateway.services import Gateway
-
-RUN_JOB = "run_sync"
-
-
-def run_job_id(run_id: str, attempt: int = 0) -> str:
-    return f"sync:{run_id}:{attempt}"
 
 
 class SyncService:

@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from gateway import metrics
 from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, MappingContext, PlatformAdapter
 from gateway.conflicts import ConflictService
+from gateway.constants import APPLY_JOB, apply_job_id
 from gateway.domain import ActivityKind, EventKind, SyncMode
 from gateway.engine import map_one, prefetch
 from gateway.errors import StoreError
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-APPLY_JOB = "apply_webhooks"
 MAPPING_CONTEXT_TTL = 300.0
 INTEGRATION_CACHE_TTL = 2.0
 
@@ -122,7 +122,7 @@ class WebhookService:
         window = self.gw.settings.webhook_coalesce_seconds
         bucket = int(time.time() / window) if window > 0 else uuid.uuid4().hex
         await self.gw.enqueue(
-            APPLY_JOB, integration_id, job_id=f"wh:{integration_id}:{bucket}", defer_by=window or None
+            APPLY_JOB, integration_id, job_id=apply_job_id(integration_id, bucket), defer_by=window or None
         )
         return 200, "ok"
 

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 
 from gateway.auth import issue_token
+from gateway.constants import run_channel
 from gateway.services import Gateway
 from gateway.settings import Settings
 
@@ -97,7 +98,6 @@ async def connect(api: Api, sim: Any, platform: str = "toy", account: str = "acc
 
 async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> dict[str, Any]:
     """Wait for a run to end by following its progress channel (no polling sleeps)."""
-    from gateway.events import run_channel
 
     async def follow() -> dict[str, Any]:
         async with gw.hub.listen(run_channel(run_id)) as queue:

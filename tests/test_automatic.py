@@ -14,8 +14,8 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from gwtest import Api, connect, wait_run
 
+from gateway.constants import account_channel
 from gateway.domain import RunStatus, SyncFrequency, utcnow
-from gateway.events import account_channel
 from gateway.integrations import IntegrationService
 from gateway.scheduler import Scheduler
 from gateway.services import Gateway

@@ -10,8 +10,8 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from gwtest import Api, connect, start_worker, wait_run
 
+from gateway.constants import run_channel
 from gateway.domain import RunKind, Trigger
-from gateway.events import run_channel
 from gateway.integrations import IntegrationService
 from gateway.services import Gateway
 from gateway.syncs import SyncService

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from gwtest import Api, connect, wait_run
 
-from gateway.events import account_channel
+from gateway.constants import account_channel
 from gateway.plugins import load_plugins
 from gateway.services import Gateway
 from gateway.simkit import Simulator

@@ -12,7 +12,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from gwtest import Api, connect, start_worker, wait_run
 
-from gateway.events import run_channel
+from gateway.constants import run_channel
 from gateway.integrations import IntegrationService
 from gateway.services import Gateway
 from gateway.simkit import Simulator

@@ -40,9 +40,9 @@ from gateway.api.types import (
     encode_cursor,
 )
 from gateway.conflicts import ConflictService
+from gateway.constants import account_channel, run_channel
 from gateway.domain import ConflictStatus, RunStatus
 from gateway.errors import ErrorCode, GatewayError, NotFound
-from gateway.events import account_channel, run_channel
 from gateway.model import ProductStatus
 from gateway.syncs import SyncService, progress_message
 

@@ -39,7 +39,7 @@ import aiohttp
 from alana_shopify.client import ShopifyGraphQL
 from alana_shopify.fetch import normalize
 from alana_shopify.queries import BULK_POLL, BULK_RUN
-from gateway.errors import StoreHTTPError, StorePayloadError, StoreUnreachable
+from gateway.errors import StoreError, StoreHTTPError, StorePayloadError, StoreUnreachable
 from gateway.httpclient import RETRY_STATUSES, backoff_delay, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ CHUNK = 64 * 1024
 DOWNLOAD_TRIES = 6
 
 
-class BulkUnavailable(Exception):
+class BulkUnavailable(StoreError):
     """No bulk result to read (another operation runs, it failed, or it expired): read paginated."""
 
 
