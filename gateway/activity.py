@@ -6,7 +6,8 @@ import uuid
 from typing import Any
 
 from gateway.domain import ActivityKind, utcnow
-from gateway.storage.mongo import Database, Doc
+from gateway.pagination import PageRequest, Slice
+from gateway.storage.mongo import Database, Doc, find_page
 
 
 class ActivityLog:
@@ -40,12 +41,8 @@ class ActivityLog:
         await self.db.activity.insert_one(doc)
         return doc
 
-    async def page(self, account_id: str, integration_id: str | None, first: int, after: Any) -> list[Doc]:
+    async def page(self, account_id: str, integration_id: str | None, page: PageRequest) -> Slice[Doc]:
         query: Doc = {"account_id": account_id}
         if integration_id:
             query["integration_id"] = integration_id
-        if after is not None:
-            at, aid = after
-            query["$or"] = [{"at": {"$lt": at}}, {"at": at, "_id": {"$lt": aid}}]
-        cursor = self.db.activity.find(query).sort([("at", -1), ("_id", -1)]).limit(first + 1)
-        return [doc async for doc in cursor]
+        return await find_page(self.db.activity, query, "at", page)

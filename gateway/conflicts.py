@@ -13,8 +13,9 @@ from pymongo import ReturnDocument
 from gateway.domain import ActivityKind, ConflictStatus, EventKind
 from gateway.errors import BadInput, NotFound
 from gateway.model import EDITABLE_FIELDS
+from gateway.pagination import PageRequest, Slice
 from gateway.products import ConflictFound
-from gateway.storage.mongo import Doc
+from gateway.storage.mongo import Doc, find_page
 
 if TYPE_CHECKING:
     from gateway.services import Gateway
@@ -75,10 +76,9 @@ class ConflictService:
         account_id: str,
         integration_id: str | None,
         status: str | None,
-        first: int,
-        after: Any,
+        page: PageRequest,
         product_id: str | None = None,
-    ) -> list[Doc]:
+    ) -> Slice[Doc]:
         query: Doc = {"account_id": account_id}
         if integration_id:
             query["integration_id"] = integration_id
@@ -86,11 +86,7 @@ class ConflictService:
             query["product_id"] = product_id
         if status:
             query["status"] = status
-        if after is not None:
-            at, cid = after
-            query["$or"] = [{"detected_at": {"$lt": at}}, {"detected_at": at, "_id": {"$lt": cid}}]
-        cursor = self.gw.db.conflicts.find(query).sort([("detected_at", -1), ("_id", -1)]).limit(first + 1)
-        return [doc async for doc in cursor]
+        return await find_page(self.gw.db.conflicts, query, "detected_at", page)
 
     async def edit_product(self, account_id: str, product_id: str, values: dict[str, Any]) -> Doc:
         """Alana's edit: each field becomes an overlay on the current store version."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -22,7 +22,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gateway.domain import utcnow
 from gateway.model import EDITABLE_FIELDS, Product
-from gateway.storage.mongo import Database, Doc
+from gateway.pagination import PageRequest, Slice
+from gateway.storage.mongo import Database, Doc, find_page
 
 
 class Outcome(StrEnum):
@@ -144,7 +145,20 @@ class ProductStore:
             {"account_id": account_id, "integration_id": integration_id, "removed": {"$ne": True}}
         )
 
-    def list_filter(self, account_id: str, integration_id: str | None, search: str | None, status: str | None) -> Doc:
+    async def page(
+        self,
+        account_id: str,
+        page: PageRequest,
+        *,
+        integration_id: str | None = None,
+        search: str | None = None,
+        status: str | None = None,
+    ) -> Slice[Doc]:
+        """The account's products (not removed), newest store change first, with the total count.
+
+        `search` matches the title anywhere and a SKU from its start, case-insensitively, through the
+        normalized `search_*` fields (no text index: the embedded server has none).
+        """
         query: Doc = {"account_id": account_id, "removed": {"$ne": True}}
         if integration_id:
             query["integration_id"] = integration_id
@@ -153,7 +167,9 @@ class ProductStore:
         if search and search.strip():
             term = re.escape(search.strip().casefold())
             query["$or"] = [{"search_title": {"$regex": term}}, {"search_skus": {"$regex": f"^{term}"}}]
-        return query
+        total = await self.db.products.count_documents(query)
+        found = await find_page(self.db.products, query, "store_updated_at", page)
+        return replace(found, total=total)
 
     # ---- writes from the store ----------------------------------------------------------------
     def new_document(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from gateway.domain import RunKind, RunStatus, Trigger, utcnow
-from gateway.storage.mongo import Database, Doc
+from gateway.pagination import PageRequest, Slice
+from gateway.storage.mongo import Database, Doc, find_page
 
 MAX_ERRORS_KEPT = 200
 COUNTERS = ("added", "updated", "unchanged", "removed", "failed", "conflicts")
@@ -209,10 +209,6 @@ class RunStore:
         )
         return [doc async for doc in cursor]
 
-    async def page(self, account_id: str, integration_id: str, first: int, after: Any) -> list[Doc]:
+    async def page(self, account_id: str, integration_id: str, page: PageRequest) -> Slice[Doc]:
         query: Doc = {"account_id": account_id, "integration_id": integration_id}
-        if after is not None:
-            queued_at, rid = after
-            query["$or"] = [{"queued_at": {"$lt": queued_at}}, {"queued_at": queued_at, "_id": {"$lt": rid}}]
-        cursor = self.db.runs.find(query).sort([("queued_at", -1), ("_id", -1)]).limit(first + 1)
-        return [doc async for doc in cursor]
+        return await find_page(self.db.runs, query, "queued_at", page)

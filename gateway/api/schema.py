@@ -13,6 +13,7 @@ from strawberry.extensions import QueryDepthLimiter, SchemaExtension
 from strawberry.scalars import JSON
 
 from gateway.api.context import Info
+from gateway.api.pagination import create_connection_slice, page_request
 from gateway.api.types import (
     ActivityConnection,
     ActivityEdge,
@@ -24,7 +25,6 @@ from gateway.api.types import (
     CredentialField,
     Integration,
     IntegrationEvent,
-    PageInfo,
     PlatformInfo,
     Product,
     ProductConnection,
@@ -35,22 +35,20 @@ from gateway.api.types import (
     SyncRunConnection,
     SyncRunEdge,
     SyncSettingsInput,
-    check_first,
-    decode_cursor,
-    encode_cursor,
 )
 from gateway.conflicts import ConflictService
 from gateway.constants import account_channel, run_channel
 from gateway.domain import ConflictStatus, RunStatus
 from gateway.errors import ErrorCode, GatewayError, NotFound
 from gateway.model import ProductStatus
+from gateway.pagination import PageRequest
 from gateway.syncs import SyncService, progress_message
 
 log = logging.getLogger(__name__)
 
 
-def _first(info: Info, first: int | None, default: int = 50) -> int:
-    return check_first(default if first is None else first, info.context.gw.settings.max_page_size)
+def _page(info: Info, first: int | None, after: str | None, default: int = 50) -> PageRequest:
+    return page_request(first, after, default=default, maximum=info.context.gw.settings.max_page_size)
 
 
 def _enum_value(value: Any) -> str | None:
@@ -101,32 +99,15 @@ class Query:
         first: int | None = 50,
         after: str | None = None,
     ) -> ProductConnection:
-        gw = info.context.gw
-        first = _first(info, first)
-        query = gw.products.list_filter(
+        page = await info.context.gw.products.page(
             info.context.account_id,
-            str(integration_id) if integration_id else None,
-            search,
-            _enum_value(status),
+            _page(info, first, after),
+            integration_id=str(integration_id) if integration_id else None,
+            search=search,
+            status=_enum_value(status),
         )
-        total = await gw.db.products.count_documents(query)
-        position = decode_cursor(after)
-        page_query = dict(query)
-        if position is not None:
-            at, pid = position
-            keyset = {"$or": [{"store_updated_at": {"$lt": at}}, {"store_updated_at": at, "_id": {"$lt": pid}}]}
-            page_query = {"$and": [query, keyset]}
-        cursor = gw.db.products.find(page_query).sort([("store_updated_at", -1), ("_id", -1)]).limit(first + 1)
-        docs = [d async for d in cursor]
-        edges = [
-            ProductEdge(cursor=encode_cursor(d["store_updated_at"], d["_id"]), node=Product.from_doc(d))
-            for d in docs[:first]
-        ]
-        return ProductConnection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
-            total_count=total,
-        )
+        edges, page_info = create_connection_slice(page, Product.from_doc, ProductEdge)
+        return ProductConnection(edges=edges, page_info=page_info, total_count=page.total or 0)
 
     @strawberry.field
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
@@ -146,18 +127,11 @@ class Query:
     async def sync_runs(
         self, info: Info, integration_id: strawberry.ID, first: int | None = 20, after: str | None = None
     ) -> SyncRunConnection:
-        first = _first(info, first, 20)
+        page = _page(info, first, after, 20)
         await info.context.integrations.get(info.context.account_id, str(integration_id))
-        docs = await info.context.gw.runs.page(
-            info.context.account_id, str(integration_id), first, decode_cursor(after)
-        )
-        edges = [
-            SyncRunEdge(cursor=encode_cursor(d["queued_at"], d["_id"]), node=SyncRun.from_doc(d)) for d in docs[:first]
-        ]
-        return SyncRunConnection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
-        )
+        runs = await info.context.gw.runs.page(info.context.account_id, str(integration_id), page)
+        edges, page_info = create_connection_slice(runs, SyncRun.from_doc, SyncRunEdge)
+        return SyncRunConnection(edges=edges, page_info=page_info)
 
     @strawberry.field
     async def conflicts(
@@ -169,23 +143,15 @@ class Query:
         after: str | None = None,
         product_id: strawberry.ID | None = None,
     ) -> ConflictConnection:
-        first = _first(info, first)
-        docs = await ConflictService(info.context.gw).page(
+        conflicts = await ConflictService(info.context.gw).page(
             info.context.account_id,
             str(integration_id) if integration_id else None,
             _enum_value(status),
-            first,
-            decode_cursor(after),
+            _page(info, first, after),
             str(product_id) if product_id else None,
         )
-        edges = [
-            ConflictEdge(cursor=encode_cursor(d["detected_at"], d["_id"]), node=Conflict.from_doc(d))
-            for d in docs[:first]
-        ]
-        return ConflictConnection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
-        )
+        edges, page_info = create_connection_slice(conflicts, Conflict.from_doc, ConflictEdge)
+        return ConflictConnection(edges=edges, page_info=page_info)
 
     @strawberry.field(description="The activity log, newest first.")
     async def activity_log(
@@ -195,20 +161,11 @@ class Query:
         first: int | None = 50,
         after: str | None = None,
     ) -> ActivityConnection:
-        first = _first(info, first)
-        docs = await info.context.gw.activity.page(
-            info.context.account_id,
-            str(integration_id) if integration_id else None,
-            first,
-            decode_cursor(after),
+        entries = await info.context.gw.activity.page(
+            info.context.account_id, str(integration_id) if integration_id else None, _page(info, first, after)
         )
-        edges = [
-            ActivityEdge(cursor=encode_cursor(d["at"], d["_id"]), node=ActivityEntry.from_doc(d)) for d in docs[:first]
-        ]
-        return ActivityConnection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
-        )
+        edges, page_info = create_connection_slice(entries, ActivityEntry.from_doc, ActivityEdge)
+        return ActivityConnection(edges=edges, page_info=page_info)
 
 
 @strawberry.type

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 
 import strawberry
 from strawberry.scalars import JSON
 
 from gateway.api.context import Info
+from gateway.api.pagination import PageInfo, check_first
 from gateway.domain import ActivityKind, ConflictStatus, HealthAction, HealthStatus, SyncFrequency, SyncMode
 from gateway.domain import EventKind as IntegrationEventKind
 from gateway.domain import RunStatus as SyncRunStatus
 from gateway.domain import Trigger as SyncTrigger
-from gateway.errors import BadInput
 from gateway.model import Availability, ProductStatus
 from gateway.products import effective
 from gateway.runs import percent, summary_of
@@ -38,34 +36,6 @@ strawberry.enum(Availability, name="Availability")
 strawberry.enum(ConflictStatus, name="ConflictStatus")
 strawberry.enum(ActivityKind, name="ActivityKind")
 strawberry.enum(IntegrationEventKind, name="IntegrationEventKind")
-
-
-# ---- cursors -------------------------------------------------------------------------------------
-def encode_cursor(at: datetime | None, doc_id: str) -> str:
-    raw = json.dumps([at.isoformat() if at else None, doc_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(cursor: str | None, field: str = "after") -> tuple[datetime | None, str] | None:
-    if not cursor:
-        return None
-    try:
-        at, doc_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return (datetime.fromisoformat(at) if at else None, str(doc_id))
-    except (ValueError, TypeError):
-        raise BadInput("the cursor is not one this API returned", field=field) from None
-
-
-def check_first(first: int, maximum: int, field: str = "first") -> int:
-    if first < 1 or first > maximum:
-        raise BadInput(f"{field} must be between 1 and {maximum}", field=field)
-    return first
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
 
 
 # ---- platforms -----------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from gateway.pagination import PageRequest, Slice
+
 Doc = dict[str, Any]
 
 
@@ -65,6 +67,19 @@ class Database:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+async def find_page(
+    collection: AsyncCollection[Doc], query: Doc, key: str, page: PageRequest, projection: Doc | None = None
+) -> Slice[Doc]:
+    """One page of `query`, newest `key` first (ties by _id), after `page.after`: keyset pagination."""
+    if page.after is not None:
+        at, row_id = page.after
+        keyset: Doc = {"$or": [{key: {"$lt": at}}, {key: at, "_id": {"$lt": row_id}}]}
+        query = {"$and": [query, keyset]} if "$or" in query else {**query, **keyset}
+    cursor = collection.find(query, projection).sort([(key, DESCENDING), ("_id", DESCENDING)]).limit(page.first + 1)
+    rows = [doc async for doc in cursor]
+    return Slice.of(rows, [(doc.get(key), doc["_id"]) for doc in rows], page)
 
 
 def connect(url: str, database: str, **kwargs: Any) -> Database:
