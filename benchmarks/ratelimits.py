@@ -10,8 +10,6 @@ import time
 from typing import Any
 
 from benchmarks.common import gateway, settings_for
-from gateway.engine import SyncEngine
-from gateway.integrations import IntegrationService
 from gateway.plugins import load_plugins
 
 
@@ -20,12 +18,12 @@ async def _sync(
 ) -> tuple[float, dict[str, Any]]:
     settings = settings_for(mongodb_url, redis_url)
     async with gateway(settings) as gw:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "bench", platform, "bench", sim.store_url, sim.credentials(), options=options
         )
         run = (await gw.runs.latest(integration["_id"], 1))[0]
         started = time.perf_counter()
-        done = await SyncEngine(gw).run(run["_id"])
+        done = await gw.engine.run(run["_id"])
         elapsed = time.perf_counter() - started
         assert done is not None
         return elapsed, done

@@ -12,18 +12,15 @@ from pymongo import ReplaceOne
 
 from benchmarks.common import gateway, settings_for, simulator, worker_process
 from gateway.domain import RunKind, Trigger
-from gateway.engine import SyncEngine
-from gateway.integrations import IntegrationService
-from gateway.syncs import SyncService
 
 
 async def run_once(gw: Any, integration: dict[str, Any], kind: RunKind | None = None) -> tuple[float, dict[str, Any]]:
     if kind is not None:
-        run, _ = await SyncService(gw).queue(integration, Trigger.MANUAL, kind=kind)
+        run, _ = await gw.syncs.queue(integration, Trigger.MANUAL, kind=kind)
     else:
         run = (await gw.runs.latest(integration["_id"], 1))[0]
     started = time.perf_counter()
-    done = await SyncEngine(gw).run(run["_id"])
+    done = await gw.engine.run(run["_id"])
     elapsed = time.perf_counter() - started
     assert done is not None and done["status"] == "SUCCEEDED", done
     return elapsed, done
@@ -56,7 +53,7 @@ async def full_sync(
 ) -> dict[str, Any]:
     settings = settings_for(mongodb_url, redis_url)
     async with simulator(platform, products, sim_options) as sim, gateway(settings) as gw:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "bench", platform, "bench", sim.store_url, sim.credentials, options=adapter_options
         )
         full_s, run = await run_once(gw, integration)
@@ -65,7 +62,7 @@ async def full_sync(
             [{"$project": {"n": {"$size": "$store.variants"}}}, {"$group": {"_id": None, "n": {"$sum": "$n"}}}]
         ):
             variants = int(doc["n"])
-        integration = await IntegrationService(gw).get("bench", integration["_id"])
+        integration = await gw.integrations.get("bench", integration["_id"])
         unchanged_s, unchanged = await run_once(gw, integration, RunKind.FULL)
         floors = {batch: await raw_floor(gw, batch) for batch in (100, 500)}
         best_floor_s = min(seconds for seconds, _ in floors.values())
@@ -103,7 +100,7 @@ async def worker_memory(
     async with simulator(platform, products, sim_options) as sim, gateway(settings) as gw:
         async with worker_process(settings, GATEWAY_STORE_CONCURRENCY="8") as worker:
             started = time.perf_counter()
-            integration = await IntegrationService(gw).connect(
+            integration = await gw.integrations.connect(
                 "bench", platform, "bench", sim.store_url, sim.credentials, options=adapter_options
             )
             run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
@@ -130,7 +127,7 @@ async def queue_latency(mongodb_url: str, redis_url: str, runs: int) -> dict[str
     async with simulator("toy", 20, {}) as sim, gateway(settings) as gw:
         delays: list[float] = []
         async with worker_process(settings, GATEWAY_EXTRA_PLUGINS="gateway.testing.toy"):
-            integration = await IntegrationService(gw).connect("bench", "toy", "q", sim.store_url, sim.credentials)
+            integration = await gw.integrations.connect("bench", "toy", "q", sim.store_url, sim.credentials)
             for n in range(runs + 1):
                 run = (await gw.runs.latest(integration["_id"], 1))[0]
                 while True:
@@ -143,7 +140,7 @@ async def queue_latency(mongodb_url: str, redis_url: str, runs: int) -> dict[str
                     delays.append((run["started_at"] - run["queued_at"]).total_seconds() * 1000)
                 if n < runs:
                     await asyncio.sleep(0.3)  # the worker is idle again before the next Sync Now
-                    await SyncService(gw).sync_now("bench", integration["_id"], ["1"])
+                    await gw.syncs.sync_now("bench", integration["_id"], ["1"])
     from benchmarks.common import percentile
 
     return {

@@ -13,8 +13,6 @@ from aiohttp import web
 from benchmarks.common import gateway, percentile, settings_for, simulator, worker_process
 from gateway.api.app import create_app
 from gateway.constants import account_channel
-from gateway.engine import SyncEngine
-from gateway.integrations import IntegrationService
 from gateway.simkit import free_port
 
 
@@ -44,11 +42,9 @@ async def webhook_latency(
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         async with worker_process(settings, GATEWAY_WEBHOOK_COALESCE="0"):
-            integration = await IntegrationService(gw).connect(
-                "bench", platform, "bench", sim.store_url, sim.credentials
-            )
+            integration = await gw.integrations.connect("bench", platform, "bench", sim.store_url, sim.credentials)
             first = (await gw.runs.latest(integration["_id"], 1))[0]
-            await SyncEngine(gw).run(first["_id"])  # the catalog is in place before deliveries start
+            await gw.engine.run(first["_id"])  # the catalog is in place before deliveries start
             ids = (await sim.control("GET", "products"))["ids"]
             sent: dict[str, float] = {}
             latencies: list[float] = []

@@ -12,13 +12,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from gateway.httpclient import HttpClient
 from gateway.model import Product
-
-if TYPE_CHECKING:
-    from gateway.simkit import Simulator
+from gateway.simkit import Simulator
 
 
 @dataclass(frozen=True)

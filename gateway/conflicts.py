@@ -6,24 +6,35 @@ store change causes and puts Alana's value back on request.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
-from pymongo import ReturnDocument
-
+from gateway.activity import ActivityLog
+from gateway.conflict_store import ConflictStore
 from gateway.domain import ActivityKind, ConflictStatus, EventKind
 from gateway.errors import BadInput, NotFound
+from gateway.events import EventPublisher
 from gateway.model import EDITABLE_FIELDS
 from gateway.pagination import PageRequest, Slice
-from gateway.products import ConflictFound
-from gateway.storage.mongo import Doc, find_page
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
+from gateway.products import ConflictFound, ProductStore
+from gateway.storage.mongo import Doc
 
 
 class ConflictService:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(
+        self,
+        store: ConflictStore,
+        products: ProductStore,
+        activity: ActivityLog,
+        publisher: EventPublisher,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.products = products
+        self.activity = activity
+        self.publisher = publisher
+        self.clock = clock
 
     async def record(
         self, account_id: str, integration_id: str, product_id: str, found: ConflictFound, run_id: str | None
@@ -38,12 +49,12 @@ class ConflictService:
             "store_value": found.store_value,
             "alana_value": found.alana_value,
             "overlay_id": found.overlay_id,
-            "detected_at": self.gw.now(),
+            "detected_at": self.clock(),
             "status": ConflictStatus.STORE_WON.value,
             "run_id": run_id,
         }
-        await self.gw.db.conflicts.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
-        await self.gw.activity.record(
+        await self.store.insert_once(doc)
+        await self.activity.record(
             account_id,
             ActivityKind.CONFLICT,
             f"Your store changed {found.field!r} of a product Alana had edited: the store's value was kept. "
@@ -53,12 +64,12 @@ class ConflictService:
             product_id=product_id,
             conflict_id=doc["_id"],
         )
-        await self.gw.publisher.account_event(
+        await self.publisher.account_event(
             account_id,
             {
                 "kind": EventKind.CONFLICT.value,
                 "integration_id": integration_id,
-                "at": self.gw.now(),
+                "at": self.clock(),
                 "conflict": doc,
                 "product_id": product_id,
             },
@@ -66,7 +77,7 @@ class ConflictService:
         return doc
 
     async def get(self, account_id: str, conflict_id: str) -> Doc:
-        doc = await self.gw.db.conflicts.find_one({"_id": conflict_id, "account_id": account_id})
+        doc = await self.store.get(account_id, conflict_id)
         if doc is None:
             raise NotFound("no conflict with that id", field="conflictId")
         return doc
@@ -79,14 +90,9 @@ class ConflictService:
         page: PageRequest,
         product_id: str | None = None,
     ) -> Slice[Doc]:
-        query: Doc = {"account_id": account_id}
-        if integration_id:
-            query["integration_id"] = integration_id
-        if product_id:
-            query["product_id"] = product_id
-        if status:
-            query["status"] = status
-        return await find_page(self.gw.db.conflicts, query, "detected_at", page)
+        return await self.store.page(
+            account_id, page, integration_id=integration_id, status=status, product_id=product_id
+        )
 
     async def edit_product(self, account_id: str, product_id: str, values: dict[str, Any]) -> Doc:
         """Alana's edit: each field becomes an overlay on the current store version."""
@@ -98,8 +104,8 @@ class ConflictService:
                 raise BadInput(f"{name!r} cannot be edited", field=f"input.{name}")
         if "title" in values and not str(values["title"]).strip():
             raise BadInput("title must not be empty", field="input.title")
-        doc = await self.gw.products.add_overlays(account_id, product_id, values)
-        await self.gw.activity.record(
+        doc = await self.products.add_overlays(account_id, product_id, values)
+        await self.activity.record(
             account_id,
             ActivityKind.PRODUCT_EDITED,
             f"Alana edited {', '.join(sorted(values))} of {doc['store'].get('title')!r}",
@@ -113,21 +119,17 @@ class ConflictService:
         conflict = await self.get(account_id, conflict_id)
         if conflict["status"] == ConflictStatus.REAPPLIED:
             return conflict
-        product = await self.gw.products.get(account_id, conflict["product_id"])
+        product = await self.products.get(account_id, conflict["product_id"])
         if product is None:
             raise NotFound("the product of this conflict no longer exists", field="conflictId")
         # Claim the conflict first so two concurrent re-applies add one overlay, not two.
-        claimed = await self.gw.db.conflicts.find_one_and_update(
-            {"_id": conflict_id, "account_id": account_id, "status": ConflictStatus.STORE_WON.value},
-            {"$set": {"status": ConflictStatus.REAPPLIED.value, "reapplied_at": self.gw.now()}},
-            return_document=ReturnDocument.AFTER,
-        )
+        claimed = await self.store.claim_reapply(account_id, conflict_id, self.clock())
         if claimed is None:
             return await self.get(account_id, conflict_id)
-        await self.gw.products.add_overlays(
+        await self.products.add_overlays(
             account_id, conflict["product_id"], {conflict["field"]: conflict["alana_value"]}
         )
-        await self.gw.activity.record(
+        await self.activity.record(
             account_id,
             ActivityKind.CHANGE_REAPPLIED,
             f"Alana's change to {conflict['field']!r} was re-applied on top of the store's version",

@@ -22,7 +22,6 @@ from arq.worker import Worker
 from gateway.api.app import create_app
 from gateway.auth import issue_token
 from gateway.embedded import EmbeddedServers
-from gateway.integrations import IntegrationService
 from gateway.jobs import stop_worker, worker_settings
 from gateway.logs import configure_logging
 from gateway.services import Gateway
@@ -115,7 +114,7 @@ async def start_simulators(gw: Gateway, products: int, stack: contextlib.AsyncEx
 
 
 async def connect_demo_stores(gw: Gateway, sims: list[Simulator]) -> None:
-    service = IntegrationService(gw)
+    service = gw.integrations
     # Simulated stores live in memory: integrations left from an earlier demo point at stores that
     # are gone, so they are replaced.
     for old in await service.list(DEMO_ACCOUNT):

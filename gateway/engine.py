@@ -13,30 +13,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from arq.connections import ArqRedis
 from pymongo import UpdateOne
 
 from gateway import metrics
-from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext, Page, PlatformAdapter
+from gateway.activity import ActivityLog
+from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext, Page
 from gateway.conflicts import ConflictService
 from gateway.constants import seen_key
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
-from gateway.errors import LeaseLost, MappingError, RunCancelled, StoreAuthError, StoreError
-from gateway.integrations import CallCounter, IntegrationService, health_doc
+from gateway.errors import LeaseLost, RunCancelled, StoreAuthError, StoreError
+from gateway.events import EventPublisher
+from gateway.integrations import IntegrationService, health_doc
 from gateway.logs import bind_context
+from gateway.mapping import map_one, prefetch
 from gateway.model import Product, hash_document
-from gateway.products import Outcome, product_id
+from gateway.plugins import PluginRegistry
+from gateway.products import Outcome, ProductStore, product_id
 from gateway.products import older as _older
+from gateway.runs import RunStore, progress_message
+from gateway.settings import Settings
 from gateway.storage.mongo import Doc
-from gateway.syncs import progress_message
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -46,39 +47,9 @@ PRODUCT_EVENTS_PER_PAGE = 50
 #: and memory stays bounded (at most this many pages beyond the one being written).
 PREFETCH_PAGES = 2
 
-
-async def prefetch(pages: AsyncIterator[Page], ahead: int) -> AsyncIterator[Page]:
-    """Yield from `pages` while a background task reads up to `ahead` pages in advance."""
-    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=ahead)
-
-    async def produce() -> None:
-        try:
-            async for page in pages:
-                await queue.put(page)
-            await queue.put(None)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            await queue.put(exc)
-        finally:
-            closer = getattr(pages, "aclose", None)
-            if closer is not None:
-                with contextlib.suppress(BaseException):
-                    await closer()
-
-    producer = asyncio.get_running_loop().create_task(produce())
-    try:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        producer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await producer
+#: Work a job hands to the engine, done under the run's lease before the store is read (e.g.
+#: applying the webhook deliveries a manual-mode integration kept waiting for Sync Now).
+RunStep = Callable[[Doc], Awaitable[None]]
 
 
 @dataclass
@@ -92,64 +63,63 @@ class PageResult:
         self.counts[key] = self.counts.get(key, 0) + n
 
 
-def sync_error(external_id: str | None, code: str, message: str) -> Doc:
-    return {"external_id": external_id, "code": code, "message": message[:500]}
-
-
-def native_id(native: Mapping[str, Any]) -> str | None:
-    value = native.get("id") if isinstance(native, Mapping) else None
-    return None if value is None else str(value)
-
-
-def map_one(gw: Gateway, adapter: PlatformAdapter, native: Mapping[str, Any], context: MappingContext) -> Product | Doc:
-    """Map and enrich one native product; a SyncError document when it cannot be mapped."""
-    try:
-        product = adapter.map_product(native, context)
-        result: Product = gw.registry.process_product(adapter.info.id, native, product)
-        return result
-    except MappingError as exc:
-        return sync_error(exc.external_id or native_id(native), exc.code, exc.message)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return sync_error(native_id(native), "INVALID_PRODUCT", f"{where}: {first.get('msg')}")
-    except Exception as exc:  # noqa: BLE001 - one bad product never fails a run
-        log.warning("mapper crashed on a product", exc_info=True)
-        return sync_error(native_id(native), "MAPPING_FAILED", f"{type(exc).__name__}: {exc}")
-
-
 class SyncEngine:
     """Runs one sync run to its end (or to a lost lease / cancellation)."""
 
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.integrations = IntegrationService(gw)
-        self.conflicts = ConflictService(gw)
+    def __init__(
+        self,
+        *,
+        runs: RunStore,
+        products: ProductStore,
+        integrations: IntegrationService,
+        conflicts: ConflictService,
+        activity: ActivityLog,
+        publisher: EventPublisher,
+        redis: ArqRedis,
+        registry: PluginRegistry,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        worker_id: str,
+    ) -> None:
+        self.runs = runs
+        self.products = products
+        self.integrations = integrations
+        self.conflicts = conflicts
+        self.activity = activity
+        self.publisher = publisher
+        self.redis = redis
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.worker_id = worker_id
+        #: A run whose worker stops renewing its lease is taken over after this.
+        self.lease_seconds = settings.run_lease_seconds
 
-    async def run(self, run_id: str) -> Doc | None:
-        gw = self.gw
-        run = await gw.runs.acquire_lease(run_id, gw.worker_id, gw.lease_seconds)
+    async def run(self, run_id: str, before: Sequence[RunStep] = ()) -> Doc | None:
+        """Execute the run; `before` are steps done under its lease before the store is read."""
+        run = await self.runs.acquire_lease(run_id, self.worker_id, self.lease_seconds)
         if run is None:
             return None  # finished, cancelled, or another worker holds it
         integration = await self.integrations.get_any(run["integration_id"])
         if integration is None:
-            return await gw.runs.finish(run_id, RunStatus.FAILED, "The integration was disconnected")
-        execution = _Execution(self, run, integration)
+            return await self.runs.finish(run_id, RunStatus.FAILED, "The integration was disconnected")
+        execution = _Execution(self, run, integration, before)
         with bind_context(run_id=run_id, integration_id=integration["_id"]):
             return await execution.execute()
 
 
 class _Execution:
-    def __init__(self, engine: SyncEngine, run: Doc, integration: Doc) -> None:
+    def __init__(self, engine: SyncEngine, run: Doc, integration: Doc, before: Sequence[RunStep]) -> None:
         self.engine = engine
-        self.gw = engine.gw
+        self.gw = engine
+        self.before = before
         self.run = run
         self.run_id: str = run["_id"]
         self.integration = integration
         self.account_id: str = integration["account_id"]
         self.integration_id: str = integration["_id"]
-        self.adapter = self.gw.registry.adapter(integration["platform"])
-        self.counter = CallCounter(self.integration_id)
+        self.adapter = engine.registry.adapter(integration["platform"])
+        self.counter = engine.integrations.counter(self.integration_id)
         self.kind = RunKind(run["kind"])
         progress = run.get("progress") or {}
         self.processed: int = progress.get("processed", 0)
@@ -184,7 +154,7 @@ class _Execution:
                 {
                     "kind": EventKind.RUN_PROGRESS.value,
                     "integration_id": self.integration_id,
-                    "at": self.gw.now(),
+                    "at": self.gw.clock(),
                     "run": doc,
                 },
             )
@@ -218,32 +188,29 @@ class _Execution:
             {
                 "kind": EventKind.RUN_STARTED.value,
                 "integration_id": self.integration_id,
-                "at": gw.now(),
+                "at": gw.clock(),
                 "run": self.run,
             },
         )
         conn = self.engine.integrations.connection(self.integration, self.counter)
         beat = asyncio.get_running_loop().create_task(self.heartbeat())
         try:
-            if self.run.get("trigger") == Trigger.MANUAL.value:
-                # Sync Now applies the changes that manual mode kept waiting.
-                from gateway.webhooks import WebhookService
-
-                await WebhookService(gw).apply_pending(self.integration_id, self.run_id)
+            for step in self.before:
+                await step(self.run)
             await self.walk(conn)
             status, message, failure = RunStatus.SUCCEEDED, self.done_message(), None
         except RunCancelled:
             status, message, failure = RunStatus.CANCELLED, "Cancelled: products saved so far are kept", None
         except LeaseLost:
-            if await gw.db.integrations.count_documents({"_id": self.integration_id}) == 0:
+            if not await gw.integrations.store.exists(self.integration_id):
                 # Disconnected mid-run: the page written after the disconnect must not linger.
-                await gw.db.products.delete_many({"integration_id": self.integration_id})
+                await gw.products.delete_integration(self.integration_id)
             else:
                 log.warning("lost the lease of run %s: another worker took it over", self.run_id)
             return None
         except StoreAuthError as exc:
             status, message, failure = RunStatus.FAILED, "The store refused Alana's credentials", exc.message
-            await gw.db.integrations.update_one({"_id": self.integration_id}, {"$set": {"credentials_rejected": True}})
+            await gw.integrations.store.update(self.integration_id, {"credentials_rejected": True})
         except StoreError as exc:
             status, message, failure = RunStatus.FAILED, "The store could not be read", exc.message
         except Exception as exc:  # noqa: BLE001 - record the failure, never leave a run RUNNING
@@ -258,7 +225,7 @@ class _Execution:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             await conn.close()
-            await self.counter.flush(gw)
+            await self.counter.flush()
         return await self.finish(status, message, failure)
 
     def done_message(self) -> str:
@@ -270,9 +237,7 @@ class _Execution:
         if not checkpoint and self.kind is RunKind.FULL:
             # An integration's first load: nothing is stored yet, so no page needs to read what is. A
             # product that appears meanwhile (a webhook) makes its insert collide and is decided again.
-            self.nothing_stored = (
-                await self.gw.db.products.find_one({"integration_id": self.integration_id}, {"_id": 1}) is None
-            )
+            self.nothing_stored = not await self.gw.products.any_stored(self.integration_id)
         context = await self.adapter.mapping_context(conn)
         if self.total is None and request.cursor is None:
             with contextlib.suppress(StoreError):
@@ -301,7 +266,7 @@ class _Execution:
         result = PageResult()
         mapped: dict[str, Product] = {}
         for native in page.items:
-            outcome = map_one(gw, self.adapter, native, context)
+            outcome = map_one(gw.registry, self.adapter, native, context)
             if isinstance(outcome, Product):
                 mapped[outcome.external_id] = outcome  # a duplicate id in one page: the last one wins
             else:
@@ -319,7 +284,7 @@ class _Execution:
         self.processed += len(page.items)
         total = f" of {self.total}" if self.total else ""
         self.message = f"Checked {self.processed}{total} products"
-        await self.counter.flush(gw)
+        await self.counter.flush()
         doc = await self.save(
             extra={
                 "checkpoint": {
@@ -340,7 +305,7 @@ class _Execution:
                     {
                         "kind": EventKind.PRODUCT_CHANGED.value,
                         "integration_id": self.integration_id,
-                        "at": gw.now(),
+                        "at": gw.clock(),
                         "product_id": pid,
                         "run_id": self.run_id,
                     },
@@ -451,7 +416,7 @@ class _Execution:
         if run is None:
             return None
         metrics.RUNS.labels(status=status.value).inc()
-        now = gw.now()
+        now = gw.clock()
         if status is RunStatus.SUCCEEDED:
             update: Doc = {"last_sync_at": now, "credentials_rejected": False}
             if self.kind is RunKind.FULL:
@@ -467,7 +432,7 @@ class _Execution:
                 counts = run.get("counts", {})
                 registered = self.integration.get("webhooks", {}).get("state") == "REGISTERED"
                 update["webhooks.silent"] = registered and counts.get("added", 0) + counts.get("updated", 0) > 0
-            await gw.db.integrations.update_one({"_id": self.integration_id}, {"$set": update})
+            await gw.integrations.store.update(self.integration_id, update)
         counts = run.get("counts", {})
         kind = {
             RunStatus.SUCCEEDED: ActivityKind.SYNC_SUCCEEDED,

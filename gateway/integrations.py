@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gateway.activity import ActivityLog
 from gateway.adapter import Connection, PlatformAdapter, WebhookRegistration
+from gateway.conflict_store import ConflictStore
+from gateway.crypto import SecretBox
+from gateway.deliveries import DeliveryStore
 from gateway.domain import (
     ActivityKind,
     EventKind,
@@ -24,37 +28,19 @@ from gateway.domain import (
     WebhookState,
 )
 from gateway.errors import BadInput, NotFound, StoreAuthError, StoreError
+from gateway.events import EventPublisher
 from gateway.health import Health, compute_health
 from gateway.httpclient import HttpClient
+from gateway.integration_store import CallCounter, IntegrationStore
+from gateway.plugins import PluginRegistry
+from gateway.products import ProductStore
+from gateway.runs import RunStore
+from gateway.settings import Settings
 from gateway.storage.mongo import Doc
+from gateway.syncs import SyncService
 from gateway.urls import check_store_url
 
-if TYPE_CHECKING:
-    from gateway.services import Gateway
-
 log = logging.getLogger(__name__)
-
-
-class CallCounter:
-    """Counts store API calls in memory; `flush` adds them to the hourly bucket in MongoDB."""
-
-    def __init__(self, integration_id: str) -> None:
-        self.integration_id = integration_id
-        self.pending = 0
-        self.total = 0
-
-    def __call__(self) -> None:
-        self.pending += 1
-        self.total += 1
-
-    async def flush(self, gw: Gateway) -> None:
-        if not self.pending:
-            return
-        count, self.pending = self.pending, 0
-        hour = gw.now().replace(minute=0, second=0, microsecond=0)
-        await gw.db.api_calls.update_one(
-            {"integration_id": self.integration_id, "hour": hour}, {"$inc": {"count": count}}, upsert=True
-        )
 
 
 def _context(account_id: str, integration_id: str) -> str:
@@ -62,55 +48,70 @@ def _context(account_id: str, integration_id: str) -> str:
 
 
 class IntegrationService:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(
+        self,
+        *,
+        store: IntegrationStore,
+        runs: RunStore,
+        products: ProductStore,
+        conflicts: ConflictStore,
+        deliveries: DeliveryStore,
+        activity: ActivityLog,
+        publisher: EventPublisher,
+        syncs: SyncService,
+        registry: PluginRegistry,
+        box: SecretBox,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.runs = runs
+        self.products = products
+        self.conflicts = conflicts
+        self.deliveries = deliveries
+        self.activity = activity
+        self.publisher = publisher
+        self.syncs = syncs
+        self.registry = registry
+        self.box = box
+        self.settings = settings
+        self.clock = clock
 
     # ---- reads --------------------------------------------------------------------------------
     async def list(self, account_id: str) -> list[Doc]:
-        cursor = self.gw.db.integrations.find({"account_id": account_id}).sort([("created_at", 1)])
-        return [doc async for doc in cursor]
+        return await self.store.list(account_id)
 
     async def get(self, account_id: str, integration_id: str) -> Doc:
-        doc = await self.gw.db.integrations.find_one({"_id": integration_id, "account_id": account_id})
+        doc = await self.store.get(account_id, integration_id)
         if doc is None:
             raise NotFound("no integration with that id", field="integrationId")
         return doc
 
     async def get_any(self, integration_id: str) -> Doc | None:
         """For workers and webhooks, which act for the integration's own account."""
-        return await self.gw.db.integrations.find_one({"_id": integration_id})
+        return await self.store.get_any(integration_id)
 
     async def health(self, integration: Doc) -> Health:
-        last = await self.gw.runs.latest(integration["_id"], limit=1, finished_only=True)
-        active = await self.gw.runs.active(integration["_id"])
-        return compute_health(integration, last[0] if last else None, active, self.gw.now())
+        last = await self.runs.latest(integration["_id"], limit=1, finished_only=True)
+        active = await self.runs.active(integration["_id"])
+        return compute_health(integration, last[0] if last else None, active, self.clock())
 
     async def api_calls_24h(self, integration_id: str) -> int:
-        since = self.gw.now() - timedelta(hours=24)
-        cursor = await self.gw.db.api_calls.aggregate(
-            [
-                {
-                    "$match": {
-                        "integration_id": integration_id,
-                        "hour": {"$gte": since.replace(minute=0, second=0, microsecond=0)},
-                    }
-                },
-                {"$group": {"_id": None, "n": {"$sum": "$count"}}},
-            ]
-        )
-        async for row in cursor:
-            return int(row["n"])
-        return 0
+        since = self.clock() - timedelta(hours=24)
+        return await self.store.api_calls_since(integration_id, since.replace(minute=0, second=0, microsecond=0))
+
+    def counter(self, integration_id: str) -> CallCounter:
+        return CallCounter(integration_id, self.store, self.clock)
 
     # ---- connections to the store -------------------------------------------------------------
     def adapter(self, platform: str) -> PlatformAdapter:
-        return self.gw.registry.adapter(platform)
+        return self.registry.adapter(platform)
 
     def credentials(self, integration: Doc) -> dict[str, str]:
         sealed = integration.get("credentials")
         if not sealed:
             return {}
-        return self.gw.box.open(sealed, _context(integration["account_id"], integration["_id"]))
+        return self.box.open(sealed, _context(integration["account_id"], integration["_id"]))
 
     def connection(self, integration: Doc, counter: CallCounter | None = None) -> Connection:
         return self._connection(
@@ -129,7 +130,7 @@ class IntegrationService:
         options: Mapping[str, Any],
         counter: CallCounter | None,
     ) -> Connection:
-        settings = self.gw.settings
+        settings = self.settings
 
         def factory(base_url: str, **kwargs: Any) -> HttpClient:
             defaults: dict[str, Any] = {
@@ -161,18 +162,18 @@ class IntegrationService:
         options: Mapping[str, Any] | None = None,
     ) -> Doc:
         """Check the credentials, register webhooks, save (sealed), queue the first full sync."""
-        if platform not in self.gw.registry.adapters:
-            installed = ", ".join(sorted(self.gw.registry.adapters))
+        if platform not in self.registry.adapters:
+            installed = ", ".join(sorted(self.registry.adapters))
             raise BadInput(f"unknown platform {platform!r}; installed platforms: {installed}", field="platform")
         adapter = self.adapter(platform)
         if not name or not name.strip():
             raise BadInput("name must not be empty", field="name")
         if len(name) > 200:
             raise BadInput("name must be at most 200 characters", field="name")
-        url = check_store_url(store_url, allow_private=self.gw.settings.allow_private_urls)
+        url = check_store_url(store_url, allow_private=self.settings.allow_private_urls)
         creds = _validate_credentials(adapter, credentials)
         integration_id = uuid.uuid4().hex
-        counter = CallCounter(integration_id)
+        counter = self.counter(integration_id)
         conn = self._connection(integration_id, url, creds, options or {}, counter)
         try:
             try:
@@ -185,7 +186,7 @@ class IntegrationService:
                 ) from None
             except StoreError as exc:
                 raise BadInput(f"the store could not be reached: {exc.message}", field="storeUrl") from None
-            callback = f"{self.gw.settings.public_url.rstrip('/')}/webhooks/{platform}/{integration_id}"
+            callback = f"{self.settings.public_url.rstrip('/')}/webhooks/{platform}/{integration_id}"
             webhooks: Doc
             secrets: Mapping[str, str] = {}
             try:
@@ -207,7 +208,7 @@ class IntegrationService:
                 }
         finally:
             await conn.close()
-        now = self.gw.now()
+        now = self.clock()
         mode = mode or SyncMode.AUTOMATIC
         frequency = frequency or SyncFrequency.EVERY_HOUR
         doc: Doc = {
@@ -216,7 +217,7 @@ class IntegrationService:
             "platform": platform,
             "name": name.strip(),
             "store_url": url,
-            "credentials": self.gw.box.seal({**creds, **secrets}, _context(account_id, integration_id)),
+            "credentials": self.box.seal({**creds, **secrets}, _context(account_id, integration_id)),
             "credential_names": sorted(creds),
             "settings": {"mode": mode.value, "frequency": frequency.value},
             "options": dict(options or {}),
@@ -229,17 +230,15 @@ class IntegrationService:
             "pending_changes": 0,
             "credentials_rejected": False,
         }
-        await self.gw.db.integrations.insert_one(doc)
-        await counter.flush(self.gw)
-        await self.gw.activity.record(
+        await self.store.insert(doc)
+        await counter.flush()
+        await self.activity.record(
             account_id,
             ActivityKind.INTEGRATION_CONNECTED,
             f"Connected {adapter.info.name} store {name.strip()!r}",
             integration_id=integration_id,
         )
-        from gateway.syncs import SyncService
-
-        await SyncService(self.gw).queue(doc, Trigger.INITIAL, kind=RunKind.FULL)
+        await self.syncs.queue(doc, Trigger.INITIAL, kind=RunKind.FULL)
         return doc
 
     # ---- settings -----------------------------------------------------------------------------
@@ -255,14 +254,11 @@ class IntegrationService:
         new_mode = SyncMode(settings["mode"])
         period = SyncFrequency(settings["frequency"]).period
         # Changing the frequency reschedules at once, counted from the last sync.
-        anchor: datetime = doc.get("last_sync_at") or self.gw.now()
-        next_sync = max(anchor + period, self.gw.now()) if new_mode is SyncMode.AUTOMATIC else None
-        updated = await self.gw.db.integrations.find_one_and_update(
-            {"_id": integration_id, "account_id": account_id},
-            {"$set": {"settings": settings, "next_sync_at": next_sync}},
-            return_document=True,
+        anchor: datetime = doc.get("last_sync_at") or self.clock()
+        next_sync = max(anchor + period, self.clock()) if new_mode is SyncMode.AUTOMATIC else None
+        updated = await self.store.update(
+            integration_id, {"settings": settings, "next_sync_at": next_sync}, account_id=account_id
         )
-        self.gw.webhook_integrations.pop(integration_id, None)
         if updated is None:
             raise NotFound("no integration with that id", field="integrationId")
         changes = (
@@ -271,7 +267,7 @@ class IntegrationService:
             )
             or "no change"
         )
-        await self.gw.activity.record(
+        await self.activity.record(
             account_id,
             ActivityKind.SETTINGS_CHANGED,
             f"Sync settings changed: {changes}",
@@ -282,12 +278,12 @@ class IntegrationService:
 
     async def publish_health(self, integration: Doc) -> None:
         health = await self.health(integration)
-        await self.gw.publisher.account_event(
+        await self.publisher.account_event(
             integration["account_id"],
             {
                 "kind": EventKind.HEALTH_CHANGED.value,
                 "integration_id": integration["_id"],
-                "at": self.gw.now(),
+                "at": self.clock(),
                 "health": health_doc(health),
             },
         )
@@ -295,28 +291,26 @@ class IntegrationService:
     # ---- disconnect ---------------------------------------------------------------------------
     async def disconnect(self, account_id: str, integration_id: str) -> str:
         doc = await self.get(account_id, integration_id)
-        active = await self.gw.runs.active(integration_id)
+        active = await self.runs.active(integration_id)
         if active is not None:
-            await self.gw.runs.request_cancel(account_id, active["_id"])
+            await self.runs.request_cancel(account_id, active["_id"])
         webhooks = doc.get("webhooks", {})
         if webhooks.get("hook_ids"):
-            adapter = self.gw.registry.adapters.get(doc["platform"])
+            adapter = self.registry.adapters.get(doc["platform"])
             if adapter is not None:
-                conn = self.connection(doc, CallCounter(integration_id))
+                conn = self.connection(doc, self.counter(integration_id))
                 try:
                     await adapter.remove_webhooks(conn, WebhookRegistration(tuple(webhooks["hook_ids"])))
                 except StoreError:
                     log.warning("could not remove webhooks on disconnect", extra={"integration_id": integration_id})
                 finally:
                     await conn.close()
-        db = self.gw.db
-        await db.integrations.delete_one({"_id": integration_id, "account_id": account_id})
-        self.gw.webhook_integrations.pop(integration_id, None)
-        await db.queue.delete_many({"integration_id": integration_id})
-        for collection in (db.products, db.runs, db.conflicts, db.deliveries):
-            await collection.delete_many({"integration_id": integration_id})
-        await db.api_calls.delete_many({"integration_id": integration_id})
-        await self.gw.activity.record(
+        await self.store.delete(account_id, integration_id)
+        await self.deliveries.delete_integration(integration_id)
+        await self.products.delete_integration(integration_id)
+        await self.runs.delete_integration(integration_id)
+        await self.conflicts.delete_integration(integration_id)
+        await self.activity.record(
             account_id,
             ActivityKind.INTEGRATION_DISCONNECTED,
             f"Disconnected {doc['name']!r}: webhooks removed, credentials and products deleted",

@@ -21,6 +21,7 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gateway.domain import utcnow
+from gateway.errors import NotFound
 from gateway.model import EDITABLE_FIELDS, Product
 from gateway.pagination import PageRequest, Slice
 from gateway.storage.mongo import Database, Doc, find_page
@@ -136,6 +137,9 @@ class ProductStore:
             },
         )
         return {doc["external_id"]: doc async for doc in cursor}
+
+    async def any_stored(self, integration_id: str) -> bool:
+        return await self.db.products.find_one({"integration_id": integration_id}, {"_id": 1}) is not None
 
     async def get(self, account_id: str, pid: str) -> Doc | None:
         return await self.db.products.find_one({"_id": pid, "account_id": account_id})
@@ -319,14 +323,15 @@ class ProductStore:
         if chunk:
             yield chunk
 
+    async def delete_integration(self, integration_id: str) -> None:
+        await self.db.products.delete_many({"integration_id": integration_id})
+
     # ---- Alana's edits ------------------------------------------------------------------------
     async def add_overlays(self, account_id: str, pid: str, values: dict[str, Any]) -> Doc:
         """Store Alana's edits as fresh overlays on the current store version (version-guarded)."""
         for _ in range(20):
             doc = await self.get(account_id, pid)
             if doc is None:
-                from gateway.errors import NotFound
-
                 raise NotFound("no product with that id", field="productId")
             now = utcnow()
             overlays = [dict(o) for o in doc.get("overlays", [])]

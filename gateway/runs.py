@@ -209,6 +209,22 @@ class RunStore:
         )
         return [doc async for doc in cursor]
 
+    async def delete_integration(self, integration_id: str) -> None:
+        await self.db.runs.delete_many({"integration_id": integration_id})
+
     async def page(self, account_id: str, integration_id: str, page: PageRequest) -> Slice[Doc]:
         query: Doc = {"account_id": account_id, "integration_id": integration_id}
         return await find_page(self.db.runs, query, "queued_at", page)
+
+
+def progress_message(run: Doc) -> Doc:
+    """The run's progress as published on its channel (and read first by late subscribers)."""
+    progress = run.get("progress", {})
+    return {
+        "run_id": run["_id"],
+        "status": run["status"],
+        "processed": progress.get("processed", 0),
+        "total": progress.get("total"),
+        "message": progress.get("message"),
+        "seq": progress.get("seq", 0),
+    }

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime
 
+from gateway.activity import ActivityLog
 from gateway.constants import RUN_JOB, run_job_id
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import Conflict, NotFound
+from gateway.events import EventPublisher
+from gateway.integration_store import IntegrationStore
+from gateway.jobqueue import JobQueue
+from gateway.runs import RunStore, progress_message
 from gateway.storage.mongo import Doc
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
 
 
 class SyncService:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(
+        self,
+        integrations: IntegrationStore,
+        runs: RunStore,
+        activity: ActivityLog,
+        publisher: EventPublisher,
+        jobs: JobQueue,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.integrations = integrations
+        self.runs = runs
+        self.activity = activity
+        self.publisher = publisher
+        self.jobs = jobs
+        self.clock = clock
 
     def choose_kind(self, integration: Doc, product_ids: list[str] | None, full: bool | None) -> RunKind:
         if product_ids:
@@ -37,7 +53,7 @@ class SyncService:
     ) -> tuple[Doc, bool]:
         """Queue a run, or return the queued / running one. Publishes RUN_QUEUED for a new run."""
         kind = kind or self.choose_kind(integration, product_ids, None)
-        run, created = await self.gw.runs.create_or_get_active(
+        run, created = await self.runs.create_or_get_active(
             integration["account_id"], integration["_id"], trigger, kind, product_ids
         )
         if created:
@@ -46,20 +62,20 @@ class SyncService:
                 RunKind.INCREMENTAL: "Sync of recent changes",
                 RunKind.PRODUCTS: f"Sync of {len(product_ids or [])} products",
             }[kind]
-            await self.gw.activity.record(
+            await self.activity.record(
                 integration["account_id"],
                 ActivityKind.SYNC_QUEUED,
                 f"{what} queued ({trigger.value.lower()})",
                 integration_id=integration["_id"],
                 run_id=run["_id"],
             )
-            await self.gw.enqueue(RUN_JOB, run["_id"], job_id=run_job_id(run["_id"]))
-            await self.gw.publisher.account_event(
+            await self.jobs.enqueue(RUN_JOB, run["_id"], job_id=run_job_id(run["_id"]))
+            await self.publisher.account_event(
                 integration["account_id"],
                 {
                     "kind": EventKind.RUN_QUEUED.value,
                     "integration_id": integration["_id"],
-                    "at": self.gw.now(),
+                    "at": self.clock(),
                     "run": run,
                 },
             )
@@ -68,54 +84,41 @@ class SyncService:
     async def sync_now(
         self, account_id: str, integration_id: str, product_ids: list[str] | None, full: bool | None = None
     ) -> Doc:
-        from gateway.integrations import IntegrationService
-
-        integration = await IntegrationService(self.gw).get(account_id, integration_id)
+        integration = await self.integrations.get(account_id, integration_id)
+        if integration is None:
+            raise NotFound("no integration with that id", field="integrationId")
         ids = [p.strip() for p in product_ids or [] if p.strip()] or None
         kind = self.choose_kind(integration, ids, full)
         run, _ = await self.queue(integration, Trigger.MANUAL, kind=kind, product_ids=ids)
         return run
 
     async def cancel(self, account_id: str, run_id: str) -> Doc:
-        run = await self.gw.runs.get(account_id, run_id)
+        run = await self.runs.get(account_id, run_id)
         if run is None:
             raise NotFound("no sync run with that id", field="runId")
         if RunStatus(run["status"]).finished:
             raise Conflict(f"the run already ended ({run['status']})", field="runId")
-        updated = await self.gw.runs.request_cancel(account_id, run_id)
+        updated = await self.runs.request_cancel(account_id, run_id)
         if updated is None:  # it ended between the two reads
-            refreshed = await self.gw.runs.get(account_id, run_id)
+            refreshed = await self.runs.get(account_id, run_id)
             assert refreshed is not None
             return refreshed
         if updated["status"] == RunStatus.CANCELLED:
-            await self.gw.activity.record(
+            await self.activity.record(
                 account_id,
                 ActivityKind.SYNC_CANCELLED,
                 "Sync cancelled before it started",
                 integration_id=updated["integration_id"],
                 run_id=run_id,
             )
-            await self.gw.publisher.run_progress(run_id, progress_message(updated))
-            await self.gw.publisher.account_event(
+            await self.publisher.run_progress(run_id, progress_message(updated))
+            await self.publisher.account_event(
                 account_id,
                 {
                     "kind": EventKind.RUN_FINISHED.value,
                     "integration_id": updated["integration_id"],
-                    "at": self.gw.now(),
+                    "at": self.clock(),
                     "run": updated,
                 },
             )
         return updated
-
-
-def progress_message(run: Doc) -> Doc:
-    """The run's progress as published on its channel (and read first by late subscribers)."""
-    progress = run.get("progress", {})
-    return {
-        "run_id": run["_id"],
-        "status": run["status"],
-        "processed": progress.get("processed", 0),
-        "total": progress.get("total"),
-        "message": progress.get("message"),
-        "seq": progress.get("seq", 0),
-    }

@@ -16,8 +16,6 @@ from gwtest import Api, connect, wait_run
 
 from gateway.constants import account_channel
 from gateway.domain import RunStatus, SyncFrequency, utcnow
-from gateway.integrations import IntegrationService
-from gateway.scheduler import Scheduler
 from gateway.services import Gateway
 from gateway.testing.toy import ToySimulator
 
@@ -156,7 +154,7 @@ async def test_manual_mode_keeps_changes_for_sync_now(
 async def test_schedule_queues_once_when_due_and_red_after_failure(gw: Gateway, toy_store: ToySimulator) -> None:
     now = utcnow().replace(microsecond=0)
     gw.clock = lambda: now
-    service = IntegrationService(gw)
+    service = gw.integrations
     integration = await service.connect("acct-1", "toy", "sched", toy_store.store_url, toy_store.credentials())
     first_run = (await gw.runs.latest(integration["_id"], 1))[0]
     await gw.runs.finish(first_run["_id"], RunStatus.SUCCEEDED, "done")
@@ -170,10 +168,10 @@ async def test_schedule_queues_once_when_due_and_red_after_failure(gw: Gateway, 
     assert (await service.health(doc)).status.value == "GREEN"
 
     gw.clock = lambda: now + timedelta(minutes=14, seconds=59)
-    assert await Scheduler(gw).queue_due() == []
+    assert await gw.scheduler.queue_due() == []
 
     gw.clock = lambda: now + timedelta(minutes=15)
-    one, two = await asyncio.gather(Scheduler(gw).queue_due(), Scheduler(gw).queue_due())
+    one, two = await asyncio.gather(gw.scheduler.queue_due(), gw.scheduler.queue_due())
     assert len(one) + len(two) == 1
     run = await gw.runs.get_any((one + two)[0])
     assert run is not None and run["trigger"] == "SCHEDULED" and run["kind"] == "INCREMENTAL"
@@ -197,7 +195,7 @@ async def test_changes_only_a_scheduled_run_finds_turn_the_light_yellow(
     toy_store.deliver_webhooks = False  # the store stops delivering, but keeps changing
     toy_store.update_product("6", name="Missed by webhooks")
     await gw.db.integrations.update_one({"_id": integration_id}, {"$set": {"next_sync_at": utcnow()}})
-    queued = await Scheduler(gw).queue_due()
+    queued = await gw.scheduler.queue_due()
     assert len(queued) == 1
     run = await wait_run(gw, queued[0])
     assert run["trigger"] == "SCHEDULED" and run["counts"]["updated"] == 1

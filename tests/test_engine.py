@@ -12,9 +12,7 @@ from gwtest import Api, connect, start_worker, wait_run
 
 from gateway.constants import run_channel
 from gateway.domain import RunKind, Trigger
-from gateway.integrations import IntegrationService
 from gateway.services import Gateway
-from gateway.syncs import SyncService
 from gateway.testing.toy import ToySimulator
 
 SYNC_NOW = "mutation($id: ID!, $full: Boolean) { syncNow(integrationId: $id, full: $full) { id status } }"
@@ -136,7 +134,7 @@ async def test_sync_now_returns_the_active_run_and_cancel_keeps_saved_products(
     sim = ToySimulator(products=200)
     await sim.start()
     try:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "acct-1", "toy", "slow", sim.store_url, sim.credentials(), options={"page_size": 10}
         )
         first = await gw.runs.latest(integration["_id"], 1)
@@ -165,7 +163,7 @@ async def test_progress_subscription_is_monotonic_and_completes(gw: Gateway, api
     sim = ToySimulator(products=120)
     await sim.start()
     try:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "acct-1", "toy", "progress", sim.store_url, sim.credentials(), options={"page_size": 20}
         )
         run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
@@ -196,7 +194,7 @@ async def test_a_killed_worker_is_resumed_with_exactly_the_right_products(gw: Ga
     first = await start_worker(gw)
     second: asyncio.subprocess.Process | None = None
     try:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "acct-1", "toy", "kill", sim.store_url, sim.credentials(), options={"page_size": 10}
         )
         run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
@@ -222,10 +220,8 @@ async def test_a_killed_worker_is_resumed_with_exactly_the_right_products(gw: Ga
 
 
 async def test_one_active_run_per_integration_is_enforced_by_the_database(gw: Gateway, toy_store: ToySimulator) -> None:
-    integration = await IntegrationService(gw).connect(
-        "acct-1", "toy", "x", toy_store.store_url, toy_store.credentials()
-    )
-    service = SyncService(gw)
+    integration = await gw.integrations.connect("acct-1", "toy", "x", toy_store.store_url, toy_store.credentials())
+    service = gw.syncs
     results = await asyncio.gather(*(service.queue(integration, Trigger.MANUAL, kind=RunKind.FULL) for _ in range(5)))
     assert len({run["_id"] for run, _ in results}) == 1
 
@@ -238,9 +234,7 @@ async def test_the_worker_serves_its_own_metrics(gw: Gateway, toy_store: ToySimu
     port = free_port()
     worker = await start_worker(gw, GATEWAY_WORKER_METRICS_PORT=str(port), GATEWAY_HOST="127.0.0.1")
     try:
-        integration = await IntegrationService(gw).connect(
-            "acct-1", "toy", "m", toy_store.store_url, toy_store.credentials()
-        )
+        integration = await gw.integrations.connect("acct-1", "toy", "m", toy_store.store_url, toy_store.credentials())
         run = await wait_run(gw, (await gw.runs.latest(integration["_id"], 1))[0]["_id"])
         assert run["status"] == "SUCCEEDED"
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:

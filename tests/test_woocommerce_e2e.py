@@ -13,7 +13,6 @@ from gql.transport.websockets import WebsocketsTransport
 from gwtest import Api, connect, start_worker, wait_run
 
 from gateway.constants import run_channel
-from gateway.integrations import IntegrationService
 from gateway.services import Gateway
 from gateway.simkit import Simulator
 
@@ -103,9 +102,7 @@ async def test_a_killed_worker_resumes_a_woocommerce_sync(gw: Gateway, woo: Any)
     second = None
     try:
         woo.faults.set(slow_ms=15)
-        integration = await IntegrationService(gw).connect(
-            "acct-1", "woocommerce", "kill", woo.store_url, woo.credentials()
-        )
+        integration = await gw.integrations.connect("acct-1", "woocommerce", "kill", woo.store_url, woo.credentials())
         run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
         async with gw.hub.listen(run_channel(run_id)) as queue:
             while (await asyncio.wait_for(queue.get(), 60))["processed"] < 300:

@@ -21,7 +21,6 @@ from gateway.errors import GatewayError
 from gateway.logs import bind_context
 from gateway.services import Gateway
 from gateway.settings import Settings
-from gateway.webhooks import WebhookService
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def create_app(gw: Gateway) -> web.Application:
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"error": "payload too large"}, status=413)
         try:
-            status, message = await WebhookService(gw).receive(
+            status, message = await gw.webhooks.receive(
                 request.match_info["platform"], request.match_info["integration_id"], request.headers, body
             )
         except GatewayError as exc:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import strawberry
 from aiohttp import web
@@ -12,9 +11,7 @@ from aiohttp import web
 from gateway.auth import account_from_authorization
 from gateway.errors import Unauthenticated
 from gateway.integrations import IntegrationService
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
+from gateway.services import Gateway
 
 
 @dataclass
@@ -41,9 +38,9 @@ class Context:
             self._account_id = account_from_authorization(secret, header)
         return self._account_id
 
-    @cached_property
+    @property
     def integrations(self) -> IntegrationService:
-        return IntegrationService(self.gw)
+        return self.gw.integrations
 
 
 Info = strawberry.Info[Context, None]

@@ -36,13 +36,12 @@ from gateway.api.types import (
     SyncRunEdge,
     SyncSettingsInput,
 )
-from gateway.conflicts import ConflictService
 from gateway.constants import account_channel, run_channel
 from gateway.domain import ConflictStatus, RunStatus
 from gateway.errors import ErrorCode, GatewayError, NotFound
 from gateway.model import ProductStatus
 from gateway.pagination import PageRequest
-from gateway.syncs import SyncService, progress_message
+from gateway.runs import progress_message
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +142,7 @@ class Query:
         after: str | None = None,
         product_id: strawberry.ID | None = None,
     ) -> ConflictConnection:
-        conflicts = await ConflictService(info.context.gw).page(
+        conflicts = await info.context.gw.conflicts.page(
             info.context.account_id,
             str(integration_id) if integration_id else None,
             _enum_value(status),
@@ -209,14 +208,14 @@ class Mutation:
         product_external_ids: list[str] | None = None,
         full: bool | None = None,
     ) -> SyncRun:
-        run = await SyncService(info.context.gw).sync_now(
+        run = await info.context.gw.syncs.sync_now(
             info.context.account_id, str(integration_id), product_external_ids, full
         )
         return SyncRun.from_doc(run)
 
     @strawberry.mutation
     async def cancel_sync_run(self, info: Info, run_id: strawberry.ID) -> SyncRun:
-        return SyncRun.from_doc(await SyncService(info.context.gw).cancel(info.context.account_id, str(run_id)))
+        return SyncRun.from_doc(await info.context.gw.syncs.cancel(info.context.account_id, str(run_id)))
 
     @strawberry.mutation(
         description="Stops all syncing, removes the webhooks the gateway registered on the store, and deletes "
@@ -237,12 +236,12 @@ class Mutation:
             if input.attributes is not None
             else None,
         }
-        doc = await ConflictService(info.context.gw).edit_product(info.context.account_id, str(product_id), values)
+        doc = await info.context.gw.conflicts.edit_product(info.context.account_id, str(product_id), values)
         return Product.from_doc(doc)
 
     @strawberry.mutation(description="Re-apply the Alana change that the store overwrote in this conflict.")
     async def reapply_alana_change(self, info: Info, conflict_id: strawberry.ID) -> Conflict:
-        doc = await ConflictService(info.context.gw).reapply(info.context.account_id, str(conflict_id))
+        doc = await info.context.gw.conflicts.reapply(info.context.account_id, str(conflict_id))
         return Conflict.from_doc(doc)
 
 

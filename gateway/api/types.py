@@ -15,7 +15,7 @@ from gateway.domain import RunStatus as SyncRunStatus
 from gateway.domain import Trigger as SyncTrigger
 from gateway.model import Availability, ProductStatus
 from gateway.products import effective
-from gateway.runs import percent, summary_of
+from gateway.runs import percent, progress_message, summary_of
 from gateway.storage.mongo import Doc
 
 # The domain's enums are exposed as they are, registered under the contract's names.
@@ -114,8 +114,6 @@ class SyncRun:
 
     @staticmethod
     def from_doc(doc: Doc) -> SyncRun:
-        from gateway.syncs import progress_message
-
         summary = summary_of(doc)
         return SyncRun(
             id=strawberry.ID(doc["_id"]),
