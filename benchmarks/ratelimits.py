@@ -11,19 +11,20 @@ from typing import Any
 
 from benchmarks.common import gateway, settings_for
 from gateway.plugins import load_plugins
+from gateway.runs import Run
 
 
 async def _sync(
     mongodb_url: str, redis_url: str, platform: str, sim: Any, options: dict[str, Any]
-) -> tuple[float, dict[str, Any]]:
+) -> tuple[float, Run]:
     settings = settings_for(mongodb_url, redis_url)
     async with gateway(settings) as gw:
         integration = await gw.integrations.connect(
             "bench", platform, "bench", sim.store_url, sim.credentials(), options=options
         )
-        run = (await gw.runs.latest(integration["_id"], 1))[0]
+        run = (await gw.runs.latest(integration.id, 1))[0]
         started = time.perf_counter()
-        done = await gw.engine.run(run["_id"])
+        done = await gw.engine.run(run.id)
         elapsed = time.perf_counter() - started
         assert done is not None
         return elapsed, done
@@ -47,8 +48,8 @@ async def bigcommerce_quota(mongodb_url: str, redis_url: str, products: int, qui
     windows = max(0.0, (requests - per_window) / per_window)
     minimum = windows * window_ms / 1000
     return {
-        "products": run["counts"]["added"],
-        "status": run["status"],
+        "products": run.counts.added,
+        "status": run.status,
         "requests": requests,
         "quota": f"{quota} per {window_ms / 1000:g} s, other apps spending {others:.0%}",
         "responses_429": getattr(sim, "rate_limited", "n/a"),
@@ -74,10 +75,10 @@ async def shopify_paginated(mongodb_url: str, redis_url: str, products: int) -> 
     restore = float(stats.get("restore_rate", 100.0))
     minimum = max(0.0, (spent - bucket) / restore)
     return {
-        "products": run["counts"]["added"],
-        "status": run["status"],
-        "failed": run["counts"]["failed"],
-        "throttled_errors": sum(1 for e in run.get("errors", []) if "THROTTLED" in str(e)),
+        "products": run.counts.added,
+        "status": run.status,
+        "failed": run.counts.failed,
+        "throttled_errors": sum(1 for e in run.errors if "THROTTLED" in e.message),
         "throttled_responses": stats.get("throttled_responses", "n/a"),
         "cost_spent": spent,
         "bucket": f"{bucket:g} points, restoring {restore:g}/s",

@@ -43,8 +43,8 @@ async def webhook_latency(
         await web.TCPSite(runner, "127.0.0.1", port).start()
         async with worker_process(settings, GATEWAY_WEBHOOK_COALESCE="0"):
             integration = await gw.integrations.connect("bench", platform, "bench", sim.store_url, sim.credentials)
-            first = (await gw.runs.latest(integration["_id"], 1))[0]
-            await gw.engine.run(first["_id"])  # the catalog is in place before deliveries start
+            first = (await gw.runs.latest(integration.id, 1))[0]
+            await gw.engine.run(first.id)  # the catalog is in place before deliveries start
             ids = (await sim.control("GET", "products"))["ids"]
             sent: dict[str, float] = {}
             latencies: list[float] = []

@@ -11,14 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from gateway.activity import ActivityLog
-from gateway.conflict_store import ConflictStore
+from gateway.conflict_store import ConflictRecord, ConflictStore
 from gateway.domain import ActivityKind, ConflictStatus, EventKind
 from gateway.errors import BadInput, NotFound
-from gateway.events import EventPublisher
+from gateway.events import EventPublisher, to_wire
 from gateway.model import EDITABLE_FIELDS
 from gateway.pagination import PageRequest, Slice
-from gateway.products import ConflictFound, ProductStore
-from gateway.storage.mongo import Doc
+from gateway.products import ConflictFound, ProductStore, StoredProduct
 
 
 class ConflictService:
@@ -38,22 +37,22 @@ class ConflictService:
 
     async def record(
         self, account_id: str, integration_id: str, product_id: str, found: ConflictFound, run_id: str | None
-    ) -> Doc:
+    ) -> ConflictRecord:
         """Store a conflict, log it for the merchant and publish a CONFLICT event."""
-        doc: Doc = {
-            "_id": found.conflict_id,
-            "account_id": account_id,
-            "integration_id": integration_id,
-            "product_id": product_id,
-            "field": found.field,
-            "store_value": found.store_value,
-            "alana_value": found.alana_value,
-            "overlay_id": found.overlay_id,
-            "detected_at": self.clock(),
-            "status": ConflictStatus.STORE_WON.value,
-            "run_id": run_id,
-        }
-        await self.store.insert_once(doc)
+        conflict = ConflictRecord(
+            id=found.conflict_id,
+            account_id=account_id,
+            integration_id=integration_id,
+            product_id=product_id,
+            field=found.field,
+            store_value=found.store_value,
+            alana_value=found.alana_value,
+            overlay_id=found.overlay_id,
+            detected_at=self.clock(),
+            status=ConflictStatus.STORE_WON,
+            run_id=run_id,
+        )
+        await self.store.insert_once(conflict)
         await self.activity.record(
             account_id,
             ActivityKind.CONFLICT,
@@ -62,7 +61,7 @@ class ConflictService:
             integration_id=integration_id,
             run_id=run_id,
             product_id=product_id,
-            conflict_id=doc["_id"],
+            conflict_id=conflict.id,
         )
         await self.publisher.account_event(
             account_id,
@@ -70,17 +69,17 @@ class ConflictService:
                 "kind": EventKind.CONFLICT.value,
                 "integration_id": integration_id,
                 "at": self.clock(),
-                "conflict": doc,
+                "conflict": to_wire(conflict),
                 "product_id": product_id,
             },
         )
-        return doc
+        return conflict
 
-    async def get(self, account_id: str, conflict_id: str) -> Doc:
-        doc = await self.store.get(account_id, conflict_id)
-        if doc is None:
+    async def get(self, account_id: str, conflict_id: str) -> ConflictRecord:
+        conflict = await self.store.get(account_id, conflict_id)
+        if conflict is None:
             raise NotFound("no conflict with that id", field="conflictId")
-        return doc
+        return conflict
 
     async def page(
         self,
@@ -89,12 +88,12 @@ class ConflictService:
         status: str | None,
         page: PageRequest,
         product_id: str | None = None,
-    ) -> Slice[Doc]:
+    ) -> Slice[ConflictRecord]:
         return await self.store.page(
             account_id, page, integration_id=integration_id, status=status, product_id=product_id
         )
 
-    async def edit_product(self, account_id: str, product_id: str, values: dict[str, Any]) -> Doc:
+    async def edit_product(self, account_id: str, product_id: str, values: dict[str, Any]) -> StoredProduct:
         """Alana's edit: each field becomes an overlay on the current store version."""
         values = {k: v for k, v in values.items() if v is not None}
         if not values:
@@ -104,37 +103,35 @@ class ConflictService:
                 raise BadInput(f"{name!r} cannot be edited", field=f"input.{name}")
         if "title" in values and not str(values["title"]).strip():
             raise BadInput("title must not be empty", field="input.title")
-        doc = await self.products.add_overlays(account_id, product_id, values)
+        product = await self.products.add_overlays(account_id, product_id, values)
         await self.activity.record(
             account_id,
             ActivityKind.PRODUCT_EDITED,
-            f"Alana edited {', '.join(sorted(values))} of {doc['store'].get('title')!r}",
-            integration_id=doc["integration_id"],
+            f"Alana edited {', '.join(sorted(values))} of {product.store.get('title')!r}",
+            integration_id=product.integration_id,
             product_id=product_id,
         )
-        return doc
+        return product
 
-    async def reapply(self, account_id: str, conflict_id: str) -> Doc:
+    async def reapply(self, account_id: str, conflict_id: str) -> ConflictRecord:
         """Put Alana's value back as a fresh overlay; the conflict becomes REAPPLIED (idempotent)."""
         conflict = await self.get(account_id, conflict_id)
-        if conflict["status"] == ConflictStatus.REAPPLIED:
+        if conflict.status is ConflictStatus.REAPPLIED:
             return conflict
-        product = await self.products.get(account_id, conflict["product_id"])
+        product = await self.products.get(account_id, conflict.product_id)
         if product is None:
             raise NotFound("the product of this conflict no longer exists", field="conflictId")
         # Claim the conflict first so two concurrent re-applies add one overlay, not two.
         claimed = await self.store.claim_reapply(account_id, conflict_id, self.clock())
         if claimed is None:
             return await self.get(account_id, conflict_id)
-        await self.products.add_overlays(
-            account_id, conflict["product_id"], {conflict["field"]: conflict["alana_value"]}
-        )
+        await self.products.add_overlays(account_id, conflict.product_id, {conflict.field: conflict.alana_value})
         await self.activity.record(
             account_id,
             ActivityKind.CHANGE_REAPPLIED,
-            f"Alana's change to {conflict['field']!r} was re-applied on top of the store's version",
-            integration_id=conflict["integration_id"],
-            product_id=conflict["product_id"],
+            f"Alana's change to {conflict.field!r} was re-applied on top of the store's version",
+            integration_id=conflict.integration_id,
+            product_id=conflict.product_id,
             conflict_id=conflict_id,
         )
-        return dict(claimed)
+        return claimed

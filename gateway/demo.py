@@ -119,7 +119,7 @@ async def connect_demo_stores(gw: Gateway, sims: list[Simulator]) -> None:
     # are gone, so they are replaced.
     for old in await service.list(DEMO_ACCOUNT):
         with contextlib.suppress(Exception):
-            await service.disconnect(DEMO_ACCOUNT, old["_id"])
+            await service.disconnect(DEMO_ACCOUNT, old.id)
     for sim in sims:
         try:
             await service.connect(

@@ -15,17 +15,53 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import json_util
+from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from gateway.constants import account_channel, run_channel
+from gateway.runs import Run
 
 log = logging.getLogger(__name__)
 
 _JSON_OPTIONS = json_util.JSONOptions(json_mode=json_util.JSONMode.RELAXED, tz_aware=True)
+
+
+T = TypeVar("T")
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    if kind not in _ADAPTERS:
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
+
+
+def to_wire(record: object) -> dict[str, Any]:
+    """A record (a frozen dataclass) as JSON-safe data, for an event payload."""
+    data: dict[str, Any] = _adapter(type(record)).dump_python(record, mode="json")
+    return data
+
+
+def from_wire(kind: type[T], data: Any) -> T:
+    """The record `to_wire` made."""
+    record: T = _adapter(kind).validate_python(data)
+    return record
+
+
+def progress_message(run: Run) -> dict[str, Any]:
+    """The run's progress as published on its channel (and read first by late subscribers)."""
+    return {
+        "run_id": run.id,
+        "status": run.status.value,
+        "processed": run.progress.processed,
+        "total": run.progress.total,
+        "message": run.progress.message,
+        "seq": run.progress.seq,
+    }
 
 
 def encode(message: dict[str, Any]) -> str:

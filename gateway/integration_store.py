@@ -7,12 +7,14 @@ disconnecting (the workflows) are gateway.integrations; credentials arrive here 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pymongo import ReturnDocument
 
-from gateway.domain import SyncMode
+from gateway.domain import HealthAction, HealthStatus, SyncFrequency, SyncMode, WebhookState
 from gateway.storage.mongo import Database, Doc
 
 #: The webhook endpoint may read an integration this old: a burst of deliveries costs one read.
@@ -20,26 +22,151 @@ CACHE_SECONDS = 2.0
 CACHE_LIMIT = 1_000
 
 
+@dataclass(frozen=True)
+class SyncSettings:
+    mode: SyncMode = SyncMode.AUTOMATIC
+    frequency: SyncFrequency = SyncFrequency.EVERY_HOUR
+
+
+@dataclass(frozen=True)
+class WebhookInfo:
+    """The store's change notifications: registered or not, and whether they still arrive."""
+
+    state: WebhookState = WebhookState.NONE
+    hook_ids: tuple[str, ...] = ()
+    callback_url: str | None = None
+    error: str | None = None
+    last_delivery_at: datetime | None = None
+    #: Changes reached the gateway only through a scheduled run: deliveries may not be arriving.
+    silent: bool = False
+
+
+@dataclass(frozen=True)
+class HealthMark:
+    """The light as last published for the integration (what decides whether a change is news)."""
+
+    status: HealthStatus
+    reason: str | None
+    action: HealthAction | None
+
+
+@dataclass(frozen=True)
+class Integration:
+    id: str
+    account_id: str
+    platform: str
+    name: str
+    store_url: str
+    created_at: datetime
+    settings: SyncSettings = field(default_factory=SyncSettings)
+    webhooks: WebhookInfo = field(default_factory=WebhookInfo)
+    #: Credentials and webhook secrets, sealed (gateway.crypto); opened only to talk to the store.
+    credentials: str | None = field(default=None, repr=False)
+    credential_names: tuple[str, ...] = ()
+    #: The platform plugin's own options (page sizes, thresholds), as given at connect.
+    options: Mapping[str, Any] = field(default_factory=dict)
+    next_sync_at: datetime | None = None
+    last_full_sync_at: datetime | None = None
+    last_sync_at: datetime | None = None
+    #: Where the next incremental run starts (the newest store change seen).
+    sync_cursor: datetime | None = None
+    pending_changes: int = 0
+    credentials_rejected: bool = False
+    health: HealthMark | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> Integration:
+        settings = doc.get("settings") or {}
+        webhooks = doc.get("webhooks") or {}
+        health = doc.get("health")
+        return cls(
+            id=doc["_id"],
+            account_id=doc["account_id"],
+            platform=doc["platform"],
+            name=doc["name"],
+            store_url=doc["store_url"],
+            created_at=doc["created_at"],
+            settings=SyncSettings(
+                SyncMode(settings.get("mode", SyncMode.AUTOMATIC)),
+                SyncFrequency(settings.get("frequency", SyncFrequency.EVERY_HOUR)),
+            ),
+            webhooks=WebhookInfo(
+                state=WebhookState(webhooks.get("state", WebhookState.NONE)),
+                hook_ids=tuple(webhooks.get("hook_ids") or ()),
+                callback_url=webhooks.get("callback_url"),
+                error=webhooks.get("error"),
+                last_delivery_at=webhooks.get("last_delivery_at"),
+                silent=bool(webhooks.get("silent")),
+            ),
+            credentials=doc.get("credentials"),
+            credential_names=tuple(doc.get("credential_names") or ()),
+            options=dict(doc.get("options") or {}),
+            next_sync_at=doc.get("next_sync_at"),
+            last_full_sync_at=doc.get("last_full_sync_at"),
+            last_sync_at=doc.get("last_sync_at"),
+            sync_cursor=doc.get("sync_cursor"),
+            pending_changes=int(doc.get("pending_changes") or 0),
+            credentials_rejected=bool(doc.get("credentials_rejected")),
+            health=None
+            if not health
+            else HealthMark(
+                HealthStatus(health["status"]),
+                health.get("reason"),
+                HealthAction(health["action"]) if health.get("action") else None,
+            ),
+        )
+
+    def to_doc(self) -> Doc:
+        return {
+            "_id": self.id,
+            "account_id": self.account_id,
+            "platform": self.platform,
+            "name": self.name,
+            "store_url": self.store_url,
+            "created_at": self.created_at,
+            "settings": {"mode": self.settings.mode.value, "frequency": self.settings.frequency.value},
+            "webhooks": {
+                "state": self.webhooks.state.value,
+                "hook_ids": list(self.webhooks.hook_ids),
+                "callback_url": self.webhooks.callback_url,
+                "error": self.webhooks.error,
+            },
+            "credentials": self.credentials,
+            "credential_names": list(self.credential_names),
+            "options": dict(self.options),
+            "next_sync_at": self.next_sync_at,
+            "last_full_sync_at": self.last_full_sync_at,
+            "last_sync_at": self.last_sync_at,
+            "sync_cursor": self.sync_cursor,
+            "pending_changes": self.pending_changes,
+            "credentials_rejected": self.credentials_rejected,
+        }
+
+
+def _one(doc: Doc | None) -> Integration | None:
+    return None if doc is None else Integration.from_doc(doc)
+
+
 class IntegrationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         #: Integrations as recently read, for `get_cached`; every write through this store drops the
         #: entry, so in this process a change is seen at once (other processes: within CACHE_SECONDS).
-        self._cache: dict[str, tuple[float, Doc]] = {}
+        self._cache: dict[str, tuple[float, Integration]] = {}
 
     # ---- reads --------------------------------------------------------------------------------
-    async def list(self, account_id: str) -> list[Doc]:
+    async def list(self, account_id: str) -> list[Integration]:
         cursor = self.db.integrations.find({"account_id": account_id}).sort([("created_at", 1)])
-        return [doc async for doc in cursor]
+        return [Integration.from_doc(doc) async for doc in cursor]
 
-    async def get(self, account_id: str, integration_id: str) -> Doc | None:
-        return await self.db.integrations.find_one({"_id": integration_id, "account_id": account_id})
+    async def get(self, account_id: str, integration_id: str) -> Integration | None:
+        return _one(await self.db.integrations.find_one({"_id": integration_id, "account_id": account_id}))
 
-    async def get_any(self, integration_id: str) -> Doc | None:
+    async def get_any(self, integration_id: str) -> Integration | None:
         """For workers and webhooks, which act for the integration's own account."""
-        return await self.db.integrations.find_one({"_id": integration_id})
+        return _one(await self.db.integrations.find_one({"_id": integration_id}))
 
-    async def get_cached(self, integration_id: str) -> Doc | None:
+    async def get_cached(self, integration_id: str) -> Integration | None:
         """`get_any`, answered from memory when read within the last CACHE_SECONDS."""
         cached = self._cache.get(integration_id)
         if cached is not None and cached[0] > time.monotonic():
@@ -55,45 +182,81 @@ class IntegrationStore:
     async def exists(self, integration_id: str) -> bool:
         return await self.db.integrations.count_documents({"_id": integration_id}) > 0
 
-    async def due(self, now: datetime) -> AsyncIterator[Doc]:
+    async def due(self, now: datetime) -> AsyncIterator[Integration]:
         """Automatic integrations whose scheduled sync is due."""
         cursor = self.db.integrations.find(
             {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$lte": now}}, {"credentials": 0}
         )
         async for doc in cursor:
-            yield doc
+            yield Integration.from_doc(doc)
 
     # ---- writes -------------------------------------------------------------------------------
-    async def insert(self, doc: Doc) -> None:
-        await self.db.integrations.insert_one(doc)
+    async def insert(self, integration: Integration) -> None:
+        await self.db.integrations.insert_one(integration.to_doc())
 
-    async def update(self, integration_id: str, fields: Doc, *, account_id: str | None = None) -> Doc | None:
-        """Set `fields`; the integration after the change (None when it is gone)."""
-        query: Doc = {"_id": integration_id}
-        if account_id is not None:
-            query["account_id"] = account_id
-        self._cache.pop(integration_id, None)
-        return await self.db.integrations.find_one_and_update(
-            query, {"$set": fields}, return_document=ReturnDocument.AFTER
-        )
+    async def _update(self, query: Doc, update: Doc) -> Integration | None:
+        self._cache.pop(query["_id"], None)
+        doc = await self.db.integrations.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        return _one(doc)
 
-    async def claim_due(self, integration_id: str, expected: datetime, next_sync_at: datetime) -> Doc | None:
+    async def update_settings(
+        self, account_id: str, integration_id: str, settings: SyncSettings, next_sync_at: datetime | None
+    ) -> Integration | None:
+        fields = {
+            "settings": {"mode": settings.mode.value, "frequency": settings.frequency.value},
+            "next_sync_at": next_sync_at,
+        }
+        return await self._update({"_id": integration_id, "account_id": account_id}, {"$set": fields})
+
+    async def record_sync(
+        self,
+        integration_id: str,
+        at: datetime,
+        *,
+        full: bool,
+        sync_cursor: datetime | None,
+        clear_pending: bool,
+        webhooks_silent: bool | None,
+    ) -> Integration | None:
+        """A run succeeded at `at`: the last-sync times, the incremental cursor, the flags it settles."""
+        fields: Doc = {"last_sync_at": at, "credentials_rejected": False}
+        if full:
+            fields["last_full_sync_at"] = at
+        if sync_cursor is not None:
+            fields["sync_cursor"] = sync_cursor
+        if clear_pending:
+            fields["pending_changes"] = 0
+        if webhooks_silent is not None:
+            fields["webhooks.silent"] = webhooks_silent
+        return await self._update({"_id": integration_id}, {"$set": fields})
+
+    async def mark_credentials_rejected(self, integration_id: str) -> None:
+        await self._update({"_id": integration_id}, {"$set": {"credentials_rejected": True}})
+
+    async def mark_deliveries_arriving(self, integration_id: str, at: datetime) -> Integration | None:
+        """A delivery arrived: notifications work (the light's "webhooks silent" reason no longer holds)."""
+        fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
+        return await self._update({"_id": integration_id}, {"$set": fields})
+
+    async def claim_due(self, integration_id: str, expected: datetime, next_sync_at: datetime) -> Integration | None:
         """Move `next_sync_at` on, if it still is `expected` (exactly one scheduler wins)."""
-        self._cache.pop(integration_id, None)
-        return await self.db.integrations.find_one_and_update(
-            {"_id": integration_id, "next_sync_at": expected},
-            {"$set": {"next_sync_at": next_sync_at}},
-            return_document=ReturnDocument.AFTER,
+        return await self._update(
+            {"_id": integration_id, "next_sync_at": expected}, {"$set": {"next_sync_at": next_sync_at}}
         )
 
-    async def add_pending_change(self, integration_id: str, fields: Doc) -> Doc | None:
-        """One more change waiting for Sync Now (manual mode), and `fields` set with it."""
+    async def add_pending_change(self, integration_id: str, at: datetime) -> Integration | None:
+        """One more change waiting for Sync Now (manual mode); a delivery arrived at `at`."""
+        fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
+        return await self._update({"_id": integration_id}, {"$inc": {"pending_changes": 1}, "$set": fields})
+
+    async def mark_health(self, integration_id: str, seen: HealthMark | None, new: HealthMark) -> bool:
+        """Record `new` as the published light if it still is `seen`: True for the one caller that
+        changed it (that caller publishes the transition; any other saw it already done)."""
+        expected: Any = None if seen is None else _mark_doc(seen)
+        query: Doc = {"_id": integration_id, "health": expected}
+        result = await self.db.integrations.update_one(query, {"$set": {"health": _mark_doc(new)}})
         self._cache.pop(integration_id, None)
-        return await self.db.integrations.find_one_and_update(
-            {"_id": integration_id},
-            {"$inc": {"pending_changes": 1}, "$set": fields},
-            return_document=ReturnDocument.AFTER,
-        )
+        return result.modified_count == 1
 
     async def delete(self, account_id: str, integration_id: str) -> None:
         self._cache.pop(integration_id, None)
@@ -116,6 +279,10 @@ class IntegrationStore:
         async for row in cursor:
             return int(row["n"])
         return 0
+
+
+def _mark_doc(mark: HealthMark) -> Doc:
+    return {"status": mark.status.value, "reason": mark.reason, "action": mark.action.value if mark.action else None}
 
 
 class CallCounter:

@@ -22,6 +22,7 @@ from gateway.domain import (
     ActivityKind,
     EventKind,
     RunKind,
+    RunStatus,
     SyncFrequency,
     SyncMode,
     Trigger,
@@ -31,12 +32,11 @@ from gateway.errors import BadInput, NotFound, StoreAuthError, StoreError
 from gateway.events import EventPublisher
 from gateway.health import Health, compute_health
 from gateway.httpclient import HttpClient
-from gateway.integration_store import CallCounter, IntegrationStore
+from gateway.integration_store import CallCounter, Integration, IntegrationStore, SyncSettings, WebhookInfo
 from gateway.plugins import PluginRegistry
 from gateway.products import ProductStore
-from gateway.runs import RunStore
+from gateway.runs import Run, RunStore
 from gateway.settings import Settings
-from gateway.storage.mongo import Doc
 from gateway.syncs import SyncService
 from gateway.urls import check_store_url
 
@@ -78,22 +78,22 @@ class IntegrationService:
         self.clock = clock
 
     # ---- reads --------------------------------------------------------------------------------
-    async def list(self, account_id: str) -> list[Doc]:
+    async def list(self, account_id: str) -> list[Integration]:
         return await self.store.list(account_id)
 
-    async def get(self, account_id: str, integration_id: str) -> Doc:
-        doc = await self.store.get(account_id, integration_id)
-        if doc is None:
+    async def get(self, account_id: str, integration_id: str) -> Integration:
+        integration = await self.store.get(account_id, integration_id)
+        if integration is None:
             raise NotFound("no integration with that id", field="integrationId")
-        return doc
+        return integration
 
-    async def get_any(self, integration_id: str) -> Doc | None:
+    async def get_any(self, integration_id: str) -> Integration | None:
         """For workers and webhooks, which act for the integration's own account."""
         return await self.store.get_any(integration_id)
 
-    async def health(self, integration: Doc) -> Health:
-        last = await self.runs.latest(integration["_id"], limit=1, finished_only=True)
-        active = await self.runs.active(integration["_id"])
+    async def health(self, integration: Integration) -> Health:
+        last = await self.runs.latest(integration.id, limit=1, finished_only=True)
+        active = await self.runs.active(integration.id)
         return compute_health(integration, last[0] if last else None, active, self.clock())
 
     async def api_calls_24h(self, integration_id: str) -> int:
@@ -107,19 +107,14 @@ class IntegrationService:
     def adapter(self, platform: str) -> PlatformAdapter:
         return self.registry.adapter(platform)
 
-    def credentials(self, integration: Doc) -> dict[str, str]:
-        sealed = integration.get("credentials")
-        if not sealed:
+    def credentials(self, integration: Integration) -> dict[str, str]:
+        if not integration.credentials:
             return {}
-        return self.box.open(sealed, _context(integration["account_id"], integration["_id"]))
+        return self.box.open(integration.credentials, _context(integration.account_id, integration.id))
 
-    def connection(self, integration: Doc, counter: CallCounter | None = None) -> Connection:
+    def connection(self, integration: Integration, counter: CallCounter | None = None) -> Connection:
         return self._connection(
-            integration["_id"],
-            integration["store_url"],
-            self.credentials(integration),
-            integration.get("options", {}),
-            counter,
+            integration.id, integration.store_url, self.credentials(integration), integration.options, counter
         )
 
     def _connection(
@@ -160,7 +155,7 @@ class IntegrationService:
         mode: SyncMode | None = None,
         frequency: SyncFrequency | None = None,
         options: Mapping[str, Any] | None = None,
-    ) -> Doc:
+    ) -> Integration:
         """Check the credentials, register webhooks, save (sealed), queue the first full sync."""
         if platform not in self.registry.adapters:
             installed = ", ".join(sorted(self.registry.adapters))
@@ -187,50 +182,35 @@ class IntegrationService:
             except StoreError as exc:
                 raise BadInput(f"the store could not be reached: {exc.message}", field="storeUrl") from None
             callback = f"{self.settings.public_url.rstrip('/')}/webhooks/{platform}/{integration_id}"
-            webhooks: Doc
+            webhooks: WebhookInfo
             secrets: Mapping[str, str] = {}
             try:
                 registration = await adapter.register_webhooks(conn, callback)
                 secrets = registration.secrets
-                webhooks = {
-                    "state": WebhookState.REGISTERED.value,
-                    "hook_ids": list(registration.hook_ids),
-                    "callback_url": callback,
-                    "error": None,
-                }
+                webhooks = WebhookInfo(WebhookState.REGISTERED, tuple(registration.hook_ids), callback)
             except StoreError as exc:
                 log.warning("webhook registration failed", extra={"integration_id": integration_id})
-                webhooks = {
-                    "state": WebhookState.FAILED.value,
-                    "hook_ids": [],
-                    "callback_url": callback,
-                    "error": exc.message,
-                }
+                webhooks = WebhookInfo(WebhookState.FAILED, (), callback, exc.message)
         finally:
             await conn.close()
         now = self.clock()
         mode = mode or SyncMode.AUTOMATIC
         frequency = frequency or SyncFrequency.EVERY_HOUR
-        doc: Doc = {
-            "_id": integration_id,
-            "account_id": account_id,
-            "platform": platform,
-            "name": name.strip(),
-            "store_url": url,
-            "credentials": self.box.seal({**creds, **secrets}, _context(account_id, integration_id)),
-            "credential_names": sorted(creds),
-            "settings": {"mode": mode.value, "frequency": frequency.value},
-            "options": dict(options or {}),
-            "webhooks": webhooks,
-            "created_at": now,
-            "next_sync_at": now + frequency.period if mode is SyncMode.AUTOMATIC else None,
-            "last_full_sync_at": None,
-            "last_sync_at": None,
-            "sync_cursor": None,
-            "pending_changes": 0,
-            "credentials_rejected": False,
-        }
-        await self.store.insert(doc)
+        integration = Integration(
+            id=integration_id,
+            account_id=account_id,
+            platform=platform,
+            name=name.strip(),
+            store_url=url,
+            created_at=now,
+            settings=SyncSettings(mode, frequency),
+            webhooks=webhooks,
+            credentials=self.box.seal({**creds, **secrets}, _context(account_id, integration_id)),
+            credential_names=tuple(sorted(creds)),
+            options=dict(options or {}),
+            next_sync_at=now + frequency.period if mode is SyncMode.AUTOMATIC else None,
+        )
+        await self.store.insert(integration)
         await counter.flush()
         await self.activity.record(
             account_id,
@@ -238,69 +218,88 @@ class IntegrationService:
             f"Connected {adapter.info.name} store {name.strip()!r}",
             integration_id=integration_id,
         )
-        await self.syncs.queue(doc, Trigger.INITIAL, kind=RunKind.FULL)
-        return doc
+        await self.syncs.queue(integration, Trigger.INITIAL, kind=RunKind.FULL)
+        return integration
 
     # ---- settings -----------------------------------------------------------------------------
     async def update_settings(
         self, account_id: str, integration_id: str, mode: SyncMode | None, frequency: SyncFrequency | None
-    ) -> Doc:
-        doc = await self.get(account_id, integration_id)
-        settings = dict(doc["settings"])
-        if mode is not None:
-            settings["mode"] = mode.value
-        if frequency is not None:
-            settings["frequency"] = frequency.value
-        new_mode = SyncMode(settings["mode"])
-        period = SyncFrequency(settings["frequency"]).period
+    ) -> Integration:
+        before = await self.get(account_id, integration_id)
+        settings = SyncSettings(mode or before.settings.mode, frequency or before.settings.frequency)
         # Changing the frequency reschedules at once, counted from the last sync.
-        anchor: datetime = doc.get("last_sync_at") or self.clock()
-        next_sync = max(anchor + period, self.clock()) if new_mode is SyncMode.AUTOMATIC else None
-        updated = await self.store.update(
-            integration_id, {"settings": settings, "next_sync_at": next_sync}, account_id=account_id
-        )
+        anchor = before.last_sync_at or self.clock()
+        automatic = settings.mode is SyncMode.AUTOMATIC
+        next_sync = max(anchor + settings.frequency.period, self.clock()) if automatic else None
+        updated = await self.store.update_settings(account_id, integration_id, settings, next_sync)
         if updated is None:
             raise NotFound("no integration with that id", field="integrationId")
-        changes = (
-            ", ".join(
-                f"{k} {doc['settings'].get(k)} -> {v}" for k, v in settings.items() if doc["settings"].get(k) != v
-            )
-            or "no change"
-        )
+        changes = [
+            f"{name} {getattr(before.settings, name).value} -> {getattr(settings, name).value}"
+            for name in ("mode", "frequency")
+            if getattr(before.settings, name) != getattr(settings, name)
+        ]
         await self.activity.record(
             account_id,
             ActivityKind.SETTINGS_CHANGED,
-            f"Sync settings changed: {changes}",
+            f"Sync settings changed: {', '.join(changes) or 'no change'}",
             integration_id=integration_id,
         )
         await self.publish_health(updated)
-        return dict(updated)
+        return updated
 
-    async def publish_health(self, integration: Doc) -> None:
+    async def publish_health(self, integration: Integration) -> None:
         health = await self.health(integration)
         await self.publisher.account_event(
-            integration["account_id"],
+            integration.account_id,
             {
                 "kind": EventKind.HEALTH_CHANGED.value,
-                "integration_id": integration["_id"],
+                "integration_id": integration.id,
                 "at": self.clock(),
                 "health": health_doc(health),
             },
         )
 
+    # ---- runs -----------------------------------------------------------------------------------
+    async def record_run_end(self, integration: Integration, run: Run, max_updated: datetime | None) -> None:
+        """What a finished run changes on its integration (docs/reference/BEHAVIOUR.md)."""
+        if run.status is not RunStatus.SUCCEEDED:
+            return
+        cursor = integration.sync_cursor
+        if max_updated is not None and run.kind is not RunKind.PRODUCTS:
+            cursor = max(cursor, max_updated) if cursor else max_updated
+        else:
+            cursor = None
+        silent = None
+        if run.trigger is Trigger.SCHEDULED and run.kind is RunKind.INCREMENTAL:
+            # With webhooks working, the store's changes are already applied when the scheduled run
+            # looks: changes it still finds are changes the webhooks missed.
+            registered = integration.webhooks.state is WebhookState.REGISTERED
+            silent = registered and run.counts.added + run.counts.updated > 0
+        await self.store.record_sync(
+            integration.id,
+            self.clock(),
+            full=run.kind is RunKind.FULL,
+            sync_cursor=cursor,
+            clear_pending=run.trigger is Trigger.MANUAL,
+            webhooks_silent=silent,
+        )
+
+    async def record_rejected_credentials(self, integration_id: str) -> None:
+        await self.store.mark_credentials_rejected(integration_id)
+
     # ---- disconnect ---------------------------------------------------------------------------
     async def disconnect(self, account_id: str, integration_id: str) -> str:
-        doc = await self.get(account_id, integration_id)
+        integration = await self.get(account_id, integration_id)
         active = await self.runs.active(integration_id)
         if active is not None:
-            await self.runs.request_cancel(account_id, active["_id"])
-        webhooks = doc.get("webhooks", {})
-        if webhooks.get("hook_ids"):
-            adapter = self.registry.adapters.get(doc["platform"])
+            await self.runs.request_cancel(account_id, active.id)
+        if integration.webhooks.hook_ids:
+            adapter = self.registry.adapters.get(integration.platform)
             if adapter is not None:
-                conn = self.connection(doc, self.counter(integration_id))
+                conn = self.connection(integration, self.counter(integration_id))
                 try:
-                    await adapter.remove_webhooks(conn, WebhookRegistration(tuple(webhooks["hook_ids"])))
+                    await adapter.remove_webhooks(conn, WebhookRegistration(integration.webhooks.hook_ids))
                 except StoreError:
                     log.warning("could not remove webhooks on disconnect", extra={"integration_id": integration_id})
                 finally:
@@ -313,19 +312,19 @@ class IntegrationService:
         await self.activity.record(
             account_id,
             ActivityKind.INTEGRATION_DISCONNECTED,
-            f"Disconnected {doc['name']!r}: webhooks removed, credentials and products deleted",
+            f"Disconnected {integration.name!r}: webhooks removed, credentials and products deleted",
             integration_id=integration_id,
         )
         return integration_id
 
 
-def health_doc(health: Health) -> Doc:
+def health_doc(health: Health) -> dict[str, Any]:
     return {
         "status": health.status.value,
         "reason": health.reason,
         "last_sync_at": health.last_sync_at,
         "next_sync_at": health.next_sync_at,
-        "last_run_id": health.last_run["_id"] if health.last_run else None,
+        "last_run_id": health.last_run.id if health.last_run else None,
         "action": health.action.value if health.action else None,
     }
 

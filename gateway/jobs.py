@@ -26,7 +26,7 @@ async def run_sync(ctx: dict[str, Any], run_id: str) -> str | None:
     gw: Gateway = ctx["gateway"]
     # A Sync Now run first applies the changes manual mode kept waiting: a step the job hands over.
     run = await gw.engine.run(run_id, before=[gw.webhooks.apply_held])
-    return None if run is None else str(run["status"])
+    return None if run is None else run.status.value
 
 
 async def apply_webhooks(ctx: dict[str, Any], integration_id: str) -> int:

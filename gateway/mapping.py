@@ -18,14 +18,14 @@ from gateway.adapter import MappingContext, Page, PlatformAdapter
 from gateway.errors import MappingError
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
-from gateway.storage.mongo import Doc
+from gateway.runs import SyncError
 
 log = logging.getLogger(__name__)
 
 
-def sync_error(external_id: str | None, code: str, message: str) -> Doc:
+def sync_error(external_id: str | None, code: str, message: str) -> SyncError:
     """One entry of a run summary's `errors`."""
-    return {"external_id": external_id, "code": code, "message": message[:500]}
+    return SyncError(external_id, code, message[:500])
 
 
 def native_id(native: Mapping[str, Any]) -> str | None:
@@ -35,8 +35,8 @@ def native_id(native: Mapping[str, Any]) -> str | None:
 
 def map_one(
     registry: PluginRegistry, adapter: PlatformAdapter, native: Mapping[str, Any], context: MappingContext
-) -> Product | Doc:
-    """Map and enrich one native product; a SyncError entry when it cannot be mapped."""
+) -> Product | SyncError:
+    """Map and enrich one native product; a SyncError when it cannot be mapped."""
     try:
         product = adapter.map_product(native, context)
         result: Product = registry.process_product(adapter.info.id, native, product)

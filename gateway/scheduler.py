@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from gateway.constants import APPLY_JOB, RUN_JOB, run_job_id
 from gateway.deliveries import DeliveryStore
-from gateway.domain import RunKind, SyncFrequency, Trigger
+from gateway.domain import RunKind, Trigger
 from gateway.integration_store import IntegrationStore
 from gateway.jobqueue import JobQueue
 from gateway.runs import RunStore
@@ -56,20 +56,21 @@ class Scheduler:
         now = self.clock()
         queued: list[str] = []
         async for integration in self.integrations.due(now):
-            period = SyncFrequency(integration["settings"]["frequency"]).period
-            expected = integration["next_sync_at"]
+            period = integration.settings.frequency.period
+            expected = integration.next_sync_at
+            assert expected is not None  # due() found it by next_sync_at
             claimed = await self.integrations.claim_due(
-                integration["_id"], expected, max(expected + period, now + period / 2)
+                integration.id, expected, max(expected + period, now + period / 2)
             )
             if claimed is None:
                 continue  # another worker took it
-            last_full = claimed.get("last_full_sync_at")
-            full = last_full is None or now - last_full >= FULL_RUN_EVERY or not claimed.get("sync_cursor")
+            last_full = claimed.last_full_sync_at
+            full = last_full is None or now - last_full >= FULL_RUN_EVERY or not claimed.sync_cursor
             run, created = await self.syncs.queue(
                 claimed, Trigger.SCHEDULED, kind=RunKind.FULL if full else RunKind.INCREMENTAL
             )
             if created:
-                queued.append(run["_id"])
+                queued.append(run.id)
         return queued
 
     async def recover_webhooks(self) -> None:
@@ -81,11 +82,10 @@ class Scheduler:
         """Runs whose worker died (lease expired) get a fresh job; they resume from their checkpoint."""
         recovered: list[str] = []
         for run in await self.runs.orphaned(self.clock()):
-            attempt = int(run.get("attempts", 0))
             try:
-                await self.jobs.enqueue(RUN_JOB, run["_id"], job_id=run_job_id(run["_id"], attempt))
+                await self.jobs.enqueue(RUN_JOB, run.id, job_id=run_job_id(run.id, run.attempts))
             except Exception:  # noqa: BLE001
-                log.warning("could not re-enqueue orphaned run %s", run["_id"], exc_info=True)
+                log.warning("could not re-enqueue orphaned run %s", run.id, exc_info=True)
                 continue
-            recovered.append(run["_id"])
+            recovered.append(run.id)
         return recovered

@@ -117,7 +117,6 @@ class Gateway:
             conflicts=self.conflicts,
             activity=self.activity,
             publisher=self.publisher,
-            redis=redis,
             registry=registry,
             settings=settings,
             clock=now,

@@ -9,11 +9,10 @@ from gateway.activity import ActivityLog
 from gateway.constants import RUN_JOB, run_job_id
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import Conflict, NotFound
-from gateway.events import EventPublisher
-from gateway.integration_store import IntegrationStore
+from gateway.events import EventPublisher, progress_message, to_wire
+from gateway.integration_store import Integration, IntegrationStore
 from gateway.jobqueue import JobQueue
-from gateway.runs import RunStore, progress_message
-from gateway.storage.mongo import Doc
+from gateway.runs import Run, RunStore
 
 
 class SyncService:
@@ -33,28 +32,28 @@ class SyncService:
         self.jobs = jobs
         self.clock = clock
 
-    def choose_kind(self, integration: Doc, product_ids: list[str] | None, full: bool | None) -> RunKind:
+    def choose_kind(self, integration: Integration, product_ids: list[str] | None, full: bool | None) -> RunKind:
         if product_ids:
             return RunKind.PRODUCTS
         if full:
             return RunKind.FULL
         # A run is incremental once a full sync has completed and left a cursor (docs/reference/BEHAVIOUR.md).
-        if integration.get("last_full_sync_at") and integration.get("sync_cursor"):
+        if integration.last_full_sync_at and integration.sync_cursor:
             return RunKind.INCREMENTAL
         return RunKind.FULL
 
     async def queue(
         self,
-        integration: Doc,
+        integration: Integration,
         trigger: Trigger,
         *,
         kind: RunKind | None = None,
         product_ids: list[str] | None = None,
-    ) -> tuple[Doc, bool]:
+    ) -> tuple[Run, bool]:
         """Queue a run, or return the queued / running one. Publishes RUN_QUEUED for a new run."""
         kind = kind or self.choose_kind(integration, product_ids, None)
         run, created = await self.runs.create_or_get_active(
-            integration["account_id"], integration["_id"], trigger, kind, product_ids
+            integration.account_id, integration.id, trigger, kind, product_ids
         )
         if created:
             what = {
@@ -63,27 +62,27 @@ class SyncService:
                 RunKind.PRODUCTS: f"Sync of {len(product_ids or [])} products",
             }[kind]
             await self.activity.record(
-                integration["account_id"],
+                integration.account_id,
                 ActivityKind.SYNC_QUEUED,
                 f"{what} queued ({trigger.value.lower()})",
-                integration_id=integration["_id"],
-                run_id=run["_id"],
+                integration_id=integration.id,
+                run_id=run.id,
             )
-            await self.jobs.enqueue(RUN_JOB, run["_id"], job_id=run_job_id(run["_id"]))
+            await self.jobs.enqueue(RUN_JOB, run.id, job_id=run_job_id(run.id))
             await self.publisher.account_event(
-                integration["account_id"],
+                integration.account_id,
                 {
                     "kind": EventKind.RUN_QUEUED.value,
-                    "integration_id": integration["_id"],
+                    "integration_id": integration.id,
                     "at": self.clock(),
-                    "run": run,
+                    "run": to_wire(run),
                 },
             )
         return run, created
 
     async def sync_now(
         self, account_id: str, integration_id: str, product_ids: list[str] | None, full: bool | None = None
-    ) -> Doc:
+    ) -> Run:
         integration = await self.integrations.get(account_id, integration_id)
         if integration is None:
             raise NotFound("no integration with that id", field="integrationId")
@@ -92,23 +91,23 @@ class SyncService:
         run, _ = await self.queue(integration, Trigger.MANUAL, kind=kind, product_ids=ids)
         return run
 
-    async def cancel(self, account_id: str, run_id: str) -> Doc:
+    async def cancel(self, account_id: str, run_id: str) -> Run:
         run = await self.runs.get(account_id, run_id)
         if run is None:
             raise NotFound("no sync run with that id", field="runId")
-        if RunStatus(run["status"]).finished:
-            raise Conflict(f"the run already ended ({run['status']})", field="runId")
+        if run.status.finished:
+            raise Conflict(f"the run already ended ({run.status.value})", field="runId")
         updated = await self.runs.request_cancel(account_id, run_id)
         if updated is None:  # it ended between the two reads
             refreshed = await self.runs.get(account_id, run_id)
             assert refreshed is not None
             return refreshed
-        if updated["status"] == RunStatus.CANCELLED:
+        if updated.status is RunStatus.CANCELLED:
             await self.activity.record(
                 account_id,
                 ActivityKind.SYNC_CANCELLED,
                 "Sync cancelled before it started",
-                integration_id=updated["integration_id"],
+                integration_id=updated.integration_id,
                 run_id=run_id,
             )
             await self.publisher.run_progress(run_id, progress_message(updated))
@@ -116,9 +115,9 @@ class SyncService:
                 account_id,
                 {
                     "kind": EventKind.RUN_FINISHED.value,
-                    "integration_id": updated["integration_id"],
+                    "integration_id": updated.integration_id,
                     "at": self.clock(),
-                    "run": updated,
+                    "run": to_wire(updated),
                 },
             )
         return updated

@@ -14,26 +14,25 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from gateway import metrics
 from gateway.activity import ActivityLog
 from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, MappingContext, PlatformAdapter
 from gateway.conflicts import ConflictService
 from gateway.constants import APPLY_JOB, apply_job_id
-from gateway.deliveries import DeliveryStore
+from gateway.deliveries import Delivery, DeliveryStore
 from gateway.domain import ActivityKind, EventKind, SyncMode, Trigger
 from gateway.errors import StoreError
 from gateway.events import EventPublisher
-from gateway.integration_store import IntegrationStore
+from gateway.integration_store import Integration, IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
 from gateway.mapping import map_one, prefetch
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
 from gateway.products import Outcome, ProductStore, product_id
+from gateway.runs import Run
 from gateway.settings import Settings
-from gateway.storage.mongo import Doc
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ class WebhookService:
     ) -> tuple[int, str]:
         """Verify, record, enqueue. Returns the HTTP status and a short message."""
         integration = await self.store.get_cached(integration_id)
-        if integration is None or integration.get("platform") != platform:
+        if integration is None or integration.platform != platform:
             metrics.WEBHOOKS.labels(platform=platform, outcome="unknown").inc()
             return 404, "unknown integration"
         adapter = self.registry.adapters.get(platform)
@@ -102,38 +101,16 @@ class WebhookService:
         if age > self.settings.webhook_max_age_seconds:
             return await self._reject(integration, platform, "is a replay of an old delivery")
         now = self.clock()
-        first_time = await self.deliveries.record(
-            {
-                "account_id": integration["account_id"],
-                "integration_id": integration_id,
-                "delivery_id": event.delivery_id,
-                "topic": event.topic,
-                "external_id": event.external_id,
-                "received_at": now,
-            }
-        )
+        first_time = await self.deliveries.record(integration.account_id, integration_id, event, now)
         if not first_time:
             metrics.WEBHOOKS.labels(platform=platform, outcome="duplicate").inc()
             return 200, "duplicate delivery"
         # (A crash between these two writes loses the change until the next scheduled sync, which exists to
         # catch exactly what webhooks miss.)
-        await self.deliveries.enqueue(
-            {
-                "account_id": integration["account_id"],
-                "integration_id": integration_id,
-                "delivery_id": event.delivery_id,
-                "kind": event.kind.value,
-                "external_id": event.external_id,
-                "product": dict(event.product) if event.product is not None else None,
-                "store_updated_at": event.store_updated_at,
-                "triggered_at": event.triggered_at,
-                "received_at": now,
-                "received_mono": time.time(),
-            }
-        )
+        await self.deliveries.enqueue(integration.account_id, integration_id, event, now)
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
-        if integration.get("settings", {}).get("mode") == SyncMode.MANUAL.value:
-            updated = await self.store.add_pending_change(integration_id, self._delivery_seen())
+        if integration.settings.mode is SyncMode.MANUAL:
+            updated = await self.store.add_pending_change(integration_id, self.clock())
             if updated is not None:
                 await self.integrations.publish_health(updated)
             return 200, "recorded for the next Sync Now"
@@ -145,16 +122,13 @@ class WebhookService:
         )
         return 200, "ok"
 
-    def _delivery_seen(self) -> Doc:
-        return {"webhooks.last_delivery_at": self.clock(), "webhooks.silent": False}
-
-    async def _reject(self, integration: Doc, platform: str, why: str) -> tuple[int, str]:
+    async def _reject(self, integration: Integration, platform: str, why: str) -> tuple[int, str]:
         metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
         await self.activity.record(
-            integration["account_id"],
+            integration.account_id,
             ActivityKind.WEBHOOK_REJECTED,
             f"A change notification claiming to come from your store {why} and was ignored",
-            integration_id=integration["_id"],
+            integration_id=integration.id,
         )
         return 401, f"delivery {why}"
 
@@ -167,36 +141,36 @@ class WebhookService:
         deliveries = await self.deliveries.claim(integration_id, token, self.clock())
         if not deliveries:
             return 0
-        latest: dict[str, Doc] = {}
+        latest: dict[str, Delivery] = {}
         for delivery in deliveries:
-            current = latest.get(delivery["external_id"])
+            current = latest.get(delivery.external_id)
             if current is None or _newer_or_same(delivery, current):
-                latest[delivery["external_id"]] = delivery
-        webhooks = integration.get("webhooks", {})
-        last = webhooks.get("last_delivery_at")
-        if webhooks.get("silent") or last is None or (self.clock() - last).total_seconds() > 60:
+                latest[delivery.external_id] = delivery
+        webhooks = integration.webhooks
+        last = webhooks.last_delivery_at
+        if webhooks.silent or last is None or (self.clock() - last).total_seconds() > 60:
             # Deliveries are arriving: the light's "webhooks silent" reason no longer holds. Written at
             # most once a minute, so a burst of deliveries does not rewrite the integration each time.
-            refreshed = await self.store.update(integration_id, self._delivery_seen())
-            if webhooks.get("silent") and refreshed is not None:
+            refreshed = await self.store.mark_deliveries_arriving(integration_id, self.clock())
+            if webhooks.silent and refreshed is not None:
                 await self.integrations.publish_health(refreshed)
         changed = await self._apply(integration, list(latest.values()), run_id)
         await self.deliveries.done(integration_id, token)
         now = time.time()
         for delivery in deliveries:
-            started = delivery.get("triggered_at")
-            latency = now - started.timestamp() if isinstance(started, datetime) else now - delivery["received_mono"]
+            started = delivery.triggered_at
+            latency = now - (started.timestamp() if started is not None else delivery.received_mono)
             metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
         return changed
 
-    async def apply_held(self, run: Doc) -> None:
+    async def apply_held(self, run: Run) -> None:
         """The step a Sync Now run takes first: apply the changes that manual mode kept waiting."""
-        if run.get("trigger") == Trigger.MANUAL.value:
-            await self.apply_pending(run["integration_id"], run["_id"])
+        if run.trigger is Trigger.MANUAL:
+            await self.apply_pending(run.integration_id, run.id)
 
-    async def _apply(self, integration: Doc, deliveries: list[Doc], run_id: str | None) -> int:
-        adapter = self.registry.adapter(integration["platform"])
-        account_id, integration_id = integration["account_id"], integration["_id"]
+    async def _apply(self, integration: Integration, deliveries: list[Delivery], run_id: str | None) -> int:
+        adapter = self.registry.adapter(integration.platform)
+        account_id, integration_id = integration.account_id, integration.id
         counter = self.integrations.counter(integration_id)
         conn = self.integrations.connection(integration, counter)
         changed: list[str] = []
@@ -204,18 +178,17 @@ class WebhookService:
             context = await self._mapping_context(adapter, conn)
             refresh: list[str] = []
             for delivery in deliveries:
-                kind = ChangeKind(delivery["kind"])
-                if kind is ChangeKind.DELETE:
-                    if await self.products.mark_removed(integration_id, [delivery["external_id"]], run_id):
-                        changed.append(product_id(integration_id, delivery["external_id"]))
-                elif kind is ChangeKind.REFRESH or delivery.get("product") is None:
-                    refresh.append(delivery["external_id"])
+                if delivery.kind is ChangeKind.DELETE:
+                    if await self.products.mark_removed(integration_id, [delivery.external_id], run_id):
+                        changed.append(product_id(integration_id, delivery.external_id))
+                elif delivery.kind is ChangeKind.REFRESH or delivery.product is None:
+                    refresh.append(delivery.external_id)
                 else:
-                    mapped = map_one(self.registry, adapter, delivery["product"], context)
+                    mapped = map_one(self.registry, adapter, delivery.product, context)
                     if isinstance(mapped, Product):
                         changed += await self._write(account_id, integration_id, mapped, run_id)
                     else:
-                        log.warning("webhook product could not be mapped: %s", mapped.get("message"))
+                        log.warning("webhook product could not be mapped: %s", mapped.message)
             if refresh:
                 request = FetchRequest(mode=FetchMode.IDS, ids=tuple(refresh))
                 async for page in prefetch(adapter.fetch_products(conn, request), 1):
@@ -232,7 +205,7 @@ class WebhookService:
             await conn.close()
             await counter.flush()
         for pid in changed:
-            metrics.WEBHOOKS.labels(platform=integration["platform"], outcome="applied").inc()
+            metrics.WEBHOOKS.labels(platform=integration.platform, outcome="applied").inc()
             await self.publisher.account_event(
                 account_id,
                 {
@@ -271,9 +244,8 @@ class WebhookService:
         return []
 
 
-def _newer_or_same(candidate: Doc, current: Doc) -> bool:
-    a: Any = candidate.get("store_updated_at")
-    b: Any = current.get("store_updated_at")
+def _newer_or_same(candidate: Delivery, current: Delivery) -> bool:
+    a, b = candidate.store_updated_at, current.store_updated_at
     if a is None or b is None:
         return True  # fall back to arrival order
-    return bool(a >= b)
+    return a >= b

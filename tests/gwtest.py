@@ -13,6 +13,7 @@ import aiohttp
 
 from gateway.auth import issue_token
 from gateway.constants import run_channel
+from gateway.runs import Run
 from gateway.services import Gateway
 from gateway.settings import Settings
 
@@ -96,15 +97,15 @@ async def connect(api: Api, sim: Any, platform: str = "toy", account: str = "acc
     return str(data["connectIntegration"]["id"])
 
 
-async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> dict[str, Any]:
+async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> Run:
     """Wait for a run to end by following its progress channel (no polling sleeps)."""
 
-    async def follow() -> dict[str, Any]:
+    async def follow() -> Run:
         async with gw.hub.listen(run_channel(run_id)) as queue:
             while True:
                 run = await gw.runs.get_any(run_id)
                 assert run is not None
-                if run["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                if run.status.finished:
                     return run
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.get(), timeout=2.0)
@@ -112,8 +113,8 @@ async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> dict[str, A
     return await asyncio.wait_for(follow(), limit)
 
 
-def worker_env(gw: Gateway, plugins: str = "gateway.testing.toy", **extra: str) -> dict[str, str]:
-    s = gw.settings
+def worker_env(gw: Gateway | Settings, plugins: str = "gateway.testing.toy", **extra: str) -> dict[str, str]:
+    s = gw.settings if isinstance(gw, Gateway) else gw
     env = dict(os.environ)
     env.update(
         {

@@ -153,7 +153,7 @@ async def test_bad_connect_input_names_the_field_and_saves_nothing(
 
 async def test_settings_change_and_disconnect(gw: Gateway, api: Api, worker: object, toy_store: ToySimulator) -> None:
     integration_id = await connect(api, toy_store)
-    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
+    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
     assert len(toy_store.hooks) == 1
     data = await api.query(
         """mutation($id: ID!) { updateSyncSettings(integrationId: $id, settings: {mode: MANUAL}) {
@@ -251,7 +251,7 @@ async def test_every_connection_pages_through_each_row_once(
     gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
 ) -> None:
     integration_id = await connect(api, toy_store)
-    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
+    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
     for _ in range(2):
         data = await api.query("mutation($id: ID!) { syncNow(integrationId: $id) { id } }", {"id": integration_id})
         await wait_run(gw, data["syncNow"]["id"])

@@ -26,7 +26,7 @@ HEALTH = """query($id: ID!) { integration(id: $id) { pendingChanges productCount
 async def connected(gw: Gateway, api: Api, sim: ToySimulator, **settings: Any) -> str:
     integration_id = await connect(api, sim, **settings)
     run = (await gw.runs.latest(integration_id, 1))[0]
-    assert (await wait_run(gw, run["_id"]))["status"] == "SUCCEEDED"
+    assert (await wait_run(gw, run.id)).status == "SUCCEEDED"
     return integration_id
 
 
@@ -156,15 +156,15 @@ async def test_schedule_queues_once_when_due_and_red_after_failure(gw: Gateway, 
     gw.clock = lambda: now
     service = gw.integrations
     integration = await service.connect("acct-1", "toy", "sched", toy_store.store_url, toy_store.credentials())
-    first_run = (await gw.runs.latest(integration["_id"], 1))[0]
-    await gw.runs.finish(first_run["_id"], RunStatus.SUCCEEDED, "done")
+    first_run = (await gw.runs.latest(integration.id, 1))[0]
+    await gw.runs.finish(first_run.id, RunStatus.SUCCEEDED, "done")
     await gw.db.integrations.update_one(
-        {"_id": integration["_id"]},
+        {"_id": integration.id},
         {"$set": {"last_full_sync_at": now, "last_sync_at": now, "sync_cursor": now}},
     )
-    await service.update_settings("acct-1", integration["_id"], None, SyncFrequency.EVERY_15_MINUTES)
-    doc = await service.get("acct-1", integration["_id"])
-    assert doc["next_sync_at"] == now + timedelta(minutes=15)
+    await service.update_settings("acct-1", integration.id, None, SyncFrequency.EVERY_15_MINUTES)
+    doc = await service.get("acct-1", integration.id)
+    assert doc.next_sync_at == now + timedelta(minutes=15)
     assert (await service.health(doc)).status.value == "GREEN"
 
     gw.clock = lambda: now + timedelta(minutes=14, seconds=59)
@@ -174,17 +174,17 @@ async def test_schedule_queues_once_when_due_and_red_after_failure(gw: Gateway, 
     one, two = await asyncio.gather(gw.scheduler.queue_due(), gw.scheduler.queue_due())
     assert len(one) + len(two) == 1
     run = await gw.runs.get_any((one + two)[0])
-    assert run is not None and run["trigger"] == "SCHEDULED" and run["kind"] == "INCREMENTAL"
-    doc = await service.get("acct-1", integration["_id"])
-    assert doc["next_sync_at"] == now + timedelta(minutes=30)
+    assert run is not None and run.trigger == "SCHEDULED" and run.kind == "INCREMENTAL"
+    doc = await service.get("acct-1", integration.id)
+    assert doc.next_sync_at == now + timedelta(minutes=30)
 
-    await gw.runs.acquire_lease(run["_id"], "w", 5)
-    await gw.runs.finish(run["_id"], RunStatus.FAILED, "failed", {"failure": "the store answered HTTP 503"})
+    await gw.runs.acquire_lease(run.id, "w", 5)
+    await gw.runs.finish(run.id, RunStatus.FAILED, "failed", failure="the store answered HTTP 503")
     health = await service.health(doc)
     assert health.status.value == "RED" and "503" in (health.reason or "")
 
     gw.clock = lambda: now + timedelta(minutes=62)
-    overdue = await service.health(await service.get("acct-1", integration["_id"]))
+    overdue = await service.health(await service.get("acct-1", integration.id))
     assert overdue.status.value == "RED"
 
 
@@ -198,7 +198,7 @@ async def test_changes_only_a_scheduled_run_finds_turn_the_light_yellow(
     queued = await gw.scheduler.queue_due()
     assert len(queued) == 1
     run = await wait_run(gw, queued[0])
-    assert run["trigger"] == "SCHEDULED" and run["counts"]["updated"] == 1
+    assert run.trigger == "SCHEDULED" and run.counts.updated == 1
     data = await api.query(HEALTH, {"id": integration_id})
     assert data["integration"]["health"]["status"] == "YELLOW"
     assert "real-time" in data["integration"]["health"]["reason"]

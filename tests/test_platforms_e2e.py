@@ -42,15 +42,15 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
 
 async def first_sync(gw: Gateway, api: Api, sim: Simulator) -> tuple[str, dict[str, Any]]:
     integration_id = await connect(api, sim, platform=sim.platform)
-    run = await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"], 180)
-    assert run["status"] == "SUCCEEDED", run
+    run = await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id, 180)
+    assert run.status == "SUCCEEDED", run
     return integration_id, run
 
 
 async def test_full_then_incremental(gw: Gateway, api: Api, worker: object, store: Simulator) -> None:
     integration_id, run = await first_sync(gw, api, store)
     total = len(store.product_ids())
-    assert run["counts"]["added"] == total and run["counts"]["failed"] == 0
+    assert run.counts.added == total and run.counts.failed == 0
     if store.platform == "shopify":
         widest = await gw.db.products.aggregate(
             [{"$project": {"n": {"$size": "$store.variants"}}}, {"$sort": {"n": -1}}, {"$limit": 1}]
@@ -67,8 +67,8 @@ async def test_full_then_incremental(gw: Gateway, api: Api, worker: object, stor
     for external_id in edited:
         store.update_product(external_id)
     run = await wait_run(gw, (await api.query(SYNC_NOW, {"id": integration_id}))["syncNow"]["id"], 120)
-    assert run["kind"] == "INCREMENTAL" and run["status"] == "SUCCEEDED"
-    assert run["counts"]["updated"] == 10 and run["counts"]["added"] == 0
+    assert run.kind == "INCREMENTAL" and run.status == "SUCCEEDED"
+    assert run.counts.updated == 10 and run.counts.added == 0
     after = {e: (await gw.db.products.find_one({"external_id": e}))["hash"] for e in edited}
     assert all(before[e] != after[e] for e in edited)
 

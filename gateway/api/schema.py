@@ -39,9 +39,9 @@ from gateway.api.types import (
 from gateway.constants import account_channel, run_channel
 from gateway.domain import ConflictStatus, RunStatus
 from gateway.errors import ErrorCode, GatewayError, NotFound
+from gateway.events import progress_message
 from gateway.model import ProductStatus
 from gateway.pagination import PageRequest
-from gateway.runs import progress_message
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,12 @@ class Query:
 
     @strawberry.field
     async def integrations(self, info: Info) -> list[Integration]:
-        return [Integration.from_doc(d) for d in await info.context.integrations.list(info.context.account_id)]
+        return [Integration.from_record(d) for d in await info.context.integrations.list(info.context.account_id)]
 
     @strawberry.field
     async def integration(self, info: Info, id: strawberry.ID) -> Integration | None:
         # Another account's id reads exactly like a missing one: NOT_FOUND, no hint.
-        return Integration.from_doc(await info.context.integrations.get(info.context.account_id, str(id)))
+        return Integration.from_record(await info.context.integrations.get(info.context.account_id, str(id)))
 
     @strawberry.field(
         description="Canonical products, newest store change first. Cursor-paginated; `first` is capped "
@@ -105,22 +105,22 @@ class Query:
             search=search,
             status=_enum_value(status),
         )
-        edges, page_info = create_connection_slice(page, Product.from_doc, ProductEdge)
+        edges, page_info = create_connection_slice(page, Product.from_record, ProductEdge)
         return ProductConnection(edges=edges, page_info=page_info, total_count=page.total or 0)
 
     @strawberry.field
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
-        doc = await info.context.gw.products.get(info.context.account_id, str(id))
-        if doc is None:
+        found = await info.context.gw.products.get(info.context.account_id, str(id))
+        if found is None:
             raise NotFound("no product with that id", field="id")
-        return Product.from_doc(doc)
+        return Product.from_record(found)
 
     @strawberry.field
     async def sync_run(self, info: Info, id: strawberry.ID) -> SyncRun | None:
-        doc = await info.context.gw.runs.get(info.context.account_id, str(id))
-        if doc is None:
+        found = await info.context.gw.runs.get(info.context.account_id, str(id))
+        if found is None:
             raise NotFound("no sync run with that id", field="id")
-        return SyncRun.from_doc(doc)
+        return SyncRun.from_run(found)
 
     @strawberry.field(description="Sync history, newest first.")
     async def sync_runs(
@@ -129,7 +129,7 @@ class Query:
         page = _page(info, first, after, 20)
         await info.context.integrations.get(info.context.account_id, str(integration_id))
         runs = await info.context.gw.runs.page(info.context.account_id, str(integration_id), page)
-        edges, page_info = create_connection_slice(runs, SyncRun.from_doc, SyncRunEdge)
+        edges, page_info = create_connection_slice(runs, SyncRun.from_run, SyncRunEdge)
         return SyncRunConnection(edges=edges, page_info=page_info)
 
     @strawberry.field
@@ -149,7 +149,7 @@ class Query:
             _page(info, first, after),
             str(product_id) if product_id else None,
         )
-        edges, page_info = create_connection_slice(conflicts, Conflict.from_doc, ConflictEdge)
+        edges, page_info = create_connection_slice(conflicts, Conflict.from_record, ConflictEdge)
         return ConflictConnection(edges=edges, page_info=page_info)
 
     @strawberry.field(description="The activity log, newest first.")
@@ -163,7 +163,7 @@ class Query:
         entries = await info.context.gw.activity.page(
             info.context.account_id, str(integration_id) if integration_id else None, _page(info, first, after)
         )
-        edges, page_info = create_connection_slice(entries, ActivityEntry.from_doc, ActivityEdge)
+        edges, page_info = create_connection_slice(entries, ActivityEntry.from_record, ActivityEdge)
         return ActivityConnection(edges=edges, page_info=page_info)
 
 
@@ -174,7 +174,7 @@ class Mutation:
     )
     async def connect_integration(self, info: Info, input: ConnectIntegrationInput) -> Integration:
         settings = input.settings
-        doc = await info.context.integrations.connect(
+        found = await info.context.integrations.connect(
             info.context.account_id,
             input.platform.strip(),
             input.name,
@@ -183,19 +183,19 @@ class Mutation:
             mode=settings.mode if settings else None,
             frequency=settings.frequency if settings else None,
         )
-        return Integration.from_doc(doc)
+        return Integration.from_record(found)
 
     @strawberry.mutation
     async def update_sync_settings(
         self, info: Info, integration_id: strawberry.ID, settings: SyncSettingsInput
     ) -> Integration:
-        doc = await info.context.integrations.update_settings(
+        found = await info.context.integrations.update_settings(
             info.context.account_id,
             str(integration_id),
             settings.mode,
             settings.frequency,
         )
-        return Integration.from_doc(doc)
+        return Integration.from_record(found)
 
     @strawberry.mutation(
         description="Sync Now. With productExternalIds, only those products. While a run is queued or running "
@@ -211,11 +211,11 @@ class Mutation:
         run = await info.context.gw.syncs.sync_now(
             info.context.account_id, str(integration_id), product_external_ids, full
         )
-        return SyncRun.from_doc(run)
+        return SyncRun.from_run(run)
 
     @strawberry.mutation
     async def cancel_sync_run(self, info: Info, run_id: strawberry.ID) -> SyncRun:
-        return SyncRun.from_doc(await info.context.gw.syncs.cancel(info.context.account_id, str(run_id)))
+        return SyncRun.from_run(await info.context.gw.syncs.cancel(info.context.account_id, str(run_id)))
 
     @strawberry.mutation(
         description="Stops all syncing, removes the webhooks the gateway registered on the store, and deletes "
@@ -236,13 +236,13 @@ class Mutation:
             if input.attributes is not None
             else None,
         }
-        doc = await info.context.gw.conflicts.edit_product(info.context.account_id, str(product_id), values)
-        return Product.from_doc(doc)
+        found = await info.context.gw.conflicts.edit_product(info.context.account_id, str(product_id), values)
+        return Product.from_record(found)
 
     @strawberry.mutation(description="Re-apply the Alana change that the store overwrote in this conflict.")
     async def reapply_alana_change(self, info: Info, conflict_id: strawberry.ID) -> Conflict:
-        doc = await info.context.gw.conflicts.reapply(info.context.account_id, str(conflict_id))
-        return Conflict.from_doc(doc)
+        found = await info.context.gw.conflicts.reapply(info.context.account_id, str(conflict_id))
+        return Conflict.from_record(found)
 
 
 @strawberry.type
