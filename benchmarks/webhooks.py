@@ -13,6 +13,7 @@ from aiohttp import web
 from benchmarks.common import gateway, percentile, settings_for, simulator, worker_process
 from gateway.api.app import create_app
 from gateway.constants import account_channel
+from gateway.events import ProductChanged
 from gateway.simkit import free_port
 
 
@@ -54,10 +55,10 @@ async def webhook_latency(
                 async with gw.hub.listen(account_channel("bench")) as queue:
                     ready.set()
                     while not (sending_done and not sent):
-                        message = await queue.get()
-                        if message.get("kind") != "PRODUCT_CHANGED":
+                        event = await queue.get()
+                        if not isinstance(event, ProductChanged):
                             continue
-                        external_id = str(message["product_id"]).split(":", 1)[1]
+                        external_id = event.product_id.split(":", 1)[1]
                         started = sent.pop(external_id, None)
                         if started is not None:
                             latencies.append(time.perf_counter() - started)

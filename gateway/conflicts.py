@@ -12,9 +12,9 @@ from typing import Any
 
 from gateway.activity import ActivityLog
 from gateway.conflict_store import ConflictRecord, ConflictStore
-from gateway.domain import ActivityKind, ConflictStatus, EventKind
+from gateway.domain import ActivityKind, ConflictStatus
 from gateway.errors import BadInput, NotFound
-from gateway.events import EventPublisher, to_wire
+from gateway.events import ConflictDetected, EventPublisher
 from gateway.model import EDITABLE_FIELDS
 from gateway.pagination import PageRequest, Slice
 from gateway.products import ConflictFound, ProductStore, StoredProduct
@@ -63,15 +63,8 @@ class ConflictService:
             product_id=product_id,
             conflict_id=conflict.id,
         )
-        await self.publisher.account_event(
-            account_id,
-            {
-                "kind": EventKind.CONFLICT.value,
-                "integration_id": integration_id,
-                "at": self.clock(),
-                "conflict": to_wire(conflict),
-                "product_id": product_id,
-            },
+        await self.publisher.publish(
+            ConflictDetected(account_id=account_id, integration_id=integration_id, at=self.clock(), conflict=conflict)
         )
         return conflict
 

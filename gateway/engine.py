@@ -24,7 +24,8 @@ from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext,
 from gateway.conflicts import ConflictService
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus
 from gateway.errors import LeaseLost, RunCancelled, StoreAuthError, StoreError
-from gateway.events import EventPublisher, progress_message, to_wire
+from gateway.events import EventPublisher, ProductChanged, run_event
+from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration
 from gateway.integrations import IntegrationService
 from gateway.logs import bind_context
@@ -68,6 +69,7 @@ class SyncEngine:
         conflicts: ConflictService,
         activity: ActivityLog,
         publisher: EventPublisher,
+        health: HealthWatch,
         registry: PluginRegistry,
         settings: Settings,
         clock: Callable[[], datetime],
@@ -79,6 +81,7 @@ class SyncEngine:
         self.conflicts = conflicts
         self.activity = activity
         self.publisher = publisher
+        self.health = health
         self.registry = registry
         self.settings = settings
         self.clock = clock
@@ -98,23 +101,18 @@ class SyncEngine:
             return await _Execution(self, lease, integration, before).execute()
 
     async def publish_run(self, kind: EventKind, run: Run) -> None:
-        """A run event on the account's channel (and its progress on the run's own channel)."""
-        if kind is not EventKind.RUN_STARTED:
-            await self.publisher.run_progress(run.id, progress_message(run))
-        message = {"kind": kind.value, "integration_id": run.integration_id, "at": self.clock(), "run": to_wire(run)}
-        await self.publisher.account_event(run.account_id, message)
+        await self.publisher.publish(run_event(kind, run, self.clock()))
 
     async def publish_products(self, run: Run, product_ids: Sequence[str]) -> None:
         for pid in product_ids:
-            await self.publisher.account_event(
-                run.account_id,
-                {
-                    "kind": EventKind.PRODUCT_CHANGED.value,
-                    "integration_id": run.integration_id,
-                    "at": self.clock(),
-                    "product_id": pid,
-                    "run_id": run.id,
-                },
+            await self.publisher.publish(
+                ProductChanged(
+                    account_id=run.account_id,
+                    integration_id=run.integration_id,
+                    at=self.clock(),
+                    product_id=pid,
+                    run_id=run.id,
+                )
             )
 
 
@@ -206,6 +204,7 @@ class _Execution:
             )
         await self.save()
         await engine.publish_run(EventKind.RUN_STARTED, self.run)
+        await engine.health.refresh(self.integration.id)  # queued -> running
         conn = engine.integrations.connection(self.integration, self.counter)
         beat = asyncio.get_running_loop().create_task(self.heartbeat())
         try:
@@ -320,8 +319,6 @@ class _Execution:
         kind, text = activity_of(run)
         await engine.activity.record(run.account_id, kind, text, integration_id=run.integration_id, run_id=run.id)
         await engine.publish_run(EventKind.RUN_FINISHED, run)
-        integration = await engine.integrations.get_any(self.integration.id)
-        if integration is not None:
-            await engine.integrations.publish_health(integration)
+        await engine.health.refresh(self.integration.id)
         log.info("sync run finished", extra={"run_id": run.id, "status": status.value, **run.counts.as_dict()})
         return run

@@ -20,7 +20,6 @@ from gateway.crypto import SecretBox
 from gateway.deliveries import DeliveryStore
 from gateway.domain import (
     ActivityKind,
-    EventKind,
     RunKind,
     RunStatus,
     SyncFrequency,
@@ -29,8 +28,8 @@ from gateway.domain import (
     WebhookState,
 )
 from gateway.errors import BadInput, NotFound, StoreAuthError, StoreError
-from gateway.events import EventPublisher
-from gateway.health import Health, compute_health
+from gateway.health import Health
+from gateway.healthwatch import HealthWatch
 from gateway.httpclient import HttpClient
 from gateway.integration_store import CallCounter, Integration, IntegrationStore, SyncSettings, WebhookInfo
 from gateway.plugins import PluginRegistry
@@ -57,7 +56,7 @@ class IntegrationService:
         conflicts: ConflictStore,
         deliveries: DeliveryStore,
         activity: ActivityLog,
-        publisher: EventPublisher,
+        health: HealthWatch,
         syncs: SyncService,
         registry: PluginRegistry,
         box: SecretBox,
@@ -70,7 +69,7 @@ class IntegrationService:
         self.conflicts = conflicts
         self.deliveries = deliveries
         self.activity = activity
-        self.publisher = publisher
+        self.health_watch = health
         self.syncs = syncs
         self.registry = registry
         self.box = box
@@ -92,9 +91,7 @@ class IntegrationService:
         return await self.store.get_any(integration_id)
 
     async def health(self, integration: Integration) -> Health:
-        last = await self.runs.latest(integration.id, limit=1, finished_only=True)
-        active = await self.runs.active(integration.id)
-        return compute_health(integration, last[0] if last else None, active, self.clock())
+        return await self.health_watch.current(integration)
 
     async def api_calls_24h(self, integration_id: str) -> int:
         since = self.clock() - timedelta(hours=24)
@@ -245,20 +242,8 @@ class IntegrationService:
             f"Sync settings changed: {', '.join(changes) or 'no change'}",
             integration_id=integration_id,
         )
-        await self.publish_health(updated)
+        await self.health_watch.refresh(integration_id)
         return updated
-
-    async def publish_health(self, integration: Integration) -> None:
-        health = await self.health(integration)
-        await self.publisher.account_event(
-            integration.account_id,
-            {
-                "kind": EventKind.HEALTH_CHANGED.value,
-                "integration_id": integration.id,
-                "at": self.clock(),
-                "health": health_doc(health),
-            },
-        )
 
     # ---- runs -----------------------------------------------------------------------------------
     async def record_run_end(self, integration: Integration, run: Run, max_updated: datetime | None) -> None:
@@ -316,17 +301,6 @@ class IntegrationService:
             integration_id=integration_id,
         )
         return integration_id
-
-
-def health_doc(health: Health) -> dict[str, Any]:
-    return {
-        "status": health.status.value,
-        "reason": health.reason,
-        "last_sync_at": health.last_sync_at,
-        "next_sync_at": health.next_sync_at,
-        "last_run_id": health.last_run.id if health.last_run else None,
-        "action": health.action.value if health.action else None,
-    }
 
 
 def _validate_credentials(adapter: PlatformAdapter, credentials: Any) -> dict[str, str]:

@@ -8,7 +8,7 @@ HTTP or GraphQL.
 
     data access (MongoDB documents in, records out)    workflows (the gateway's behaviour)
     integration_store  runs  products  conflict_store  integrations  syncs  engine  webhooks
-    deliveries  activity                               conflicts  scheduler
+    deliveries  activity                               conflicts  scheduler  health
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from gateway.deliveries import DeliveryStore
 from gateway.domain import Clock, utcnow
 from gateway.engine import SyncEngine
 from gateway.events import EventHub, EventPublisher
+from gateway.healthwatch import HealthWatch
 from gateway.integration_store import IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
@@ -81,7 +82,10 @@ class Gateway:
         self.deliveries = DeliveryStore(db)
         self.activity = ActivityLog(db)
         # Workflows.
-        self.syncs = SyncService(self.integration_store, self.runs, self.activity, self.publisher, self.jobs, now)
+        self.health = HealthWatch(self.integration_store, self.runs, self.publisher, now)
+        self.syncs = SyncService(
+            self.integration_store, self.runs, self.activity, self.publisher, self.health, self.jobs, now
+        )
         self.conflicts = ConflictService(self.conflict_store, self.products, self.activity, self.publisher, now)
         self.integrations = IntegrationService(
             store=self.integration_store,
@@ -90,7 +94,7 @@ class Gateway:
             conflicts=self.conflict_store,
             deliveries=self.deliveries,
             activity=self.activity,
-            publisher=self.publisher,
+            health=self.health,
             syncs=self.syncs,
             registry=registry,
             box=self.box,
@@ -105,6 +109,7 @@ class Gateway:
             conflicts=self.conflicts,
             activity=self.activity,
             publisher=self.publisher,
+            health=self.health,
             jobs=self.jobs,
             registry=registry,
             settings=settings,
@@ -117,6 +122,7 @@ class Gateway:
             conflicts=self.conflicts,
             activity=self.activity,
             publisher=self.publisher,
+            health=self.health,
             registry=registry,
             settings=settings,
             clock=now,

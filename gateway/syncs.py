@@ -9,7 +9,8 @@ from gateway.activity import ActivityLog
 from gateway.constants import RUN_JOB, run_job_id
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import Conflict, NotFound
-from gateway.events import EventPublisher, progress_message, to_wire
+from gateway.events import EventPublisher, run_event
+from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration, IntegrationStore
 from gateway.jobqueue import JobQueue
 from gateway.runs import Run, RunStore
@@ -22,6 +23,7 @@ class SyncService:
         runs: RunStore,
         activity: ActivityLog,
         publisher: EventPublisher,
+        health: HealthWatch,
         jobs: JobQueue,
         clock: Callable[[], datetime],
     ) -> None:
@@ -29,6 +31,7 @@ class SyncService:
         self.runs = runs
         self.activity = activity
         self.publisher = publisher
+        self.health = health
         self.jobs = jobs
         self.clock = clock
 
@@ -50,7 +53,8 @@ class SyncService:
         kind: RunKind | None = None,
         product_ids: list[str] | None = None,
     ) -> tuple[Run, bool]:
-        """Queue a run, or return the queued / running one. Publishes RUN_QUEUED for a new run."""
+        """Queue a run, or return the queued / running one. A new run is published (RUN_QUEUED) and
+        turns the light YELLOW (WAIT) at once."""
         kind = kind or self.choose_kind(integration, product_ids, None)
         run, created = await self.runs.create_or_get_active(
             integration.account_id, integration.id, trigger, kind, product_ids
@@ -69,15 +73,8 @@ class SyncService:
                 run_id=run.id,
             )
             await self.jobs.enqueue(RUN_JOB, run.id, job_id=run_job_id(run.id))
-            await self.publisher.account_event(
-                integration.account_id,
-                {
-                    "kind": EventKind.RUN_QUEUED.value,
-                    "integration_id": integration.id,
-                    "at": self.clock(),
-                    "run": to_wire(run),
-                },
-            )
+            await self.publisher.publish(run_event(EventKind.RUN_QUEUED, run, self.clock()))
+            await self.health.refresh(integration.id)
         return run, created
 
     async def sync_now(
@@ -110,14 +107,6 @@ class SyncService:
                 integration_id=updated.integration_id,
                 run_id=run_id,
             )
-            await self.publisher.run_progress(run_id, progress_message(updated))
-            await self.publisher.account_event(
-                account_id,
-                {
-                    "kind": EventKind.RUN_FINISHED.value,
-                    "integration_id": updated.integration_id,
-                    "at": self.clock(),
-                    "run": to_wire(updated),
-                },
-            )
+            await self.publisher.publish(run_event(EventKind.RUN_FINISHED, updated, self.clock()))
+            await self.health.refresh(updated.integration_id)
         return updated

@@ -21,9 +21,10 @@ from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, Map
 from gateway.conflicts import ConflictService
 from gateway.constants import APPLY_JOB, apply_job_id
 from gateway.deliveries import Delivery, DeliveryStore
-from gateway.domain import ActivityKind, EventKind, SyncMode, Trigger
+from gateway.domain import ActivityKind, SyncMode, Trigger
 from gateway.errors import StoreError
-from gateway.events import EventPublisher
+from gateway.events import EventPublisher, ProductChanged
+from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration, IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
@@ -52,6 +53,7 @@ class WebhookService:
         conflicts: ConflictService,
         activity: ActivityLog,
         publisher: EventPublisher,
+        health: HealthWatch,
         jobs: JobQueue,
         registry: PluginRegistry,
         settings: Settings,
@@ -64,6 +66,7 @@ class WebhookService:
         self.conflicts = conflicts
         self.activity = activity
         self.publisher = publisher
+        self.health = health
         self.jobs = jobs
         self.registry = registry
         self.settings = settings
@@ -110,9 +113,8 @@ class WebhookService:
         await self.deliveries.enqueue(integration.account_id, integration_id, event, now)
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
         if integration.settings.mode is SyncMode.MANUAL:
-            updated = await self.store.add_pending_change(integration_id, self.clock())
-            if updated is not None:
-                await self.integrations.publish_health(updated)
+            await self.store.add_pending_change(integration_id, self.clock())
+            await self.health.refresh(integration_id)
             return 200, "recorded for the next Sync Now"
         # Deliveries within one short window share a job: a burst is applied together.
         window = self.settings.webhook_coalesce_seconds
@@ -151,9 +153,9 @@ class WebhookService:
         if webhooks.silent or last is None or (self.clock() - last).total_seconds() > 60:
             # Deliveries are arriving: the light's "webhooks silent" reason no longer holds. Written at
             # most once a minute, so a burst of deliveries does not rewrite the integration each time.
-            refreshed = await self.store.mark_deliveries_arriving(integration_id, self.clock())
-            if webhooks.silent and refreshed is not None:
-                await self.integrations.publish_health(refreshed)
+            await self.store.mark_deliveries_arriving(integration_id, self.clock())
+            if webhooks.silent:
+                await self.health.refresh(integration_id)
         changed = await self._apply(integration, list(latest.values()), run_id)
         await self.deliveries.done(integration_id, token)
         now = time.time()
@@ -206,14 +208,8 @@ class WebhookService:
             await counter.flush()
         for pid in changed:
             metrics.WEBHOOKS.labels(platform=integration.platform, outcome="applied").inc()
-            await self.publisher.account_event(
-                account_id,
-                {
-                    "kind": EventKind.PRODUCT_CHANGED.value,
-                    "integration_id": integration_id,
-                    "at": self.clock(),
-                    "product_id": pid,
-                },
+            await self.publisher.publish(
+                ProductChanged(account_id=account_id, integration_id=integration_id, at=self.clock(), product_id=pid)
             )
         return len(changed)
 

@@ -13,6 +13,7 @@ import aiohttp
 
 from gateway.auth import issue_token
 from gateway.constants import run_channel
+from gateway.events import Event, RunEvent
 from gateway.runs import Run
 from gateway.services import Gateway
 from gateway.settings import Settings
@@ -111,6 +112,12 @@ async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> Run:
                     await asyncio.wait_for(queue.get(), timeout=2.0)
 
     return await asyncio.wait_for(follow(), limit)
+
+
+async def progress_of(queue: asyncio.Queue[Event]) -> int:
+    """How many products a run has processed, by its next event on the run's channel."""
+    event = await asyncio.wait_for(queue.get(), 60)
+    return event.run.progress.processed if isinstance(event, RunEvent) else 0
 
 
 def worker_env(gw: Gateway | Settings, plugins: str = "gateway.testing.toy", **extra: str) -> dict[str, str]:

@@ -15,7 +15,8 @@ from gql.transport.websockets import WebsocketsTransport
 from gwtest import Api, connect, wait_run
 
 from gateway.constants import account_channel
-from gateway.domain import RunStatus, SyncFrequency, utcnow
+from gateway.domain import HealthStatus, RunStatus, SyncFrequency, utcnow
+from gateway.events import HealthChanged
 from gateway.services import Gateway
 from gateway.testing.toy import ToySimulator
 
@@ -207,7 +208,7 @@ async def test_changes_only_a_scheduled_run_finds_turn_the_light_yellow(
         toy_store.update_product("6", name="Delivered again")
         while True:  # the delivery clears the "silent" reason: the light turns green again
             event = await asyncio.wait_for(queue.get(), 20)
-            if event["kind"] == "HEALTH_CHANGED" and event["health"]["status"] == "GREEN":
+            if isinstance(event, HealthChanged) and event.health.status is HealthStatus.GREEN:
                 break
     data = await api.query(HEALTH, {"id": integration_id})
     assert data["integration"]["health"]["status"] == "GREEN", data

@@ -8,10 +8,11 @@ from typing import Any
 
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
-from gwtest import Api, connect, start_worker, wait_run
+from gwtest import Api, connect, progress_of, start_worker, wait_run
 
 from gateway.constants import run_channel
 from gateway.domain import RunKind, Trigger
+from gateway.events import RunEvent
 from gateway.services import Gateway
 from gateway.testing.toy import ToySimulator
 
@@ -146,8 +147,8 @@ async def test_sync_now_returns_the_active_run_and_cancel_keeps_saved_products(
         assert again["syncNow"]["id"] == run_id
         async with gw.hub.listen(run_channel(run_id)) as queue:
             while True:
-                message = await asyncio.wait_for(queue.get(), 30)
-                if message["processed"] >= 30:
+                event = await asyncio.wait_for(queue.get(), 30)
+                if isinstance(event, RunEvent) and event.run.progress.processed >= 30:
                     break
         cancelled = await api.query("mutation($id: ID!) { cancelSyncRun(runId: $id) { id } }", {"id": run_id})
         assert cancelled["cancelSyncRun"]["id"] == run_id
@@ -200,7 +201,7 @@ async def test_a_killed_worker_is_resumed_with_exactly_the_right_products(gw: Ga
         run_id = (await gw.runs.latest(integration.id, 1))[0].id
         sim.faults.set(slow_ms=30)
         async with gw.hub.listen(run_channel(run_id)) as queue:
-            while (await asyncio.wait_for(queue.get(), 60))["processed"] < 40:
+            while (await progress_of(queue)) < 40:
                 pass
         first.send_signal(signal.SIGKILL)
         await first.wait()

@@ -17,6 +17,7 @@ import pytest_asyncio
 from gwtest import Api, connect, wait_run
 
 from gateway.constants import account_channel
+from gateway.events import ProductChanged
 from gateway.plugins import load_plugins
 from gateway.services import Gateway
 from gateway.simkit import Simulator
@@ -86,7 +87,7 @@ async def test_store_changes_arrive_in_real_time(gw: Gateway, api: Api, worker: 
                 sim.update_product(target)
                 while True:
                     event = await asyncio.wait_for(queue.get(), 30)
-                    if event.get("kind") == "PRODUCT_CHANGED" and event.get("product_id") == pid:
+                    if isinstance(event, ProductChanged) and event.product_id == pid:
                         break
             after = await gw.db.products.find_one({"_id": pid})
             assert before is not None and after is not None

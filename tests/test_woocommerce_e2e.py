@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest_asyncio
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
-from gwtest import Api, connect, start_worker, wait_run
+from gwtest import Api, connect, progress_of, start_worker, wait_run
 
 from gateway.constants import run_channel
 from gateway.services import Gateway
@@ -105,7 +104,7 @@ async def test_a_killed_worker_resumes_a_woocommerce_sync(gw: Gateway, woo: Any)
         integration = await gw.integrations.connect("acct-1", "woocommerce", "kill", woo.store_url, woo.credentials())
         run_id = (await gw.runs.latest(integration.id, 1))[0].id
         async with gw.hub.listen(run_channel(run_id)) as queue:
-            while (await asyncio.wait_for(queue.get(), 60))["processed"] < 300:
+            while (await progress_of(queue)) < 300:
                 pass
         worker.send_signal(signal.SIGKILL)
         await worker.wait()

@@ -37,9 +37,9 @@ from gateway.api.types import (
     SyncSettingsInput,
 )
 from gateway.constants import account_channel, run_channel
-from gateway.domain import ConflictStatus, RunStatus
+from gateway.domain import ConflictStatus, EventKind, RunStatus
 from gateway.errors import ErrorCode, GatewayError, NotFound
-from gateway.events import progress_message
+from gateway.events import HealthChanged, RunEvent, run_event
 from gateway.model import ProductStatus
 from gateway.pagination import PageRequest
 
@@ -78,12 +78,12 @@ class Query:
 
     @strawberry.field
     async def integrations(self, info: Info) -> list[Integration]:
-        return [Integration.from_record(d) for d in await info.context.integrations.list(info.context.account_id)]
+        return [Integration.from_record(d) for d in await info.context.gw.integrations.list(info.context.account_id)]
 
     @strawberry.field
     async def integration(self, info: Info, id: strawberry.ID) -> Integration | None:
         # Another account's id reads exactly like a missing one: NOT_FOUND, no hint.
-        return Integration.from_record(await info.context.integrations.get(info.context.account_id, str(id)))
+        return Integration.from_record(await info.context.gw.integrations.get(info.context.account_id, str(id)))
 
     @strawberry.field(
         description="Canonical products, newest store change first. Cursor-paginated; `first` is capped "
@@ -127,7 +127,7 @@ class Query:
         self, info: Info, integration_id: strawberry.ID, first: int | None = 20, after: str | None = None
     ) -> SyncRunConnection:
         page = _page(info, first, after, 20)
-        await info.context.integrations.get(info.context.account_id, str(integration_id))
+        await info.context.gw.integrations.get(info.context.account_id, str(integration_id))
         runs = await info.context.gw.runs.page(info.context.account_id, str(integration_id), page)
         edges, page_info = create_connection_slice(runs, SyncRun.from_run, SyncRunEdge)
         return SyncRunConnection(edges=edges, page_info=page_info)
@@ -174,7 +174,7 @@ class Mutation:
     )
     async def connect_integration(self, info: Info, input: ConnectIntegrationInput) -> Integration:
         settings = input.settings
-        found = await info.context.integrations.connect(
+        found = await info.context.gw.integrations.connect(
             info.context.account_id,
             input.platform.strip(),
             input.name,
@@ -189,7 +189,7 @@ class Mutation:
     async def update_sync_settings(
         self, info: Info, integration_id: strawberry.ID, settings: SyncSettingsInput
     ) -> Integration:
-        found = await info.context.integrations.update_settings(
+        found = await info.context.gw.integrations.update_settings(
             info.context.account_id,
             str(integration_id),
             settings.mode,
@@ -222,7 +222,9 @@ class Mutation:
         "stored credentials."
     )
     async def disconnect_integration(self, info: Info, integration_id: strawberry.ID) -> strawberry.ID:
-        return strawberry.ID(await info.context.integrations.disconnect(info.context.account_id, str(integration_id)))
+        return strawberry.ID(
+            await info.context.gw.integrations.disconnect(info.context.account_id, str(integration_id))
+        )
 
     @strawberry.mutation(
         description="Alana's own change to a product (an enhancement layered over the store's version)."
@@ -259,30 +261,29 @@ class Subscription:
             run = await gw.runs.get(account_id, str(run_id))
             if run is None:
                 raise NotFound("no sync run with that id", field="runId")
-            state = progress_message(run)
-            yield SyncProgress.from_message(state)
-            seq = state["seq"]
-            finished = RunStatus(state["status"]).finished
-            while not finished:
+            yield SyncProgress.from_run(run)
+            seq = run.progress.seq
+            while not run.status.finished:
                 try:
-                    message = await asyncio.wait_for(queue.get(), timeout=5.0)
+                    event = await asyncio.wait_for(queue.get(), timeout=5.0)
+                    if not isinstance(event, RunEvent):
+                        continue
+                    latest = event.run
                 except TimeoutError:
                     # A quiet channel: re-read the state (covers a Redis blip or a dead worker).
-                    run = await gw.runs.get(account_id, str(run_id))
-                    if run is None:
+                    found = await gw.runs.get(account_id, str(run_id))
+                    if found is None:
                         return
-                    message = progress_message(run)
-                    if message["seq"] <= seq and not RunStatus(message["status"]).finished:
-                        continue
-                finished = RunStatus(message["status"]).finished
-                if message.get("seq", 0) < seq and not finished:
-                    continue
-                seq = max(seq, message.get("seq", 0))
-                yield SyncProgress.from_message(message)
+                    latest = found
+                if latest.progress.seq <= seq and not latest.status.finished:
+                    continue  # older than what was shown already
+                run, seq = latest, max(seq, latest.progress.seq)
+                yield SyncProgress.from_run(run)
 
     @strawberry.subscription(
         description="Everything that happens to the account's integrations (or one of them): runs, health "
-        "changes, conflicts, product changes."
+        "changes, conflicts, product changes. A subscriber first gets the current state: a HEALTH_CHANGED with "
+        "each watched integration's health, and RUN_QUEUED or RUN_PROGRESS for a run that is queued or running."
     )
     async def integration_events(
         self, info: Info, integration_id: strawberry.ID | None = None
@@ -290,13 +291,28 @@ class Subscription:
         gw = info.context.gw
         account_id = info.context.account_id
         if integration_id is not None:
-            await info.context.integrations.get(account_id, str(integration_id))
+            await gw.integrations.get(account_id, str(integration_id))
         async with gw.hub.listen(account_channel(account_id)) as queue:
+            # Subscribed first, then the state: an event published in between comes after it.
+            if integration_id is not None:
+                watched = [await gw.integrations.get(account_id, str(integration_id))]
+            else:
+                watched = await gw.integrations.list(account_id)
+            for integration in watched:
+                now = gw.now()
+                health = await gw.health.current(integration)
+                yield IntegrationEvent.from_event(
+                    HealthChanged(account_id=account_id, integration_id=integration.id, at=now, health=health)
+                )
+                active = await gw.runs.active(integration.id)
+                if active is not None:
+                    kind = EventKind.RUN_QUEUED if active.status is RunStatus.QUEUED else EventKind.RUN_PROGRESS
+                    yield IntegrationEvent.from_event(run_event(kind, active, now))
             while True:
-                message = await queue.get()
-                if integration_id is not None and message.get("integration_id") != str(integration_id):
+                event = await queue.get()
+                if integration_id is not None and event.integration_id != str(integration_id):
                     continue
-                yield IntegrationEvent.from_message(message)
+                yield IntegrationEvent.from_event(event)
 
 
 class ErrorCodes(SchemaExtension):

@@ -17,12 +17,12 @@ from gateway.domain import ActivityKind, ConflictStatus, HealthAction, HealthSta
 from gateway.domain import EventKind as IntegrationEventKind
 from gateway.domain import RunStatus as SyncRunStatus
 from gateway.domain import Trigger as SyncTrigger
-from gateway.events import from_wire
+from gateway.events import ConflictDetected, Event, HealthChanged, ProductChanged, RunEvent
 from gateway.health import Health
 from gateway.integration_store import Integration as IntegrationRecord
 from gateway.model import Availability, ProductStatus
 from gateway.products import StoredProduct
-from gateway.runs import Run, RunProgress
+from gateway.runs import Run
 
 # The domain's enums are exposed as they are, registered under the contract's names.
 strawberry.enum(SyncMode, name="SyncMode")
@@ -71,21 +71,6 @@ class SyncProgress:
     total: int | None
     percent: float | None
     message: str | None
-
-    @staticmethod
-    def from_message(message: Mapping[str, Any]) -> SyncProgress:
-        """From a message on the run's channel (gateway.events.progress_message)."""
-        processed = int(message.get("processed") or 0)
-        total = message.get("total")
-        status = SyncRunStatus(message["status"])
-        return SyncProgress(
-            run_id=strawberry.ID(message["run_id"]),
-            status=status,
-            processed=processed,
-            total=total,
-            percent=100.0 if status is SyncRunStatus.SUCCEEDED else RunProgress(processed, total).percent,
-            message=message.get("message"),
-        )
 
     @staticmethod
     def from_run(run: Run) -> SyncProgress:
@@ -544,27 +529,16 @@ class IntegrationEvent:
     product_id: strawberry.ID | None
 
     @staticmethod
-    def from_message(message: Mapping[str, Any]) -> IntegrationEvent:
-        health = message.get("health")
+    def from_event(event: Event) -> IntegrationEvent:
+        """Every event kind's GraphQL shape, in one place."""
         return IntegrationEvent(
-            integration_id=strawberry.ID(message["integration_id"]),
-            at=message["at"],
-            kind=IntegrationEventKind(message["kind"]),
-            run=SyncRun.from_run(from_wire(Run, message["run"])) if message.get("run") else None,
-            health=SyncHealth(
-                status=HealthStatus(health["status"]),
-                reason=health.get("reason"),
-                last_sync_at=health.get("last_sync_at"),
-                next_sync_at=health.get("next_sync_at"),
-                last_run=None,
-                action=HealthAction(health["action"]) if health.get("action") else None,
-            )
-            if health
-            else None,
-            conflict=Conflict.from_record(from_wire(ConflictRecord, message["conflict"]))
-            if message.get("conflict")
-            else None,
-            product_id=strawberry.ID(message["product_id"]) if message.get("product_id") else None,
+            integration_id=strawberry.ID(event.integration_id),
+            at=event.at,
+            kind=event.kind,
+            run=SyncRun.from_run(event.run) if isinstance(event, RunEvent) else None,
+            health=SyncHealth.from_health(event.health) if isinstance(event, HealthChanged) else None,
+            conflict=Conflict.from_record(event.conflict) if isinstance(event, ConflictDetected) else None,
+            product_id=strawberry.ID(event.product_id) if isinstance(event, ProductChanged) else None,
         )
 
 
