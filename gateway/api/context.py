@@ -10,7 +10,6 @@ from aiohttp import web
 
 from gateway.auth import account_from_authorization
 from gateway.errors import Unauthenticated
-from gateway.integrations import IntegrationService
 from gateway.services import Gateway
 
 
@@ -25,7 +24,11 @@ class Context:
 
     @property
     def account_id(self) -> str:
-        """The caller's account; UNAUTHENTICATED without a valid token."""
+        """The caller's account (fields declare IsAuthenticated, gateway.api.permissions)."""
+        return self.authenticate()
+
+    def authenticate(self) -> str:
+        """The account of the caller's token (checked once per request); UNAUTHENTICATED without one."""
         if self._account_id is None:
             secret = self.gw.settings.jwt_secret
             if not secret:
@@ -37,10 +40,6 @@ class Context:
                 header = self.request.headers.get("Authorization")
             self._account_id = account_from_authorization(secret, header)
         return self._account_id
-
-    @property
-    def integrations(self) -> IntegrationService:
-        return self.gw.integrations
 
 
 Info = strawberry.Info[Context, None]

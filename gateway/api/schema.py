@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 
 from gateway.api.context import Info
 from gateway.api.pagination import create_connection_slice, page_request
+from gateway.api.permissions import ACCOUNT
 from gateway.api.types import (
     ActivityConnection,
     ActivityEdge,
@@ -56,9 +57,10 @@ def _enum_value(value: Any) -> str | None:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Installed platform plugins, built-in and third-party alike.")
+    @strawberry.field(
+        description="Installed platform plugins, built-in and third-party alike.", permission_classes=ACCOUNT
+    )
     def platforms(self, info: Info) -> list[PlatformInfo]:
-        _ = info.context.account_id
         result = []
         for adapter in sorted(info.context.gw.registry.adapters.values(), key=lambda a: a.info.id):
             meta = adapter.info
@@ -76,18 +78,19 @@ class Query:
             )
         return result
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def integrations(self, info: Info) -> list[Integration]:
         return [Integration.from_record(d) for d in await info.context.gw.integrations.list(info.context.account_id)]
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def integration(self, info: Info, id: strawberry.ID) -> Integration | None:
         # Another account's id reads exactly like a missing one: NOT_FOUND, no hint.
         return Integration.from_record(await info.context.gw.integrations.get(info.context.account_id, str(id)))
 
     @strawberry.field(
         description="Canonical products, newest store change first. Cursor-paginated; `first` is capped "
-        "(at least 250 allowed)."
+        "(at least 250 allowed).",
+        permission_classes=ACCOUNT,
     )
     async def products(
         self,
@@ -108,21 +111,21 @@ class Query:
         edges, page_info = create_connection_slice(page, Product.from_record, ProductEdge)
         return ProductConnection(edges=edges, page_info=page_info, total_count=page.total or 0)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
         found = await info.context.gw.products.get(info.context.account_id, str(id))
         if found is None:
             raise NotFound("no product with that id", field="id")
         return Product.from_record(found)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def sync_run(self, info: Info, id: strawberry.ID) -> SyncRun | None:
         found = await info.context.gw.runs.get(info.context.account_id, str(id))
         if found is None:
             raise NotFound("no sync run with that id", field="id")
         return SyncRun.from_run(found)
 
-    @strawberry.field(description="Sync history, newest first.")
+    @strawberry.field(description="Sync history, newest first.", permission_classes=ACCOUNT)
     async def sync_runs(
         self, info: Info, integration_id: strawberry.ID, first: int | None = 20, after: str | None = None
     ) -> SyncRunConnection:
@@ -132,7 +135,7 @@ class Query:
         edges, page_info = create_connection_slice(runs, SyncRun.from_run, SyncRunEdge)
         return SyncRunConnection(edges=edges, page_info=page_info)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def conflicts(
         self,
         info: Info,
@@ -152,7 +155,7 @@ class Query:
         edges, page_info = create_connection_slice(conflicts, Conflict.from_record, ConflictEdge)
         return ConflictConnection(edges=edges, page_info=page_info)
 
-    @strawberry.field(description="The activity log, newest first.")
+    @strawberry.field(description="The activity log, newest first.", permission_classes=ACCOUNT)
     async def activity_log(
         self,
         info: Info,
@@ -170,7 +173,8 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Connect a store. The plugin checks the credentials against the store before anything is saved."
+        description="Connect a store. The plugin checks the credentials against the store before anything is saved.",
+        permission_classes=ACCOUNT,
     )
     async def connect_integration(self, info: Info, input: ConnectIntegrationInput) -> Integration:
         settings = input.settings
@@ -185,7 +189,7 @@ class Mutation:
         )
         return Integration.from_record(found)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=ACCOUNT)
     async def update_sync_settings(
         self, info: Info, integration_id: strawberry.ID, settings: SyncSettingsInput
     ) -> Integration:
@@ -199,7 +203,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Sync Now. With productExternalIds, only those products. While a run is queued or running "
-        "for the integration, returns that run instead of starting another. `full` forces a full catalog walk."
+        "for the integration, returns that run instead of starting another. `full` forces a full catalog walk.",
+        permission_classes=ACCOUNT,
     )
     async def sync_now(
         self,
@@ -213,13 +218,14 @@ class Mutation:
         )
         return SyncRun.from_run(run)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=ACCOUNT)
     async def cancel_sync_run(self, info: Info, run_id: strawberry.ID) -> SyncRun:
         return SyncRun.from_run(await info.context.gw.syncs.cancel(info.context.account_id, str(run_id)))
 
     @strawberry.mutation(
         description="Stops all syncing, removes the webhooks the gateway registered on the store, and deletes "
-        "stored credentials."
+        "stored credentials.",
+        permission_classes=ACCOUNT,
     )
     async def disconnect_integration(self, info: Info, integration_id: strawberry.ID) -> strawberry.ID:
         return strawberry.ID(
@@ -227,7 +233,8 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        description="Alana's own change to a product (an enhancement layered over the store's version)."
+        description="Alana's own change to a product (an enhancement layered over the store's version).",
+        permission_classes=ACCOUNT,
     )
     async def edit_product(self, info: Info, product_id: strawberry.ID, input: ProductEditInput) -> Product:
         values: dict[str, Any] = {
@@ -241,7 +248,9 @@ class Mutation:
         found = await info.context.gw.conflicts.edit_product(info.context.account_id, str(product_id), values)
         return Product.from_record(found)
 
-    @strawberry.mutation(description="Re-apply the Alana change that the store overwrote in this conflict.")
+    @strawberry.mutation(
+        description="Re-apply the Alana change that the store overwrote in this conflict.", permission_classes=ACCOUNT
+    )
     async def reapply_alana_change(self, info: Info, conflict_id: strawberry.ID) -> Conflict:
         found = await info.context.gw.conflicts.reapply(info.context.account_id, str(conflict_id))
         return Conflict.from_record(found)
@@ -251,7 +260,8 @@ class Mutation:
 class Subscription:
     @strawberry.subscription(
         description="Live progress of one run: the current state at once, then every change; completes after "
-        "the run ends."
+        "the run ends.",
+        permission_classes=ACCOUNT,
     )
     async def sync_progress(self, info: Info, run_id: strawberry.ID) -> AsyncGenerator[SyncProgress, None]:
         gw = info.context.gw
@@ -283,7 +293,8 @@ class Subscription:
     @strawberry.subscription(
         description="Everything that happens to the account's integrations (or one of them): runs, health "
         "changes, conflicts, product changes. A subscriber first gets the current state: a HEALTH_CHANGED with "
-        "each watched integration's health, and RUN_QUEUED or RUN_PROGRESS for a run that is queued or running."
+        "each watched integration's health, and RUN_QUEUED or RUN_PROGRESS for a run that is queued or running.",
+        permission_classes=ACCOUNT,
     )
     async def integration_events(
         self, info: Info, integration_id: strawberry.ID | None = None

@@ -1,0 +1,42 @@
+"""Auth is declared on every root field (strawberry permission classes), never a side effect."""
+
+from __future__ import annotations
+
+import strawberry
+
+from gateway.api.permissions import IsAuthenticated
+from gateway.api.schema import build_schema
+
+
+def unguarded(schema: strawberry.Schema) -> list[str]:
+    """Root Query / Mutation / Subscription fields that declare no permission class."""
+    found: list[str] = []
+    for name in ("Query", "Mutation", "Subscription"):
+        root = schema.get_type_by_name(name)
+        if root is None:
+            continue
+        for field in root.fields:  # type: ignore[union-attr]
+            if not field.permission_classes:
+                found.append(f"{name}.{field.name}")
+    return found
+
+
+def test_every_root_field_declares_its_permissions() -> None:
+    schema = build_schema()
+    assert unguarded(schema) == []
+    fields = [f for n in ("Query", "Mutation", "Subscription") for f in schema.get_type_by_name(n).fields]  # type: ignore[union-attr]
+    assert len(fields) >= 15 and all(IsAuthenticated in f.permission_classes for f in fields)
+
+
+def test_the_walk_finds_a_field_without_one() -> None:
+    @strawberry.type
+    class Query:
+        @strawberry.field(permission_classes=[IsAuthenticated])
+        def guarded(self) -> int:
+            return 1
+
+        @strawberry.field
+        def forgotten(self) -> int:
+            return 2
+
+    assert unguarded(strawberry.Schema(query=Query)) == ["Query.forgotten"]
