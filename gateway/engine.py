@@ -4,9 +4,11 @@ For each page the adapter yields: map every product (a product that fails to map
 and the run goes on), then the product store writes what changed in one bulk write
 (`ProductStore.write_page`: change detection, typed counts), and the page is checkpointed (cursor +
 counters, atomically with a lease renewal: `RunLease`) and its progress published. Memory holds one
-page at a time. A full run stamps each product it sees in MongoDB, so at its end the products it did
-not see are marked removed (`ProductStore.sweep_unseen`) whatever happened to its workers or to
-Redis; a retried run resumes from its last checkpoint with exactly the same result. The end-of-run
+page at a time. A full run keeps the ids each page saw in MongoDB with the run, written before the
+page's checkpoint (`RunStore.record_seen`: one small document a page), so at its end the products it
+did not see are marked removed (`ProductStore.sweep_unseen`) whatever happened to its workers or to
+Redis, and a run that cannot show a record for every page it counted removes nothing and says so. A
+retried run resumes from its last checkpoint with exactly the same result. The end-of-run
 updates to the integration are `IntegrationService.record_run_end`.
 """
 
@@ -52,8 +54,8 @@ RunStep = Callable[[Run], Awaitable[None]]
 REMOVALS_SKIPPED = SyncError(
     None,
     "REMOVALS_SKIPPED",
-    "Products missing from the store were not marked removed: this run was resumed from a checkpoint that "
-    "does not record every product it had seen. The next full sync marks them.",
+    "Products missing from the store were not marked removed: this run has no record of every page it read "
+    "(it was begun by an earlier release, or its records were lost). The next full sync marks them.",
 )
 
 
@@ -171,10 +173,11 @@ class _Execution:
         set_counts: dict[str, int] | None = None,
         errors: Sequence[SyncError] = (),
     ) -> Run:
+        processed = self.processed if checkpoint is not None else None  # it moves with a checkpoint only
         run = await self.lease.save(
-            self.processed,
             self.total,
             self.message,
+            processed=processed,
             checkpoint=checkpoint,
             add=add,
             set_counts=set_counts,
@@ -273,10 +276,11 @@ class _Execution:
             integration.id,
             run.id,
             mapped,
-            failed_ids=[e.external_id for e in errors if e.external_id],
-            stamp_seen=run.kind is RunKind.FULL,
             nothing_stored=self.nothing_stored,
         )
+        if run.kind is RunKind.FULL:  # kept with the run before its checkpoint: removals survive anything
+            seen = [*mapped, *(e.external_id for e in errors if e.external_id)]
+            await engine.runs.record_seen(run.id, integration.id, self.checkpoint.cursor, seen, len(page.items))
         for pid, found in write.conflicts:
             await engine.conflicts.record(integration.account_id, integration.id, pid, found, run.id)
         counts = write.counts + RunCounts(failed=len(errors))
@@ -285,10 +289,10 @@ class _Execution:
         newest = self.checkpoint.max_updated
         if write.max_updated is not None and (newest is None or write.max_updated > newest):
             newest = write.max_updated
+        await self.counter.flush()
         self.processed += len(page.items)
         self.message = f"Checked {self.processed}{f' of {self.total}' if self.total else ''} products"
-        await self.counter.flush()
-        self.checkpoint = Checkpoint(page.cursor, newest, page.cursor is None, self.checkpoint.seen_complete)
+        self.checkpoint = Checkpoint(page.cursor, newest, page.cursor is None)
         saved = await self.save(checkpoint=self.checkpoint, add=counts, errors=errors)
         # Small pages of changes (incremental and product runs) announce each product; a full
         # catalog load announces itself through RUN_PROGRESS instead of thousands of events.
@@ -299,12 +303,15 @@ class _Execution:
 
     async def remove_unseen(self) -> None:
         """A full run saw every product the store has: the rest are gone (marked, not deleted)."""
-        if not self.checkpoint.seen_complete:
-            self.notes.append(REMOVALS_SKIPPED)  # said in the summary when the run ends
+        seen = await self.engine.runs.seen(self.run.id)
+        if seen.items != self.run.progress.processed:
+            # Some page's record is missing (a run begun by a release that kept it in Redis only):
+            # removing now could remove live products. Say so; the next full run finishes the job.
+            self.notes.append(REMOVALS_SKIPPED)
             return
         started = self.run.started_at
         assert started is not None  # set when the lease was first taken
-        removed = await self.engine.products.sweep_unseen(self.integration.id, self.run.id, started)
+        removed = await self.engine.products.sweep_unseen(self.integration.id, self.run.id, started, seen.ids)
         # Set, not added: a retry that sweeps again counts the same products once.
         await self.save(set_counts={"removed": removed})
 
@@ -320,5 +327,6 @@ class _Execution:
         await engine.activity.record(run.account_id, kind, text, integration_id=run.integration_id, run_id=run.id)
         await engine.publish_run(EventKind.RUN_FINISHED, run)
         await engine.health.refresh(self.integration.id)
+        await engine.runs.forget_seen(run.id)
         log.info("sync run finished", extra={"run_id": run.id, "status": status.value, **run.counts.as_dict()})
         return run

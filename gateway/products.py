@@ -7,16 +7,15 @@ version is still the one read, else re-read and decide again. No read-modify-wri
 guard.
 
 Change detection for a run's page is `write_page`: one read of the stored hashes, a `Decision` per
-product, one unordered bulk write. A full run stamps every product of every page it sees with
-`seen_run` (in the same writes; unchanged products in one extra update), so the products it did not
-see are found in MongoDB at its end (`sweep_unseen`), whatever happened to the worker or to Redis.
+product, one unordered bulk write. At the end of a full run, `sweep_unseen` marks removed the products
+the run did not see (the run keeps what it saw in MongoDB: gateway.runs.RunStore.record_seen).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
@@ -299,18 +298,13 @@ class ProductStore:
         run_id: str,
         products: Mapping[str, Product],
         *,
-        failed_ids: Sequence[str] = (),
-        stamp_seen: bool = False,
         nothing_stored: bool = False,
     ) -> PageWrite:
         """Write one page of a run: only what changed, in one unordered bulk write (version-guarded).
 
-        `stamp_seen` (full runs): every product of the page, written or not, and the stored products
-        whose new version failed to map (`failed_ids`), get `seen_run = run_id`. `nothing_stored`
-        (a first load) skips reading what is stored; a product that appears meanwhile (a webhook)
-        makes its insert collide and is decided again.
+        `nothing_stored` (a first load) skips reading what is stored; a product that appears meanwhile
+        (a webhook) makes its insert collide and is decided again.
         """
-        seen = run_id if stamp_seen else None
         existing = {} if nothing_stored or not products else await self.existing(integration_id, list(products))
         #: Each product's counter ("added", "updated" or "unchanged"), as finally decided.
         tally: dict[str, str] = {}
@@ -329,14 +323,12 @@ class ProductStore:
             decision = classify(product, content_hash, old, run_id)
             tally[external_id] = _COUNTER[decision]
             if decision is Decision.INSERT:
-                inserts.append(
-                    self.new_document(account_id, integration_id, product, content_hash, run_id, store, seen)
-                )
+                inserts.append(self.new_document(account_id, integration_id, product, content_hash, run_id, store))
                 written.add(external_id)
             elif decision is Decision.UPDATE:
                 assert old is not None
                 version = old.get("version", 0)
-                updates.append(self.update_op(integration_id, product, content_hash, version, run_id, store, seen))
+                updates.append(self.update_op(integration_id, product, content_hash, version, run_id, store))
                 guarded[external_id] = content_hash
                 tally[external_id] = "added" if old.get("removed") else "updated"
                 written.add(external_id)
@@ -351,9 +343,7 @@ class ProductStore:
             slow += [(products[e], h) for e, h in guarded.items() if now.get(e, {}).get("hash") != h]
         found: list[tuple[str, ConflictFound]] = []
         for product, content_hash in slow:
-            outcome = await self.write_one(
-                account_id, integration_id, product, content_hash, run_id, skip_older=True, seen_run=seen
-            )
+            outcome = await self.write_one(account_id, integration_id, product, content_hash, run_id, skip_older=True)
             external_id = product.external_id
             if outcome.outcome in (Outcome.UNCHANGED, Outcome.STALE):
                 tally[external_id] = "unchanged"
@@ -363,10 +353,6 @@ class ProductStore:
                     tally[external_id] = "added" if outcome.outcome is Outcome.ADDED else "updated"
                 written.add(external_id)
             found += [(outcome.product_id, conflict) for conflict in outcome.conflicts]
-        if seen is not None:
-            unwritten = [e for e in products if e not in written] + list(failed_ids)
-            if unwritten:
-                await self.stamp_seen(integration_id, unwritten, seen)
         counted = [tally[e] for e in products]
         counts = RunCounts(
             added=counted.count("added"),
@@ -377,32 +363,28 @@ class ProductStore:
         changed = tuple(product_id(integration_id, e) for e in products if e in written)
         return PageWrite(counts, changed, tuple(found), max_updated)
 
-    async def stamp_seen(self, integration_id: str, external_ids: Sequence[str], run_id: str) -> None:
-        """Mark products a full run saw without writing them (their content did not change)."""
-        ids = [product_id(integration_id, e) for e in external_ids]
-        # No version bump: `seen_run` is bookkeeping, not content, and must not make a concurrent
-        # version-guarded write (an Alana edit, a webhook) start over.
-        await self.db.products.update_many({"_id": {"$in": ids}}, {"$set": {"seen_run": run_id}})
-
-    async def sweep_unseen(self, integration_id: str, run_id: str, started_at: datetime) -> int:
-        """The end of a full run: every product it did not see is gone from the store (marked removed,
+    async def sweep_unseen(self, integration_id: str, run_id: str, started_at: datetime, seen: Collection[str]) -> int:
+        """The end of a full run: the products it did not see are gone from the store (marked removed,
         never deleted). Returns how many this run removed, however many attempts it took.
 
         A product written since the run started (a webhook) is newer than what the run walked past and
         is kept; the next full run decides it.
         """
-        await self.db.products.update_many(
-            {
-                "integration_id": integration_id,
-                "removed": {"$ne": True},
-                "seen_run": {"$ne": run_id},
-                "synced_at": {"$lt": started_at},
-            },
-            {
-                "$set": {"removed": True, "removed_at": utcnow(), "removed_run": run_id, "removed_sweep": run_id},
-                "$inc": {"version": 1},
-            },
-        )
+        cursor = self.db.products.find(
+            {"integration_id": integration_id, "removed": {"$ne": True}, "synced_at": {"$lt": started_at}},
+            {"external_id": 1},
+        ).batch_size(1000)
+        gone = [doc["external_id"] async for doc in cursor if doc["external_id"] not in seen]
+        for start in range(0, len(gone), 1000):
+            ids = [product_id(integration_id, e) for e in gone[start : start + 1000]]
+            await self.db.products.update_many(
+                {"_id": {"$in": ids}, "removed": {"$ne": True}},
+                {
+                    "$set": {"removed": True, "removed_at": utcnow(), "removed_run": run_id, "removed_sweep": run_id},
+                    "$inc": {"version": 1},
+                },
+            )
+        # Counted, not added up: a retry that sweeps again reports the same products once.
         return await self.db.products.count_documents({"integration_id": integration_id, "removed_sweep": run_id})
 
     # ---- writes from the store ----------------------------------------------------------------
@@ -414,11 +396,10 @@ class ProductStore:
         content_hash: str,
         run_id: str | None,
         store: Doc | None = None,
-        seen_run: str | None = None,
     ) -> Doc:
         """A whole product document, for a product the store has and we have never stored."""
         now = utcnow()
-        doc: Doc = {
+        return {
             "_id": product_id(integration_id, product.external_id),
             "account_id": account_id,
             "integration_id": integration_id,
@@ -432,9 +413,6 @@ class ProductStore:
             "version": 1,
             **store_doc_fields(product, content_hash, store),
         }
-        if seen_run is not None:
-            doc["seen_run"] = seen_run
-        return doc
 
     def update_op(
         self,
@@ -444,7 +422,6 @@ class ProductStore:
         version: int,
         run_id: str | None,
         store: Doc | None = None,
-        seen_run: str | None = None,
     ) -> UpdateOne:
         fields: Doc = {
             **store_doc_fields(product, content_hash, store),
@@ -452,8 +429,6 @@ class ProductStore:
             "synced_at": utcnow(),
             "updated_run": run_id,
         }
-        if seen_run is not None:
-            fields["seen_run"] = seen_run
         return UpdateOne(
             {"_id": product_id(integration_id, product.external_id), "version": version},
             {"$set": fields, "$inc": {"version": 1}},
@@ -493,7 +468,6 @@ class ProductStore:
         run_id: str | None,
         *,
         skip_older: bool = False,
-        seen_run: str | None = None,
     ) -> WriteResult:
         """Write one store version safely (conditional on version), detecting overlay conflicts.
 
@@ -505,7 +479,7 @@ class ProductStore:
             if doc is None:
                 try:
                     await self.db.products.insert_one(
-                        self.new_document(account_id, integration_id, product, content_hash, run_id, seen_run=seen_run)
+                        self.new_document(account_id, integration_id, product, content_hash, run_id)
                     )
                     return WriteResult(Outcome.ADDED, pid)
                 except DuplicateKeyError:
@@ -523,8 +497,6 @@ class ProductStore:
                 "updated_run": run_id,
                 "overlays": overlays,
             }
-            if seen_run is not None:
-                fields["seen_run"] = seen_run
             update = {"$set": fields, "$inc": {"version": 1}}
             result = await self.db.products.update_one({"_id": pid, "version": doc.get("version", 0)}, update)
             if result.matched_count:

@@ -76,9 +76,15 @@ class Checkpoint:
     max_updated: datetime | None = None
     #: The last page is written: a retry goes straight to the end-of-run work.
     complete: bool = False
-    #: Every product a full run has seen is stamped `seen_run` (gateway.products); False for a run
-    #: resumed from a checkpoint written before that, whose seen-set is incomplete: it removes nothing.
-    seen_complete: bool = True
+
+
+@dataclass(frozen=True)
+class SeenSet:
+    """What the pages of a full run saw: the external ids, and how many store items those pages had."""
+
+    ids: frozenset[str]
+    #: Equals the run's `processed` when every checkpointed page is recorded (the set is complete).
+    items: int
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,6 @@ class Run:
                 cursor=checkpoint.get("cursor"),
                 max_updated=checkpoint.get("max_updated"),
                 complete=bool(checkpoint.get("complete")),
-                seen_complete=bool(checkpoint.get("seen_complete", False)),
             ),
             attempts=int(doc.get("attempts") or 0),
             cancel_requested=bool(doc.get("cancel_requested")),
@@ -295,7 +300,6 @@ class RunStore:
                 "cursor": checkpoint.cursor,
                 "max_updated": checkpoint.max_updated,
                 "complete": checkpoint.complete,
-                "seen_complete": checkpoint.seen_complete,
             }
         for name, value in (set_counts or {}).items():
             fields_set[f"counts.{name}"] = value
@@ -366,6 +370,32 @@ class RunStore:
 
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.runs.delete_many({"integration_id": integration_id})
+        await self.db.run_seen.delete_many({"integration_id": integration_id})
+
+    # ---- what a full run has seen -------------------------------------------------------------
+    async def record_seen(
+        self, run_id: str, integration_id: str, read_from: str | None, external_ids: Sequence[str], items: int
+    ) -> None:
+        """Keep, with the run, the ids one page of a full run saw (before its checkpoint is saved).
+
+        Keyed by the cursor the page was read from, so a page read again after a retry replaces its
+        own record: the records of a run always add up to its checkpointed pages. One small document
+        a page: cheaper by far than touching every product the run saw.
+        """
+        key = f"{run_id}:{read_from or ''}"
+        record = {"run_id": run_id, "integration_id": integration_id, "at": utcnow(), "ids": list(external_ids)}
+        await self.db.run_seen.replace_one({"_id": key}, {**record, "items": items}, upsert=True)
+
+    async def seen(self, run_id: str) -> SeenSet:
+        ids: set[str] = set()
+        items = 0
+        async for page in self.db.run_seen.find({"run_id": run_id}, {"ids": 1, "items": 1}):
+            ids.update(page["ids"])
+            items += int(page["items"])
+        return SeenSet(frozenset(ids), items)
+
+    async def forget_seen(self, run_id: str) -> None:
+        await self.db.run_seen.delete_many({"run_id": run_id})
 
     async def page(self, account_id: str, integration_id: str, page: PageRequest) -> Slice[Run]:
         query: Doc = {"account_id": account_id, "integration_id": integration_id}
@@ -393,18 +423,24 @@ class RunLease:
 
     async def save(
         self,
-        processed: int,
         total: int | None,
         message: str,
         *,
+        processed: int | None = None,
         checkpoint: Checkpoint | None = None,
         add: RunCounts | None = None,
         set_counts: Mapping[str, int] | None = None,
         errors: Sequence[SyncError] = (),
     ) -> Run:
-        """Save progress (with the page's checkpoint and counters, atomically) under a new `seq`."""
+        """Save progress (with the page's checkpoint and counters, atomically) under a new `seq`.
+
+        `processed` changes only with the checkpoint of the pages it counts; other saves (the
+        heartbeat) keep the saved value, read under the lock, so it never runs ahead of the
+        checkpoint or goes back.
+        """
         async with self._lock:  # the heartbeat and the page writer save in turn: seq never goes back
-            progress = RunProgress(processed, total, message, self.run.progress.seq + 1)
+            counted = self.run.progress.processed if processed is None else processed
+            progress = RunProgress(counted, total, message, self.run.progress.seq + 1)
             run = await self.store.save_progress(
                 self.run.id,
                 self.owner,

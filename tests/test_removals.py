@@ -196,13 +196,21 @@ async def test_a_run_whose_seen_set_is_incomplete_removes_nothing_and_says_so(
     run, _ = await gw.syncs.queue(
         await gw.integrations.get("acct-1", integration.id), Trigger.MANUAL, kind=RunKind.FULL
     )
-    # A checkpoint as a release before durable seen-sets wrote it (the ids it saw were in Redis only).
+    # A run an earlier release had begun: its first page was checkpointed, but the ids that page saw
+    # were in Redis only, so this run has no record of them.
     await gw.db.runs.update_one(
-        {"_id": run.id}, {"$set": {"checkpoint": {"cursor": None, "max_updated": None, "complete": False}}}
+        {"_id": run.id},
+        {
+            "$set": {
+                "checkpoint": {"cursor": "2", "max_updated": None, "complete": False},
+                "progress.processed": 10,
+                "counts.unchanged": 8,
+            }
+        },
     )
     done = await gw.engine.run(run.id)
     assert done is not None and done.status is RunStatus.SUCCEEDED
-    assert done.counts.removed == 0 and done.counts.unchanged == 28
+    assert done.counts.removed == 0 and done.counts.unchanged == 8 + 18 and done.progress.processed == 28
     assert [e.code for e in done.errors] == ["REMOVALS_SKIPPED"]
     assert await gw.products.count("acct-1", integration.id) == 30  # nothing removed on an incomplete set
 

@@ -4,6 +4,7 @@ Collections (every document carries `account_id`; repositories always filter by 
     integrations       one connected store
     products           canonical products, unique per (integration_id, external_id)
     sync_runs          runs with progress, summary and checkpoint; one active run per integration
+    run_seen           the external ids each page of a full run saw (its removal detection), until it ends
     conflicts          store-won conflicts and their re-application
     activity           the merchant-facing activity log
     webhook_deliveries received deliveries, unique per (integration_id, delivery_id): the dedupe log
@@ -41,6 +42,10 @@ class Database:
     @property
     def runs(self) -> AsyncCollection[Doc]:
         return self.db["sync_runs"]
+
+    @property
+    def run_seen(self) -> AsyncCollection[Doc]:
+        return self.db["run_seen"]
 
     @property
     def conflicts(self) -> AsyncCollection[Doc]:
@@ -116,6 +121,14 @@ async def ensure_indexes(database: Database) -> None:
                 name="one_active_run",
             ),
             IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
+        ]
+    )
+    await database.run_seen.create_indexes(
+        [
+            IndexModel([("run_id", ASCENDING)]),
+            IndexModel([("integration_id", ASCENDING)]),
+            # A run deletes its pages when it ends; these outlive only a run that never ends.
+            IndexModel([("at", ASCENDING)], expireAfterSeconds=7 * 86_400),
         ]
     )
     await database.conflicts.create_indexes(
