@@ -4,12 +4,14 @@ For each page the adapter yields: map every product (a product that fails to map
 and the run goes on), then the product store writes what changed in one bulk write
 (`ProductStore.write_page`: change detection, typed counts), and the page is checkpointed (cursor +
 counters, atomically with a lease renewal: `RunLease`) and its progress published. Memory holds one
-page at a time. A full run keeps the ids each page saw in MongoDB with the run, written before the
-page's checkpoint (`RunStore.record_seen`: one small document a page), so at its end the products it
-did not see are marked removed (`ProductStore.sweep_unseen`) whatever happened to its workers or to
-Redis, and a run that cannot show a record for every page it counted removes nothing and says so. A
-retried run resumes from its last checkpoint with exactly the same result. The end-of-run
-updates to the integration are `IntegrationService.record_run_end`.
+page at a time (and, for a full run's last step, the ids it saw: ~100 bytes a product).
+
+A full run keeps the ids each page saw in MongoDB with the run, written before the page's checkpoint
+(`RunStore.record_seen`: one small document a page), so at its end the products it did not see are
+marked removed (`ProductStore.sweep_unseen`) whatever happened to its workers or to Redis; a run
+that cannot show a record for every page it counted removes nothing and says so. A retried run
+resumes from its last checkpoint with exactly the same result. The end-of-run updates to the
+integration are `IntegrationService.record_run_end`.
 """
 
 from __future__ import annotations
@@ -101,6 +103,38 @@ class SyncEngine:
             return await self.runs.finish(run_id, RunStatus.FAILED, "The integration was disconnected")
         with bind_context(run_id=run_id, integration_id=integration.id):
             return await _Execution(self, lease, integration, before).execute()
+
+    async def started(self, run: Run) -> None:
+        """A worker took the run: the activity log (first attempt only), RUN_STARTED, the light."""
+        if run.attempts <= 1:
+            await self.activity.record(
+                run.account_id,
+                ActivityKind.SYNC_STARTED,
+                "Sync started",
+                integration_id=run.integration_id,
+                run_id=run.id,
+            )
+        await self.publish_run(EventKind.RUN_STARTED, run)
+        await self.health.refresh(run.integration_id)  # queued -> running
+
+    async def ended(self, run: Run, integration: Integration, max_updated: datetime | None) -> None:
+        """The run ended: its integration, the activity log, RUN_FINISHED, the light, its seen records."""
+        metrics.RUNS.labels(status=run.status.value).inc()
+        await self.integrations.record_run_end(integration, run, max_updated)
+        kind, text = activity_of(run)
+        await self.activity.record(run.account_id, kind, text, integration_id=run.integration_id, run_id=run.id)
+        await self.publish_run(EventKind.RUN_FINISHED, run)
+        await self.health.refresh(run.integration_id)
+        await self.runs.forget_seen(run.id)
+        log.info("sync run finished", extra={"run_id": run.id, "status": run.status.value, **run.counts.as_dict()})
+
+    async def lost(self, run: Run) -> None:
+        """The run's lease was lost: another worker has it, or the integration was disconnected."""
+        if await self.integrations.get_any(run.integration_id) is None:
+            # Disconnected mid-run: the page written after the disconnect must not linger.
+            await self.products.delete_integration(run.integration_id)
+        else:
+            log.warning("lost the lease of run %s: another worker took it over", run.id)
 
     async def publish_run(self, kind: EventKind, run: Run) -> None:
         await self.publisher.publish(run_event(kind, run, self.clock()))
@@ -197,17 +231,7 @@ class _Execution:
 
     async def execute(self) -> Run | None:
         engine = self.engine
-        if self.run.attempts <= 1:
-            await engine.activity.record(
-                self.integration.account_id,
-                ActivityKind.SYNC_STARTED,
-                "Sync started",
-                integration_id=self.integration.id,
-                run_id=self.run.id,
-            )
-        await self.save()
-        await engine.publish_run(EventKind.RUN_STARTED, self.run)
-        await engine.health.refresh(self.integration.id)  # queued -> running
+        await engine.started(await self.save())
         conn = engine.integrations.connection(self.integration, self.counter)
         beat = asyncio.get_running_loop().create_task(self.heartbeat())
         try:
@@ -218,11 +242,7 @@ class _Execution:
         except RunCancelled:
             status, message, failure = RunStatus.CANCELLED, "Cancelled: products saved so far are kept", None
         except LeaseLost:
-            if await engine.integrations.get_any(self.integration.id) is None:
-                # Disconnected mid-run: the page written after the disconnect must not linger.
-                await engine.products.delete_integration(self.integration.id)
-            else:
-                log.warning("lost the lease of run %s: another worker took it over", self.run.id)
+            await engine.lost(self.run)
             return None
         except StoreAuthError as exc:
             status, message, failure = RunStatus.FAILED, "The store refused Alana's credentials", exc.message
@@ -311,7 +331,9 @@ class _Execution:
             return
         started = self.run.started_at
         assert started is not None  # set when the lease was first taken
-        removed = await self.engine.products.sweep_unseen(self.integration.id, self.run.id, started, seen.ids)
+        removed = await self.engine.products.sweep_unseen(
+            self.integration.id, self.run.id, started, seen.ids, retried=self.run.attempts > 1
+        )
         # Set, not added: a retry that sweeps again counts the same products once.
         await self.save(set_counts={"removed": removed})
 
@@ -321,12 +343,5 @@ class _Execution:
         run = await engine.runs.finish(self.run.id, status, message, failure, notes)
         if run is None:
             return None
-        metrics.RUNS.labels(status=status.value).inc()
-        await engine.integrations.record_run_end(self.integration, run, self.checkpoint.max_updated)
-        kind, text = activity_of(run)
-        await engine.activity.record(run.account_id, kind, text, integration_id=run.integration_id, run_id=run.id)
-        await engine.publish_run(EventKind.RUN_FINISHED, run)
-        await engine.health.refresh(self.integration.id)
-        await engine.runs.forget_seen(run.id)
-        log.info("sync run finished", extra={"run_id": run.id, "status": status.value, **run.counts.as_dict()})
+        await engine.ended(run, self.integration, self.checkpoint.max_updated)
         return run

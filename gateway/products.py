@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
@@ -51,11 +51,11 @@ class ConflictFound:
     conflict_id: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class WriteResult:
     outcome: Outcome
     product_id: str
-    conflicts: list[ConflictFound] = field(default_factory=list)
+    conflicts: tuple[ConflictFound, ...] = ()
 
 
 class Decision(Enum):
@@ -363,29 +363,35 @@ class ProductStore:
         changed = tuple(product_id(integration_id, e) for e in products if e in written)
         return PageWrite(counts, changed, tuple(found), max_updated)
 
-    async def sweep_unseen(self, integration_id: str, run_id: str, started_at: datetime, seen: Collection[str]) -> int:
+    async def sweep_unseen(
+        self, integration_id: str, run_id: str, started_at: datetime, seen: Collection[str], *, retried: bool
+    ) -> int:
         """The end of a full run: the products it did not see are gone from the store (marked removed,
         never deleted). Returns how many this run removed, however many attempts it took.
 
         A product written since the run started (a webhook) is newer than what the run walked past and
-        is kept; the next full run decides it.
+        is kept; the next full run decides it. A `retried` run may have swept before its worker died:
+        its removals are counted from the products it marked, not from this attempt's updates.
         """
         cursor = self.db.products.find(
             {"integration_id": integration_id, "removed": {"$ne": True}, "synced_at": {"$lt": started_at}},
             {"external_id": 1},
         ).batch_size(1000)
         gone = [doc["external_id"] async for doc in cursor if doc["external_id"] not in seen]
+        removed = 0
         for start in range(0, len(gone), 1000):
             ids = [product_id(integration_id, e) for e in gone[start : start + 1000]]
-            await self.db.products.update_many(
+            result = await self.db.products.update_many(
                 {"_id": {"$in": ids}, "removed": {"$ne": True}},
                 {
                     "$set": {"removed": True, "removed_at": utcnow(), "removed_run": run_id, "removed_sweep": run_id},
                     "$inc": {"version": 1},
                 },
             )
-        # Counted, not added up: a retry that sweeps again reports the same products once.
-        return await self.db.products.count_documents({"integration_id": integration_id, "removed_sweep": run_id})
+            removed += result.modified_count
+        if retried:  # a scan, so only when an earlier attempt may have swept some already
+            return await self.db.products.count_documents({"integration_id": integration_id, "removed_sweep": run_id})
+        return removed
 
     # ---- writes from the store ----------------------------------------------------------------
     def new_document(
@@ -501,7 +507,7 @@ class ProductStore:
             result = await self.db.products.update_one({"_id": pid, "version": doc.get("version", 0)}, update)
             if result.matched_count:
                 outcome = Outcome.ADDED if doc.get("removed") else Outcome.UPDATED
-                return WriteResult(outcome, pid, conflicts)
+                return WriteResult(outcome, pid, tuple(conflicts))
         raise RuntimeError(f"product {pid} kept changing under 20 consecutive writes")
 
     async def mark_removed(self, integration_id: str, external_ids: Iterable[str], run_id: str | None) -> int:
