@@ -92,6 +92,15 @@ class ConformanceOptions:
     seed: int = 11
 
 
+def local_http(base_url: str, **kwargs: Any) -> HttpClient:
+    """A Connection.http_factory for simulators: they listen on 127.0.0.1, which the outbound guard refuses.
+
+    The engine's own factory allows private addresses only under GATEWAY_ALLOW_PRIVATE_URLS; tests that
+    build a bare `Connection` to a simulator pass this instead.
+    """
+    return HttpClient(base_url, **{"allow_private": True, **kwargs})
+
+
 class CallCounter:
     """Counts requests made through a connection's HttpClient (the engine counts them per integration)."""
 
@@ -225,6 +234,7 @@ class ConformanceKit:
                 "backoff_base": 0.01,
                 "backoff_cap": 0.05,
                 "on_call": counter,
+                "allow_private": True,  # simulators listen on 127.0.0.1
             }
             return HttpClient(base_url, **{**defaults, **kwargs})
 
