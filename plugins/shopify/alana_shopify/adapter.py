@@ -267,6 +267,9 @@ class ShopifyAdapter(PlatformAdapter):
     def verify_webhook(self, headers: Mapping[str, str], body: bytes, secrets: Mapping[str, str]) -> bool:
         return webhooks.verify(headers, body, secrets)
 
+    def webhook_from_store(self, headers: Mapping[str, str], body: bytes, store_url: str) -> bool:
+        return webhooks.from_store(headers, store_url)
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
         return webhooks.parse(headers, body)
 
