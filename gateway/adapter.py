@@ -201,6 +201,16 @@ class PlatformAdapter(ABC):
         """True when the delivery is authentic (constant-time comparison). Default: reject all."""
         return False
 
+    def webhook_from_store(self, headers: Mapping[str, str], body: bytes, store_url: str) -> bool:
+        """True unless the delivery says it comes from a store other than the integration's.
+
+        Called after `verify_webhook` passes, with the integration's store URL. Override it when one
+        secret signs deliveries for many stores (Shopify's app secret is shared by every shop that
+        installed the app): compare the store the delivery names with `store_url`, or A's genuine
+        delivery would be accepted at B's webhook URL. Default: True.
+        """
+        return True
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
         """Parse a verified delivery; None for deliveries that carry no product change (pings)."""
         return None

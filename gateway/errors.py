@@ -13,7 +13,9 @@
         ├── StoreRateLimited          RATE_LIMITED    retries exhausted while throttled
         ├── StoreHTTPError            UNAVAILABLE     an unexpected HTTP status (after retries)
         ├── StoreUnreachable          UNAVAILABLE     connection refused, DNS, timeouts (after retries)
-        └── StorePayloadError         UNAVAILABLE     the store answered with something unparseable
+        ├── StorePayloadError         UNAVAILABLE     the store answered with something unparseable
+        └── StoreRequestRefused       UNAVAILABLE     the outbound guard refused the request (private
+                                                      address, a host or redirect the plugin did not allow)
 
 `MappingError` is separate: it is a per-product failure that becomes a SyncError in the run summary,
 never a failed run.
@@ -110,6 +112,10 @@ class StoreUnreachable(StoreError):
 
 class StorePayloadError(StoreError):
     pass
+
+
+class StoreRequestRefused(StoreError):
+    """Never retried: asking again would reach the same refused address or host."""
 
 
 class MappingError(Exception):

@@ -136,6 +136,7 @@ class IntegrationService:
                 "concurrency": settings.store_concurrency,
                 "backoff_base": settings.http_backoff_base,
                 "on_call": counter,
+                "allow_private": settings.allow_private_urls,
             }
             return HttpClient(base_url, **{**defaults, **kwargs})
 

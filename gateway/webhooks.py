@@ -57,7 +57,9 @@ class WebhookService:
             return 404, "platform not installed"
         secrets = self.integrations.credentials(integration)
         try:
-            verified = adapter.verify_webhook(headers, body, secrets)
+            verified = adapter.verify_webhook(headers, body, secrets) and adapter.webhook_from_store(
+                headers, body, integration["store_url"]
+            )
         except Exception:  # noqa: BLE001 - a plugin bug must read as "not verified", not a 500
             log.warning("verify_webhook raised", exc_info=True)
             verified = False

@@ -693,8 +693,19 @@ async def test_webhook_registration_and_removal(conformance: ConformanceKit) -> 
         fail(f"updating product {external_id} parsed only as a DELETE event")
     sim.delete_product(external_id)
     deleted = (await kit.change(sim, receiver, secrets, external_id, "deleting a product"))[1]
+    if not any(e.kind in (ChangeKind.DELETE, ChangeKind.REFRESH) for e in deleted):
+        fail(
+            f"deleting product {external_id} delivered no DELETE or REFRESH event for it "
+            f"(got {[e.kind for e in deleted]})"
+        )
     if not any(e.kind is ChangeKind.DELETE for e in deleted):
-        fail(f"deleting product {external_id} delivered no DELETE event for it (got {[e.kind for e in deleted]})")
+        # A deletion confirmed with the store: the gateway fetches the id and removes what is missing.
+        pages = await kit.fetch(conn, FetchRequest(mode=FetchMode.IDS, ids=(external_id,)))
+        if external_id not in [m for page in pages for m in page.missing_ids]:
+            fail(
+                f"deleting product {external_id} parsed as a REFRESH, but fetching it by id does not list it in "
+                "Page.missing_ids: the gateway would never mark it removed"
+            )
     sim.deliver_webhooks = False
     sim.create_product()
     await sim.drain_deliveries()

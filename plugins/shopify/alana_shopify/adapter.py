@@ -8,6 +8,8 @@ Connection options (`conn.options`), all optional:
     bulk_group_objects   ask Shopify to group children under parents (default True)
     bulk_lookback        parents kept open for late children while streaming (default 100)
     bulk_page_size       products per Page from a bulk result (default 250)
+    bulk_download_origins  more origins (`https://host`) bulk results may be downloaded from, besides
+                         Shopify's storage host and the store itself (default none)
     page_target          products per Page from paginated reads (default 100; several GraphQL pages
                          are gathered into one, each within the single-query cost limit)
     nested_variants / nested_media   nested page sizes inside a product page (default 20 / 10)
@@ -215,7 +217,7 @@ class ShopifyAdapter(PlatformAdapter):
             conn.store_url,
             poll_interval=float(conn.options.get("bulk_poll_interval", 2.0)),
             group_objects=bool(conn.options.get("bulk_group_objects", True)),
-            on_call=conn.on_call,
+            extra_origins=tuple(conn.options.get("bulk_download_origins") or ()),
         )
         page_size = int(conn.options.get("bulk_page_size", 250))
         gid, skip = resume if resume is not None else (await bulk.start(queries.bulk()), 0)
@@ -264,6 +266,9 @@ class ShopifyAdapter(PlatformAdapter):
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes, secrets: Mapping[str, str]) -> bool:
         return webhooks.verify(headers, body, secrets)
+
+    def webhook_from_store(self, headers: Mapping[str, str], body: bytes, store_url: str) -> bool:
+        return webhooks.from_store(headers, store_url)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
         return webhooks.parse(headers, body)
