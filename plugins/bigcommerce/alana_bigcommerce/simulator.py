@@ -123,7 +123,8 @@ class BigCommerceSimulator(Simulator):
         self.store_hash: str = options.get("store_hash") or f"s{digest[:9]}"
         self.store_id = str(1_000_000 + seed)
         self.access_token: str = options.get("access_token") or digest[16:48]
-        self.client_secret: str = digest[48:64]
+        # As long as a real app secret (HS256 wants 32 bytes or more).
+        self.client_secret: str = hashlib.sha256(f"bigcommerce-sim-secret:{seed}".encode()).hexdigest()[:48]
         self.currency: str = options.get("currency", "USD")
         self.quota = int(options.get("quota", 150))
         self.window_ms = int(options.get("window_ms", 30_000))

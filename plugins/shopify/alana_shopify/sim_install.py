@@ -67,12 +67,14 @@ class ShopifyAppSide:
         #: Whether the pasted custom-app token (ShopifySimulator.access_token) still works.
         self.static_token_valid = True
         self.installed = False
+        #: Test lever: the Admin API refuses the tokens the app is issued (a store that rejects them).
+        self.reject_issued = False
 
     # ---- tokens the Admin API accepts --------------------------------------------------------------
     def accepts(self, token: str | None) -> bool:
         if token and token == self.sim.access_token:
             return self.static_token_valid
-        return self.tokens.accepts(token)
+        return not self.reject_issued and self.tokens.accepts(token)
 
     # ---- routes --------------------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:

@@ -64,9 +64,11 @@ class WooAuthSide:
         self._next_key = 1
         #: Key POSTs that were not answered 200 (the key was deleted again).
         self.refused_posts = 0
+        #: Test lever: the REST API refuses approved keys (a store that rejects them).
+        self.reject_issued = False
 
     def key(self, consumer_key: str | None) -> ApiKey | None:
-        return self.keys.get(consumer_key or "")
+        return None if self.reject_issued else self.keys.get(consumer_key or "")
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/wc-auth/v1/authorize", self._authorize_page)
