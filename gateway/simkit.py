@@ -684,7 +684,12 @@ async def serve_forever(sim: Simulator, port: int = 0, host: str = "127.0.0.1") 
     """Run a simulator until cancelled (the `simulate` CLI command)."""
     url = await sim.start(port=port, host=host)
     # One JSON line first (tools and benchmarks read it), then a line for people.
-    print(json.dumps({"platform": sim.platform, "store_url": url, "credentials": sim.credentials()}), flush=True)
+    info: dict[str, Any] = {"platform": sim.platform, "store_url": url, "credentials": sim.credentials()}
+    app = sim.app_credentials()
+    if app is not None:
+        # What GATEWAY_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET / _AUTH_URL must be to connect through its screens.
+        info["app"] = {**app, "auth_url": sim.base_url, "install_store": sim.install_store}
+    print(json.dumps(info), flush=True)
     print(f"{sim.platform} simulator at {url} (control endpoints under {sim.base_url}/_sim/)", flush=True)
     try:
         await asyncio.Event().wait()

@@ -157,7 +157,6 @@ class ShopifyAppSide:
             return web.json_response(
                 {"error": "invalid_client", "error_description": "Client credentials are invalid"}, status=401
             )
-        now = time.time()
         if body.get("grant_type") == "refresh_token":
             issued = self.tokens.refresh(str(body.get("refresh_token") or ""))
             if issued is None:
@@ -181,6 +180,7 @@ class ShopifyAppSide:
             expiring = str(body.get("expiring", "0")) == "1"
             issued = self.tokens.issue(grant["scopes"], expiring=expiring)
             self.installed = True
+        now = self.tokens.clock()  # after issuing: expires_in is the whole lifetime, not a second less
         payload: dict[str, Any] = {"access_token": issued.access_token, "scope": ",".join(issued.scopes)}
         if issued.refresh_token is not None:
             payload.update(

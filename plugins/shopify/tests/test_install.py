@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import pytest_asyncio
@@ -162,7 +162,8 @@ async def test_the_grant_screen_refuses_an_unknown_app_or_redirect(fk: FlowKit) 
     wrong_client = attempt.redirect.url.replace(f"client_id={fk.app.client_id}", "client_id=someone-else")
     page = await fk.browser.open(wrong_client)
     assert page.status == 400 and "client_id" in page.text and not page.forms
-    elsewhere = attempt.redirect.url.replace("127.0.0.1", "localhost", 2)
+    query = {**dict(parse_qsl(urlsplit(attempt.redirect.url).query)), "redirect_uri": "https://evil.example/cb"}
+    elsewhere = f"{fk.sim.base_url}/admin/oauth/authorize?{urlencode(query)}"
     page = await fk.browser.open(elsewhere)
     assert page.status == 400 and "not whitelisted" in page.text
 
