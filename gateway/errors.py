@@ -2,6 +2,7 @@
 
     GatewayError                      code            meaning
     ├── BadInput                      BAD_USER_INPUT  the caller sent something invalid (names the field)
+    │   └── ConnectRefused            BAD_USER_INPUT  an install-flow step failed; `failure` names which (FlowFailure)
     ├── NotFound                      NOT_FOUND       absent, or another account's (never says which)
     ├── Unauthenticated               UNAUTHENTICATED missing, expired or forged token
     ├── Forbidden                     FORBIDDEN
@@ -10,6 +11,7 @@
     ├── PluginError                   INTERNAL        a plugin could not be loaded or misbehaved
     └── StoreError                    UNAVAILABLE     talking to a store failed
         ├── StoreAuthError            BAD_USER_INPUT  the store refused the credentials
+        │   └── CredentialsRejected   BAD_USER_INPUT  the platform will not renew them (invalid_grant): reconnect
         ├── StoreRateLimited          RATE_LIMITED    retries exhausted while throttled
         ├── StoreHTTPError            UNAVAILABLE     an unexpected HTTP status (after retries)
         ├── StoreUnreachable          UNAVAILABLE     connection refused, DNS, timeouts (after retries)
@@ -60,6 +62,18 @@ class BadInput(GatewayError):
     code = ErrorCode.BAD_USER_INPUT
 
 
+class ConnectRefused(BadInput):
+    """An install-flow step failed: a forged or stale callback, a code the platform refused, a denial.
+
+    `failure` is a gateway.installflow.FlowFailure value (a machine-readable reason); the message says
+    what happened in a merchant's words and never carries a secret. Nothing was stored.
+    """
+
+    def __init__(self, message: str, *, failure: str, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.failure = failure
+
+
 class NotFound(GatewayError):
     code = ErrorCode.NOT_FOUND
 
@@ -96,6 +110,11 @@ class StoreError(GatewayError):
 
 class StoreAuthError(StoreError):
     code = ErrorCode.BAD_USER_INPUT
+
+
+class CredentialsRejected(StoreAuthError):
+    """The platform refused to renew the integration's credentials (a refresh answered `invalid_grant`):
+    retrying cannot help, only reconnecting the store does."""
 
 
 class StoreRateLimited(StoreError):

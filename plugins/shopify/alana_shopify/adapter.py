@@ -24,22 +24,25 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from alana_shopify import __version__, mapper, webhooks
+from alana_shopify import __version__, hookhealth, mapper, webhooks
 from alana_shopify.bulk import BulkReader, BulkUnavailable, Stitcher, parse_cursor
 from alana_shopify.client import DEFAULT_API_VERSION, ShopifyBudget, ShopifyGraphQL
 from alana_shopify.fetch import ProductReader
 from alana_shopify.queries import CONTEXT, SHOP, ProductQueries
 from gateway.adapter import (
     Connection,
+    ConnectMethod,
     CredentialField,
     FetchMode,
     FetchRequest,
+    HookStatus,
     MappingContext,
     Page,
     PlatformAdapter,
     PlatformInfo,
     WebhookEvent,
     WebhookRegistration,
+    WebhookRepair,
     make_http_client,
 )
 from gateway.errors import BadInput, StoreAuthError
@@ -47,6 +50,7 @@ from gateway.httpclient import HttpClient
 from gateway.model import Product
 
 if TYPE_CHECKING:
+    from gateway.installflow import FlowConfig, InstallFlow
     from gateway.simkit import Simulator
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,7 @@ class ShopifyAdapter(PlatformAdapter):
             CredentialField("access_token", "Admin API access token"),
             CredentialField("client_secret", "App client secret (verifies webhooks)"),
         ),
+        connect_methods=(ConnectMethod.CREDENTIALS, ConnectMethod.INSTALL_FLOW),
     )
 
     # ---- connection -------------------------------------------------------------------------
@@ -272,6 +277,25 @@ class ShopifyAdapter(PlatformAdapter):
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
         return webhooks.parse(headers, body)
+
+    async def webhook_status(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> list[HookStatus]:
+        return await hookhealth.status(self.graphql(conn), callback_url)
+
+    async def repair_webhooks(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> WebhookRepair:
+        return await hookhealth.repair(self.graphql(conn), registration, callback_url)
+
+    # ---- connecting through Shopify -------------------------------------------------------------
+    def install_flow(self, config: FlowConfig) -> InstallFlow | None:
+        """The authorization code grant (alana_shopify.install), once the app's client id and secret are set."""
+        if not config.app.configured:
+            return None
+        from alana_shopify.install import ShopifyInstallFlow
+
+        return ShopifyInstallFlow(config)
 
     # ---- testing ------------------------------------------------------------------------------
     @classmethod
