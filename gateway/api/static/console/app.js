@@ -77,7 +77,9 @@ function notice(text, kind = "info") {
     h("button", { type: "button", class: "link", onclick: () => item.remove(), text: "Dismiss" }),
   );
   box.prepend(item);
-  while (box.children.length > 4) box.lastElementChild.remove();
+  while (box.children.length > 3) box.lastElementChild.remove();
+  // Confirmations fade out on their own; errors stay until dismissed.
+  if (kind !== "error") setTimeout(() => item.remove(), 12000);
   return item;
 }
 
@@ -234,7 +236,13 @@ async function start(token) {
     loading.remove();
     if (exc.code === "UNAUTHENTICATED") return;
     const retry = h("button", { type: "button", onclick: () => { box.remove(); start(token); }, text: "Try again" });
-    const box = h("div", { class: "panel error-panel", role: "alert" }, h("p", { text: explain(exc) }), retry);
+    const leave = h("button", { type: "button", class: "link", onclick: () => { box.remove(); signOut(); }, text: "Sign out" });
+    const apiOrigin = new URL(API).origin;
+    const hint =
+      exc.code === "NETWORK" && apiOrigin !== window.location.origin
+        ? h("p", { class: "hint", text: `This page is on ${window.location.origin}: the gateway answers it only if that origin is in its GATEWAY_ALLOWED_ORIGINS.` })
+        : null;
+    const box = h("div", { class: "panel error-panel", role: "alert" }, h("p", { text: explain(exc) }), hint, h("div", { class: "buttons" }, retry, leave));
     document.getElementById("main").append(box);
     return;
   }
@@ -567,7 +575,7 @@ class Card {
   setNext() {
     const health = this.data.health || {};
     if (this.data.settings && this.data.settings.mode === "MANUAL") {
-      fill(this.facts.next, h("span", { class: "muted", text: "None: manual mode syncs when you click Sync Now" }));
+      fill(this.facts.next, h("span", { class: "muted", title: "In manual mode products sync when you click Sync Now.", text: "None (manual mode)" }));
     } else {
       setTime(this.facts.next, health.nextSyncAt, "not scheduled");
     }
@@ -617,19 +625,29 @@ class Card {
   }
 
   scheduleRefresh(delay = 600) {
-    // Counts and health after something happened (event-driven, at most one read per delay).
-    if (this.refreshTimer) return;
-    this.refreshTimer = setTimeout(async () => {
-      this.refreshTimer = null;
-      try {
-        const d = await api(`query Counts($id: ID!) { integration(id: $id) { id productCount pendingChanges apiCallsLast24h health { ${HEALTH} } currentRun { ${RUN} } } }`, { id: this.id });
-        if (!d.integration) return;
+    // Counts and health after something happened: event-driven, at most one read in flight, and one
+    // more after it when something happened meanwhile (so the last word is always read).
+    this.refreshWanted = true;
+    if (this.refreshTimer || this.refreshing) return;
+    this.refreshTimer = setTimeout(() => this.refresh(), delay);
+  }
+
+  async refresh() {
+    this.refreshTimer = null;
+    this.refreshWanted = false;
+    this.refreshing = true;
+    try {
+      const d = await api(`query Counts($id: ID!) { integration(id: $id) { id productCount pendingChanges apiCallsLast24h health { ${HEALTH} } currentRun { ${RUN} } } }`, { id: this.id });
+      if (d.integration) {
         this.update(d.integration);
         if (d.integration.currentRun) this.follow(d.integration.currentRun);
-      } catch (exc) {
-        if (exc.code === "NOT_FOUND") removeCard(this.id);
       }
-    }, delay);
+    } catch (exc) {
+      if (exc.code === "NOT_FOUND") removeCard(this.id);
+    } finally {
+      this.refreshing = false;
+    }
+    if (this.refreshWanted && state.cards.get(this.id) === this) this.scheduleRefresh(300);
   }
 
   onEvent(event) {
@@ -725,7 +743,9 @@ class Card {
     }
     this.bar.dataset.status = p.status;
     this.bar.setAttribute("aria-valuetext", this.progressWords(p, percent));
-    setText(this.runText, this.progressWords(p, percent) + (p.message ? ` · ${p.message}` : ""));
+    // The gateway's message often repeats the count; show it only when it says something more.
+    const extra = p.message && !p.message.includes(String(p.processed)) && !p.message.includes(fmt(p.processed));
+    setText(this.runText, this.progressWords(p, percent) + (extra ? ` · ${p.message}` : ""));
     if (this.runStatus.dataset.status !== p.status) {
       this.runStatus.dataset.status = p.status;
       setText(this.runStatus, `${this.data.name}: sync ${RUN_WORDS[p.status].toLowerCase()}`);
@@ -1186,7 +1206,7 @@ class ActivityLog {
     }
     const li = h(
       "li",
-      { class: `entry ${entry.kind.toLowerCase()}`, dataset: { kind: entry.kind } },
+      { class: "entry", dataset: { kind: entry.kind } },
       timeEl(entry.at),
       " ",
       h("span", { class: "kind", text: ACTIVITY_WORDS[entry.kind] || entry.kind }),
