@@ -28,7 +28,10 @@ SCREENSHOTS = Path(os.environ.get("GATEWAY_SCREENSHOTS") or REPO / ".screenshots
 
 
 def find_chromium() -> str | None:
-    for candidate in (os.environ.get("GATEWAY_TEST_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+    """GATEWAY_TEST_CHROMIUM when set (a path that is not there turns the browser tests off), else Debian's."""
+    named = os.environ.get("GATEWAY_TEST_CHROMIUM")
+    candidates = [named] if named else [shutil.which("chromium"), "/usr/bin/chromium"]
+    for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -41,6 +44,9 @@ def skip_reason() -> str | None:
     except ImportError:
         return "the playwright package is not installed (pip install -e '.[test]')"
     if find_chromium() is None:
+        named = os.environ.get("GATEWAY_TEST_CHROMIUM")
+        if named:
+            return f"GATEWAY_TEST_CHROMIUM={named} is not an executable"
         return "no Chromium found (apt-get install chromium, or set GATEWAY_TEST_CHROMIUM)"
     return None
 

@@ -13,6 +13,7 @@ summary prints the path. The tests wait on page events and selectors, never on t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,17 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"browser tests SKIPPED: {reason}", yellow=True, bold=True)
     else:
         terminalreporter.write_line(f"browser tests used {find_chromium()}; screenshots in {SCREENSHOTS}/")
+
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = skip_reason()
+    if reason:
+        for item in items:
+            if HERE in Path(str(item.path)).parents:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -597,7 +597,7 @@ class Card {
     if (this.action.dataset.action === (action || "")) return;
     this.action.dataset.action = action || "";
     const name = this.data.name;
-    const button = (text, onclick, label) => h("button", { type: "button", class: "action-button", "aria-label": label || null, onclick, text });
+    const button = (text, onclick, label) => h("button", { type: "button", class: "primary action-button", "aria-label": label || null, onclick, text });
     let content = null;
     switch (action) {
       case "SYNC_NOW":
@@ -754,12 +754,13 @@ class Card {
   }
 
   progressWords(p, percent) {
-    const status = RUN_WORDS[p.status] || p.status;
     if (p.status === "QUEUED") return "Queued: starting in a moment";
-    const count = p.total ? `${fmt(p.processed)} of ${plural(p.total, "product")}` : `${plural(p.processed, "product")} so far`;
     const pct = percent === null || percent === undefined ? "" : ` (${Math.round(percent)}%)`;
-    if (p.status === "RUNNING") return `${count}${pct}`;
-    return `${status}: ${count}${pct}`;
+    if (p.status === "RUNNING") {
+      return p.total ? `${fmt(p.processed)} of ${plural(p.total, "product")}${pct}` : `${plural(p.processed, "product")} so far`;
+    }
+    if (p.status === "SUCCEEDED") return `Done: ${plural(p.processed, "product")} checked${pct}`;
+    return `${RUN_WORDS[p.status] || p.status} after ${plural(p.processed, "product")}`;
   }
 
   async finish(runId) {
@@ -783,6 +784,8 @@ class Card {
       this.following = null;
       this.cancelButton.hidden = true;
       this.showSummary(run, false);
+    } else if (!this.following) {
+      this.showSummary(run, true); // a run this page did not watch (scheduled, or started elsewhere)
     }
     this.scheduleRefresh(0);
   }
