@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, alias="GATEWAY_SECRET_KEY")
     public_url: str = Field(default="http://localhost:8000", alias="GATEWAY_PUBLIC_URL")
     allow_private_urls: bool = Field(default=False, alias="GATEWAY_ALLOW_PRIVATE_URLS")
+    #: Comma-separated browser origins allowed to call /graphql (CORS and websocket); the gateway's
+    #: own origin is always allowed (gateway/api/cors.py).
+    allowed_origins: str | None = Field(default=None, alias="GATEWAY_ALLOWED_ORIGINS")
     host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
     port: int = Field(default=8000, alias="GATEWAY_PORT")
     data_dir: Path = Field(default=Path("./.gateway"), alias="GATEWAY_DATA_DIR")

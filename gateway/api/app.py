@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +14,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.aiohttp.views import GraphQLView
 
 from gateway import metrics
+from gateway.api import pages
 from gateway.api.context import Context
+from gateway.api.cors import OriginPolicy, cors_middleware
 from gateway.api.schema import build_schema
 from gateway.errors import GatewayError
 from gateway.logs import bind_context
@@ -26,15 +27,19 @@ from gateway.webhooks import WebhookService
 log = logging.getLogger(__name__)
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
-STATIC = Path(__file__).parent / "static"
 
 
 class GatewayGraphQLView(GraphQLView[Context, None]):
-    """Strawberry's aiohttp view with our typed context; nothing else overridden."""
+    """Strawberry's aiohttp view with our typed context and our origin rule (gateway/api/cors.py)."""
 
-    def __init__(self, gw: Gateway, **kwargs: Any) -> None:
+    def __init__(self, gw: Gateway, origins: OriginPolicy, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gw = gw
+        self.origins = origins
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        # The CORS middleware refused other origins already; this keeps strawberry's own check in step.
+        return self.origins.allows(origin, request.host)
 
     async def get_context(self, request: web.Request, response: Any) -> Context:
         return Context(gw=self.gw, request=request, response=response)
@@ -53,19 +58,23 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
 
 def create_app(gw: Gateway) -> web.Application:
     settings = gw.settings
+    origins = OriginPolicy.from_settings(settings)
     app = web.Application(
         client_max_size=max(settings.max_body_bytes, settings.max_webhook_bytes),
-        middlewares=[request_id_middleware],
+        middlewares=[request_id_middleware, cors_middleware(origins)],
     )
     app[GATEWAY_KEY] = gw
     view = GatewayGraphQLView(
         gw,
+        origins,
         schema=build_schema(settings.max_query_depth),
         connection_init_wait_timeout=timedelta(seconds=settings.ws_auth_timeout),
         allow_queries_via_get=False,
     )
 
     async def graphql(request: web.Request) -> web.StreamResponse:
+        if pages.wants_explorer(request):
+            return await pages.explorer(request)
         if request.method == "POST" and (request.content_length or 0) > settings.max_body_bytes:
             return _json_error(413, "BAD_USER_INPUT", f"request body over {settings.max_body_bytes} bytes")
         response: web.StreamResponse = await view(request)
@@ -111,15 +120,12 @@ def create_app(gw: Gateway) -> web.Application:
     async def prometheus(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def console(request: web.Request) -> web.Response:
-        return web.FileResponse(STATIC / "console.html")  # type: ignore[return-value]
-
     app.router.add_route("*", "/graphql", graphql)
     app.router.add_post("/webhooks/{platform}/{integration_id}", webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus)
-    app.router.add_get("/", console)
+    pages.add_routes(app)
     return app
 
 
