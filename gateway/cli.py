@@ -87,7 +87,11 @@ def cmd_token(args: argparse.Namespace) -> int:
     if not secret:
         print("GATEWAY_JWT_SECRET is not set", file=sys.stderr)
         return 2
-    print(issue_token(secret, args.account, args.ttl))
+    try:
+        print(issue_token(secret, args.account, args.ttl, get_settings().max_token_ttl))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 
@@ -168,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("token", help="print a JWT for an account")
     token.add_argument("--account", required=True)
-    token.add_argument("--ttl", type=int, default=86_400)
+    token.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds, at most GATEWAY_MAX_TOKEN_TTL")
     token.set_defaults(func=cmd_token)
 
     plugins = sub.add_parser("plugins", help="list installed platform plugins")

@@ -81,7 +81,8 @@ async def run_demo(port: int = 8000, products: int = 200, change_every: float = 
 
         sims = await start_simulators(gw, products, stack)
         await connect_demo_stores(gw, sims)
-        token = issue_token(settings.jwt_secret or "", DEMO_ACCOUNT, 7 * 86_400)
+        ttl = min(7 * 86_400, settings.max_token_ttl)
+        token = issue_token(settings.jwt_secret or "", DEMO_ACCOUNT, ttl, settings.max_token_ttl)
         print(
             f"\nAlana Integration Gateway demo\n"
             f"  GraphQL:  http://127.0.0.1:{port}/graphql\n"

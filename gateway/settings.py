@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     webhook_max_age_seconds: float = Field(default=72 * 3600, alias="GATEWAY_WEBHOOK_MAX_AGE")
     webhook_coalesce_seconds: float = Field(default=0.05, alias="GATEWAY_WEBHOOK_COALESCE")
 
+    #: Tokens expire after at most this long: longer-lived tokens (and `token --ttl`) are refused.
+    max_token_ttl: int = Field(default=7 * 86_400, gt=0, alias="GATEWAY_MAX_TOKEN_TTL")
+
     @property
     def plugin_allowlist(self) -> list[str] | None:
         if not self.load_plugins:

@@ -13,10 +13,12 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway import metrics
 from gateway.api.context import Context
 from gateway.api.schema import build_schema
+from gateway.api.websocket import ExpiringSessionHandler
 from gateway.errors import GatewayError
 from gateway.logs import bind_context
 from gateway.services import Gateway
@@ -30,9 +32,13 @@ STATIC = Path(__file__).parent / "static"
 
 
 class GatewayGraphQLView(GraphQLView[Context, None]):
-    """Strawberry's aiohttp view with our typed context; nothing else overridden."""
+    """Strawberry's aiohttp view with our typed context and websocket sessions that end with their token
+    (gateway/api/websocket.py; graphql-transport-ws only, per docs/reference/RUNTIME.md)."""
+
+    graphql_transport_ws_handler_class = ExpiringSessionHandler
 
     def __init__(self, gw: Gateway, **kwargs: Any) -> None:
+        kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
         super().__init__(**kwargs)
         self.gw = gw
 
