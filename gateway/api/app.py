@@ -57,6 +57,18 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
 
 
+async def _read_body(request: web.Request, limit: int) -> tuple[web.Request, bytes | None]:
+    """The body, up to `limit` bytes whether or not a Content-Length announced it (a chunked body has none);
+    None when it is longer. The request returned serves the same bytes to whoever reads it next."""
+    if (request.content_length or 0) > limit:
+        return request, None  # refused before reading
+    limited = request.clone(client_max_size=limit)
+    try:
+        return limited, await limited.read()
+    except web.HTTPRequestEntityTooLarge:
+        return limited, None
+
+
 def create_app(gw: Gateway) -> web.Application:
     settings = gw.settings
     app = web.Application(
@@ -72,20 +84,22 @@ def create_app(gw: Gateway) -> web.Application:
     )
 
     async def graphql(request: web.Request) -> web.StreamResponse:
-        if request.method == "POST" and (request.content_length or 0) > settings.max_body_bytes:
-            return _json_error(413, "BAD_USER_INPUT", f"request body over {settings.max_body_bytes} bytes")
+        if request.method == "POST":
+            request, body = await _read_body(request, settings.max_body_bytes)
+            if body is None:
+                return _json_error(413, "BAD_USER_INPUT", f"request body over {settings.max_body_bytes} bytes")
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                return _json_error(400, "BAD_USER_INPUT", "the request body is not valid UTF-8")
         response: web.StreamResponse = await view(request)
         metrics.HTTP_REQUESTS.labels(status=str(response.status)).inc()
         return response
 
     async def webhook(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        if (request.content_length or 0) > settings.max_webhook_bytes:
-            # Refused before the body is read.
-            return web.json_response({"error": "payload too large"}, status=413)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+        request, body = await _read_body(request, settings.max_webhook_bytes)
+        if body is None:
             return web.json_response({"error": "payload too large"}, status=413)
         try:
             status, message = await WebhookService(gw).receive(
