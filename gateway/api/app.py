@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -32,8 +33,9 @@ STATIC = Path(__file__).parent / "static"
 
 
 class GatewayGraphQLView(GraphQLView[Context, None]):
-    """Strawberry's aiohttp view with our typed context and websocket sessions that end with their token
-    (gateway/api/websocket.py; graphql-transport-ws only, per docs/reference/RUNTIME.md)."""
+    """Strawberry's aiohttp view with our typed context, websocket sessions that end with their token
+    (gateway/api/websocket.py; graphql-transport-ws only, per docs/reference/RUNTIME.md), and a cap on the
+    size of every response."""
 
     graphql_transport_ws_handler_class = ExpiringSessionHandler
 
@@ -41,6 +43,23 @@ class GatewayGraphQLView(GraphQLView[Context, None]):
         kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
         super().__init__(**kwargs)
         self.gw = gw
+
+    def encode_json(self, data: object) -> str:
+        """JSON for an HTTP response or a websocket message; one over GATEWAY_MAX_RESPONSE_BYTES is replaced by
+        an error in the same place (the query's cost bounds how large it gets; this bounds what is sent)."""
+        encoded = json.dumps(data, separators=(",", ":"))
+        limit = self.gw.settings.max_response_bytes
+        if len(encoded) <= limit:
+            return encoded
+        error = {
+            "message": f"the response is {len(encoded):,} bytes, over the limit of {limit:,}: ask for fewer items "
+            "(first) or fields",
+            "extensions": {"code": "BAD_USER_INPUT"},
+        }
+        refused: dict[str, Any] = {"data": None, "errors": [error]}
+        if isinstance(data, dict) and data.get("type") == "next":
+            refused = {"id": data.get("id"), "type": "next", "payload": refused}
+        return json.dumps(refused, separators=(",", ":"))
 
     async def get_context(self, request: web.Request, response: Any) -> Context:
         return Context(gw=self.gw, request=request, response=response)

@@ -9,10 +9,11 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 
 from gateway.api.context import Info
+from gateway.api.guard import QueryGuard
 from gateway.api.types import (
     ActivityConnection,
     ActivityEdge,
@@ -384,7 +385,7 @@ def build_schema(max_depth: int = 12) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[lambda: QueryDepthLimiter(max_depth=max_depth), ErrorCodes],
+        extensions=[lambda: QueryGuard(max_depth=max_depth), ErrorCodes],
         scalar_overrides={},
     )
 
