@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     #: Values in request variables in all, counted before graphql-core coerces them one by one.
     max_variable_values: int = Field(default=10_000, gt=0, alias="GATEWAY_MAX_VARIABLE_VALUES")
 
+    # Input sizes (gateway/api/limits.py), in characters or items.
+    max_name_chars: int = Field(default=200, gt=0, alias="GATEWAY_MAX_NAME_CHARS")
+    max_title_chars: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_TITLE_CHARS")
+    max_description_chars: int = Field(default=100_000, gt=0, alias="GATEWAY_MAX_DESCRIPTION_CHARS")
+    max_tags: int = Field(default=250, gt=0, alias="GATEWAY_MAX_TAGS")
+    max_tag_chars: int = Field(default=255, gt=0, alias="GATEWAY_MAX_TAG_CHARS")
+    max_attributes: int = Field(default=100, gt=0, alias="GATEWAY_MAX_ATTRIBUTES")
+    #: An attribute's name and each of its values; an attribute holds at most GATEWAY_MAX_TAGS values.
+    max_attribute_chars: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_ATTRIBUTE_CHARS")
+
     @property
     def plugin_allowlist(self) -> list[str] | None:
         if not self.load_plugins:
