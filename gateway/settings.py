@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     max_query_cost: int = Field(default=100_000, gt=0, alias="GATEWAY_MAX_QUERY_COST")
     #: Each caller's token bucket of query cost (per account; per address without a token), shared by
     #: every API process through Redis: it holds up to BURST points and refills at RATE a second.
-    query_cost_burst: int = Field(default=500_000, gt=0, alias="GATEWAY_QUERY_COST_BURST")
-    query_cost_rate: float = Field(default=25_000.0, gt=0, alias="GATEWAY_QUERY_COST_RATE")
+    query_cost_burst: int = Field(default=300_000, gt=0, alias="GATEWAY_QUERY_COST_BURST")
+    query_cost_rate: float = Field(default=10_000.0, gt=0, alias="GATEWAY_QUERY_COST_RATE")
     max_response_bytes: int = Field(default=10_000_000, gt=0, alias="GATEWAY_MAX_RESPONSE_BYTES")
     #: Items in any list in request variables, and in id lists (syncNow's productExternalIds).
     max_input_items: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_INPUT_ITEMS")

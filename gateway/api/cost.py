@@ -311,7 +311,8 @@ def _is_list(definition: GraphQLField) -> bool:
 def _check_variables(variables: Mapping[str, Any], usage: Mapping[str, str], limits: CostLimits, nodes: int) -> None:
     """Bound the values graphql-core will coerce one by one: lists and values in all."""
     total = 0
-    stack: list[tuple[Any, str]] = [(value, usage.get(name, name)) for name, value in variables.items()]
+    # Paths are cut short: a key in the variables can be as long as the body.
+    stack: list[tuple[Any, str]] = [(value, usage.get(name, name)[:200]) for name, value in variables.items()]
     while stack:
         value, path = stack.pop()
         total += 1
@@ -328,4 +329,4 @@ def _check_variables(variables: Mapping[str, Any], usage: Mapping[str, str], lim
                 )
             stack.extend((item, path) for item in value)
         elif isinstance(value, dict):
-            stack.extend((item, f"{path}.{key}") for key, item in value.items())
+            stack.extend((item, f"{path}.{key}"[:200]) for key, item in value.items())
