@@ -117,7 +117,11 @@ def cmd_token(args: argparse.Namespace) -> int:
         if not account:
             print("--account is required (the account the token acts for)", file=sys.stderr)
             return 2
-    print(issue_token(secret, account, args.ttl))
+    try:
+        print(issue_token(secret, account, args.ttl, settings.max_token_ttl))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 
@@ -262,7 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--account", metavar="ID", help="the account the token acts for (required without --demo)")
     token.add_argument(
-        "--ttl", type=int, default=86_400, metavar="SECONDS", help="how long the token is valid, in seconds"
+        "--ttl",
+        type=int,
+        default=86_400,
+        metavar="SECONDS",
+        help="how long the token is valid, in seconds (at most GATEWAY_MAX_TOKEN_TTL)",
     )
     token.add_argument(
         "--demo",

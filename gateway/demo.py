@@ -212,7 +212,8 @@ async def run_demo(
         report = await reconcile(gw, sims, state, reset)
         save_state(data_dir, state, sims)
         _done(started)
-        token = issue_token(settings.jwt_secret or "", DEMO_ACCOUNT, 7 * 86_400)
+        ttl = min(7 * 86_400, settings.max_token_ttl)
+        token = issue_token(settings.jwt_secret or "", DEMO_ACCOUNT, ttl, settings.max_token_ttl)
         print(banner(console, token, sims, report), flush=True)
         await keep_changing(sims, change_every)
     finally:

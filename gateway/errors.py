@@ -7,6 +7,7 @@
     ├── Unauthenticated               UNAUTHENTICATED missing, expired or forged token
     ├── Forbidden                     FORBIDDEN
     ├── Conflict                      CONFLICT        the state does not allow it (e.g. run already ended)
+    ├── RateLimited                   RATE_LIMITED    the caller spent its query-cost budget; retry later
     ├── Unavailable                   UNAVAILABLE     a dependency (MongoDB, Redis) is down
     ├── PluginError                   INTERNAL        a plugin could not be loaded or misbehaved
     └── StoreError                    UNAVAILABLE     talking to a store failed
@@ -88,6 +89,10 @@ class Forbidden(GatewayError):
 
 class Conflict(GatewayError):
     code = ErrorCode.CONFLICT
+
+
+class RateLimited(GatewayError):
+    code = ErrorCode.RATE_LIMITED
 
 
 class Unavailable(GatewayError):

@@ -50,6 +50,36 @@ class Settings(BaseSettings):
     webhook_max_age_seconds: float = Field(default=72 * 3600, alias="GATEWAY_WEBHOOK_MAX_AGE")
     webhook_coalesce_seconds: float = Field(default=0.05, alias="GATEWAY_WEBHOOK_COALESCE")
 
+    #: Tokens expire after at most this long: longer-lived tokens (and `token --ttl`) are refused.
+    max_token_ttl: int = Field(default=7 * 86_400, gt=0, alias="GATEWAY_MAX_TOKEN_TTL")
+
+    # What one GraphQL request may cost (gateway/api/guard.py; the cost model is in gateway/api/cost.py).
+    # The document limits bound parsing and validation, so a hostile document is refused in milliseconds.
+    max_query_chars: int = Field(default=100_000, gt=0, alias="GATEWAY_MAX_QUERY_CHARS")
+    max_query_tokens: int = Field(default=3_000, gt=0, alias="GATEWAY_MAX_QUERY_TOKENS")
+    #: Selections and directives in a document once its fragments are expanded.
+    max_query_nodes: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_QUERY_NODES")
+    max_query_cost: int = Field(default=100_000, gt=0, alias="GATEWAY_MAX_QUERY_COST")
+    #: Each caller's token bucket of query cost (per account; per address without a token), shared by
+    #: every API process through Redis: it holds up to BURST points and refills at RATE a second.
+    query_cost_burst: int = Field(default=300_000, gt=0, alias="GATEWAY_QUERY_COST_BURST")
+    query_cost_rate: float = Field(default=10_000.0, gt=0, alias="GATEWAY_QUERY_COST_RATE")
+    max_response_bytes: int = Field(default=10_000_000, gt=0, alias="GATEWAY_MAX_RESPONSE_BYTES")
+    #: Items in any list in request variables, and in id lists (syncNow's productExternalIds).
+    max_input_items: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_INPUT_ITEMS")
+    #: Values in request variables in all, counted before graphql-core coerces them one by one.
+    max_variable_values: int = Field(default=10_000, gt=0, alias="GATEWAY_MAX_VARIABLE_VALUES")
+
+    # Input sizes (gateway/api/limits.py), in characters or items.
+    max_name_chars: int = Field(default=200, gt=0, alias="GATEWAY_MAX_NAME_CHARS")
+    max_title_chars: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_TITLE_CHARS")
+    max_description_chars: int = Field(default=100_000, gt=0, alias="GATEWAY_MAX_DESCRIPTION_CHARS")
+    max_tags: int = Field(default=250, gt=0, alias="GATEWAY_MAX_TAGS")
+    max_tag_chars: int = Field(default=255, gt=0, alias="GATEWAY_MAX_TAG_CHARS")
+    max_attributes: int = Field(default=100, gt=0, alias="GATEWAY_MAX_ATTRIBUTES")
+    #: An attribute's name and each of its values; an attribute holds at most GATEWAY_MAX_TAGS values.
+    max_attribute_chars: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_ATTRIBUTE_CHARS")
+
     @property
     def plugin_allowlist(self) -> list[str] | None:
         if not self.load_plugins:

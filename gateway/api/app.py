@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -12,12 +13,14 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway import metrics
 from gateway.api import pages
 from gateway.api.context import Context
 from gateway.api.cors import OriginPolicy, cors_middleware
 from gateway.api.schema import build_schema
+from gateway.api.websocket import ExpiringSessionHandler
 from gateway.errors import GatewayError
 from gateway.logs import bind_context
 from gateway.services import Gateway
@@ -30,9 +33,14 @@ GATEWAY_KEY = web.AppKey("gateway", Gateway)
 
 
 class GatewayGraphQLView(GraphQLView[Context, None]):
-    """Strawberry's aiohttp view with our typed context and our origin rule (gateway/api/cors.py)."""
+    """Strawberry's aiohttp view with our typed context, our origin rule (gateway/api/cors.py), websocket
+    sessions that end with their token (gateway/api/websocket.py; graphql-transport-ws only, per
+    docs/reference/RUNTIME.md), and a cap on the size of every response."""
+
+    graphql_transport_ws_handler_class = ExpiringSessionHandler
 
     def __init__(self, gw: Gateway, origins: OriginPolicy, **kwargs: Any) -> None:
+        kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
         super().__init__(**kwargs)
         self.gw = gw
         self.origins = origins
@@ -40,6 +48,23 @@ class GatewayGraphQLView(GraphQLView[Context, None]):
     def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
         # The CORS middleware refused other origins already; this keeps strawberry's own check in step.
         return self.origins.allows(origin, request.host)
+
+    def encode_json(self, data: object) -> str:
+        """JSON for an HTTP response or a websocket message; one over GATEWAY_MAX_RESPONSE_BYTES is replaced by
+        an error in the same place (the query's cost bounds how large it gets; this bounds what is sent)."""
+        encoded = json.dumps(data, separators=(",", ":"))
+        limit = self.gw.settings.max_response_bytes
+        if len(encoded) <= limit:
+            return encoded
+        error = {
+            "message": f"the response is {len(encoded):,} bytes, over the limit of {limit:,}: ask for fewer items "
+            "(first) or fields",
+            "extensions": {"code": "BAD_USER_INPUT"},
+        }
+        refused: dict[str, Any] = {"data": None, "errors": [error]}
+        if isinstance(data, dict) and data.get("type") == "next":
+            refused = {"id": data.get("id"), "type": "next", "payload": refused}
+        return json.dumps(refused, separators=(",", ":"))
 
     async def get_context(self, request: web.Request, response: Any) -> Context:
         return Context(gw=self.gw, request=request, response=response)
@@ -54,6 +79,18 @@ class GatewayGraphQLView(GraphQLView[Context, None]):
 
 def _json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
+
+
+async def _read_body(request: web.Request, limit: int) -> tuple[web.Request, bytes | None]:
+    """The body, up to `limit` bytes whether or not a Content-Length announced it (a chunked body has none);
+    None when it is longer. The request returned serves the same bytes to whoever reads it next."""
+    if (request.content_length or 0) > limit:
+        return request, None  # refused before reading
+    limited = request.clone(client_max_size=limit)
+    try:
+        return limited, await limited.read()
+    except web.HTTPRequestEntityTooLarge:
+        return limited, None
 
 
 def create_app(gw: Gateway) -> web.Application:
@@ -75,20 +112,22 @@ def create_app(gw: Gateway) -> web.Application:
     async def graphql(request: web.Request) -> web.StreamResponse:
         if pages.wants_explorer(request):
             return await pages.explorer(request)
-        if request.method == "POST" and (request.content_length or 0) > settings.max_body_bytes:
-            return _json_error(413, "BAD_USER_INPUT", f"request body over {settings.max_body_bytes} bytes")
+        if request.method == "POST":
+            request, body = await _read_body(request, settings.max_body_bytes)
+            if body is None:
+                return _json_error(413, "BAD_USER_INPUT", f"request body over {settings.max_body_bytes} bytes")
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                return _json_error(400, "BAD_USER_INPUT", "the request body is not valid UTF-8")
         response: web.StreamResponse = await view(request)
         metrics.HTTP_REQUESTS.labels(status=str(response.status)).inc()
         return response
 
     async def webhook(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        if (request.content_length or 0) > settings.max_webhook_bytes:
-            # Refused before the body is read.
-            return web.json_response({"error": "payload too large"}, status=413)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+        request, body = await _read_body(request, settings.max_webhook_bytes)
+        if body is None:
             return web.json_response({"error": "payload too large"}, status=413)
         try:
             status, message = await WebhookService(gw).receive(

@@ -9,10 +9,12 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 
+from gateway.api import limits
 from gateway.api.context import Info
+from gateway.api.guard import QueryGuard
 from gateway.api.types import (
     ActivityConnection,
     ActivityEdge,
@@ -102,6 +104,7 @@ class Query:
         after: str | None = None,
     ) -> ProductConnection:
         gw = info.context.gw
+        limits.text(search, "search", gw.settings.max_name_chars)
         first = _first(info, first)
         query = gw.products.list_filter(
             info.context.account_id,
@@ -217,6 +220,7 @@ class Mutation:
         description="Connect a store. The plugin checks the credentials against the store before anything is saved."
     )
     async def connect_integration(self, info: Info, input: ConnectIntegrationInput) -> Integration:
+        limits.connect_input(info.context.gw.settings, input)
         settings = input.settings
         doc = await info.context.integrations.connect(
             info.context.account_id,
@@ -252,6 +256,7 @@ class Mutation:
         product_external_ids: list[str] | None = None,
         full: bool | None = None,
     ) -> SyncRun:
+        limits.ids(info.context.gw.settings, product_external_ids, "productExternalIds")
         run = await SyncService(info.context.gw).sync_now(
             info.context.account_id, str(integration_id), product_external_ids, full
         )
@@ -272,6 +277,7 @@ class Mutation:
         description="Alana's own change to a product (an enhancement layered over the store's version)."
     )
     async def edit_product(self, info: Info, product_id: strawberry.ID, input: ProductEditInput) -> Product:
+        limits.product_edit(info.context.gw.settings, input)
         values: dict[str, Any] = {
             "title": input.title,
             "description": input.description,
@@ -384,7 +390,7 @@ def build_schema(max_depth: int = 12) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[lambda: QueryDepthLimiter(max_depth=max_depth), ErrorCodes],
+        extensions=[lambda: QueryGuard(max_depth=max_depth), ErrorCodes],
         scalar_overrides={},
     )
 
