@@ -93,4 +93,4 @@ def test_a_scaffolded_plugin_is_listed_and_passes_the_conformance_suite(installe
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--gateway-platform={NAME}", cwd=tmp_path
     )
     assert anywhere.returncode == 0, anywhere.stdout + anywhere.stderr
-    assert re.search(r"\b20 passed\b", anywhere.stdout) and "skipped" not in anywhere.stdout, anywhere.stdout
+    assert re.search(r"\b21 passed\b", anywhere.stdout) and "skipped" not in anywhere.stdout, anywhere.stdout
