@@ -29,7 +29,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -104,8 +103,10 @@ class Money(_Model):
 
     amount: Decimal
     currency: str = Field(min_length=3, max_length=3)
-    #: The store's amount when it had more decimals than the currency allows (and was rounded).
-    _rounded_from: Decimal | None = PrivateAttr(default=None)
+    #: The store's amount when it had more decimals than the currency allows (and was rounded). Not
+    #: part of the money's document: a field rather than a private attribute, which would cost every
+    #: amount of every product a call into Python when it is built.
+    rounded_from: Decimal | None = Field(default=None, exclude=True, repr=False)
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -136,15 +137,10 @@ class Money(_Model):
         except InvalidOperation:
             raise ValueError(f"amount {self.amount} is too large for an amount in {self.currency}") from None
         if exact != self.amount:
-            self._rounded_from = self.amount
+            self.rounded_from = self.amount
         # "-0.00" is a price of nothing, not a negative one.
         self.amount = exact.copy_abs() if exact.is_zero() else exact
         return self
-
-    @property
-    def rounded_from(self) -> Decimal | None:
-        """The store's amount, when it had more decimals than the currency and was rounded."""
-        return self._rounded_from
 
 
 class Image(_Model):
