@@ -100,6 +100,14 @@ def render_report(r: dict[str, Any]) -> str:
         f"bucket minimum | {_get(r, 'shopify', 'ratio_to_minimum')} ({_get(r, 'shopify', 'seconds')} s vs "
         f"{_get(r, 'shopify', 'minimum_seconds')} s; THROTTLED seen by engine: "
         f"{_get(r, 'shopify', 'throttled_errors')}) | <= 1.15 |",
+        f"| Shopify {_get(r, 'shopify_paths', 'products')}-product, {_get(r, 'shopify_paths', 'variants_per_product')}"
+        f"-variant full sync, Standard bucket: paginated / bulk / chosen, min s | "
+        f"{_get(r, 'shopify_paths', 'paginated', 'min_seconds')} / {_get(r, 'shopify_paths', 'bulk', 'min_seconds')}"
+        f" / {_get(r, 'shopify_paths', 'chosen', 'min_seconds')} (chosen read through "
+        f"{_get(r, 'shopify_paths', 'chosen', 'read_through')}) | |",
+        f"| ... chosen path / faster path's minimum: best run, median run | "
+        f"{_get(r, 'shopify_paths', 'ratio_min_to_faster_min')}, "
+        f"{_get(r, 'shopify_paths', 'ratio_median_to_faster_min')} | <= 1.15 |",
         f"| BigCommerce {_get(r, 'bigcommerce', 'products')}-product full sync under a binding quota: duration / "
         f"quota minimum | {_get(r, 'bigcommerce', 'ratio_to_minimum')} ({_get(r, 'bigcommerce', 'seconds')} s vs "
         f"{_get(r, 'bigcommerce', 'minimum_seconds')} s; 429s: {_get(r, 'bigcommerce', 'responses_429')}) | <= 1.15 |",

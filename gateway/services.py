@@ -22,6 +22,7 @@ from gateway.activity import ActivityLog
 from gateway.crypto import SecretBox
 from gateway.domain import utcnow
 from gateway.events import EventHub, EventPublisher
+from gateway.migrations import run_migrations
 from gateway.plugins import PluginRegistry, load_plugins
 from gateway.products import ProductStore
 from gateway.runs import RunStore
@@ -65,6 +66,7 @@ class Gateway:
             raise RuntimeError("GATEWAY_SECRET_KEY is not set: it encrypts store credentials at rest")
         db = connect(settings.effective_mongodb_url(), settings.mongodb_database)
         await ensure_indexes(db)
+        await run_migrations(db)
         redis = await create_pool(
             RedisSettings.from_dsn(settings.effective_redis_url()), default_queue_name=settings.queue_name
         )

@@ -24,7 +24,7 @@ SUITE_CHECKS = sum(
     1 for module in (conformance, conformance_install) for name in module.__all__ if name.startswith("test_")
 )
 #: The scaffold's own mapper tests.
-MAPPER_TESTS = 4
+MAPPER_TESTS = 5
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
