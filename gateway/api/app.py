@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.aiohttp.views import GraphQLView
 
 from gateway import metrics
+from gateway.api import connect as connect_routes
 from gateway.api import pages
 from gateway.api.context import Context
 from gateway.api.cors import OriginPolicy, cors_middleware
@@ -120,6 +121,7 @@ def create_app(gw: Gateway) -> web.Application:
     async def prometheus(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    connect_routes.add_routes(app, gw)  # before /webhooks/{platform}/{integration_id}: it claims .../app
     app.router.add_route("*", "/graphql", graphql)
     app.router.add_post("/webhooks/{platform}/{integration_id}", webhook)
     app.router.add_get("/healthz", healthz)
