@@ -610,6 +610,11 @@ class ConnectService:
             if isinstance(outcome, Granted) and outcome.correlation is None:
                 return await self._install(flow, adapter, outcome)
             return self._unknown(outcome)
+        if self._expired(attempt) and not attempt.get("completing"):
+            attempt = await self._expire(attempt)
+        if attempt["status"] != ConnectStatus.PENDING.value:
+            # Used or expired: changes nothing, and says how it ended.
+            return self._used(attempt, outcome) if isinstance(outcome, Granted) else self._land(attempt)
         if (
             outcome.browser
             and attempt.get("binding_hash")
@@ -622,12 +627,8 @@ class ConnectService:
                 "this browser.",
                 self.frontend_url,
             )
-        if self._expired(attempt) and not attempt.get("completing"):
-            attempt = await self._expire(attempt)
         if not isinstance(outcome, Granted):
             return await self._returned(adapter, attempt, outcome)
-        if attempt["status"] != ConnectStatus.PENDING.value:
-            return self._used(attempt, outcome)
         claimed = await self.attempts.claim(attempt["_id"])
         if claimed is None:  # another callback is completing it, or it just ended
             return self._used(await self.attempts.get(attempt["_id"]) or attempt, outcome)
