@@ -347,9 +347,13 @@ async def test_the_demo_connects_through_shopifys_approve_screen_and_keeps_it(tm
 
             await demo.start()  # the simulated Shopify comes back knowing the tokens its screen issued
             run = await demo.query(session, sync, id=integration_id)
-            await demo.until(
-                session, progress, lambda d: d["syncProgress"]["status"] == "SUCCEEDED", id=run["syncNow"]["id"]
+            finished = await demo.until(
+                session,
+                progress,
+                lambda d: d["syncProgress"]["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"),
+                id=run["syncNow"]["id"],
             )
+            assert finished["syncProgress"]["status"] == "SUCCEEDED"
         finally:
             await browser.close()
             if demo.process is not None and demo.process.returncode is None:
