@@ -22,6 +22,7 @@ from gateway.adapter import Connection, FetchRequest, HookState, WebhookRegistra
 from gateway.errors import ConnectRefused, StoreAuthError
 from gateway.installflow import FlowFailure, FlowRequest, Granted, LifecycleEvent, LifecycleKind, Rejected, now_utc
 from gateway.testing.installkit import Browser, FlowKit
+from gateway.testing.kit import local_http
 
 OPTIONS = {"quota": 2000, "window_ms": 1000, "hook_retry_schedule": [0.0, 0.0]}
 
@@ -224,7 +225,7 @@ def test_unsigned_missing_and_mangled_payloads_are_rejected(fk: FlowKit) -> None
 @pytest.mark.parametrize("plain", [False, True], ids=["json-401", "text-401"])
 async def test_every_client_call_raises_store_auth_error_on_a_401(plain: bool) -> None:
     async with BigCommerceSimulator(3, plain_401=plain, **OPTIONS) as sim:
-        conn = Connection("it", sim.store_url, sim.credentials())
+        conn = Connection("it", sim.store_url, sim.credentials(), http_factory=local_http)
         sim.revoke_credentials()
         url = "https://example.com/hook"
         calls: list[Any] = [
@@ -243,7 +244,7 @@ async def test_every_client_call_raises_store_auth_error_on_a_401(plain: bool) -
 
 async def test_a_hook_deactivates_after_the_retries_and_is_reactivated(fk: FlowKit) -> None:
     sim = sim_of(fk)
-    conn = Connection("it", sim.store_url, sim.credentials())
+    conn = Connection("it", sim.store_url, sim.credentials(), http_factory=local_http)
     url = fk.gateway.product_webhook_url()
     registration = await fk.adapter.register_webhooks(conn, url)
     fk.gateway.fail_product_webhooks = True

@@ -38,6 +38,7 @@ from gateway.installflow import (
     now_utc,
 )
 from gateway.testing.installkit import FlowKit
+from gateway.testing.kit import local_http
 
 FAST = {"restore_rate": 1_000_000, "bucket_size": 2000, "webhook_retry_schedule": [0.0, 0.0]}
 
@@ -382,7 +383,9 @@ async def test_uninstall_sends_app_uninstalled_and_kills_the_token(fk: FlowKit) 
 
 
 async def test_every_client_call_raises_store_auth_error_on_shopifys_401(fk: FlowKit) -> None:
-    conn = Connection("it", fk.sim.store_url, fk.sim.credentials(), options={"bulk_threshold": 0})
+    conn = Connection(
+        "it", fk.sim.store_url, fk.sim.credentials(), http_factory=local_http, options={"bulk_threshold": 0}
+    )
     fk.sim.revoke_credentials()
     url = "https://example.com/hook"
     calls: list[Any] = [

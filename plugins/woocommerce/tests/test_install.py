@@ -29,6 +29,7 @@ from gateway.installflow import (
     Returned,
 )
 from gateway.testing.installkit import FlowKit
+from gateway.testing.kit import local_http
 
 
 @pytest_asyncio.fixture
@@ -212,7 +213,7 @@ async def test_a_read_key_cannot_create_webhooks() -> None:
 
 # ---- revoked keys and failing webhooks ------------------------------------------------------------------------
 async def test_every_client_call_raises_store_auth_error_on_a_revoked_key(fk: FlowKit) -> None:
-    conn = Connection("it", fk.sim.store_url, fk.sim.credentials(), options={"auth": "basic"})
+    conn = Connection("it", fk.sim.store_url, fk.sim.credentials(), http_factory=local_http, options={"auth": "basic"})
     fk.sim.revoke_credentials()
     url = "https://example.com/hook"
     calls: list[Any] = [
@@ -231,7 +232,7 @@ async def test_every_client_call_raises_store_auth_error_on_a_revoked_key(fk: Fl
 
 async def test_a_hook_is_disabled_on_the_seventh_failure_in_a_row(fk: FlowKit) -> None:
     sim = sim_of(fk)
-    conn = Connection("it", sim.store_url, sim.credentials())
+    conn = Connection("it", sim.store_url, sim.credentials(), http_factory=local_http)
     url = fk.gateway.product_webhook_url()
     registration = await fk.adapter.register_webhooks(conn, url)
     await sim.drain_deliveries()
