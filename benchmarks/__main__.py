@@ -1,7 +1,8 @@
 """`make bench`: run the benchmarks and write docs/benchmarks.md (and the raw docs/benchmarks.json).
 
 python -m benchmarks                 # everything, at the sizes the issues ask for
-python -m benchmarks --only sync     # one group: sync, queue, memory, webhooks, shopify, shopify_paths, bigcommerce, hostile
+python -m benchmarks --only sync     # one group: sync, queue, memory, webhooks, shopify, shopify_paths,
+                                     # bigcommerce, hostile
 python -m benchmarks --quick         # small sizes, to check the harness
 """
 

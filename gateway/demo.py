@@ -10,6 +10,11 @@ A demo is something people use for a while, so a restart respects what they did 
   gone away. A demo store the person disconnected stays disconnected; `--reset` starts over.
 - Secrets for the demo are generated once and kept beside that state (demo-secrets.json, mode 0600),
   so a restart can still open the credentials it stored and the printed token keeps working.
+- The install flows work in the demo: the simulated Shopify and BigCommerce play their platforms' app
+  sides (GATEWAY_SHOPIFY_* / GATEWAY_BIGCOMMERCE_* point at them unless set), the WooCommerce store
+  accepts the console's plain-HTTP callback, and "Connect a store" on the page goes through each
+  platform's approve screen. The tokens and keys those screens issued are kept with the store's state,
+  so a store connected that way also carries on after a restart.
 
 Logs are human lines at WARNING unless GATEWAY_LOG_LEVEL says otherwise, so the banner stays on
 screen; the stores keep changing (a few edits a minute, now and then a new or deleted product) so a
@@ -37,12 +42,13 @@ from arq.worker import Worker
 from gateway.api.app import create_app
 from gateway.auth import issue_token
 from gateway.embedded import EmbeddedServers
+from gateway.flows import install_flow
 from gateway.integrations import IntegrationService
 from gateway.jobs import stop_worker, worker_settings
 from gateway.logs import configure_logging
 from gateway.services import Gateway
 from gateway.settings import Settings
-from gateway.simkit import Hook, Simulator, free_port
+from gateway.simkit import Hook, Simulator, TokenStore, free_port
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,9 @@ SEED = 7
 #: Bookkeeping the bundled simulators keep beside `hooks` (ids handed out, per-hook status); restored
 #: with the hooks so a registration made before a restart keeps working and new ids never collide.
 _HOOK_BOOKKEEPING = ("_hook_meta", "_next_hook", "_hook_ids")
+#: Simulator options the demo needs: its console is plain HTTP, which a real WooCommerce would refuse as
+#: the keys callback.
+SIMULATOR_OPTIONS: dict[str, dict[str, Any]] = {"woocommerce": {"insecure_callbacks": True}}
 
 
 def demo_secrets_path(data_dir: Path) -> Path:
@@ -81,6 +90,8 @@ class DemoState:
     integrations: dict[str, str] = dataclasses.field(default_factory=dict)
     #: platform -> the store's webhook registrations (see snapshot_hooks)
     hooks: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: platform -> the tokens and keys its install flow issued (see snapshot_app)
+    apps: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def load(cls, data_dir: Path) -> DemoState:
@@ -91,6 +102,7 @@ class DemoState:
                 ports={str(k): int(v) for k, v in raw.get("ports", {}).items()},
                 integrations={str(k): str(v) for k, v in raw.get("integrations", {}).items()},
                 hooks=dict(raw.get("hooks", {})),
+                apps=dict(raw.get("apps", {})),
             )
         except FileNotFoundError:
             return cls()
@@ -139,6 +151,68 @@ def restore_hooks(sim: Simulator, snapshot: dict[str, Any]) -> int:
             setattr(sim, name, value)
     sim.hooks.update(restored)
     return len(restored)
+
+
+def snapshot_app(sim: Simulator) -> dict[str, Any]:
+    """What the store's install flow issued (the bundled simulators' tokens and WooCommerce's keys), as JSON."""
+    found: dict[str, Any] = {}
+    tokens = getattr(getattr(sim, "app", None), "tokens", None)
+    if isinstance(tokens, TokenStore):
+        found["tokens"] = tokens.snapshot()
+    auth = getattr(sim, "auth", None)
+    keys = getattr(auth, "keys", None)
+    if isinstance(keys, dict) and all(dataclasses.is_dataclass(v) and not isinstance(v, type) for v in keys.values()):
+        found["keys"] = {
+            k: {"type": f"{type(v).__module__}:{type(v).__qualname__}", "fields": dataclasses.asdict(v)}
+            for k, v in keys.items()
+        }
+        found["next_key"] = getattr(auth, "_next_key", None)
+    return found
+
+
+def restore_app(sim: Simulator, snapshot: dict[str, Any]) -> None:
+    """Give a freshly created simulated store back what its install flow had issued."""
+    tokens = getattr(getattr(sim, "app", None), "tokens", None)
+    if isinstance(tokens, TokenStore) and isinstance(snapshot.get("tokens"), dict):
+        with contextlib.suppress(TypeError, ValueError):
+            tokens.restore(snapshot["tokens"])
+    auth = getattr(sim, "auth", None)
+    keys = getattr(auth, "keys", None)
+    if isinstance(keys, dict):
+        for key, entry in dict(snapshot.get("keys") or {}).items():
+            module_name, _, qualname = str(entry.get("type", "")).partition(":")
+            try:
+                cls = getattr(importlib.import_module(module_name), qualname)
+                keys[str(key)] = cls(**entry["fields"])
+            except (ImportError, AttributeError, ValueError, TypeError, KeyError):
+                continue
+        if auth is not None and isinstance(snapshot.get("next_key"), int) and hasattr(auth, "_next_key"):
+            auth._next_key = snapshot["next_key"]
+
+
+def configure_apps(gw: Gateway, sims: list[Simulator]) -> list[str]:
+    """Point the install flows at the simulated platforms' app sides (unless real apps are configured) and
+    register the gateway's callback URLs with each, as an operator does in the platform's dashboard.
+    Returns the platforms that now connect through their own screens."""
+    update: dict[str, str] = {}
+    for sim in sims:
+        app = sim.app_credentials()
+        names = (f"{sim.platform}_client_id", f"{sim.platform}_client_secret", f"{sim.platform}_auth_url")
+        if not app or not all(name in Settings.model_fields for name in names):
+            continue
+        if getattr(gw.settings, names[0]):
+            continue  # a real app is configured: the demo leaves it alone
+        update.update(dict(zip(names, (app["client_id"], app["client_secret"], sim.base_url), strict=True)))
+    if update:
+        gw.settings = gw.settings.model_copy(update=update)
+    ready: list[str] = []
+    for sim in sims:
+        flow = install_flow(gw, sim.platform)
+        if flow is None or not sim.plays_install_flow:
+            continue
+        sim.register_app(flow.app_registration())
+        ready.append(sim.platform)
+    return ready
 
 
 # ---- running it ---------------------------------------------------------------------------------------
@@ -205,6 +279,7 @@ async def run_demo(
 
         started = _step("Starting the simulated stores…")
         sims = await start_simulators(gw, products, state, stack)
+        flows = configure_apps(gw, sims)
         _done(started)
         # Saved at once (ports, hooks) and again on the way out (hooks registered meanwhile).
         stack.callback(lambda: save_state(data_dir, state, sims))
@@ -214,7 +289,7 @@ async def run_demo(
         _done(started)
         ttl = min(7 * 86_400, settings.max_token_ttl)
         token = issue_token(settings.jwt_secret or "", DEMO_ACCOUNT, ttl, settings.max_token_ttl)
-        print(banner(console, token, sims, report), flush=True)
+        print(banner(console, token, sims, report, flows), flush=True)
         await keep_changing(sims, change_every)
     finally:
         await stack.aclose()
@@ -224,6 +299,7 @@ def save_state(data_dir: Path, state: DemoState, sims: list[Simulator]) -> None:
     for sim in sims:
         state.ports[sim.platform] = sim.port
         state.hooks[sim.platform] = snapshot_hooks(sim)
+        state.apps[sim.platform] = snapshot_app(sim)
     try:
         state.save(data_dir)
     except OSError:
@@ -239,8 +315,9 @@ async def start_simulators(
             cls = adapter.simulator()
             if cls is None:
                 continue
-            sim = cls(products=products, seed=SEED)
+            sim = cls(products=products, seed=SEED, **SIMULATOR_OPTIONS.get(platform, {}))
             restore_hooks(sim, state.hooks.get(platform, {}))
+            restore_app(sim, state.apps.get(platform, {}))
             try:
                 await sim.start(port=state.ports.get(platform) or free_port())
             except OSError:  # the remembered port is taken now: any free one (integrations are re-pointed)
@@ -301,7 +378,7 @@ async def reconcile(gw: Gateway, sims: list[Simulator], state: DemoState, reset:
     return report
 
 
-def banner(console: str, token: str, sims: list[Simulator], report: Reconciled) -> str:
+def banner(console: str, token: str, sims: list[Simulator], report: Reconciled, flows: list[str] | None = None) -> str:
     lines = [
         "",
         "Alana Integration Gateway demo",
@@ -315,6 +392,13 @@ def banner(console: str, token: str, sims: list[Simulator], report: Reconciled) 
     for sim in sims:
         keys = "  ".join(f"{k}={v}" for k, v in sim.credentials().items())
         lines.append(f"            {sim.platform:<12} {sim.store_url}  {keys}")
+    by_platform = {sim.platform: sim for sim in sims}
+    if flows:
+        lines.append("  Connect:  'Connect a store' also goes through each platform's own approve screen (simulated):")
+        for platform in flows:
+            sim = by_platform[platform]
+            what = "no store to type" if platform == "bigcommerce" else f"store {sim.install_store}"
+            lines.append(f"            - {sim.platform.capitalize()}: {what}, then 'Continue to ...'")
     if report.kept:
         lines.append(f"  Kept from the last run: {', '.join(report.kept)}")
     if report.left_disconnected:

@@ -250,7 +250,9 @@ class _Execution:
             return None
         except StoreAuthError as exc:
             status, message, failure = RunStatus.FAILED, "The store refused Alana's credentials", exc.message
-            await gw.db.integrations.update_one({"_id": self.integration_id}, {"$set": {"credentials_rejected": True}})
+            from gateway.lifecycle import LifecycleService
+
+            await LifecycleService(gw).credentials_rejected(self.integration, exc.message)
         except StoreError as exc:
             status, message, failure = RunStatus.FAILED, "The store could not be read", exc.message
         except Exception as exc:  # noqa: BLE001 - record the failure, never leave a run RUNNING

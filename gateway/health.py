@@ -33,6 +33,25 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _reconnect_reasons(integration: Doc) -> list[tuple[str, HealthAction]]:
+    """Why the merchant must reconnect: the app was removed, or the store stopped accepting the credentials."""
+    if integration.get("app_uninstalled"):
+        text = (
+            "The app was removed from your store, so syncing has stopped. Reconnect the store to resume; your "
+            "products are kept."
+        )
+    elif integration.get("credentials_rejected") and integration.get("connected_via") == "INSTALL_FLOW":
+        text = (
+            "Your store no longer accepts Alana's access (it was revoked or has expired), so syncing has stopped. "
+            "Reconnect the store to resume; your products are kept."
+        )
+    elif integration.get("credentials_rejected"):
+        text = "Your store rejected Alana's credentials. Reconnect the store with new API keys."
+    else:
+        return []
+    return [(text, HealthAction.RECONNECT)]
+
+
 def compute_health(integration: Doc, last_run: Doc | None, active_run: Doc | None, now: datetime) -> Health:
     """Health of one integration. `last_run` is the newest finished run, `active_run` the running one."""
     settings = integration.get("settings", {})
@@ -44,11 +63,9 @@ def compute_health(integration: Doc, last_run: Doc | None, active_run: Doc | Non
     reds: list[tuple[str, HealthAction]] = []
     yellows: list[tuple[str, HealthAction]] = []
 
-    if integration.get("credentials_rejected"):
-        reds.append(
-            ("Your store rejected Alana's credentials. Reconnect the store with new API keys.", HealthAction.RECONNECT)
-        )
-    if last_run is not None and last_run["status"] == RunStatus.FAILED:
+    paused = bool(integration.get("app_uninstalled") or integration.get("credentials_rejected"))
+    reds += _reconnect_reasons(integration)
+    if last_run is not None and last_run["status"] == RunStatus.FAILED and not paused:
         error = last_run.get("failure") or "the store could not be read"
         reds.append((f"The last sync failed: {error}", HealthAction.RETRY))
     webhooks = integration.get("webhooks", {})
@@ -80,6 +97,14 @@ def compute_health(integration: Doc, last_run: Doc | None, active_run: Doc | Non
     pending = int(integration.get("pending_changes", 0))
     if pending:
         yellows.append((f"{_plural(pending, 'change')} waiting for Sync Now.", HealthAction.SYNC_NOW))
+    if webhooks.get("repair_error") and not paused:
+        yellows.append(
+            (
+                "Your store stopped sending change notifications and Alana could not register them again "
+                f"({webhooks['repair_error']}); it keeps trying, and scheduled syncs still bring changes.",
+                HealthAction.REREGISTER_WEBHOOKS,
+            )
+        )
     if webhooks.get("silent"):
         yellows.append(
             (

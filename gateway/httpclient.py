@@ -26,7 +26,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,6 +188,8 @@ class HttpClient:
 
     `allow_private` turns the private-address guard off; None follows GATEWAY_ALLOW_PRIVATE_URLS.
     `resolver` replaces the name resolution under the guard (tests; a deployment's own DNS).
+    `prepare` is awaited before every attempt of every request, before the headers are read: the core
+    refreshes an expiring token there and swaps it into `headers` (gateway/tokens.py).
     """
 
     def __init__(
@@ -206,7 +208,9 @@ class HttpClient:
         allow_private: bool | None = None,
         resolver: AbstractResolver | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self.prepare = prepare
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
         self.auth = auth
@@ -295,9 +299,11 @@ class HttpClient:
     ) -> Response:
         """Send a request with retries, budget and concurrency applied; return the read response."""
         url = self.url_for(path)
-        merged = {**self.headers, **(headers or {})}
         attempt = 0
         while True:
+            if self.prepare is not None:
+                await self.prepare()
+            merged = {**self.headers, **(headers or {})}
             await self.budget.acquire(cost)
             try:
                 response = await self._send(method, url, params, json_body, data, merged)

@@ -31,6 +31,7 @@ from gateway.urls import check_store_url
 
 if TYPE_CHECKING:
     from gateway.services import Gateway
+    from gateway.tokens import FreshCredentials
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,19 @@ class CallCounter:
 
 def _context(account_id: str, integration_id: str) -> str:
     return f"{account_id}/{integration_id}"
+
+
+def seal_context(integration: Doc) -> str:
+    """What an integration's sealed credentials are bound to (a blob copied elsewhere fails to open)."""
+    return _context(integration["account_id"], integration["_id"])
+
+
+def check_name(name: str | None) -> str:
+    if not name or not name.strip():
+        raise BadInput("name must not be empty", field="name")
+    if len(name) > 200:
+        raise BadInput("name must be at most 200 characters", field="name")
+    return name.strip()
 
 
 class IntegrationService:
@@ -113,13 +127,29 @@ class IntegrationService:
         return self.gw.box.open(sealed, _context(integration["account_id"], integration["_id"]))
 
     def connection(self, integration: Doc, counter: CallCounter | None = None) -> Connection:
+        """A Connection to the integration's store. Expiring credentials stay fresh for as long as it is used:
+        its HTTP clients refresh them before a request once they are due (gateway/tokens.py)."""
+        from gateway.tokens import FreshCredentials
+
         return self._connection(
             integration["_id"],
             integration["store_url"],
             self.credentials(integration),
             integration.get("options", {}),
             counter,
+            fresh=FreshCredentials.of(self.gw, integration),
         )
+
+    def connection_for(
+        self,
+        integration_id: str,
+        store_url: str,
+        credentials: Mapping[str, str],
+        options: Mapping[str, Any] | None = None,
+        counter: CallCounter | None = None,
+    ) -> Connection:
+        """A Connection for credentials not saved yet (checking them before an integration exists or changes)."""
+        return self._connection(integration_id, store_url, credentials, options or {}, counter)
 
     def _connection(
         self,
@@ -128,6 +158,7 @@ class IntegrationService:
         credentials: Mapping[str, str],
         options: Mapping[str, Any],
         counter: CallCounter | None,
+        fresh: FreshCredentials | None = None,
     ) -> Connection:
         settings = self.gw.settings
 
@@ -138,12 +169,18 @@ class IntegrationService:
                 "on_call": counter,
                 "allow_private": settings.allow_private_urls,
             }
-            return HttpClient(base_url, **{**defaults, **kwargs})
+            client = HttpClient(base_url, **{**defaults, **kwargs})
+            if fresh is not None:
+                fresh.watch(client)
+            return client
 
+        opened = dict(credentials)
+        if fresh is not None:
+            fresh.bind(opened)
         return Connection(
             integration_id=integration_id,
             store_url=store_url,
-            credentials=dict(credentials),
+            credentials=opened,
             http_factory=factory,
             options=dict(options),
             on_call=counter,
@@ -166,10 +203,7 @@ class IntegrationService:
             installed = ", ".join(sorted(self.gw.registry.adapters))
             raise BadInput(f"unknown platform {platform!r}; installed platforms: {installed}", field="platform")
         adapter = self.adapter(platform)
-        if not name or not name.strip():
-            raise BadInput("name must not be empty", field="name")
-        if len(name) > 200:
-            raise BadInput("name must be at most 200 characters", field="name")
+        name = check_name(name)
         url = check_store_url(store_url, allow_private=self.gw.settings.allow_private_urls)
         creds = _validate_credentials(adapter, credentials)
         integration_id = uuid.uuid4().hex
@@ -186,28 +220,54 @@ class IntegrationService:
                 ) from None
             except StoreError as exc:
                 raise BadInput(f"the store could not be reached: {exc.message}", field="storeUrl") from None
-            callback = f"{self.gw.settings.public_url.rstrip('/')}/webhooks/{platform}/{integration_id}"
-            webhooks: Doc
-            secrets: Mapping[str, str] = {}
-            try:
-                registration = await adapter.register_webhooks(conn, callback)
-                secrets = registration.secrets
-                webhooks = {
-                    "state": WebhookState.REGISTERED.value,
-                    "hook_ids": list(registration.hook_ids),
-                    "callback_url": callback,
-                    "error": None,
-                }
-            except StoreError as exc:
-                log.warning("webhook registration failed", extra={"integration_id": integration_id})
-                webhooks = {
-                    "state": WebhookState.FAILED.value,
-                    "hook_ids": [],
-                    "callback_url": callback,
-                    "error": exc.message,
-                }
+            return await self.establish(
+                adapter, conn, account_id, name, creds, mode=mode, frequency=frequency, options=options, counter=counter
+            )
         finally:
             await conn.close()
+
+    async def establish(
+        self,
+        adapter: PlatformAdapter,
+        conn: Connection,
+        account_id: str,
+        name: str,
+        creds: Mapping[str, str],
+        *,
+        mode: SyncMode | None = None,
+        frequency: SyncFrequency | None = None,
+        options: Mapping[str, Any] | None = None,
+        counter: CallCounter | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Doc:
+        """What connecting does once the store accepted the credentials (with pasted keys or through an
+        install flow): register webhooks, save the integration with its credentials sealed, log it, queue
+        the first full sync. `conn` is the checked connection; its integration id becomes the
+        integration's. `extra` adds fields (the install flow's store key and token lifetimes)."""
+        platform = adapter.info.id
+        integration_id = conn.integration_id
+        url = conn.store_url
+        callback = f"{self.gw.settings.public_url.rstrip('/')}/webhooks/{platform}/{integration_id}"
+        webhooks: Doc
+        secrets: Mapping[str, str] = {}
+        try:
+            registration = await adapter.register_webhooks(conn, callback)
+            secrets = registration.secrets
+            webhooks = {
+                "state": WebhookState.REGISTERED.value,
+                "hook_ids": list(registration.hook_ids),
+                "callback_url": callback,
+                "error": None,
+            }
+        except StoreError as exc:
+            log.warning("webhook registration failed", extra={"integration_id": integration_id})
+            webhooks = {
+                "state": WebhookState.FAILED.value,
+                "hook_ids": [],
+                "callback_url": callback,
+                "error": exc.message,
+            }
+        webhooks["checked_at"] = self.gw.now()
         now = self.gw.now()
         mode = mode or SyncMode.AUTOMATIC
         frequency = frequency or SyncFrequency.EVERY_HOUR
@@ -215,7 +275,7 @@ class IntegrationService:
             "_id": integration_id,
             "account_id": account_id,
             "platform": platform,
-            "name": name.strip(),
+            "name": name,
             "store_url": url,
             "credentials": self.gw.box.seal({**creds, **secrets}, _context(account_id, integration_id)),
             "credential_names": sorted(creds),
@@ -229,13 +289,15 @@ class IntegrationService:
             "sync_cursor": None,
             "pending_changes": 0,
             "credentials_rejected": False,
+            **(extra or {}),
         }
         await self.gw.db.integrations.insert_one(doc)
-        await counter.flush(self.gw)
+        if counter is not None:
+            await counter.flush(self.gw)
         await self.gw.activity.record(
             account_id,
             ActivityKind.INTEGRATION_CONNECTED,
-            f"Connected {adapter.info.name} store {name.strip()!r}",
+            f"Connected {adapter.info.name} store {name!r}",
             integration_id=integration_id,
         )
         from gateway.syncs import SyncService

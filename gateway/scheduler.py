@@ -32,7 +32,16 @@ class Scheduler:
         queued = await self.queue_due()
         await self.recover_orphans()
         await self.recover_webhooks()
+        await self.maintain_connections()
         return queued
+
+    async def maintain_connections(self) -> None:
+        """Webhook registrations checked and repaired (gateway/hookrepair.py); connect attempts expired."""
+        from gateway.connect import ConnectService
+        from gateway.hookrepair import WebhookRepairService
+
+        await WebhookRepairService(self.gw).check_due()
+        await ConnectService(self.gw).expire_overdue()
 
     async def queue_due(self) -> list[str]:
         gw = self.gw
@@ -51,6 +60,8 @@ class Scheduler:
             )
             if claimed is None:
                 continue  # another worker took it
+            if claimed.get("credentials_rejected") or claimed.get("app_uninstalled"):
+                continue  # paused until the merchant reconnects: no run would get past the store's 401
             last_full = claimed.get("last_full_sync_at")
             full = last_full is None or now - last_full >= FULL_RUN_EVERY or not claimed.get("sync_cursor")
             run, created = await SyncService(gw).queue(

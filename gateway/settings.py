@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from gateway.installflow import AppCredentials
 
 
 class Settings(BaseSettings):
@@ -32,6 +37,18 @@ class Settings(BaseSettings):
     #: The worker's own Prometheus endpoint (runs by outcome, webhook latency, queue depth); 0 = off.
     worker_metrics_port: int = Field(default=0, alias="GATEWAY_WORKER_METRICS_PORT")
     queue_name: str = Field(default="alana:queue", alias="GATEWAY_QUEUE_NAME")
+    #: Where installs begun on a platform's side send the merchant to claim the store
+    #: (`?claimInstall=<token>`), and where a connect lands without a returnUrl; default: the console `/`.
+    frontend_url: str | None = Field(default=None, alias="GATEWAY_FRONTEND_URL")
+    # The platform apps' own credentials (install flows, compliance webhooks, signed callbacks); a
+    # third-party plugin's GATEWAY_<PLATFORM>_* are read from the environment (`app_credentials`).
+    shopify_client_id: str | None = Field(default=None, alias="GATEWAY_SHOPIFY_CLIENT_ID")
+    shopify_client_secret: str | None = Field(default=None, alias="GATEWAY_SHOPIFY_CLIENT_SECRET")
+    shopify_auth_url: str | None = Field(default=None, alias="GATEWAY_SHOPIFY_AUTH_URL")
+    bigcommerce_client_id: str | None = Field(default=None, alias="GATEWAY_BIGCOMMERCE_CLIENT_ID")
+    bigcommerce_client_secret: str | None = Field(default=None, alias="GATEWAY_BIGCOMMERCE_CLIENT_SECRET")
+    bigcommerce_auth_url: str | None = Field(default=None, alias="GATEWAY_BIGCOMMERCE_AUTH_URL")
+    woocommerce_app_name: str | None = Field(default=None, alias="GATEWAY_WOOCOMMERCE_APP_NAME")
 
     # Tunables (not part of the runtime contract; sensible defaults).
     max_page_size: int = Field(default=250, alias="GATEWAY_MAX_PAGE_SIZE")
@@ -49,6 +66,10 @@ class Settings(BaseSettings):
     #: retry window (Shopify ~4 h, BigCommerce ~48 h), so no genuine retry is lost.
     webhook_max_age_seconds: float = Field(default=72 * 3600, alias="GATEWAY_WEBHOOK_MAX_AGE")
     webhook_coalesce_seconds: float = Field(default=0.05, alias="GATEWAY_WEBHOOK_COALESCE")
+    #: How often the scheduler asks each store whether its webhook registrations still work (at least
+    #: daily, docs/reference/CONNECT.md), and how soon again after a delivery gap or a failed repair.
+    webhook_check_seconds: float = Field(default=86_400, alias="GATEWAY_WEBHOOK_CHECK_INTERVAL")
+    webhook_recheck_seconds: float = Field(default=900, alias="GATEWAY_WEBHOOK_RECHECK_INTERVAL")
 
     #: Tokens expire after at most this long: longer-lived tokens (and `token --ttl`) are refused.
     max_token_ttl: int = Field(default=7 * 86_400, gt=0, alias="GATEWAY_MAX_TOKEN_TTL")
@@ -85,6 +106,22 @@ class Settings(BaseSettings):
         if not self.load_plugins:
             return None
         return [p.strip() for p in self.load_plugins.split(",") if p.strip()]
+
+    def app_credentials(self, platform: str) -> AppCredentials:
+        """GATEWAY_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET / _APP_NAME / _AUTH_URL for one platform's app."""
+        from gateway.installflow import AppCredentials
+
+        prefix = f"GATEWAY_{platform.upper()}_"
+        env = {k: v for k, v in os.environ.items() if k.startswith(prefix)}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if info.alias and info.alias.startswith(prefix) and value is not None:
+                env[info.alias] = str(value)
+        return AppCredentials.from_env(platform, env)
+
+    @property
+    def effective_frontend_url(self) -> str:
+        return self.frontend_url or f"{self.public_url.rstrip('/')}/"
 
     def effective_mongodb_url(self) -> str:
         return self.mongodb_url or "mongodb://localhost:27017"

@@ -673,6 +673,23 @@ class TokenStore:
             if expiry is not None:
                 self._access[token] = min(expiry, now - 1)
 
+    def snapshot(self) -> dict[str, Any]:
+        """Every token issued so far, as JSON (the demo keeps them across restarts)."""
+        return {
+            "access": dict(self._access),
+            "refresh": {token: asdict(record) for token, record in self._refresh.items()},
+            "issued": self.issued,
+            "refreshes": self.refreshes,
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Take back the tokens `snapshot` holds (what a restarted simulator still accepts)."""
+        self._access.update({str(k): None if v is None else float(v) for k, v in snapshot.get("access", {}).items()})
+        for token, fields in snapshot.get("refresh", {}).items():
+            self._refresh[str(token)] = _Refresh(**{**fields, "scopes": tuple(fields.get("scopes", ()))})
+        self.issued = int(snapshot.get("issued", self.issued))
+        self.refreshes = int(snapshot.get("refreshes", self.refreshes))
+
     def revoke_all(self) -> None:
         """Every token dies (an uninstall, a revoked app)."""
         self._access.clear()

@@ -23,7 +23,7 @@ from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, Map
 from gateway.conflicts import ConflictService
 from gateway.domain import ActivityKind, EventKind, SyncMode
 from gateway.engine import map_one, prefetch
-from gateway.errors import StoreError
+from gateway.errors import StoreAuthError, StoreError
 from gateway.integrations import CallCounter, IntegrationService
 from gateway.model import Product
 from gateway.products import Outcome, product_id
@@ -160,6 +160,13 @@ class WebhookService:
         integration = await self.integrations.get_any(integration_id)
         if integration is None:
             return 0
+        from gateway.lifecycle import paused
+
+        if paused(integration):
+            # Credentials rejected or app removed: no calls to the store. The full sync that follows a
+            # reconnect catches up these changes.
+            await gw.db.queue.delete_many({"integration_id": integration_id, "claim": None})
+            return 0
         token = uuid.uuid4().hex
         await gw.db.queue.update_many(
             {"integration_id": integration_id, "claim": None}, {"$set": {"claim": token, "claimed_at": gw.now()}}
@@ -235,6 +242,10 @@ class WebhookService:
                     if page.missing_ids:
                         await gw.products.mark_removed(integration_id, page.missing_ids, run_id)
                         changed += [product_id(integration_id, e) for e in page.missing_ids]
+        except StoreAuthError as exc:
+            from gateway.lifecycle import LifecycleService
+
+            await LifecycleService(gw).credentials_rejected(integration, exc.message)
         except StoreError as exc:
             log.warning("could not fetch products for webhooks: %s", exc.message)
         finally:

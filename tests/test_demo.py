@@ -304,3 +304,57 @@ def test_every_subcommand_explains_its_options_with_units() -> None:
             assert described is not None and len(described.group(1)) > 10, (command, option, text)
             if option in units:
                 assert units[option] in described.group(1), (command, option, described.group(1))
+
+
+async def test_the_demo_connects_through_shopifys_approve_screen_and_keeps_it(tmp_path: Path) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from gateway.testing.installkit import Browser
+
+    demo = Demo(tmp_path / "demo-data", free_port(), tmp_path / "demo.log")
+    console = f"http://127.0.0.1:{demo.port}/"
+    sync = "mutation($id: ID!) { syncNow(integrationId: $id) { id } }"
+    progress = "subscription($id: ID!) { syncProgress(runId: $id) { status } }"
+    async with aiohttp.ClientSession() as session:
+        browser = Browser()
+        try:
+            banner = await demo.start()
+            assert "approve screen" in banner and "alana-sim.myshopify.com" in banner
+            platforms = await demo.query(session, "{ platforms { id connectMethods } }")
+            methods = {p["id"]: p["connectMethods"] for p in platforms["platforms"]}
+            assert all("INSTALL_FLOW" in methods[p] for p in ("shopify", "woocommerce", "bigcommerce"))
+            begun = await demo.query(
+                session,
+                "mutation($input: BeginConnectInput!) { beginConnect(input: $input) { id authorizeUrl } }",
+                input={
+                    "platform": "shopify",
+                    "name": "Through the approve screen",
+                    "store": "alana-sim.myshopify.com",
+                    "returnUrl": console,
+                },
+            )
+            screen = await browser.open(begun["beginConnect"]["authorizeUrl"])
+            assert "Install app" in screen.text
+            landed = await browser.choose(screen, "approve")
+            assert dict(parse_qsl(urlsplit(landed.url).query))["status"] == "CONNECTED"
+            attempt = await demo.query(
+                session,
+                "query($id: ID!) { connectAttempt(id: $id) { status integration { id } } }",
+                id=begun["beginConnect"]["id"],
+            )
+            integration_id = attempt["connectAttempt"]["integration"]["id"]
+            await demo.stop()
+
+            await demo.start()  # the simulated Shopify comes back knowing the tokens its screen issued
+            run = await demo.query(session, sync, id=integration_id)
+            finished = await demo.until(
+                session,
+                progress,
+                lambda d: d["syncProgress"]["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"),
+                id=run["syncNow"]["id"],
+            )
+            assert finished["syncProgress"]["status"] == "SUCCEEDED"
+        finally:
+            await browser.close()
+            if demo.process is not None and demo.process.returncode is None:
+                await demo.stop()

@@ -16,6 +16,7 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway import metrics
+from gateway.api import connect as connect_routes
 from gateway.api import pages
 from gateway.api.context import Context
 from gateway.api.cors import OriginPolicy, cors_middleware
@@ -159,6 +160,7 @@ def create_app(gw: Gateway) -> web.Application:
     async def prometheus(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    connect_routes.add_routes(app, gw)  # before /webhooks/{platform}/{integration_id}: it claims .../app
     app.router.add_route("*", "/graphql", graphql)
     app.router.add_post("/webhooks/{platform}/{integration_id}", webhook)
     app.router.add_get("/healthz", healthz)

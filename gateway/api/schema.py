@@ -13,6 +13,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 
 from gateway.api import limits
+from gateway.api.connect_types import BeginConnectInput, ConnectAttempt
 from gateway.api.context import Info
 from gateway.api.guard import QueryGuard
 from gateway.api.types import (
@@ -42,9 +43,11 @@ from gateway.api.types import (
     encode_cursor,
 )
 from gateway.conflicts import ConflictService
+from gateway.connect import ConnectService
 from gateway.domain import ConflictStatus, RunStatus
 from gateway.errors import ErrorCode, GatewayError, NotFound
 from gateway.events import account_channel, run_channel
+from gateway.flows import methods as connect_methods
 from gateway.model import ProductStatus
 from gateway.syncs import SyncService, progress_message
 
@@ -77,6 +80,7 @@ class Query:
                         CredentialField(name=f.name, label=f.label, secret=f.secret, required=f.required)
                         for f in meta.credential_fields
                     ],
+                    connect_methods=list(connect_methods(info.context.gw, adapter)),
                 )
             )
         return result
@@ -213,6 +217,13 @@ class Query:
             page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
         )
 
+    @strawberry.field(
+        description="A connect attempt started by beginConnect or reconnectIntegration (poll it, or watch "
+        "integrationEvents)."
+    )
+    async def connect_attempt(self, info: Info, id: strawberry.ID) -> ConnectAttempt | None:
+        return ConnectAttempt.from_doc(await ConnectService(info.context.gw).attempt(info.context.account_id, str(id)))
+
 
 @strawberry.type
 class Mutation:
@@ -228,6 +239,58 @@ class Mutation:
             input.name,
             input.store_url,
             input.credentials,
+            mode=settings.mode if settings else None,
+            frequency=settings.frequency if settings else None,
+        )
+        return Integration.from_doc(doc)
+
+    @strawberry.mutation(
+        description="Connect a store through the platform's own install flow (Shopify OAuth, BigCommerce single-click "
+        "app, WooCommerce key approval). The frontend sends the merchant's browser to authorizeUrl; the platform "
+        "calls the gateway back, and the integration is created then."
+    )
+    async def begin_connect(self, info: Info, input: BeginConnectInput) -> ConnectAttempt:
+        settings = input.settings
+        doc = await ConnectService(info.context.gw).begin(
+            info.context.account_id,
+            input.platform,
+            input.name,
+            input.store,
+            mode=settings.mode if settings else None,
+            frequency=settings.frequency if settings else None,
+            return_url=input.return_url,
+        )
+        return ConnectAttempt.from_doc(doc)
+
+    @strawberry.mutation(
+        description="The same flow for an existing integration whose credentials were rejected, revoked or expired: "
+        "products, edits, conflicts and history are kept. With `credentials` (keys named by the platform's "
+        "credentialFields) it reconnects at once with pasted keys, for platforms without an install flow here; the "
+        "attempt then comes back CONNECTED, without an authorizeUrl."
+    )
+    async def reconnect_integration(
+        self,
+        info: Info,
+        integration_id: strawberry.ID,
+        return_url: str | None = None,
+        credentials: JSON | None = None,
+    ) -> ConnectAttempt:
+        doc = await ConnectService(info.context.gw).reconnect(
+            info.context.account_id, str(integration_id), return_url, credentials
+        )
+        return ConnectAttempt.from_doc(doc)
+
+    @strawberry.mutation(
+        description="Claim, for the caller's account, an install that began on the platform's side (an app-store "
+        "install); the token comes in the frontend redirect."
+    )
+    async def claim_install(
+        self, info: Info, token: str, name: str | None = None, settings: SyncSettingsInput | None = None
+    ) -> Integration:
+        doc = await ConnectService(info.context.gw).claim(
+            info.context.account_id,
+            token,
+            name,
             mode=settings.mode if settings else None,
             frequency=settings.frequency if settings else None,
         )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
+from gateway.adapter import ConnectMethod
 from gateway.api.context import Info
 from gateway.domain import ActivityKind, ConflictStatus, HealthAction, HealthStatus, SyncFrequency, SyncMode
 from gateway.domain import EventKind as IntegrationEventKind
@@ -38,6 +40,10 @@ strawberry.enum(Availability, name="Availability")
 strawberry.enum(ConflictStatus, name="ConflictStatus")
 strawberry.enum(ActivityKind, name="ActivityKind")
 strawberry.enum(IntegrationEventKind, name="IntegrationEventKind")
+strawberry.enum(ConnectMethod, name="ConnectMethod")
+
+if TYPE_CHECKING:
+    from gateway.api.connect_types import ConnectAttempt
 
 
 # ---- cursors -------------------------------------------------------------------------------------
@@ -84,6 +90,10 @@ class PlatformInfo:
     version: str
     capabilities: list[str]
     credential_fields: list[CredentialField]
+    connect_methods: list[ConnectMethod] = strawberry.field(
+        description="How a merchant can connect this platform: CREDENTIALS (connectIntegration) and/or INSTALL_FLOW "
+        "(beginConnect)."
+    )
 
 
 # ---- runs ----------------------------------------------------------------------------------------
@@ -576,9 +586,14 @@ class IntegrationEvent:
     health: SyncHealth | None
     conflict: Conflict | None
     product_id: strawberry.ID | None
+    connect_attempt: Annotated[ConnectAttempt, strawberry.lazy("gateway.api.connect_types")] | None = strawberry.field(
+        default=None, description="Set for CONNECT_FINISHED."
+    )
 
     @staticmethod
     def from_message(message: Doc) -> IntegrationEvent:
+        from gateway.api.connect_types import ConnectAttempt
+
         health = message.get("health")
         return IntegrationEvent(
             integration_id=strawberry.ID(message["integration_id"]),
@@ -597,6 +612,9 @@ class IntegrationEvent:
             else None,
             conflict=Conflict.from_doc(message["conflict"]) if message.get("conflict") else None,
             product_id=strawberry.ID(message["product_id"]) if message.get("product_id") else None,
+            connect_attempt=ConnectAttempt.from_doc(message["connect_attempt"])
+            if message.get("connect_attempt")
+            else None,
         )
 
 

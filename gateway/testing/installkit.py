@@ -50,8 +50,8 @@ COOKIE = "alana_connect"
 
 
 def fast_client(base_url: str, **kwargs: Any) -> HttpClient:
-    """An HttpClient with the backoff the suite uses (faults stay quick), allowed to reach the
-    simulators on 127.0.0.1 (the outbound guard refuses private addresses by default)."""
+    """An HttpClient with the backoff the suite uses (faults stay quick), allowed to reach the simulators on
+    127.0.0.1 (the outbound guard refuses private addresses unless told otherwise)."""
     return HttpClient(base_url, **{"backoff_base": 0.01, "backoff_cap": 0.05, "allow_private": True, **kwargs})
 
 

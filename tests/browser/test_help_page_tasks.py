@@ -235,9 +235,18 @@ async def test_light_goes_red_with_its_action_when_the_store_fails(
     await expect(reconnect).to_be_visible()
     await shots(page, "credentials-rejected-red-reconnect")
     await reconnect.click()
-    dialog = page.get_by_role("dialog", name="Connect a store")
-    await expect(dialog.get_by_label("Store URL")).to_have_value(gated_store.store_url)
-    await shots(page, "reconnect-opens-connect")
+    # The toy platform has no install flow: the same integration is reconnected with new keys.
+    dialog = page.get_by_role("dialog", name=f"Reconnect {name}")
+    await dialog.get_by_label("API token").fill("still-wrong")
+    await dialog.get_by_role("button", name="Reconnect").click()
+    await expect(dialog.get_by_role("alert")).to_contain_text("refused these credentials")
+    await shots(page, "reconnect-refused-keys")
+    await dialog.get_by_label("API token").fill(gated_store.token)
+    await dialog.get_by_role("button", name="Reconnect").click()
+    await expect(dialog).to_be_hidden()
+    await expect(card(page, name, "GREEN")).to_be_visible()
+    assert [i["id"] for i in (await api.query("{ integrations { id } }"))["integrations"]] == [integration_id]
+    await shots(page, "reconnected-with-keys-green")
 
 
 async def test_cancel_a_sync_and_disconnect_after_confirming(

@@ -384,7 +384,7 @@ async def test_uninstall_sends_app_uninstalled_and_kills_the_token(fk: FlowKit) 
 
 async def test_every_client_call_raises_store_auth_error_on_shopifys_401(fk: FlowKit) -> None:
     conn = Connection(
-        "it", fk.sim.store_url, fk.sim.credentials(), options={"bulk_threshold": 0}, http_factory=local_http
+        "it", fk.sim.store_url, fk.sim.credentials(), http_factory=local_http, options={"bulk_threshold": 0}
     )
     fk.sim.revoke_credentials()
     url = "https://example.com/hook"

@@ -213,7 +213,7 @@ async def test_a_read_key_cannot_create_webhooks() -> None:
 
 # ---- revoked keys and failing webhooks ------------------------------------------------------------------------
 async def test_every_client_call_raises_store_auth_error_on_a_revoked_key(fk: FlowKit) -> None:
-    conn = Connection("it", fk.sim.store_url, fk.sim.credentials(), options={"auth": "basic"}, http_factory=local_http)
+    conn = Connection("it", fk.sim.store_url, fk.sim.credentials(), http_factory=local_http, options={"auth": "basic"})
     fk.sim.revoke_credentials()
     url = "https://example.com/hook"
     calls: list[Any] = [

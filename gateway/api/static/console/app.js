@@ -45,7 +45,7 @@ const PROGRESS = `subscription Progress($runId: ID!) { syncProgress(runId: $runI
   runId status processed total percent message } }`;
 const CAPABILITIES = `query Capabilities {
   platformInfo: __type(name: "PlatformInfo") { fields { name } }
-  mutation: __type(name: "Mutation") { fields { name } }
+  mutation: __type(name: "Mutation") { fields { name args { name } } }
   query: __type(name: "Query") { fields { name } } }`;
 
 // ---- state ----------------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ const state = {
   token: null,
   account: null,
   live: null,
-  caps: { connectMethods: false, beginConnect: false, reconnectIntegration: false, claimInstall: false, connectAttempt: false },
+  caps: { connectMethods: false, beginConnect: false, reconnectIntegration: false, reconnectWithKeys: false, claimInstall: false, connectAttempt: false },
   platforms: new Map(),
   cards: new Map(),
   activity: null,
@@ -275,10 +275,13 @@ async function detectCapabilities() {
     const platform = names(d.platformInfo);
     const mutation = names(d.mutation);
     const query = names(d.query);
+    const reconnectField = ((d.mutation && d.mutation.fields) || []).find((f) => f.name === "reconnectIntegration");
     state.caps = {
       connectMethods: platform.has("connectMethods"),
       beginConnect: mutation.has("beginConnect"),
       reconnectIntegration: mutation.has("reconnectIntegration"),
+      // Pasted keys for a reconnect (platforms without an install flow here).
+      reconnectWithKeys: Boolean(reconnectField && (reconnectField.args || []).some((a) => a.name === "credentials")),
       claimInstall: mutation.has("claimInstall"),
       connectAttempt: query.has("connectAttempt"),
     };
@@ -363,6 +366,7 @@ async function fetchNewIntegration(id) {
 
 function onEvent(event) {
   if (!event) return;
+  if (!event.integrationId) return; // a connect attempt that created no integration (CONNECT_FINISHED, FAILED)
   const card = state.cards.get(event.integrationId);
   if (!card) {
     fetchNewIntegration(event.integrationId);
@@ -1068,15 +1072,64 @@ class Card {
 
   // ---- reconnect and disconnect --------------------------------------------------------------------
   async reconnect(button) {
-    if (state.caps.reconnectIntegration) {
+    const p = state.platforms.get(this.data.platform);
+    const methods = (p && p.connectMethods) || ["CREDENTIALS"];
+    if (state.caps.reconnectIntegration && methods.includes("INSTALL_FLOW")) {
       await busy(button, async () => {
         const d = await api(`mutation Reconnect($id: ID!, $returnUrl: String) { reconnectIntegration(integrationId: $id, returnUrl: $returnUrl) { id authorizeUrl } }`, { id: this.id, returnUrl: returnUrl() });
         if (d.reconnectIntegration.authorizeUrl) window.location.assign(d.reconnectIntegration.authorizeUrl);
       });
       return;
     }
-    // Without the install flow: connect the store again with new keys (the old card can then go).
+    if (state.caps.reconnectWithKeys && p) {
+      this.reconnectWithKeys(button, p);
+      return;
+    }
+    // Without a reconnect on this gateway: connect the store again with new keys (the old card can then go).
     openConnect(button, { platform: this.data.platform, name: this.data.name, storeUrl: this.data.storeUrl });
+  }
+
+  /** New keys for this same integration: products, Alana's edits, conflicts and history stay. */
+  reconnectWithKeys(opener, platform) {
+    const error = h("div", { class: "inline-error" });
+    const inputs = platform.credentialFields.map((f) => {
+      const id = uid("reconnect-cred");
+      const input = h("input", { id, name: f.name, type: f.secret ? "password" : "text", required: f.required, autocomplete: "off", spellcheck: "false" });
+      return { f, input, el: field(id, f.label + (f.required ? "" : " (optional)"), input) };
+    });
+    const go = h("button", { type: "submit", class: "primary", text: "Reconnect" });
+    const form = h(
+      "form",
+      { novalidate: true },
+      h("p", { text: `Give ${this.data.name}'s new ${platform.name} API keys. Its products, edits, conflicts and history are kept.` }),
+      inputs.map((i) => i.el),
+      error,
+      h("div", { class: "buttons" }, go),
+    );
+    const el = dialog(`Reconnect ${this.data.name}`, form, { onClose: () => el.remove() });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const missing = inputs.find((i) => i.f.required && !i.input.value.trim());
+      if (missing) {
+        missing.input.setAttribute("aria-invalid", "true");
+        fill(error, h("p", { class: "error-text", role: "alert", text: `${missing.f.label} is required.` }));
+        missing.input.focus();
+        return;
+      }
+      const credentials = {};
+      for (const i of inputs) if (i.input.value.trim()) credentials[i.f.name] = i.input.value.trim();
+      busy(
+        go,
+        async () => {
+          await api(`mutation ReconnectKeys($id: ID!, $credentials: JSON) { reconnectIntegration(integrationId: $id, credentials: $credentials) { id status } }`, { id: this.id, credentials });
+          el.close();
+          this.scheduleRefresh();
+          notice(`Reconnected ${this.data.name}. A full sync catches up what changed meanwhile.`);
+        },
+        error,
+      );
+    });
+    openDialog(el, opener);
   }
 
   confirmDisconnect(opener) {
@@ -1323,14 +1376,29 @@ class ConnectForm {
     if (canInstall) {
       const go = h("button", { type: "button", class: "primary", text: `Continue to ${p.name}` });
       go.addEventListener("click", () => this.beginInstall(go));
+      // What beginConnect's `store` is for this platform's flow (BigCommerce: the merchant picks it there).
+      const stores = {
+        shopify: ["Shop", "Your shop's myshopify.com domain, e.g. your-shop.myshopify.com"],
+        woocommerce: ["Store URL", "Your WordPress site's address, e.g. https://shop.example.com"],
+        bigcommerce: null,
+      };
+      const asked = p.id in stores ? stores[p.id] : ["Store (if the platform asks for one)", "The store's address"];
+      this.installStore = null;
+      let storeField = null;
+      if (asked) {
+        this.installStore = h("input", { id: "connect-install-store", name: "store", autocomplete: "off", spellcheck: "false", "aria-describedby": "connect-install-store-hint" });
+        storeField = field("connect-install-store", asked[0], this.installStore, h("p", { id: "connect-install-store-hint", class: "hint", text: asked[1] }));
+      }
       fill(
         this.install,
         h("h3", { text: `Connect through ${p.name}` }),
         h("p", { class: "hint", text: `You approve Alana on ${p.name}'s own page, then come back here connected.` }),
+        storeField,
         h("div", { class: "buttons" }, go),
         methods.includes("CREDENTIALS") ? h("p", { class: "or", text: "or" }) : null,
       );
     } else {
+      this.installStore = null;
       fill(this.install);
     }
   }
@@ -1350,7 +1418,8 @@ class ConnectForm {
   showError(exc) {
     const field = exc.errors && exc.errors[0] && exc.errors[0].extensions ? exc.errors[0].extensions.field : null;
     for (const el of this.form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-    const target = field === "storeUrl" ? this.storeUrl : field === "name" ? this.name : field === "credentials" ? this.credentials.querySelector("input") : null;
+    const target =
+      field === "storeUrl" ? this.storeUrl : field === "store" ? this.installStore : field === "name" ? this.name : field === "credentials" ? this.credentials.querySelector("input") : null;
     if (target) target.setAttribute("aria-invalid", "true");
     fill(this.error, h("p", { class: "error-text", role: "alert", text: explain(exc) }));
     if (target) target.focus();
@@ -1392,11 +1461,12 @@ class ConnectForm {
       this.name.focus();
       return;
     }
+    for (const el of this.form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
     await busy(button, async () => {
       let d;
       try {
         d = await api(`mutation Begin($input: BeginConnectInput!) { beginConnect(input: $input) { id status authorizeUrl error } }`, {
-          input: { platform: v.platform, name: v.name, store: v.storeUrl || null, settings: v.settings, returnUrl: returnUrl() },
+          input: { platform: v.platform, name: v.name, store: (this.installStore && this.installStore.value.trim()) || null, settings: v.settings, returnUrl: returnUrl() },
         });
       } catch (exc) {
         this.showError(exc);
