@@ -60,3 +60,9 @@ def test_the_override_leaves_the_served_schema_as_it_is() -> None:
         scalar_overrides=SCALAR_OVERRIDES,
     )
     assert print_schema(overridden) == print_schema(served)
+
+
+def test_the_served_schema_uses_the_canonical_datetime() -> None:
+    served = build_schema()._schema.get_type("DateTime")
+    assert served is not None
+    assert served.serialize(datetime(2026, 1, 2, 3, 4, 5, 678999, tzinfo=UTC)) == "2026-01-02T03:04:05.678Z"  # type: ignore[union-attr]

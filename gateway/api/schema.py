@@ -16,6 +16,7 @@ from gateway.api import limits
 from gateway.api.connect_types import BeginConnectInput, ConnectAttempt
 from gateway.api.context import Info
 from gateway.api.guard import QueryGuard
+from gateway.api.scalars import SCALAR_OVERRIDES
 from gateway.api.types import (
     ActivityConnection,
     ActivityEdge,
@@ -454,7 +455,7 @@ def build_schema(max_depth: int = 12) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=[lambda: QueryGuard(max_depth=max_depth), ErrorCodes],
-        scalar_overrides={},
+        scalar_overrides=SCALAR_OVERRIDES,
     )
 
 
