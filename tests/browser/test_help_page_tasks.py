@@ -263,7 +263,11 @@ async def test_cancel_a_sync_and_disconnect_after_confirming(
     cancel = store.get_by_role("button", name="Cancel sync")
     await expect(cancel).to_be_visible()
     await expect(store.locator("progress")).to_have_attribute("data-status", "RUNNING")
-    await cancel.click()
+    # The gate opens only once the cancel request was answered: opened earlier, the run could finish first.
+    async with page.expect_response(
+        lambda r: r.url.endswith("/graphql") and "cancelSyncRun" in (r.request.post_data or "")
+    ):
+        await cancel.click()
     gated_store.open_gate()
     await expect(store.locator(".summary h4")).to_contain_text("Sync cancelled")
     await expect(cancel).to_be_hidden()
