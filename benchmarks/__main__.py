@@ -1,7 +1,8 @@
 """`make bench`: run the benchmarks and write docs/benchmarks.md (and the raw docs/benchmarks.json).
 
 python -m benchmarks                 # everything, at the sizes the issues ask for
-python -m benchmarks --only sync     # one group: sync, memory, webhooks, shopify, bigcommerce
+python -m benchmarks --only sync     # one group: sync, queue, memory, webhooks, shopify, shopify_paths,
+                                     # bigcommerce, hostile
 python -m benchmarks --quick         # small sizes, to check the harness
 """
 
@@ -22,7 +23,7 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 
 
 def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, Any]]]]:
-    from benchmarks import ratelimits, sync, webhooks
+    from benchmarks import hostile, ratelimits, shopify_paths, sync, webhooks
 
     n = 300 if quick else 10_000
     big = 1_000 if quick else 50_000
@@ -35,7 +36,11 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
             m, r, "woocommerce", 50 if quick else 1000, 20.0 if quick else 25.0
         ),
         "shopify": lambda m, r: ratelimits.shopify_paginated(m, r, 200 if quick else 5_000),
+        "shopify_paths": lambda m, r: shopify_paths.compare(
+            m, r, 120 if quick else 400, 30, {"paginated": 1, "bulk": 1 if quick else 3, "chosen": 1 if quick else 3}
+        ),
         "bigcommerce": lambda m, r: ratelimits.bigcommerce_quota(m, r, 1_000 if quick else 20_000, quick),
+        "hostile": lambda m, r: hostile.hostile_api(m, r, quick),
     }
 
 

@@ -15,6 +15,52 @@ def _get(results: dict[str, Any], *path: str) -> Any:
     return value
 
 
+def _mb(value: Any) -> str:
+    return f"{value / 1_000_000:.1f} MB" if isinstance(value, int | float) else "n/a"
+
+
+def _hostile_rows(r: dict[str, Any]) -> list[str]:
+    """Issue 11: the API before the query guard (unguarded) and with it (guarded)."""
+    before, after = _get(r, "hostile", "unguarded"), _get(r, "hostile", "guarded")
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    bomb = _get(before, "fragment_bomb", "22")
+    estimated = " (extrapolated)" if _get(bomb, "extrapolated") is True else ""
+
+    def attack(side: dict[str, Any], name: str) -> str:
+        a = _get(side, name)
+        if _get(a, "code") != "OK":
+            return f"refused in {_get(a, 'seconds')} s ({_get(a, 'code')})"
+        return (
+            f"{_get(a, 'seconds')} s, {_mb(_get(a, 'response_bytes'))}, API peak {_get(a, 'api_peak_mb_after')} MB, "
+            f"another tenant waited {_get(a, 'other_tenant_seconds')} s"
+        )
+
+    return [
+        f"| the probe's fragment bomb (depth 22, no token): before / after | {_get(bomb, 'seconds')} s{estimated} / "
+        f"{_get(after, 'fragment_bomb', '22', 'median_ms')} ms | |",
+        f"| ... depth 30: before / after | {_get(before, 'fragment_bomb', '30', 'seconds')} s (extrapolated) / "
+        f"{_get(after, 'fragment_bomb', '30', 'median_ms')} ms | |",
+        f"| /healthz sent while a bomb runs: before (depth {_deepest(before)}) / after (8 connections of bombs, max) | "
+        f"{_get(before, 'fragment_bomb', _deepest(before), 'healthz_seconds')} s / "
+        f"{_get(after, 'healthz_during_flood_ms', 'max')} ms | |",
+        f"| hostile documents under 1 MB ({len(_get(after, 'corpus', 'documents') or {})}), slowest refusal over HTTP "
+        f"(median of 5) | {_get(after, 'corpus', 'slowest_median_ms')} ms ({_get(after, 'corpus', 'slowest')}) "
+        "| < 100 ms |",
+        f"| 1,000 aliases of products(first: 250): before | {attack(before, 'aliases_1000')} | |",
+        f"| ... after | {attack(after, 'aliases_1000')} | |",
+        f"| 100 aliases of storeVersion: before | {attack(before, 'aliases_storeversion_100')} | |",
+        f"| ... after | {attack(after, 'aliases_storeversion_100')} | |",
+        f"| the most one request may ask (7 aliases of 250 storeVersion, cost 89,327) | "
+        f"{attack(after, 'aliases_storeversion_7')} | |",
+    ]
+
+
+def _deepest(side: dict[str, Any]) -> str:
+    measured = [int(k) for k, v in (_get(side, "fragment_bomb") or {}).items() if _get(v, "extrapolated") is not True]
+    return str(max(measured)) if measured else "n/a"
+
+
 def render_report(r: dict[str, Any]) -> str:
     m = r.get("machine", {})
     lines = [
@@ -54,9 +100,18 @@ def render_report(r: dict[str, Any]) -> str:
         f"bucket minimum | {_get(r, 'shopify', 'ratio_to_minimum')} ({_get(r, 'shopify', 'seconds')} s vs "
         f"{_get(r, 'shopify', 'minimum_seconds')} s; THROTTLED seen by engine: "
         f"{_get(r, 'shopify', 'throttled_errors')}) | <= 1.15 |",
+        f"| Shopify {_get(r, 'shopify_paths', 'products')}-product, {_get(r, 'shopify_paths', 'variants_per_product')}"
+        f"-variant full sync, Standard bucket: paginated / bulk / chosen, min s | "
+        f"{_get(r, 'shopify_paths', 'paginated', 'min_seconds')} / {_get(r, 'shopify_paths', 'bulk', 'min_seconds')}"
+        f" / {_get(r, 'shopify_paths', 'chosen', 'min_seconds')} (chosen read through "
+        f"{_get(r, 'shopify_paths', 'chosen', 'read_through')}) | |",
+        f"| ... chosen path / faster path's minimum: best run, median run | "
+        f"{_get(r, 'shopify_paths', 'ratio_min_to_faster_min')}, "
+        f"{_get(r, 'shopify_paths', 'ratio_median_to_faster_min')} | <= 1.15 |",
         f"| BigCommerce {_get(r, 'bigcommerce', 'products')}-product full sync under a binding quota: duration / "
         f"quota minimum | {_get(r, 'bigcommerce', 'ratio_to_minimum')} ({_get(r, 'bigcommerce', 'seconds')} s vs "
         f"{_get(r, 'bigcommerce', 'minimum_seconds')} s; 429s: {_get(r, 'bigcommerce', 'responses_429')}) | <= 1.15 |",
+        *_hostile_rows(r),
         "",
         "## Raw results",
         "",

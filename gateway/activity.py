@@ -76,3 +76,7 @@ class ActivityLog:
             query["integration_id"] = integration_id
         found = await find_page(self.db.activity, query, "at", page)
         return Slice([ActivityRecord.from_doc(d) for d in found.items], found.positions, found.has_next)
+
+    async def delete_integration(self, integration_id: str) -> None:
+        """Only on a platform's request to erase a store's data: disconnecting keeps the log."""
+        await self.db.activity.delete_many({"integration_id": integration_id})

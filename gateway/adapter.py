@@ -12,11 +12,23 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.httpclient import HttpClient
 from gateway.model import Product
 from gateway.simkit import Simulator
+
+if TYPE_CHECKING:
+    from gateway.installflow import FlowConfig, InstallFlow
+
+
+class ConnectMethod(StrEnum):
+    """How a merchant can connect a platform (GraphQL PlatformInfo.connectMethods)."""
+
+    #: Keys the merchant pastes (connectIntegration, checked with check_credentials).
+    CREDENTIALS = "CREDENTIALS"
+    #: The platform's own install flow (beginConnect; see gateway.installflow).
+    INSTALL_FLOW = "INSTALL_FLOW"
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,9 @@ class PlatformInfo:
     version: str
     capabilities: tuple[str, ...]
     credential_fields: tuple[CredentialField, ...]
+    #: What the plugin can offer; INSTALL_FLOW also needs install_flow() to build a flow for the
+    #: configuration at hand (gateway.installflow.connect_methods says what is offered right now).
+    connect_methods: tuple[ConnectMethod, ...] = (ConnectMethod.CREDENTIALS,)
 
 
 @dataclass
@@ -135,6 +150,36 @@ class WebhookRegistration:
     secrets: Mapping[str, str] = field(default_factory=dict)
 
 
+class HookState(StrEnum):
+    """A webhook registration as the store has it now."""
+
+    ACTIVE = "ACTIVE"
+    #: Still registered but not delivering (WooCommerce `disabled` after failed deliveries or `paused`,
+    #: BigCommerce `is_active: false`).
+    DISABLED = "DISABLED"
+    #: Gone from the store (Shopify removes failing subscriptions; uninstalls delete them; or deleted by hand).
+    MISSING = "MISSING"
+
+
+@dataclass(frozen=True)
+class HookStatus:
+    """One topic's registration: its state, the store's hook id (None when missing), and why, in words."""
+
+    topic: str
+    state: HookState
+    hook_id: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookRepair:
+    """What `repair_webhooks` did: the registration to keep from now on (hook ids may have changed; the
+    secrets stay the same) and the topics it re-registered or reactivated."""
+
+    registration: WebhookRegistration
+    repaired: tuple[HookStatus, ...] = ()
+
+
 class PlatformAdapter(ABC):
     """One e-commerce platform. Subclass it, fill in `info`, implement the abstract methods."""
 
@@ -191,8 +236,39 @@ class PlatformAdapter(ABC):
         """True when the delivery is authentic (constant-time comparison). Default: reject all."""
         return False
 
+    def webhook_from_store(self, headers: Mapping[str, str], body: bytes, store_url: str) -> bool:
+        """True unless the delivery says it comes from a store other than the integration's.
+
+        Called after `verify_webhook` passes, with the integration's store URL. Override it when one
+        secret signs deliveries for many stores (Shopify's app secret is shared by every shop that
+        installed the app): compare the store the delivery names with `store_url`, or A's genuine
+        delivery would be accepted at B's webhook URL. Default: True.
+        """
+        return True
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
         """Parse a verified delivery; None for deliveries that carry no product change (pings)."""
+        return None
+
+    async def webhook_status(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> list[HookStatus]:
+        """The store's view of what `register_webhooks` registered at `callback_url`: one HookStatus per
+        topic. Default: [] (nothing to check: the plugin registers no webhooks, or cannot list them)."""
+        return []
+
+    async def repair_webhooks(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> WebhookRepair:
+        """Re-register what is missing and reactivate what is disabled, keeping the registration's
+        secrets so deliveries keep verifying. Default: nothing to repair."""
+        return WebhookRepair(registration=registration)
+
+    # ---- connecting through the platform ------------------------------------------------------
+    def install_flow(self, config: FlowConfig) -> InstallFlow | None:
+        """The platform's install flow for this configuration (app credentials, the gateway's
+        endpoints), or None: the plugin has none, or the app is not configured. Declare
+        ConnectMethod.INSTALL_FLOW in `info.connect_methods` when it can return one."""
         return None
 
     # ---- testing ------------------------------------------------------------------------------

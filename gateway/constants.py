@@ -46,3 +46,13 @@ def run_channel(run_id: str) -> str:
 def seen_key(run_id: str) -> str:
     """The external ids a full run has seen so far (for removal detection at its end)."""
     return f"gw:seen:{run_id}"
+
+
+def token_refresh_lock_key(integration_id: str) -> str:
+    """Held by the one process renewing an integration's expiring credentials (gateway.tokens)."""
+    return f"gw:token-refresh:{integration_id}"
+
+
+def query_cost_key(caller: str) -> str:
+    """One API caller's token bucket of GraphQL query cost (gateway.api.ratelimit)."""
+    return f"gw:cost:{caller}"

@@ -107,6 +107,10 @@ class DeliveryStore:
             await self.db.queue.update_many(stale, {"$set": {"claim": None}})
         return integrations
 
+    async def drop_unclaimed(self, integration_id: str) -> None:
+        """Forget what waits for an integration that may not call its store (a full sync catches it up)."""
+        await self.db.queue.delete_many({"integration_id": integration_id, "claim": None})
+
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.queue.delete_many({"integration_id": integration_id})
         await self.db.deliveries.delete_many({"integration_id": integration_id})

@@ -92,6 +92,15 @@ class ActivityKind(StrEnum):
     CHANGE_REAPPLIED = "CHANGE_REAPPLIED"
     WEBHOOK_REJECTED = "WEBHOOK_REJECTED"
     PRODUCT_EDITED = "PRODUCT_EDITED"
+    INTEGRATION_RECONNECTED = "INTEGRATION_RECONNECTED"
+    #: The store stopped accepting the credentials (a 401, a refresh refused): logged once until reconnected.
+    CREDENTIALS_REJECTED = "CREDENTIALS_REJECTED"
+    APP_UNINSTALLED = "APP_UNINSTALLED"
+    WEBHOOKS_REREGISTERED = "WEBHOOKS_REREGISTERED"
+    #: A reconnect (or a callback claiming to finish one) failed; nothing was changed.
+    CONNECT_FAILED = "CONNECT_FAILED"
+    #: A store user lost access to the app on the platform (BigCommerce remove_user).
+    APP_USER_REMOVED = "APP_USER_REMOVED"
 
 
 class EventKind(StrEnum):
@@ -102,6 +111,17 @@ class EventKind(StrEnum):
     HEALTH_CHANGED = "HEALTH_CHANGED"
     CONFLICT = "CONFLICT"
     PRODUCT_CHANGED = "PRODUCT_CHANGED"
+    #: A connect attempt (beginConnect, reconnectIntegration) ended: CONNECTED, FAILED or EXPIRED.
+    CONNECT_FINISHED = "CONNECT_FINISHED"
+
+
+class ConnectStatus(StrEnum):
+    """A connect attempt: PENDING until the platform calls back, then one of the other three for good."""
+
+    PENDING = "PENDING"
+    CONNECTED = "CONNECTED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
 
 
 class WebhookState(StrEnum):

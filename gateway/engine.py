@@ -32,6 +32,7 @@ from gateway.events import EventPublisher, ProductChanged, run_event
 from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration
 from gateway.integrations import IntegrationService
+from gateway.lifecycle import LifecycleService
 from gateway.logs import bind_context
 from gateway.mapping import map_one, prefetch
 from gateway.model import Product
@@ -70,6 +71,7 @@ class SyncEngine:
         runs: RunStore,
         products: ProductStore,
         integrations: IntegrationService,
+        lifecycle: LifecycleService,
         conflicts: ConflictService,
         activity: ActivityLog,
         publisher: EventPublisher,
@@ -82,6 +84,7 @@ class SyncEngine:
         self.runs = runs
         self.products = products
         self.integrations = integrations
+        self.lifecycle = lifecycle
         self.conflicts = conflicts
         self.activity = activity
         self.publisher = publisher
@@ -246,7 +249,7 @@ class _Execution:
             return None
         except StoreAuthError as exc:
             status, message, failure = RunStatus.FAILED, "The store refused Alana's credentials", exc.message
-            await engine.integrations.record_rejected_credentials(self.integration.id)
+            await engine.lifecycle.credentials_rejected(self.integration, exc.message)
         except StoreError as exc:
             status, message, failure = RunStatus.FAILED, "The store could not be read", exc.message
         except Exception as exc:  # noqa: BLE001 - record the failure, never leave a run RUNNING

@@ -2,9 +2,11 @@
 
 GatewayError                      code            meaning
 ├── BadInput                      BAD_USER_INPUT  the caller sent something invalid (names the field)
+│   └── ConnectRefused            BAD_USER_INPUT  an install-flow step failed; `failure` names which (FlowFailure)
 ├── NotFound                      NOT_FOUND       absent, or another account's (never says which)
 ├── Unauthenticated               UNAUTHENTICATED missing, expired or forged token
 ├── Conflict                      CONFLICT        the state does not allow it (e.g. run already ended)
+├── RateLimited                   RATE_LIMITED    the caller spent its query-cost budget; retry later
 ├── Unavailable                   UNAVAILABLE     a dependency (MongoDB, Redis) is down
 ├── MappingError                  (per product)   one product could not be mapped: a SyncError in the
 │                                                 run summary, never a failed run; `code` is the
@@ -14,10 +16,13 @@ GatewayError                      code            meaning
 │   └── LeaseLost                 CONFLICT        another worker took the run over, or it was deleted
 └── StoreError                    UNAVAILABLE     talking to a store failed
     ├── StoreAuthError            BAD_USER_INPUT  the store refused the credentials
+    │   └── CredentialsRejected   BAD_USER_INPUT  the platform will not renew them (invalid_grant): reconnect
     ├── StoreRateLimited          RATE_LIMITED    retries exhausted while throttled
     ├── StoreHTTPError            UNAVAILABLE     an unexpected HTTP status (after retries)
     ├── StoreUnreachable          UNAVAILABLE     connection refused, DNS, timeouts (after retries)
     ├── StorePayloadError         UNAVAILABLE     the store answered with something unparseable
+    ├── StoreRequestRefused       UNAVAILABLE     the outbound guard refused the request (private
+    │                                             address, a host or redirect the plugin did not allow)
     └── (plugins' own, e.g. alana_shopify.bulk.BulkUnavailable: no bulk result, read paginated)
 """
 
@@ -61,6 +66,18 @@ class BadInput(GatewayError):
     code = ErrorCode.BAD_USER_INPUT
 
 
+class ConnectRefused(BadInput):
+    """An install-flow step failed: a forged or stale callback, a code the platform refused, a denial.
+
+    `failure` is a gateway.installflow.FlowFailure value (a machine-readable reason); the message says
+    what happened in a merchant's words and never carries a secret. Nothing was stored.
+    """
+
+    def __init__(self, message: str, *, failure: str, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.failure = failure
+
+
 class NotFound(GatewayError):
     code = ErrorCode.NOT_FOUND
 
@@ -71,6 +88,10 @@ class Unauthenticated(GatewayError):
 
 class Conflict(GatewayError):
     code = ErrorCode.CONFLICT
+
+
+class RateLimited(GatewayError):
+    code = ErrorCode.RATE_LIMITED
 
 
 class Unavailable(GatewayError):
@@ -91,6 +112,11 @@ class StoreAuthError(StoreError):
     code = ErrorCode.BAD_USER_INPUT
 
 
+class CredentialsRejected(StoreAuthError):
+    """The platform refused to renew the integration's credentials (a refresh answered `invalid_grant`):
+    retrying cannot help, only reconnecting the store does."""
+
+
 class StoreRateLimited(StoreError):
     code = ErrorCode.RATE_LIMITED
 
@@ -105,6 +131,10 @@ class StoreUnreachable(StoreError):
 
 class StorePayloadError(StoreError):
     pass
+
+
+class StoreRequestRefused(StoreError):
+    """Never retried: asking again would reach the same refused address or host."""
 
 
 class MappingError(GatewayError):

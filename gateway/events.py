@@ -11,7 +11,9 @@ own channel too; the API maps events to GraphQL in one place (gateway.api.types.
     ├── RunFinished        RUN_FINISHED       run (its summary)                        + run channel
     ├── HealthChanged      HEALTH_CHANGED     health: once per transition (gateway.healthwatch)
     ├── ConflictDetected   CONFLICT           conflict
-    └── ProductChanged     PRODUCT_CHANGED    product_id (and the run that wrote it)
+    ├── ProductChanged     PRODUCT_CHANGED    product_id (and the run that wrote it)
+    └── ConnectFinished    CONNECT_FINISHED   attempt: a connect attempt ended (CONNECTED, FAILED, EXPIRED);
+                                              integration_id is "" when it connected nothing
 
 Pub/sub keeps nothing, so subscribers that join late read the current state from MongoDB first (the
 run document holds its latest progress) and then take only newer events (`seq`). Each API process
@@ -36,6 +38,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from gateway.conflict_store import ConflictRecord
+from gateway.connectstore import AttemptView
 from gateway.constants import account_channel, run_channel
 from gateway.domain import EventKind
 from gateway.health import Health
@@ -100,9 +103,24 @@ class ProductChanged(Event):
     run_id: str | None = None
 
 
+@dataclass(frozen=True)
+class ConnectFinished(Event):
+    kind = EventKind.CONNECT_FINISHED
+    attempt: AttemptView
+
+
 EVENTS: dict[EventKind, type[Event]] = {
     cls.kind: cls
-    for cls in (RunQueued, RunStarted, RunProgressed, RunFinished, HealthChanged, ConflictDetected, ProductChanged)
+    for cls in (
+        RunQueued,
+        RunStarted,
+        RunProgressed,
+        RunFinished,
+        HealthChanged,
+        ConflictDetected,
+        ProductChanged,
+        ConnectFinished,
+    )
 }
 _ADAPTERS: dict[type[Event], TypeAdapter[Any]] = {cls: TypeAdapter(cls) for cls in EVENTS.values()}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.adapter import ConnectMethod
 from gateway.domain import HealthAction, HealthStatus, RunStatus, SyncMode, WebhookState
 from gateway.integration_store import HealthMark, Integration
 from gateway.runs import Run
@@ -34,6 +35,25 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _reconnect_reasons(integration: Integration) -> list[tuple[str, HealthAction]]:
+    """Why the merchant must reconnect: the app was removed, or the store stopped accepting the credentials."""
+    if integration.app_uninstalled:
+        text = (
+            "The app was removed from your store, so syncing has stopped. Reconnect the store to resume; your "
+            "products are kept."
+        )
+    elif integration.credentials_rejected and integration.connected_via is ConnectMethod.INSTALL_FLOW:
+        text = (
+            "Your store no longer accepts Alana's access (it was revoked or has expired), so syncing has stopped. "
+            "Reconnect the store to resume; your products are kept."
+        )
+    elif integration.credentials_rejected:
+        text = "Your store rejected Alana's credentials. Reconnect the store with new API keys."
+    else:
+        return []
+    return [(text, HealthAction.RECONNECT)]
+
+
 def compute_health(integration: Integration, last_run: Run | None, active_run: Run | None, now: datetime) -> Health:
     """Health of one integration. `last_run` is the newest finished run, `active_run` the running one."""
     frequency = integration.settings.frequency
@@ -43,11 +63,9 @@ def compute_health(integration: Integration, last_run: Run | None, active_run: R
     reds: list[tuple[str, HealthAction]] = []
     yellows: list[tuple[str, HealthAction]] = []
 
-    if integration.credentials_rejected:
-        reds.append(
-            ("Your store rejected Alana's credentials. Reconnect the store with new API keys.", HealthAction.RECONNECT)
-        )
-    if last_run is not None and last_run.status is RunStatus.FAILED:
+    paused = integration.paused
+    reds += _reconnect_reasons(integration)
+    if last_run is not None and last_run.status is RunStatus.FAILED and not paused:
         error = last_run.failure or "the store could not be read"
         reds.append((f"The last sync failed: {error}", HealthAction.RETRY))
     webhooks = integration.webhooks
@@ -79,6 +97,14 @@ def compute_health(integration: Integration, last_run: Run | None, active_run: R
     pending = integration.pending_changes
     if pending:
         yellows.append((f"{_plural(pending, 'change')} waiting for Sync Now.", HealthAction.SYNC_NOW))
+    if webhooks.repair_error and not paused:
+        yellows.append(
+            (
+                "Your store stopped sending change notifications and Alana could not register them again "
+                f"({webhooks.repair_error}); it keeps trying, and scheduled syncs still bring changes.",
+                HealthAction.REREGISTER_WEBHOOKS,
+            )
+        )
     if webhooks.silent:
         yellows.append(
             (

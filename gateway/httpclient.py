@@ -5,21 +5,37 @@ and full jitter on 429 / 5xx / timeouts (honouring Retry-After and X-Retry-After
 two), a concurrency limit per integration, call counting, and a `Budget` hook through which each
 platform reads its own rate-limit signals (Shopify's cost extension, BigCommerce's quota headers)
 and slows down *before* it is throttled.
+
+It is also the outbound guard (docs/writing-a-plugin.md, "Outbound requests"). Every request a plugin
+makes goes out through it, so the store URL checked at connect time cannot be turned against the
+gateway later:
+- every connection checks the addresses it is about to connect to, as resolved at that moment (a name
+  that now resolves to a private, loopback, link-local or IPv4-embedding IPv6 address is refused, so a
+  DNS change after connect is caught), unless the deployment allows private URLs
+  (GATEWAY_ALLOW_PRIVATE_URLS: simulators, stores on a LAN);
+- no redirect is followed, except by `download` to an origin the plugin names;
+- responses are size-limited and every request has a time limit; no cookies are kept between requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import random
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from gateway.errors import (
     StoreAuthError,
@@ -27,12 +43,78 @@ from gateway.errors import (
     StoreHTTPError,
     StorePayloadError,
     StoreRateLimited,
+    StoreRequestRefused,
     StoreUnreachable,
 )
+from gateway.settings import get_settings
+from gateway.urls import address_refusal
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 522, 524})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Largest response `request` reads into memory (a store API page is a few MB at most).
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: Defaults for `download` (streamed, never held in memory): a bulk export of a very large catalog.
+MAX_DOWNLOAD_BYTES = 16 * 1024**3
+DOWNLOAD_TIMEOUT = 6 * 3600.0
+DOWNLOAD_READ_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 15.0
+CHUNK = 64 * 1024
+
+
+class _RefusedAddress(OSError):
+    """Raised by the guarded socket factory; reported as StoreRequestRefused."""
+
+
+def _refusal(host: str) -> str | None:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"an address that is not an IP address ({host!r})"
+    return address_refusal(address)
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves a host name and refuses it when any address it resolves to is not public.
+
+    The connector connects to exactly the addresses returned here, so what is checked is what is
+    connected to: a name re-pointed at a private address after the store was connected is refused on
+    the next connection.
+    """
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            reason = _refusal(result["host"])
+            if reason is not None:
+                raise StoreRequestRefused(f"refused to connect to {host}: it resolves to {reason}")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _guarded_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """The last check before connecting: whatever path the address took, it must be public."""
+    family, type_, proto, _, sockaddr = addr_info
+    reason = _refusal(str(sockaddr[0]))
+    if reason is not None:
+        raise _RefusedAddress(f"refused to connect to {reason}")
+    return socket.socket(family=family, type=type_, proto=proto)
+
+
+def origin(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower-cased, default ports left out."""
+    parsed = URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise StoreRequestRefused(f"refused a request to {url.split('?', 1)[0]!r}: only http(s) URLs are allowed")
+    return str(parsed.origin()).lower()
 
 
 @dataclass
@@ -103,7 +185,12 @@ class HttpClient:
 
     Statuses in `allow` are returned to the caller (e.g. 404 for a product that is gone); 401/403
     raise StoreAuthError; retryable statuses are retried up to `max_retries` times; anything else
-    raises StoreHTTPError after the body is read.
+    (a redirect included) raises StoreHTTPError after the body is read.
+
+    `allow_private` turns the private-address guard off; None follows GATEWAY_ALLOW_PRIVATE_URLS.
+    `resolver` replaces the name resolution under the guard (tests; a deployment's own DNS).
+    `prepare` is awaited before every attempt of every request, before the headers are read: the core
+    refreshes an expiring token there and swaps it into `headers` (gateway/tokens.py).
     """
 
     def __init__(
@@ -119,8 +206,12 @@ class HttpClient:
         concurrency: int = 4,
         budget: Budget | None = None,
         on_call: Callable[[], None] | None = None,
-        session: aiohttp.ClientSession | None = None,
+        allow_private: bool | None = None,
+        resolver: AbstractResolver | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self.prepare = prepare
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
         self.auth = auth
@@ -133,8 +224,12 @@ class HttpClient:
         self.calls = 0
         self.retries = 0
         self._limit = asyncio.Semaphore(concurrency)
-        self._session = session
-        self._owns_session = session is None
+        if allow_private is None:
+            allow_private = get_settings().allow_private_urls
+        self.allow_private = allow_private
+        self.max_response_bytes = max_response_bytes
+        self._resolver = resolver
+        self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -143,14 +238,46 @@ class HttpClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None and self._owns_session:
+        if self._session is not None:
             await self._session.close()
             self._session = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout, connector=aiohttp.TCPConnector(limit=64))
+            if self.allow_private:
+                connector = aiohttp.TCPConnector(limit=64, resolver=self._resolver)
+            else:
+                # No DNS cache: each new connection resolves and checks afresh (kept-alive ones are reused).
+                connector = aiohttp.TCPConnector(
+                    limit=64,
+                    resolver=GuardedResolver(self._resolver),
+                    use_dns_cache=False,
+                    socket_factory=_guarded_socket,
+                )
+            # No cookie jar: nothing a store sets is sent back, to it or to any other host.
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout, connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
+
+    def _check_target(self, url: str) -> None:
+        """Refuse a non-http(s) URL, and an IP literal the guard forbids (names are checked on resolving)."""
+        origin(url)
+        if self.allow_private:
+            return
+        host = URL(url).raw_host or ""
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return
+        reason = address_refusal(address)
+        if reason is not None:
+            raise StoreRequestRefused(f"refused to connect to {reason}")
+
+    def _count(self) -> None:
+        self.calls += 1
+        if self.on_call is not None:
+            self.on_call()
 
     def url_for(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -171,13 +298,16 @@ class HttpClient:
     ) -> Response:
         """Send a request with retries, budget and concurrency applied; return the read response."""
         url = self.url_for(path)
-        merged = {**self.headers, **(headers or {})}
         attempt = 0
         while True:
+            if self.prepare is not None:
+                await self.prepare()
+            merged = {**self.headers, **(headers or {})}
             await self.budget.acquire(cost)
             try:
                 response = await self._send(method, url, params, json_body, data, merged)
             except (TimeoutError, aiohttp.ClientError) as exc:
+                _raise_if_refused(exc)
                 if attempt >= self.max_retries:
                     raise StoreUnreachable(
                         f"the store at {self.base_url} could not be reached after {attempt + 1} tries: "
@@ -232,11 +362,10 @@ class HttpClient:
         data: bytes | None,
         headers: Mapping[str, str],
     ) -> Response:
+        self._check_target(url)
         session = self._get_session()
         async with self._limit:
-            self.calls += 1
-            if self.on_call is not None:
-                self.on_call()
+            self._count()
             started = time.perf_counter()
             async with session.request(
                 method,
@@ -248,7 +377,7 @@ class HttpClient:
                 auth=self.auth,
                 allow_redirects=False,
             ) as raw:
-                body = await raw.read()
+                body = await _read_capped(raw, self.max_response_bytes)
                 return Response(
                     status=raw.status,
                     headers=raw.headers,
@@ -260,6 +389,97 @@ class HttpClient:
     async def get_json(self, path: str, **kwargs: Any) -> Any:
         """GET and parse JSON."""
         return (await self.request("GET", path, **kwargs)).json()
+
+    @asynccontextmanager
+    async def download(
+        self,
+        url: str,
+        *,
+        origins: Iterable[str],
+        max_bytes: int = MAX_DOWNLOAD_BYTES,
+        time_limit: float = DOWNLOAD_TIMEOUT,
+        max_redirects: int = 3,
+    ) -> AsyncIterator[Download]:
+        """GET a file on another host (a bulk export's result) and stream it, through the guard.
+
+        `url` and every redirect target must be on one of `origins` (`https://host[:port]`, exact);
+        the client's headers and credentials are not sent (the file's URL carries its own signature).
+        One attempt: the caller decides about retrying on the status or on StoreUnreachable.
+        Read the body with `Download.chunks()` inside the `async with`.
+        """
+        allowed = {origin(o) for o in origins}
+        limits = aiohttp.ClientTimeout(total=time_limit, sock_connect=CONNECT_TIMEOUT, sock_read=DOWNLOAD_READ_TIMEOUT)
+        session = self._get_session()
+        for _ in range(max_redirects + 1):
+            where = origin(url)
+            if where not in allowed:
+                raise StoreRequestRefused(f"refused to download from {where}: not a host this platform downloads from")
+            self._check_target(url)
+            self._count()
+            try:
+                raw = await session.get(url, allow_redirects=False, timeout=limits)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                _raise_if_refused(exc)
+                raise StoreUnreachable(f"the download from {where} failed: {type(exc).__name__}") from exc
+            if raw.status in REDIRECT_STATUSES:
+                location = raw.headers.get("Location")
+                raw.release()
+                if not location:
+                    raise StoreHTTPError(f"{where} answered {raw.status} without a Location", status=raw.status)
+                url = str(URL(url).join(URL(location)))
+                continue
+            try:
+                yield Download(raw.status, raw.headers, str(raw.url), raw, max_bytes)
+            finally:
+                raw.release()
+            return
+        raise StoreRequestRefused(f"refused to follow more than {max_redirects} redirects from {url.split('?', 1)[0]}")
+
+
+@dataclass
+class Download:
+    """A response being streamed by `HttpClient.download`."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    url: str
+    _raw: aiohttp.ClientResponse = field(repr=False)
+    _max_bytes: int = field(repr=False)
+
+    async def chunks(self, size: int = CHUNK) -> AsyncIterator[bytes]:
+        """The body in chunks; StorePayloadError past the size limit, StoreUnreachable if cut off."""
+        declared = self._raw.content_length
+        if declared is not None and declared > self._max_bytes:
+            raise StorePayloadError(f"the download is {declared} bytes, over the {self._max_bytes}-byte limit")
+        seen = 0
+        try:
+            async for chunk in self._raw.content.iter_chunked(size):
+                seen += len(chunk)
+                if seen > self._max_bytes:
+                    raise StorePayloadError(f"the download passed the {self._max_bytes}-byte limit")
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise StoreUnreachable(f"the download was cut off after {seen} bytes: {type(exc).__name__}") from exc
+
+
+async def _read_capped(raw: aiohttp.ClientResponse, limit: int) -> bytes:
+    declared = raw.content_length
+    if declared is not None and declared > limit:
+        raise StorePayloadError(f"the store answered with {declared} bytes, over the {limit}-byte limit")
+    parts: list[bytes] = []
+    seen = 0
+    async for chunk in raw.content.iter_chunked(CHUNK):
+        seen += len(chunk)
+        if seen > limit:
+            raise StorePayloadError(f"the store's answer passed the {limit}-byte limit")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _raise_if_refused(exc: BaseException) -> None:
+    """A connection the guarded socket factory refused is final, never retried."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, _RefusedAddress):
+        raise StoreRequestRefused(str(exc.os_error)) from exc
 
 
 def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str] | None:
@@ -273,4 +493,14 @@ def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str] | None:
     return out
 
 
-__all__ = ["Budget", "HttpClient", "Response", "StoreError", "retry_after_seconds", "backoff_delay"]
+__all__ = [
+    "Budget",
+    "Download",
+    "GuardedResolver",
+    "HttpClient",
+    "Response",
+    "StoreError",
+    "backoff_delay",
+    "origin",
+    "retry_after_seconds",
+]

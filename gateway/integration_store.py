@@ -6,6 +6,7 @@ disconnecting (the workflows) are gateway.integrations; credentials arrive here 
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from gateway.adapter import ConnectMethod
 from gateway.domain import HealthAction, HealthStatus, SyncFrequency, SyncMode, WebhookState
 from gateway.storage.mongo import Database, Doc
 
@@ -39,6 +41,69 @@ class WebhookInfo:
     last_delivery_at: datetime | None = None
     #: Changes reached the gateway only through a scheduled run: deliveries may not be arriving.
     silent: bool = False
+    #: When the scheduler last asked the store about the registration (gateway.hookrepair).
+    checked_at: datetime | None = None
+    #: Why the last repair failed; None once one succeeds (health YELLOW meanwhile).
+    repair_error: str | None = None
+    repaired_at: datetime | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> WebhookInfo:
+        return cls(
+            state=WebhookState(doc.get("state", WebhookState.NONE)),
+            hook_ids=tuple(doc.get("hook_ids") or ()),
+            callback_url=doc.get("callback_url"),
+            error=doc.get("error"),
+            last_delivery_at=doc.get("last_delivery_at"),
+            silent=bool(doc.get("silent")),
+            checked_at=doc.get("checked_at"),
+            repair_error=doc.get("repair_error"),
+            repaired_at=doc.get("repaired_at"),
+        )
+
+    def to_doc(self) -> Doc:
+        return {
+            "state": self.state.value,
+            "hook_ids": list(self.hook_ids),
+            "callback_url": self.callback_url,
+            "error": self.error,
+            "last_delivery_at": self.last_delivery_at,
+            "silent": self.silent,
+            "checked_at": self.checked_at,
+            "repair_error": self.repair_error,
+            "repaired_at": self.repaired_at,
+        }
+
+
+@dataclass(frozen=True)
+class TokenLifetimes:
+    """What an integration keeps, unsealed, about expiring credentials (gateway.tokens refreshes them)."""
+
+    expires_at: datetime
+    refresh_expires_at: datetime | None = None
+    #: The access token's whole lifetime in seconds, as issued (a refresh is due a third of it ahead).
+    lifetime: float | None = None
+    scopes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> TokenLifetimes | None:
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("expires_at"), datetime):
+            return None
+        lifetime = doc.get("lifetime")
+        return cls(
+            expires_at=doc["expires_at"],
+            refresh_expires_at=doc.get("refresh_expires_at"),
+            lifetime=float(lifetime) if isinstance(lifetime, int | float) else None,
+            scopes=tuple(doc.get("scopes") or ()),
+        )
+
+    def to_doc(self) -> Doc:
+        return {
+            "expires_at": self.expires_at,
+            "refresh_expires_at": self.refresh_expires_at,
+            "lifetime": self.lifetime,
+            "scopes": list(self.scopes),
+        }
 
 
 @dataclass(frozen=True)
@@ -72,13 +137,35 @@ class Integration:
     sync_cursor: datetime | None = None
     pending_changes: int = 0
     credentials_rejected: bool = False
+    credentials_rejected_reason: str | None = None
+    #: The app was removed from the store on the platform (gateway.lifecycle).
+    app_uninstalled: bool = False
     health: HealthMark | None = None
+    #: How it was connected: pasted keys or the platform's install flow (None: before install flows).
+    connected_via: ConnectMethod | None = None
+    #: The platform's stable name of the store (gateway.installflow), once known.
+    store_key: str | None = None
+    #: Lifetimes of expiring credentials; None for credentials that do not expire.
+    tokens: TokenLifetimes | None = None
+    #: What the platform said about the approving account at install (ids, never secrets).
+    app_account: Mapping[str, Any] = field(default_factory=dict)
+    reconnected_at: datetime | None = None
+
+    @property
+    def paused(self) -> bool:
+        """Credentials rejected or app removed: nothing may call the store until the merchant reconnects."""
+        return self.credentials_rejected or self.app_uninstalled
+
+    @property
+    def seal_context(self) -> str:
+        """What the sealed credentials are bound to (a blob copied to another integration fails to open)."""
+        return seal_context(self.account_id, self.id)
 
     @classmethod
     def from_doc(cls, doc: Doc) -> Integration:
         settings = doc.get("settings") or {}
-        webhooks = doc.get("webhooks") or {}
         health = doc.get("health")
+        via = doc.get("connected_via")
         return cls(
             id=doc["_id"],
             account_id=doc["account_id"],
@@ -90,14 +177,7 @@ class Integration:
                 SyncMode(settings.get("mode", SyncMode.AUTOMATIC)),
                 SyncFrequency(settings.get("frequency", SyncFrequency.EVERY_HOUR)),
             ),
-            webhooks=WebhookInfo(
-                state=WebhookState(webhooks.get("state", WebhookState.NONE)),
-                hook_ids=tuple(webhooks.get("hook_ids") or ()),
-                callback_url=webhooks.get("callback_url"),
-                error=webhooks.get("error"),
-                last_delivery_at=webhooks.get("last_delivery_at"),
-                silent=bool(webhooks.get("silent")),
-            ),
+            webhooks=WebhookInfo.from_doc(doc.get("webhooks") or {}),
             credentials=doc.get("credentials"),
             credential_names=tuple(doc.get("credential_names") or ()),
             options=dict(doc.get("options") or {}),
@@ -107,6 +187,13 @@ class Integration:
             sync_cursor=doc.get("sync_cursor"),
             pending_changes=int(doc.get("pending_changes") or 0),
             credentials_rejected=bool(doc.get("credentials_rejected")),
+            credentials_rejected_reason=doc.get("credentials_rejected_reason"),
+            app_uninstalled=bool(doc.get("app_uninstalled")),
+            connected_via=ConnectMethod(via) if via else None,
+            store_key=doc.get("store_key"),
+            tokens=TokenLifetimes.from_doc(doc.get("tokens")),
+            app_account=dict(doc.get("app_account") or {}),
+            reconnected_at=doc.get("reconnected_at"),
             health=None
             if not health
             else HealthMark(
@@ -125,12 +212,7 @@ class Integration:
             "store_url": self.store_url,
             "created_at": self.created_at,
             "settings": {"mode": self.settings.mode.value, "frequency": self.settings.frequency.value},
-            "webhooks": {
-                "state": self.webhooks.state.value,
-                "hook_ids": list(self.webhooks.hook_ids),
-                "callback_url": self.webhooks.callback_url,
-                "error": self.webhooks.error,
-            },
+            "webhooks": self.webhooks.to_doc(),
             "credentials": self.credentials,
             "credential_names": list(self.credential_names),
             "options": dict(self.options),
@@ -140,7 +222,19 @@ class Integration:
             "sync_cursor": self.sync_cursor,
             "pending_changes": self.pending_changes,
             "credentials_rejected": self.credentials_rejected,
+            "credentials_rejected_reason": self.credentials_rejected_reason,
+            "app_uninstalled": self.app_uninstalled,
+            "connected_via": self.connected_via.value if self.connected_via else None,
+            "store_key": self.store_key,
+            "tokens": self.tokens.to_doc() if self.tokens else None,
+            "app_account": dict(self.app_account),
+            "reconnected_at": self.reconnected_at,
         }
+
+
+def seal_context(account_id: str, integration_id: str) -> str:
+    """What an integration's sealed credentials are bound to."""
+    return f"{account_id}/{integration_id}"
 
 
 def _one(doc: Doc | None) -> Integration | None:
@@ -230,8 +324,138 @@ class IntegrationStore:
             fields["webhooks.silent"] = webhooks_silent
         return await self._update({"_id": integration_id}, {"$set": fields})
 
-    async def mark_credentials_rejected(self, integration_id: str) -> None:
-        await self._update({"_id": integration_id}, {"$set": {"credentials_rejected": True}})
+    # ---- the lifecycle between connecting and disconnecting (gateway.lifecycle) ----------------
+    async def mark_credentials_rejected(self, integration_id: str, reason: str, at: datetime) -> Integration | None:
+        """Pause the integration; None when it already was paused (so the first rejection alone is news)."""
+        query: Doc = {"_id": integration_id, "credentials_rejected": {"$ne": True}, "app_uninstalled": {"$ne": True}}
+        fields = {"credentials_rejected": True, "credentials_rejected_at": at, "credentials_rejected_reason": reason}
+        return await self._update(query, {"$set": fields})
+
+    async def mark_uninstalled(self, integration_id: str, at: datetime) -> Integration | None:
+        """The app was removed from the store; None when that was known already (a redelivery)."""
+        query: Doc = {"_id": integration_id, "app_uninstalled": {"$ne": True}}
+        return await self._update(query, {"$set": {"app_uninstalled": True, "app_uninstalled_at": at}})
+
+    async def by_store_key(
+        self, platform: str, store_key: str, *, via_app_only: bool = False
+    ) -> builtins.list[Integration]:
+        """Integrations (in every account) of the store the platform names `store_key`."""
+        query: Doc = {"platform": platform, "store_key": store_key}
+        if via_app_only:
+            query["connected_via"] = ConnectMethod.INSTALL_FLOW.value
+        return [Integration.from_doc(doc) async for doc in self.db.integrations.find(query)]
+
+    async def without_store_key(self, platform: str) -> builtins.list[Integration]:
+        """Integrations connected with pasted keys before their store key was known."""
+        cursor = self.db.integrations.find({"platform": platform, "store_key": None})
+        return [Integration.from_doc(doc) async for doc in cursor]
+
+    async def set_store_key(self, integration_id: str, store_key: str) -> None:
+        await self._update({"_id": integration_id}, {"$set": {"store_key": store_key}})
+
+    async def restore(
+        self,
+        integration_id: str,
+        *,
+        credentials: str,
+        credential_names: tuple[str, ...],
+        connected_via: ConnectMethod,
+        tokens: TokenLifetimes | None,
+        webhooks: WebhookInfo,
+        at: datetime,
+        store_key: str | None,
+    ) -> Integration | None:
+        """New (sealed) credentials for an integration, its pause lifted; None when it is gone."""
+        fields: Doc = {
+            "credentials": credentials,
+            "credential_names": list(credential_names),
+            "credentials_rejected": False,
+            "app_uninstalled": False,
+            "credentials_rejected_reason": None,
+            "connected_via": connected_via.value,
+            "tokens": tokens.to_doc() if tokens else None,
+            "webhooks": webhooks.to_doc(),
+            "reconnected_at": at,
+        }
+        if store_key:
+            fields["store_key"] = store_key
+        return await self._update({"_id": integration_id}, {"$set": fields})
+
+    async def replace_credentials(
+        self,
+        integration_id: str,
+        expected: str | None,
+        credentials: str,
+        *,
+        credential_names: tuple[str, ...] | None = None,
+        tokens: TokenLifetimes | None = None,
+    ) -> Integration | None:
+        """Seal `credentials` over the sealed blob `expected`, only if that still is the stored one (a token
+        refresh or webhook secrets never overwrite a newer pair); None when it no longer was."""
+        fields: Doc = {"credentials": credentials}
+        if credential_names is not None:
+            fields["credential_names"] = list(credential_names)
+            fields["tokens"] = tokens.to_doc() if tokens else None
+        return await self._update({"_id": integration_id, "credentials": expected}, {"$set": fields})
+
+    async def move_store(self, account_id: str, old_url: str, new_url: str) -> None:
+        """The store answers at another URL now (the demo's simulated stores after a restart)."""
+        self._cache.clear()
+        await self.db.integrations.update_many(
+            {"account_id": account_id, "store_url": old_url}, {"$set": {"store_url": new_url}}
+        )
+
+    async def erase(self, integration_id: str) -> None:
+        """Delete the integration whatever its account (a platform's request to erase a store's data)."""
+        self._cache.pop(integration_id, None)
+        await self.db.integrations.delete_one({"_id": integration_id})
+        await self.db.api_calls.delete_many({"integration_id": integration_id})
+
+    # ---- webhook checks (gateway.hookrepair) ------------------------------------------------------
+    async def webhook_checks_due(
+        self, daily: datetime, soon: datetime, limit: int
+    ) -> builtins.list[tuple[str, datetime | None]]:
+        """(id, last check) of unpaused integrations whose registration is due a check: last checked before
+        `daily`, or before `soon` when deliveries went silent, the registration failed, or a repair did."""
+        query: Doc = {
+            "credentials_rejected": {"$ne": True},
+            "app_uninstalled": {"$ne": True},
+            "webhooks.state": {"$in": [WebhookState.REGISTERED.value, WebhookState.FAILED.value]},
+            "$or": [
+                {"webhooks.checked_at": None},
+                {"webhooks.checked_at": {"$lt": daily}},
+                {"webhooks.silent": True, "webhooks.checked_at": {"$lt": soon}},
+                {"webhooks.state": WebhookState.FAILED.value, "webhooks.checked_at": {"$lt": soon}},
+                {"webhooks.repair_error": {"$type": "string"}, "webhooks.checked_at": {"$lt": soon}},
+            ],
+        }
+        cursor = self.db.integrations.find(query, {"_id": 1, "webhooks.checked_at": 1}).limit(limit)
+        return [(doc["_id"], (doc.get("webhooks") or {}).get("checked_at")) async for doc in cursor]
+
+    async def claim_webhook_check(
+        self, integration_id: str, last_checked: datetime | None, at: datetime
+    ) -> Integration | None:
+        """Take the check (one conditional update: with any number of workers, one does it)."""
+        query: Doc = {"_id": integration_id, "webhooks.checked_at": last_checked}
+        return await self._update(query, {"$set": {"webhooks.checked_at": at}})
+
+    async def record_webhook_check(self, integration_id: str, repair_error: str | None) -> Integration | None:
+        """A check found nothing to repair (None), or a repair failed (why)."""
+        return await self._update({"_id": integration_id}, {"$set": {"webhooks.repair_error": repair_error}})
+
+    async def record_webhook_repair(
+        self, integration_id: str, hook_ids: tuple[str, ...], callback_url: str, at: datetime
+    ) -> Integration | None:
+        fields = {
+            "webhooks.state": WebhookState.REGISTERED.value,
+            "webhooks.hook_ids": list(hook_ids),
+            "webhooks.callback_url": callback_url,
+            "webhooks.error": None,
+            "webhooks.repair_error": None,
+            "webhooks.silent": False,
+            "webhooks.repaired_at": at,
+        }
+        return await self._update({"_id": integration_id}, {"$set": fields})
 
     async def mark_deliveries_arriving(self, integration_id: str, at: datetime) -> Integration | None:
         """A delivery arrived: notifications work (the light's "webhooks silent" reason no longer holds)."""

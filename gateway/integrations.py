@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.activity import ActivityLog
-from gateway.adapter import Connection, PlatformAdapter, WebhookRegistration
+from gateway.adapter import Connection, ConnectMethod, PlatformAdapter, WebhookRegistration
 from gateway.conflict_store import ConflictStore
 from gateway.crypto import SecretBox
 from gateway.deliveries import DeliveryStore
@@ -31,19 +31,33 @@ from gateway.errors import BadInput, NotFound, StoreAuthError, StoreError
 from gateway.health import Health
 from gateway.healthwatch import HealthWatch
 from gateway.httpclient import HttpClient
-from gateway.integration_store import CallCounter, Integration, IntegrationStore, SyncSettings, WebhookInfo
+from gateway.integration_store import (
+    CallCounter,
+    Integration,
+    IntegrationStore,
+    SyncSettings,
+    TokenLifetimes,
+    WebhookInfo,
+    seal_context,
+)
+from gateway.lifecycle import callback_url
 from gateway.plugins import PluginRegistry
 from gateway.products import ProductStore
 from gateway.runs import Run, RunStore
 from gateway.settings import Settings
 from gateway.syncs import SyncService
+from gateway.tokens import FreshCredentials, TokenKeeper
 from gateway.urls import check_store_url
 
 log = logging.getLogger(__name__)
 
 
-def _context(account_id: str, integration_id: str) -> str:
-    return f"{account_id}/{integration_id}"
+def check_name(name: str | None) -> str:
+    if not name or not name.strip():
+        raise BadInput("name must not be empty", field="name")
+    if len(name) > 200:
+        raise BadInput("name must be at most 200 characters", field="name")
+    return name.strip()
 
 
 class IntegrationService:
@@ -58,6 +72,7 @@ class IntegrationService:
         activity: ActivityLog,
         health: HealthWatch,
         syncs: SyncService,
+        tokens: TokenKeeper,
         registry: PluginRegistry,
         box: SecretBox,
         settings: Settings,
@@ -71,6 +86,7 @@ class IntegrationService:
         self.activity = activity
         self.health_watch = health
         self.syncs = syncs
+        self.tokens = tokens
         self.registry = registry
         self.box = box
         self.settings = settings
@@ -107,12 +123,30 @@ class IntegrationService:
     def credentials(self, integration: Integration) -> dict[str, str]:
         if not integration.credentials:
             return {}
-        return self.box.open(integration.credentials, _context(integration.account_id, integration.id))
+        return self.box.open(integration.credentials, integration.seal_context)
 
     def connection(self, integration: Integration, counter: CallCounter | None = None) -> Connection:
+        """A Connection to the integration's store. Expiring credentials stay fresh for as long as it is used:
+        its HTTP clients refresh them before a request once they are due (gateway/tokens.py)."""
         return self._connection(
-            integration.id, integration.store_url, self.credentials(integration), integration.options, counter
+            integration.id,
+            integration.store_url,
+            self.credentials(integration),
+            integration.options,
+            counter,
+            fresh=self.tokens.fresh(integration),
         )
+
+    def connection_for(
+        self,
+        integration_id: str,
+        store_url: str,
+        credentials: Mapping[str, str],
+        options: Mapping[str, Any] | None = None,
+        counter: CallCounter | None = None,
+    ) -> Connection:
+        """A Connection for credentials not saved yet (checking them before an integration exists or changes)."""
+        return self._connection(integration_id, store_url, credentials, options or {}, counter)
 
     def _connection(
         self,
@@ -121,6 +155,7 @@ class IntegrationService:
         credentials: Mapping[str, str],
         options: Mapping[str, Any],
         counter: CallCounter | None,
+        fresh: FreshCredentials | None = None,
     ) -> Connection:
         settings = self.settings
 
@@ -129,13 +164,20 @@ class IntegrationService:
                 "concurrency": settings.store_concurrency,
                 "backoff_base": settings.http_backoff_base,
                 "on_call": counter,
+                "allow_private": settings.allow_private_urls,
             }
-            return HttpClient(base_url, **{**defaults, **kwargs})
+            client = HttpClient(base_url, **{**defaults, **kwargs})
+            if fresh is not None:
+                fresh.watch(client)
+            return client
 
+        opened = dict(credentials)
+        if fresh is not None:
+            fresh.bind(opened)
         return Connection(
             integration_id=integration_id,
             store_url=store_url,
-            credentials=dict(credentials),
+            credentials=opened,
             http_factory=factory,
             options=dict(options),
             on_call=counter,
@@ -158,12 +200,9 @@ class IntegrationService:
             installed = ", ".join(sorted(self.registry.adapters))
             raise BadInput(f"unknown platform {platform!r}; installed platforms: {installed}", field="platform")
         adapter = self.adapter(platform)
-        if not name or not name.strip():
-            raise BadInput("name must not be empty", field="name")
-        if len(name) > 200:
-            raise BadInput("name must be at most 200 characters", field="name")
+        name = check_name(name)
         url = check_store_url(store_url, allow_private=self.settings.allow_private_urls)
-        creds = _validate_credentials(adapter, credentials)
+        creds = validate_credentials(adapter, credentials)
         integration_id = uuid.uuid4().hex
         counter = self.counter(integration_id)
         conn = self._connection(integration_id, url, creds, options or {}, counter)
@@ -178,41 +217,73 @@ class IntegrationService:
                 ) from None
             except StoreError as exc:
                 raise BadInput(f"the store could not be reached: {exc.message}", field="storeUrl") from None
-            callback = f"{self.settings.public_url.rstrip('/')}/webhooks/{platform}/{integration_id}"
-            webhooks: WebhookInfo
-            secrets: Mapping[str, str] = {}
-            try:
-                registration = await adapter.register_webhooks(conn, callback)
-                secrets = registration.secrets
-                webhooks = WebhookInfo(WebhookState.REGISTERED, tuple(registration.hook_ids), callback)
-            except StoreError as exc:
-                log.warning("webhook registration failed", extra={"integration_id": integration_id})
-                webhooks = WebhookInfo(WebhookState.FAILED, (), callback, exc.message)
+            return await self.establish(
+                adapter, conn, account_id, name, creds, mode=mode, frequency=frequency, options=options, counter=counter
+            )
         finally:
             await conn.close()
+
+    async def establish(
+        self,
+        adapter: PlatformAdapter,
+        conn: Connection,
+        account_id: str,
+        name: str,
+        creds: Mapping[str, str],
+        *,
+        mode: SyncMode | None = None,
+        frequency: SyncFrequency | None = None,
+        options: Mapping[str, Any] | None = None,
+        counter: CallCounter | None = None,
+        via: ConnectMethod | None = None,
+        store_key: str | None = None,
+        tokens: TokenLifetimes | None = None,
+        app_account: Mapping[str, Any] | None = None,
+    ) -> Integration:
+        """What connecting does once the store accepted the credentials (with pasted keys or through an
+        install flow): register webhooks, save the integration with its credentials sealed, log it, queue
+        the first full sync. `conn` is the checked connection; its integration id becomes the
+        integration's. An install flow also gives the store key, the token lifetimes and the app account."""
+        platform = adapter.info.id
+        integration_id = conn.integration_id
+        callback = callback_url(self.settings, platform, integration_id)
         now = self.clock()
+        webhooks: WebhookInfo
+        secrets: Mapping[str, str] = {}
+        try:
+            registration = await adapter.register_webhooks(conn, callback)
+            secrets = registration.secrets
+            webhooks = WebhookInfo(WebhookState.REGISTERED, tuple(registration.hook_ids), callback, checked_at=now)
+        except StoreError as exc:
+            log.warning("webhook registration failed", extra={"integration_id": integration_id})
+            webhooks = WebhookInfo(WebhookState.FAILED, (), callback, exc.message, checked_at=now)
         mode = mode or SyncMode.AUTOMATIC
         frequency = frequency or SyncFrequency.EVERY_HOUR
         integration = Integration(
             id=integration_id,
             account_id=account_id,
             platform=platform,
-            name=name.strip(),
-            store_url=url,
+            name=name,
+            store_url=conn.store_url,
             created_at=now,
             settings=SyncSettings(mode, frequency),
             webhooks=webhooks,
-            credentials=self.box.seal({**creds, **secrets}, _context(account_id, integration_id)),
+            credentials=self.box.seal({**creds, **secrets}, seal_context(account_id, integration_id)),
             credential_names=tuple(sorted(creds)),
             options=dict(options or {}),
             next_sync_at=now + frequency.period if mode is SyncMode.AUTOMATIC else None,
+            connected_via=via,
+            store_key=store_key,
+            tokens=tokens,
+            app_account=dict(app_account or {}),
         )
         await self.store.insert(integration)
-        await counter.flush()
+        if counter is not None:
+            await counter.flush()
         await self.activity.record(
             account_id,
             ActivityKind.INTEGRATION_CONNECTED,
-            f"Connected {adapter.info.name} store {name.strip()!r}",
+            f"Connected {adapter.info.name} store {name!r}",
             integration_id=integration_id,
         )
         await self.syncs.queue(integration, Trigger.INITIAL, kind=RunKind.FULL)
@@ -270,9 +341,6 @@ class IntegrationService:
             webhooks_silent=silent,
         )
 
-    async def record_rejected_credentials(self, integration_id: str) -> None:
-        await self.store.mark_credentials_rejected(integration_id)
-
     # ---- disconnect ---------------------------------------------------------------------------
     async def disconnect(self, account_id: str, integration_id: str) -> str:
         integration = await self.get(account_id, integration_id)
@@ -303,7 +371,7 @@ class IntegrationService:
         return integration_id
 
 
-def _validate_credentials(adapter: PlatformAdapter, credentials: Any) -> dict[str, str]:
+def validate_credentials(adapter: PlatformAdapter, credentials: Any) -> dict[str, str]:
     if not isinstance(credentials, Mapping):
         raise BadInput("credentials must be an object of credential fields", field="credentials")
     known = {f.name: f for f in adapter.info.credential_fields}

@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object a line for machines, a readable line for people at a terminal.
+"""Structured logging: one JSON object a line for machines (production: `serve` and `worker` when not
+at a terminal), a readable line for people (a terminal, and always in the demo).
 
 Every record carries the context bound with `bind_context` (a contextvar, so it follows asyncio tasks:
 bind `request_id` in the HTTP middleware, `run_id` in a sync job) and any `extra=` fields. Values
@@ -126,14 +127,23 @@ class ConsoleFormatter(logging.Formatter):
 class _GatewayHandler(logging.StreamHandler[TextIO]):
     """The handler configure_logging installs (recognised so a second call replaces it)."""
 
+    pinned = False
+
 
 def configure_logging(
-    level: int | str = "INFO", json_logs: bool | None = None, *, stream: TextIO | None = None
+    level: int | str = "INFO", json_logs: bool | None = None, *, stream: TextIO | None = None, pin: bool = False
 ) -> logging.Handler:
     """Sends every logger's records to `stream` (stderr): JSON lines unless it is a terminal.
 
-    Calling it again replaces the handler it installed before; handlers others added stay.
+    Calling it again replaces the handler it installed before; handlers others added stay. A process
+    that chose its logging for a person (the demo: readable lines, quiet) pins it with `pin=True`;
+    later calls without `pin` (a worker starting up inside that process) then leave it as it is.
     """
+    root = logging.getLogger()
+    if not pin:
+        for current in root.handlers:
+            if isinstance(current, _GatewayHandler) and current.pinned:
+                return current
     stream = sys.stderr if stream is None else stream
     if json_logs is None:
         json_logs = not stream.isatty()
@@ -141,7 +151,7 @@ def configure_logging(
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactFilter())
     handler.setFormatter(JsonFormatter() if json_logs else ConsoleFormatter())
-    root = logging.getLogger()
+    handler.pinned = pin
     for old in [h for h in root.handlers if isinstance(h, _GatewayHandler)]:
         root.removeHandler(old)
         old.close()

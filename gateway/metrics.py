@@ -1,14 +1,44 @@
-"""Prometheus metrics, served at /metrics (the worker's are visible when it shares the registry)."""
+"""Prometheus metrics, served at /metrics (the worker's are visible when it shares the registry).
+
+Label values come only from fixed sets: a label taken from a request (the platform segment of a webhook
+URL) would let anyone add series without bound, so platforms not registered by a loaded plugin are
+counted under "unknown".
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-WEBHOOKS = Counter(
-    "gateway_webhook_deliveries_total",
-    "Webhook deliveries by outcome (received, rejected, duplicate, applied, unknown, unparseable)",
-    ["platform", "outcome"],
-)
+UNKNOWN_PLATFORM = "unknown"
+#: Platform ids of the plugins loaded in this process (gateway.plugins registers them).
+_PLATFORMS: set[str] = set()
+
+
+def register_platform(platform: str) -> None:
+    """Allow `platform` as a label value (called for each platform a plugin registers)."""
+    _PLATFORMS.add(platform)
+
+
+def platform_label(platform: str) -> str:
+    """`platform` when a loaded plugin provides it, otherwise "unknown"."""
+    return platform if platform in _PLATFORMS else UNKNOWN_PLATFORM
+
+
+class _WebhookCounter:
+    """The deliveries counter, with the platform label clamped to known platforms."""
+
+    def __init__(self) -> None:
+        self._counter = Counter(
+            "gateway_webhook_deliveries_total",
+            "Webhook deliveries by outcome (received, rejected, duplicate, applied, unknown, unparseable)",
+            ["platform", "outcome"],
+        )
+
+    def labels(self, *, platform: str, outcome: str) -> Counter:
+        return self._counter.labels(platform=platform_label(platform), outcome=outcome)
+
+
+WEBHOOKS = _WebhookCounter()
 WEBHOOK_LATENCY = Histogram(
     "gateway_webhook_latency_seconds",
     "From the platform's trigger time (or receipt) to the product being stored",

@@ -3,18 +3,35 @@
 It holds everything the help page promises to sync (docs/reference/BEHAVIOUR.md "What is synced") and nothing it
 promises not to: there is no field for reviews, ratings, sales figures, internal notes or private
 metadata, so a mapper cannot leak them even by accident (`extra="forbid"`).
+
+One shape, whatever the platform (the model normalises it, so a plugin cannot get it wrong):
+- money is a decimal string with exactly the currency's ISO 4217 minor units: "221.10" USD, "1000"
+  JPY, "1.234" KWD (`minor_units`; a code not in the table has 2). An amount with more decimals than
+  its currency has is rounded half-up to the minor unit, and the product says so in `warnings`;
+- timestamps are UTC at millisecond precision, written "2026-01-02T03:04:05.678Z";
+- image and variant positions are 0, 1, ... n-1 in the order the shopper sees them;
+- the handle is the platform's slug: no slashes ("/laundry-mug-150/" is "laundry-mug-150").
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from gateway.identifiers import validate_identifier
 
@@ -36,11 +53,60 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=False)
 
 
+# ---- timestamps ------------------------------------------------------------------------------------
+def millis_utc(value: datetime) -> datetime:
+    """`value` in UTC, cut to whole milliseconds (a naive value is taken as UTC).
+
+    Cut, not rounded: MongoDB keeps milliseconds by cutting, so a stored time reads back equal.
+    """
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
+def format_timestamp(value: datetime) -> str:
+    """The canonical text of a timestamp: "2026-01-02T03:04:05.678Z" (UTC, always three decimals)."""
+    moment = millis_utc(value)
+    return f"{moment.replace(microsecond=0, tzinfo=None).isoformat()}.{moment.microsecond // 1000:03d}Z"
+
+
+#: A datetime field of the canonical model: UTC, millisecond precision, canonical text in JSON.
+Timestamp = Annotated[
+    datetime, AfterValidator(millis_utc), PlainSerializer(format_timestamp, return_type=str, when_used="json")
+]
+
+
+# ---- money -------------------------------------------------------------------------------------------
+#: ISO 4217 minor units of the currencies that do not have 2 (the list of codes, amendment 178).
+#: Funds and precious metals without minor units ("N.A.") are left to the default.
+MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV"), 0
+    ),
+    **dict.fromkeys(("XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+DEFAULT_MINOR_UNITS = 2
+_QUANTA = {units: Decimal(1).scaleb(-units) for units in range(5)}
+
+
+def minor_units(currency: str) -> int:
+    """Decimal places of `currency` (ISO 4217); 2 for a code the table does not know."""
+    return MINOR_UNITS.get(currency.upper(), DEFAULT_MINOR_UNITS)
+
+
 class Money(_Model):
-    """An exact amount in a currency. Never a float: amounts arrive as strings or decimals."""
+    """An exact amount in a currency. Never a float: amounts arrive as strings or decimals.
+
+    The amount always has exactly the currency's minor units (see the module docstring).
+    """
 
     amount: Decimal
     currency: str = Field(min_length=3, max_length=3)
+    #: The store's amount when it had more decimals than the currency allows (and was rounded). Not
+    #: part of the money's document: a field rather than a private attribute, which would cost every
+    #: amount of every product a call into Python when it is built.
+    rounded_from: Decimal | None = Field(default=None, exclude=True, repr=False)
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -63,10 +129,24 @@ class Money(_Model):
     def _upper(cls, value: str) -> str:
         return value.upper()
 
+    @model_validator(mode="after")
+    def _in_minor_units(self) -> Money:
+        quantum = _QUANTA[minor_units(self.currency)]
+        try:
+            exact = self.amount.quantize(quantum, rounding=ROUND_HALF_UP)
+        except InvalidOperation:
+            raise ValueError(f"amount {self.amount} is too large for an amount in {self.currency}") from None
+        if exact != self.amount:
+            self.rounded_from = self.amount
+        # "-0.00" is a price of nothing, not a negative one.
+        self.amount = exact.copy_abs() if exact.is_zero() else exact
+        return self
+
 
 class Image(_Model):
     url: str
     alt: str | None = None
+    #: 0 for the first image the shopper sees.
     position: int = 0
 
 
@@ -122,13 +202,14 @@ class Variant(_Model):
     identifiers: Identifiers = Field(default_factory=Identifiers)
     price: Money | None = None
     compare_at_price: Money | None = None
-    sale_starts_at: datetime | None = None
-    sale_ends_at: datetime | None = None
+    sale_starts_at: Timestamp | None = None
+    sale_ends_at: Timestamp | None = None
     inventory_quantity: int | None = None
     inventory_tracked: bool = False
     availability: Availability = Availability.IN_STOCK
     options: list[OptionValue] = Field(default_factory=list)
     image_url: str | None = None
+    #: 0 for the first variant the shopper sees.
     position: int = 0
 
 
@@ -147,8 +228,8 @@ class Product(_Model):
     images: list[Image] = Field(default_factory=list)
     price: Money | None = None
     compare_at_price: Money | None = None
-    sale_starts_at: datetime | None = None
-    sale_ends_at: datetime | None = None
+    sale_starts_at: Timestamp | None = None
+    sale_ends_at: Timestamp | None = None
     inventory_quantity: int | None = None
     inventory_tracked: bool = False
     categories: list[str] = Field(default_factory=list)
@@ -156,19 +237,36 @@ class Product(_Model):
     attributes: list[Attribute] = Field(default_factory=list)
     variants: list[Variant] = Field(default_factory=list)
     identifiers: Identifiers = Field(default_factory=Identifiers)
-    store_updated_at: datetime
-    store_created_at: datetime | None = None
+    store_updated_at: Timestamp
+    store_created_at: Timestamp | None = None
     #: Non-fatal mapping problems (an invalid barcode kept as raw text, an unknown status...).
     warnings: list[str] = Field(default_factory=list)
 
-    @field_validator("store_updated_at", "store_created_at", "sale_starts_at", "sale_ends_at")
+    @field_validator("handle")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+    def _slug(cls, value: str | None) -> str | None:
+        return slug(value)
+
+    @model_validator(mode="after")
+    def _canonical(self) -> Product:
+        self.images = in_position_order(self.images)
+        self.variants = in_position_order(self.variants)
+        for where, money in self._monies():
+            if money.rounded_from is not None:
+                warning = (
+                    f"{where} {money.rounded_from} has more decimals than {money.currency} has; "
+                    f"rounded to {money.amount}"
+                )
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
+        return self
+
+    def _monies(self) -> list[tuple[str, Money]]:
+        found = [(name.replace("_", " "), getattr(self, name)) for name in ("price", "compare_at_price")]
+        for variant in self.variants:
+            found += [(f"variant {variant.external_id} price", variant.price)]
+            found += [(f"variant {variant.external_id} compare-at price", variant.compare_at_price)]
+        return [(where, money) for where, money in found if money is not None]
 
     @property
     def sku(self) -> str | None:
@@ -181,6 +279,33 @@ class Product(_Model):
     def to_document(self) -> dict[str, Any]:
         """The JSON-safe form stored in MongoDB (decimals as strings, datetimes as ISO text)."""
         return self.model_dump(mode="json")
+
+
+def slug(handle: str | None) -> str | None:
+    """The slug of a handle or storefront path: "/shoes/laundry-mug-150/" -> "laundry-mug-150"."""
+    if handle is None:
+        return None
+    text = handle.strip().strip("/")
+    if "/" in text:
+        text = text.rsplit("/", 1)[-1]
+    return text or None
+
+
+class _Positioned(Protocol):
+    position: int
+
+
+_P = TypeVar("_P", bound=_Positioned)
+
+
+def in_position_order(items: Sequence[_P]) -> list[_P]:
+    """`items` sorted by their position (ties keep their order), renumbered 0..n-1."""
+    if all(item.position == index for index, item in enumerate(items)):
+        return list(items)
+    ordered = sorted(enumerate(items), key=lambda pair: (pair[1].position, pair[0]))
+    for index, (_, item) in enumerate(ordered):
+        item.position = index
+    return [item for _, item in ordered]
 
 
 # Fields left out of the hash: timestamps alone are not trusted (platforms bump them without real

@@ -16,7 +16,7 @@ from typing import Any
 
 import pluggy
 
-from gateway import hookspecs
+from gateway import hookspecs, metrics
 from gateway.adapter import PlatformAdapter
 from gateway.errors import NotFound
 from gateway.model import Product
@@ -143,4 +143,5 @@ def _register(registry: PluginRegistry, plugin: object, name: str, version: str,
                 continue
             registry.adapters[platform_id] = cls()
             loaded.platforms.append(platform_id)
+            metrics.register_platform(platform_id)
     registry.plugins.append(loaded)

@@ -11,9 +11,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from gateway.connect import ConnectService
 from gateway.constants import APPLY_JOB, RUN_JOB, run_job_id
 from gateway.deliveries import DeliveryStore
 from gateway.domain import RunKind, Trigger
+from gateway.hookrepair import WebhookRepairService
 from gateway.integration_store import IntegrationStore
 from gateway.jobqueue import JobQueue
 from gateway.runs import RunStore
@@ -35,6 +37,8 @@ class Scheduler:
         runs: RunStore,
         deliveries: DeliveryStore,
         syncs: SyncService,
+        repairs: WebhookRepairService,
+        connect: ConnectService,
         jobs: JobQueue,
         clock: Callable[[], datetime],
     ) -> None:
@@ -42,6 +46,8 @@ class Scheduler:
         self.runs = runs
         self.deliveries = deliveries
         self.syncs = syncs
+        self.repairs = repairs
+        self.connect = connect
         self.jobs = jobs
         self.clock = clock
 
@@ -50,7 +56,13 @@ class Scheduler:
         queued = await self.queue_due()
         await self.recover_orphans()
         await self.recover_webhooks()
+        await self.maintain_connections()
         return queued
+
+    async def maintain_connections(self) -> None:
+        """Webhook registrations checked and repaired (gateway/hookrepair.py); connect attempts expired."""
+        await self.repairs.check_due()
+        await self.connect.expire_overdue()
 
     async def queue_due(self) -> list[str]:
         now = self.clock()
@@ -64,6 +76,8 @@ class Scheduler:
             )
             if claimed is None:
                 continue  # another worker took it
+            if claimed.paused:
+                continue  # paused until the merchant reconnects: no run would get past the store's 401
             last_full = claimed.last_full_sync_at
             full = last_full is None or now - last_full >= FULL_RUN_EVERY or not claimed.sync_cursor
             run, created = await self.syncs.queue(

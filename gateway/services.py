@@ -8,7 +8,8 @@ HTTP or GraphQL.
 
     data access (MongoDB documents in, records out)    workflows (the gateway's behaviour)
     integration_store  runs  products  conflict_store  integrations  syncs  engine  webhooks
-    deliveries  activity                               conflicts  scheduler  health
+    deliveries  activity  attempts  pending_installs   conflicts  scheduler  health  lifecycle
+                                                       tokens  repairs  connect  (flows: install flows)
 """
 
 from __future__ import annotations
@@ -26,15 +27,21 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from gateway.activity import ActivityLog
 from gateway.conflict_store import ConflictStore
 from gateway.conflicts import ConflictService
+from gateway.connect import ConnectService
+from gateway.connectstore import AttemptStore, PendingInstalls
 from gateway.crypto import SecretBox
 from gateway.deliveries import DeliveryStore
 from gateway.domain import Clock, utcnow
 from gateway.engine import SyncEngine
 from gateway.events import EventHub, EventPublisher
+from gateway.flows import Flows
 from gateway.healthwatch import HealthWatch
+from gateway.hookrepair import WebhookRepairService
 from gateway.integration_store import IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
+from gateway.lifecycle import LifecycleService
+from gateway.migrations import run_migrations
 from gateway.plugins import PluginRegistry, load_plugins
 from gateway.products import ProductStore
 from gateway.runs import RunStore
@@ -42,6 +49,7 @@ from gateway.scheduler import Scheduler
 from gateway.settings import Settings
 from gateway.storage.mongo import Database, connect, ensure_indexes
 from gateway.syncs import SyncService
+from gateway.tokens import TokenKeeper
 from gateway.webhooks import WebhookService
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,12 @@ log = logging.getLogger(__name__)
 
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def plugin_registry(settings: Settings) -> PluginRegistry:
+    """The plugins this configuration loads: installed ones (GATEWAY_LOAD_PLUGINS), plus extra modules."""
+    extra = [importlib.import_module(m.strip()) for m in (settings.extra_plugins or "").split(",") if m.strip()]
+    return load_plugins(settings.plugin_allowlist, extra=extra)
 
 
 class Gateway:
@@ -81,12 +95,38 @@ class Gateway:
         self.conflict_store = ConflictStore(db)
         self.deliveries = DeliveryStore(db)
         self.activity = ActivityLog(db)
+        self.attempts = AttemptStore(db, self.box, now)
+        self.pending_installs = PendingInstalls(db, self.box, now)
         # Workflows.
+        self.flows = Flows(registry, settings)
         self.health = HealthWatch(self.integration_store, self.runs, self.publisher, now)
         self.syncs = SyncService(
             self.integration_store, self.runs, self.activity, self.publisher, self.health, self.jobs, now
         )
         self.conflicts = ConflictService(self.conflict_store, self.products, self.activity, self.publisher, now)
+        self.lifecycle = LifecycleService(
+            store=self.integration_store,
+            runs=self.runs,
+            products=self.products,
+            conflicts=self.conflict_store,
+            deliveries=self.deliveries,
+            activity=self.activity,
+            attempts=self.attempts,
+            pending=self.pending_installs,
+            health=self.health,
+            syncs=self.syncs,
+            box=self.box,
+            settings=settings,
+            clock=now,
+        )
+        self.tokens = TokenKeeper(
+            store=self.integration_store,
+            redis=redis,
+            box=self.box,
+            flows=self.flows,
+            lifecycle=self.lifecycle,
+            clock=now,
+        )
         self.integrations = IntegrationService(
             store=self.integration_store,
             runs=self.runs,
@@ -96,6 +136,7 @@ class Gateway:
             activity=self.activity,
             health=self.health,
             syncs=self.syncs,
+            tokens=self.tokens,
             registry=registry,
             box=self.box,
             settings=settings,
@@ -103,6 +144,7 @@ class Gateway:
         )
         self.webhooks = WebhookService(
             integrations=self.integrations,
+            lifecycle=self.lifecycle,
             store=self.integration_store,
             deliveries=self.deliveries,
             products=self.products,
@@ -119,6 +161,7 @@ class Gateway:
             runs=self.runs,
             products=self.products,
             integrations=self.integrations,
+            lifecycle=self.lifecycle,
             conflicts=self.conflicts,
             activity=self.activity,
             publisher=self.publisher,
@@ -128,11 +171,37 @@ class Gateway:
             clock=now,
             worker_id=self.worker_id,
         )
+        self.repairs = WebhookRepairService(
+            store=self.integration_store,
+            integrations=self.integrations,
+            lifecycle=self.lifecycle,
+            syncs=self.syncs,
+            activity=self.activity,
+            health=self.health,
+            box=self.box,
+            registry=registry,
+            settings=settings,
+            clock=now,
+        )
+        self.connect = ConnectService(
+            attempts=self.attempts,
+            pending=self.pending_installs,
+            integrations=self.integrations,
+            lifecycle=self.lifecycle,
+            flows=self.flows,
+            activity=self.activity,
+            publisher=self.publisher,
+            registry=registry,
+            settings=settings,
+            clock=now,
+        )
         self.scheduler = Scheduler(
             integrations=self.integration_store,
             runs=self.runs,
             deliveries=self.deliveries,
             syncs=self.syncs,
+            repairs=self.repairs,
+            connect=self.connect,
             jobs=self.jobs,
             clock=now,
         )
@@ -148,20 +217,20 @@ class Gateway:
             raise RuntimeError("GATEWAY_SECRET_KEY is not set: it encrypts store credentials at rest")
         db = connect(settings.effective_mongodb_url(), settings.mongodb_database)
         await ensure_indexes(db)
+        await run_migrations(db)
         redis = await create_pool(
             RedisSettings.from_dsn(settings.effective_redis_url()), default_queue_name=settings.queue_name
         )
         if registry is None:
-            extra = [importlib.import_module(m.strip()) for m in (settings.extra_plugins or "").split(",") if m.strip()]
-            registry = load_plugins(settings.plugin_allowlist, extra=extra)
+            registry = plugin_registry(settings)
         for problem in registry.load_errors:
             log.error(problem)
         return cls(settings, db, redis, registry, clock)
 
     @property
     def clock(self) -> Callable[[], datetime]:
-        """What time it is for every service of this gateway."""
-        return self._clock
+        """Where every service of this gateway reads the time (a test keeps it to put it back later)."""
+        return self._clock.source
 
     @clock.setter
     def clock(self, source: Callable[[], datetime]) -> None:

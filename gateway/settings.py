@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,6 +12,34 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.constants import DEFAULT_QUEUE_NAME
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """The platform app's own credentials (GATEWAY_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET / _APP_NAME /
+    _AUTH_URL, docs/reference/RUNTIME.md). `auth_url` is set only to point at a simulator: then the
+    platform's authorize and token endpoints, and for BigCommerce its API, live there."""
+
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    app_name: str = "Alana"
+    auth_url: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+    @classmethod
+    def from_env(cls, platform: str, env: Mapping[str, str]) -> AppCredentials:
+        """Read GATEWAY_<PLATFORM>_* from an environment mapping (os.environ, or settings' extras)."""
+        prefix = f"GATEWAY_{platform.upper()}_"
+        auth_url = (env.get(prefix + "AUTH_URL") or "").strip().rstrip("/")
+        return cls(
+            client_id=(env.get(prefix + "CLIENT_ID") or "").strip(),
+            client_secret=(env.get(prefix + "CLIENT_SECRET") or "").strip(),
+            app_name=(env.get(prefix + "APP_NAME") or "").strip() or "Alana",
+            auth_url=auth_url or None,
+        )
 
 
 class Settings(BaseSettings):
@@ -21,6 +52,9 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, alias="GATEWAY_SECRET_KEY")
     public_url: str = Field(default="http://localhost:8000", alias="GATEWAY_PUBLIC_URL")
     allow_private_urls: bool = Field(default=False, alias="GATEWAY_ALLOW_PRIVATE_URLS")
+    #: Comma-separated browser origins allowed to call /graphql (CORS and websocket); the gateway's
+    #: own origin is always allowed (gateway/api/cors.py).
+    allowed_origins: str | None = Field(default=None, alias="GATEWAY_ALLOWED_ORIGINS")
     host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
     port: int = Field(default=8000, alias="GATEWAY_PORT")
     data_dir: Path = Field(default=Path("./.gateway"), alias="GATEWAY_DATA_DIR")
@@ -31,6 +65,18 @@ class Settings(BaseSettings):
     #: The worker's own Prometheus endpoint (runs by outcome, webhook latency, queue depth); 0 = off.
     worker_metrics_port: int = Field(default=0, alias="GATEWAY_WORKER_METRICS_PORT")
     queue_name: str = Field(default=DEFAULT_QUEUE_NAME, alias="GATEWAY_QUEUE_NAME")
+    #: Where installs begun on a platform's side send the merchant to claim the store
+    #: (`?claimInstall=<token>`), and where a connect lands without a returnUrl; default: the console `/`.
+    frontend_url: str | None = Field(default=None, alias="GATEWAY_FRONTEND_URL")
+    # The platform apps' own credentials (install flows, compliance webhooks, signed callbacks); a
+    # third-party plugin's GATEWAY_<PLATFORM>_* are read from the environment (`app_credentials`).
+    shopify_client_id: str | None = Field(default=None, alias="GATEWAY_SHOPIFY_CLIENT_ID")
+    shopify_client_secret: str | None = Field(default=None, alias="GATEWAY_SHOPIFY_CLIENT_SECRET")
+    shopify_auth_url: str | None = Field(default=None, alias="GATEWAY_SHOPIFY_AUTH_URL")
+    bigcommerce_client_id: str | None = Field(default=None, alias="GATEWAY_BIGCOMMERCE_CLIENT_ID")
+    bigcommerce_client_secret: str | None = Field(default=None, alias="GATEWAY_BIGCOMMERCE_CLIENT_SECRET")
+    bigcommerce_auth_url: str | None = Field(default=None, alias="GATEWAY_BIGCOMMERCE_AUTH_URL")
+    woocommerce_app_name: str | None = Field(default=None, alias="GATEWAY_WOOCOMMERCE_APP_NAME")
 
     # Tunables (not part of the runtime contract; sensible defaults).
     max_page_size: int = Field(default=250, alias="GATEWAY_MAX_PAGE_SIZE")
@@ -48,12 +94,60 @@ class Settings(BaseSettings):
     #: retry window (Shopify ~4 h, BigCommerce ~48 h), so no genuine retry is lost.
     webhook_max_age_seconds: float = Field(default=72 * 3600, alias="GATEWAY_WEBHOOK_MAX_AGE")
     webhook_coalesce_seconds: float = Field(default=0.05, alias="GATEWAY_WEBHOOK_COALESCE")
+    #: How often the scheduler asks each store whether its webhook registrations still work (at least
+    #: daily, docs/reference/CONNECT.md), and how soon again after a delivery gap or a failed repair.
+    webhook_check_seconds: float = Field(default=86_400, alias="GATEWAY_WEBHOOK_CHECK_INTERVAL")
+    webhook_recheck_seconds: float = Field(default=900, alias="GATEWAY_WEBHOOK_RECHECK_INTERVAL")
+
+    #: Tokens expire after at most this long: longer-lived tokens (and `token --ttl`) are refused.
+    max_token_ttl: int = Field(default=7 * 86_400, gt=0, alias="GATEWAY_MAX_TOKEN_TTL")
+
+    # What one GraphQL request may cost (gateway/api/guard.py; the cost model is in gateway/api/cost.py).
+    # The document limits bound parsing and validation, so a hostile document is refused in milliseconds.
+    max_query_chars: int = Field(default=100_000, gt=0, alias="GATEWAY_MAX_QUERY_CHARS")
+    max_query_tokens: int = Field(default=3_000, gt=0, alias="GATEWAY_MAX_QUERY_TOKENS")
+    #: Selections and directives in a document once its fragments are expanded.
+    max_query_nodes: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_QUERY_NODES")
+    max_query_cost: int = Field(default=100_000, gt=0, alias="GATEWAY_MAX_QUERY_COST")
+    #: Each caller's token bucket of query cost (per account; per address without a token), shared by
+    #: every API process through Redis: it holds up to BURST points and refills at RATE a second.
+    query_cost_burst: int = Field(default=300_000, gt=0, alias="GATEWAY_QUERY_COST_BURST")
+    query_cost_rate: float = Field(default=10_000.0, gt=0, alias="GATEWAY_QUERY_COST_RATE")
+    max_response_bytes: int = Field(default=10_000_000, gt=0, alias="GATEWAY_MAX_RESPONSE_BYTES")
+    #: Items in any list in request variables, and in id lists (syncNow's productExternalIds).
+    max_input_items: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_INPUT_ITEMS")
+    #: Values in request variables in all, counted before graphql-core coerces them one by one.
+    max_variable_values: int = Field(default=10_000, gt=0, alias="GATEWAY_MAX_VARIABLE_VALUES")
+
+    # Input sizes (gateway/api/limits.py), in characters or items.
+    max_name_chars: int = Field(default=200, gt=0, alias="GATEWAY_MAX_NAME_CHARS")
+    max_title_chars: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_TITLE_CHARS")
+    max_description_chars: int = Field(default=100_000, gt=0, alias="GATEWAY_MAX_DESCRIPTION_CHARS")
+    max_tags: int = Field(default=250, gt=0, alias="GATEWAY_MAX_TAGS")
+    max_tag_chars: int = Field(default=255, gt=0, alias="GATEWAY_MAX_TAG_CHARS")
+    max_attributes: int = Field(default=100, gt=0, alias="GATEWAY_MAX_ATTRIBUTES")
+    #: An attribute's name and each of its values; an attribute holds at most GATEWAY_MAX_TAGS values.
+    max_attribute_chars: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_ATTRIBUTE_CHARS")
 
     @property
     def plugin_allowlist(self) -> list[str] | None:
         if not self.load_plugins:
             return None
         return [p.strip() for p in self.load_plugins.split(",") if p.strip()]
+
+    def app_credentials(self, platform: str) -> AppCredentials:
+        """GATEWAY_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET / _APP_NAME / _AUTH_URL for one platform's app."""
+        prefix = f"GATEWAY_{platform.upper()}_"
+        env = {k: v for k, v in os.environ.items() if k.startswith(prefix)}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if info.alias and info.alias.startswith(prefix) and value is not None:
+                env[info.alias] = str(value)
+        return AppCredentials.from_env(platform, env)
+
+    @property
+    def effective_frontend_url(self) -> str:
+        return self.frontend_url or f"{self.public_url.rstrip('/')}/"
 
     def effective_mongodb_url(self) -> str:
         return self.mongodb_url or "mongodb://localhost:27017"

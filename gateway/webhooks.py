@@ -22,12 +22,13 @@ from gateway.conflicts import ConflictService
 from gateway.constants import APPLY_JOB, apply_job_id
 from gateway.deliveries import Delivery, DeliveryStore
 from gateway.domain import ActivityKind, SyncMode, Trigger
-from gateway.errors import StoreError
+from gateway.errors import StoreAuthError, StoreError
 from gateway.events import EventPublisher, ProductChanged
 from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration, IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
+from gateway.lifecycle import LifecycleService
 from gateway.mapping import map_one, prefetch
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
@@ -47,6 +48,7 @@ class WebhookService:
         self,
         *,
         integrations: IntegrationService,
+        lifecycle: LifecycleService,
         store: IntegrationStore,
         deliveries: DeliveryStore,
         products: ProductStore,
@@ -60,6 +62,7 @@ class WebhookService:
         clock: Callable[[], datetime],
     ) -> None:
         self.integrations = integrations
+        self.lifecycle = lifecycle
         self.store = store
         self.deliveries = deliveries
         self.products = products
@@ -86,7 +89,9 @@ class WebhookService:
             return 404, "platform not installed"
         secrets = self.integrations.credentials(integration)
         try:
-            verified = adapter.verify_webhook(headers, body, secrets)
+            verified = adapter.verify_webhook(headers, body, secrets) and adapter.webhook_from_store(
+                headers, body, integration.store_url
+            )
         except Exception:  # noqa: BLE001 - a plugin bug must read as "not verified", not a 500
             log.warning("verify_webhook raised", exc_info=True)
             verified = False
@@ -138,6 +143,11 @@ class WebhookService:
         """Apply every pending delivery of the integration; returns how many products changed."""
         integration = await self.store.get_any(integration_id)
         if integration is None:
+            return 0
+        if integration.paused:
+            # Credentials rejected or app removed: no calls to the store. The full sync that follows a
+            # reconnect catches up these changes.
+            await self.deliveries.drop_unclaimed(integration_id)
             return 0
         token = uuid.uuid4().hex
         deliveries = await self.deliveries.claim(integration_id, token, self.clock())
@@ -201,6 +211,8 @@ class WebhookService:
                     if page.missing_ids:
                         await self.products.mark_removed(integration_id, page.missing_ids, run_id)
                         changed += [product_id(integration_id, e) for e in page.missing_ids]
+        except StoreAuthError as exc:
+            await self.lifecycle.credentials_rejected(integration, exc.message)
         except StoreError as exc:
             log.warning("could not fetch products for webhooks: %s", exc.message)
         finally:

@@ -69,3 +69,14 @@ async def test_simulate_serves_a_store_with_control_endpoints() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+def test_token_lifetime_stays_within_the_maximum() -> None:
+    secret = "cli-secret-0123456789abcdef-xyz-0"
+    refused = run("token", "--account", "acme", "--ttl", str(30 * 86_400), GATEWAY_JWT_SECRET=secret)
+    assert refused.returncode == 2 and "GATEWAY_MAX_TOKEN_TTL" in refused.stderr and not refused.stdout
+    shorter = run(
+        "token", "--account", "acme", "--ttl", "7200", GATEWAY_JWT_SECRET=secret, GATEWAY_MAX_TOKEN_TTL="3600"
+    )
+    assert shorter.returncode == 2
+    assert run("token", "--account", "acme", "--ttl", "3600", GATEWAY_JWT_SECRET=secret).returncode == 0

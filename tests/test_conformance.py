@@ -15,7 +15,7 @@ from pytest_asyncio import fixture as async_fixture
 
 from gateway.adapter import ChangeKind, Connection, FetchRequest, MappingContext, Page, WebhookEvent
 from gateway.errors import StoreError
-from gateway.model import Money, Product
+from gateway.model import Image, Money, Product
 from gateway.testing import conformance
 from gateway.testing.conformance import ConformanceKit, ConformanceOptions
 from gateway.testing.toy import ToyAdapter, ToySimulator
@@ -172,6 +172,40 @@ class StripsHtmlFromNames(ToyAdapter):
         return product
 
 
+class UnscaledMoney(ToyAdapter):
+    """Assembles its money around the model's constructor, keeping the store's "9.5"."""
+
+    def map_product(self, native: Mapping[str, Any], context: MappingContext) -> Product:
+        product = super().map_product(native, context)
+        if product.price is not None:
+            product.price = Money.model_construct(amount=Decimal("9.5"), currency=product.price.currency)
+        return product
+
+
+class OneBasedImages(ToyAdapter):
+    def map_product(self, native: Mapping[str, Any], context: MappingContext) -> Product:
+        product = super().map_product(native, context)
+        product.images = [
+            Image(url="https://toy.test/a.jpg", position=1),
+            Image(url="https://toy.test/b.jpg", position=2),
+        ]
+        return product
+
+
+class PathAsHandle(ToyAdapter):
+    def map_product(self, native: Mapping[str, Any], context: MappingContext) -> Product:
+        product = super().map_product(native, context)
+        product.handle = f"/{product.handle}/"
+        return product
+
+
+class MicrosecondTimes(ToyAdapter):
+    def map_product(self, native: Mapping[str, Any], context: MappingContext) -> Product:
+        product = super().map_product(native, context)
+        product.store_updated_at = product.store_updated_at.replace(microsecond=123456)
+        return product
+
+
 BROKEN = [
     (
         FirstPageOfVariants,
@@ -187,6 +221,10 @@ BROKEN = [
     (IgnoresCursor, "test_full_fetch_pages_and_resumes", "resuming a FULL fetch from the first page's cursor"),
     (IgnoresSince, "test_incremental_fetch", "products that last changed before then"),
     (FloatMoney, "test_money_is_exact", "that is a float's rounding error"),
+    (UnscaledMoney, "test_canonical_shape", "price is '9.5' but USD amounts have 2 decimal(s)"),
+    (OneBasedImages, "test_canonical_shape", "images positions are [1, 2]: positions count 0, 1, ..."),
+    (PathAsHandle, "test_canonical_shape", "handle '/toy-product-1/' is not a slug"),
+    (MicrosecondTimes, "test_canonical_shape", "has microseconds: timestamps are kept to the millisecond"),
     (
         SwallowsStoreErrors,
         "test_server_errors_are_retried_then_raised",

@@ -124,3 +124,19 @@ def test_configure_logging_twice_keeps_one_handler(json_lines: io.StringIO) -> N
 
     assert json_lines.getvalue() == ""
     assert [r["msg"] for r in records(second)] == ["once"]
+
+
+def test_a_pinned_configuration_outlives_later_calls() -> None:
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    human = io.StringIO()
+    configure_logging("WARNING", json_logs=False, stream=human, pin=True)
+    try:
+        configure_logging("INFO", json_logs=True, stream=io.StringIO())  # e.g. a worker starting in the demo
+        log.info("not shown: the pinned level is WARNING")
+        log.warning("shown as a readable line")
+        assert "not shown" not in human.getvalue()
+        assert f"WARNING {log.name}: shown as a readable line" in human.getvalue()
+        assert not human.getvalue().startswith("{")
+    finally:
+        restore(level, handlers)

@@ -94,3 +94,106 @@ def test_hash_is_independent_of_tag_order(tags: list[str], rnd: object) -> None:
     shuffled = list(tags)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
     assert product(tags=tags).content_hash() == product(tags=shuffled).content_hash()
+
+
+# ---- the canonical shape ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("amount", "currency", "written"),
+    [
+        ("221.1", "USD", "221.10"),
+        (221.1, "usd", "221.10"),
+        ("77.72", "EUR", "77.72"),
+        ("1000.0", "JPY", "1000"),
+        ("1E+3", "KRW", "1000"),
+        ("1.234", "KWD", "1.234"),
+        ("1.2", "BHD", "1.200"),
+        ("0.5", "CLF", "0.5000"),
+        ("5", "XYZ", "5.00"),  # a code ISO 4217 does not list: two decimals
+        ("-0.00", "USD", "0.00"),
+    ],
+)
+def test_money_has_the_currencys_minor_units(amount: object, currency: str, written: str) -> None:
+    money = Money.model_validate({"amount": amount, "currency": currency})
+    assert str(money.amount) == written and money.model_dump(mode="json")["amount"] == written
+    assert money.rounded_from is None
+
+
+def test_an_amount_finer_than_its_currency_is_rounded_half_up_and_warned() -> None:
+    shirt = product(
+        price={"amount": "19.995", "currency": "USD"},
+        variants=[Variant(external_id="v1", price=Money(amount="1000.5", currency="JPY"))],
+    )
+    assert shirt.price is not None and str(shirt.price.amount) == "20.00"
+    assert str(shirt.variants[0].price.amount) == "1001"  # type: ignore[union-attr]
+    assert shirt.warnings == [
+        "price 19.995 has more decimals than USD has; rounded to 20.00",
+        "variant v1 price 1000.5 has more decimals than JPY has; rounded to 1001",
+    ]
+    again = Product.model_validate(shirt.to_document())  # stored and read back: nothing added twice
+    assert again.warnings == shirt.warnings and again.content_hash() == shirt.content_hash()
+    with pytest.raises(ValidationError, match="too large"):
+        Money(amount="1e40", currency="USD")
+
+
+def test_timestamps_are_utc_to_the_millisecond() -> None:
+    from datetime import timedelta, timezone
+
+    paris = timezone(timedelta(hours=1))
+    shirt = product(
+        store_updated_at=datetime(2026, 1, 2, 4, 4, 5, 678999, tzinfo=paris),
+        store_created_at="2026-01-02T03:04:05Z",
+        sale_starts_at=datetime(2026, 1, 2, 3, 4, 5),  # naive: taken as UTC
+        variants=[Variant(external_id="v1", sale_ends_at="2026-02-01T00:00:00.1234567+00:00")],
+    )
+    assert shirt.store_updated_at == datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    document = shirt.to_document()
+    assert document["store_updated_at"] == "2026-01-02T03:04:05.678Z"
+    assert document["store_created_at"] == "2026-01-02T03:04:05.000Z"
+    assert document["sale_starts_at"] == "2026-01-02T03:04:05.000Z"
+    assert document["variants"][0]["sale_ends_at"] == "2026-02-01T00:00:00.123Z"
+    assert shirt.variants[0].sale_ends_at is not None and shirt.variants[0].sale_ends_at.tzinfo == UTC
+
+
+def test_positions_count_from_zero_in_the_shoppers_order() -> None:
+    shirt = product(
+        images=[{"url": "b", "position": 2}, {"url": "a", "position": 1}, {"url": "c", "position": 2}],
+        variants=[Variant(external_id="v2", position=2), Variant(external_id="v1", position=1)],
+    )
+    assert [(i.url, i.position) for i in shirt.images] == [("a", 0), ("b", 1), ("c", 2)]
+    assert [(v.external_id, v.position) for v in shirt.variants] == [("v1", 0), ("v2", 1)]
+    lazy = product(variants=[Variant(external_id="x"), Variant(external_id="y")])  # no positions given
+    assert [(v.external_id, v.position) for v in lazy.variants] == [("x", 0), ("y", 1)]
+
+
+@pytest.mark.parametrize(
+    ("given", "handle"),
+    [
+        ("/laundry-mug-150/", "laundry-mug-150"),
+        ("/all/1l-le-parfait-jar/", "1l-le-parfait-jar"),
+        ("classic-tee", "classic-tee"),
+        ("/", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_handle_is_a_slug_without_slashes(given: str | None, handle: str | None) -> None:
+    assert product(handle=given).handle == handle
+
+
+def test_the_old_shape_and_the_new_one_hash_alike_once_read_by_the_model() -> None:
+    """A document stored before the canonical shape reads back as the product a mapper makes now."""
+    old = {
+        "external_id": "1",
+        "title": "Shirt",
+        "handle": "/shirt/",
+        "price": {"amount": "221.1", "currency": "USD"},
+        "images": [{"url": "a", "alt": None, "position": 1}, {"url": "b", "alt": None, "position": 2}],
+        "store_updated_at": "2026-01-01T00:00:00.123456Z",
+    }
+    new = product(
+        handle="shirt",
+        price=Money(amount="221.10", currency="USD"),
+        images=[{"url": "a", "position": 0}, {"url": "b", "position": 1}],
+        store_updated_at=datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=UTC),
+    )
+    assert Product.model_validate(old).to_document() == new.to_document()

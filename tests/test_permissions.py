@@ -1,11 +1,14 @@
-"""Auth is declared on every root field (strawberry permission classes), never a side effect."""
+"""Auth is declared on every root field (strawberry permission classes), never a side effect; every other
+HTTP route says why it is open."""
 
 from __future__ import annotations
 
 import strawberry
 
-from gateway.api.permissions import IsAuthenticated
+from gateway.api.app import create_app
+from gateway.api.permissions import IsAuthenticated, public, public_because
 from gateway.api.schema import build_schema
+from gateway.services import Gateway
 
 
 def unguarded(schema: strawberry.Schema) -> list[str]:
@@ -40,3 +43,23 @@ def test_the_walk_finds_a_field_without_one() -> None:
             return 2
 
     assert unguarded(strawberry.Schema(query=Query)) == ["Query.forgotten"]
+
+
+async def test_every_http_route_that_is_not_graphql_says_why_it_is_open(gw: Gateway) -> None:
+    app = create_app(gw)
+    routes = {(route.method, route.resource.canonical): route.handler for route in app.router.routes()}  # type: ignore[union-attr]
+    unmarked = sorted(f"{method} {path}" for (method, path), handler in routes.items() if not public_because(handler))
+    assert unmarked == []
+    assert ("POST", "/webhooks/{platform}/{integration_id}") in routes and ("GET", "/") in routes
+    assert public_because(routes[("*", "/connect/{platform}/callback")])
+
+
+def test_a_route_without_a_reason_is_found() -> None:
+    @public("a probe")
+    async def marked() -> None:
+        return None
+
+    async def forgotten() -> None:
+        return None
+
+    assert public_because(marked) == "a probe" and public_because(forgotten) is None

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway import metrics
+from gateway.api import connect as connect_routes
+from gateway.api import pages
 from gateway.api.context import Context
+from gateway.api.cors import OriginPolicy, cors_middleware
+from gateway.api.permissions import public
 from gateway.api.schema import build_schema
+from gateway.api.websocket import ExpiringSessionHandler
 from gateway.errors import GatewayError
 from gateway.logs import bind_context
 from gateway.services import Gateway
@@ -25,15 +31,41 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
-STATIC = Path(__file__).parent / "static"
 
 
 class GatewayGraphQLView(GraphQLView[Context, None]):
-    """Strawberry's aiohttp view with our typed context; nothing else overridden."""
+    """Strawberry's aiohttp view with our typed context, our origin rule (gateway/api/cors.py), websocket
+    sessions that end with their token (gateway/api/websocket.py; graphql-transport-ws only, per
+    docs/reference/RUNTIME.md), and a cap on the size of every response."""
 
-    def __init__(self, gw: Gateway, **kwargs: Any) -> None:
+    graphql_transport_ws_handler_class = ExpiringSessionHandler
+
+    def __init__(self, gw: Gateway, origins: OriginPolicy, **kwargs: Any) -> None:
+        kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
         super().__init__(**kwargs)
         self.gw = gw
+        self.origins = origins
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        # The CORS middleware refused other origins already; this keeps strawberry's own check in step.
+        return self.origins.allows(origin, request.host)
+
+    def encode_json(self, data: object) -> str:
+        """JSON for an HTTP response or a websocket message; one over GATEWAY_MAX_RESPONSE_BYTES is replaced by
+        an error in the same place (the query's cost bounds how large it gets; this bounds what is sent)."""
+        encoded = json.dumps(data, separators=(",", ":"))
+        limit = self.gw.settings.max_response_bytes
+        if len(encoded) <= limit:
+            return encoded
+        error = {
+            "message": f"the response is {len(encoded):,} bytes, over the limit of {limit:,}: ask for fewer items "
+            "(first) or fields",
+            "extensions": {"code": "BAD_USER_INPUT"},
+        }
+        refused: dict[str, Any] = {"data": None, "errors": [error]}
+        if isinstance(data, dict) and data.get("type") == "next":
+            refused = {"id": data.get("id"), "type": "next", "payload": refused}
+        return json.dumps(refused, separators=(",", ":"))
 
     async def get_context(self, request: web.Request, response: Any) -> Context:
         return Context(gw=self.gw, request=request, response=response)
@@ -50,35 +82,55 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
 
 
+async def _read_body(request: web.Request, limit: int) -> tuple[web.Request, bytes | None]:
+    """The body, up to `limit` bytes whether or not a Content-Length announced it (a chunked body has none);
+    None when it is longer. The request returned serves the same bytes to whoever reads it next."""
+    if (request.content_length or 0) > limit:
+        return request, None  # refused before reading
+    limited = request.clone(client_max_size=limit)
+    try:
+        return limited, await limited.read()
+    except web.HTTPRequestEntityTooLarge:
+        return limited, None
+
+
 def create_app(gw: Gateway) -> web.Application:
     settings = gw.settings
+    origins = OriginPolicy.from_settings(settings)
     app = web.Application(
         client_max_size=max(settings.max_body_bytes, settings.max_webhook_bytes),
-        middlewares=[request_id_middleware],
+        middlewares=[request_id_middleware, cors_middleware(origins)],
     )
     app[GATEWAY_KEY] = gw
     view = GatewayGraphQLView(
         gw,
+        origins,
         schema=build_schema(settings.max_query_depth),
         connection_init_wait_timeout=timedelta(seconds=settings.ws_auth_timeout),
         allow_queries_via_get=False,
     )
 
+    @public("GraphQL: every root field declares its own permission classes (IsAuthenticated)")
     async def graphql(request: web.Request) -> web.StreamResponse:
-        if request.method == "POST" and (request.content_length or 0) > settings.max_body_bytes:
-            return _json_error(413, "BAD_USER_INPUT", f"request body over {settings.max_body_bytes} bytes")
+        if pages.wants_explorer(request):
+            return await pages.explorer(request)
+        if request.method == "POST":
+            request, body = await _read_body(request, settings.max_body_bytes)
+            if body is None:
+                return _json_error(413, "BAD_USER_INPUT", f"request body over {settings.max_body_bytes} bytes")
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                return _json_error(400, "BAD_USER_INPUT", "the request body is not valid UTF-8")
         response: web.StreamResponse = await view(request)
         metrics.HTTP_REQUESTS.labels(status=str(response.status)).inc()
         return response
 
+    @public("a store's delivery: verified with the integration's webhook secret before anything is stored")
     async def webhook(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        if (request.content_length or 0) > settings.max_webhook_bytes:
-            # Refused before the body is read.
-            return web.json_response({"error": "payload too large"}, status=413)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+        request, body = await _read_body(request, settings.max_webhook_bytes)
+        if body is None:
             return web.json_response({"error": "payload too large"}, status=413)
         try:
             status, message = await gw.webhooks.receive(
@@ -89,9 +141,11 @@ def create_app(gw: Gateway) -> web.Application:
         metrics.WEBHOOK_RESPONSE.observe(time.perf_counter() - started)
         return web.json_response({"status": message}, status=status)
 
+    @public("liveness probe: says nothing but ok")
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    @public("readiness probe: dependency names and installed platforms, no account data")
     async def readyz(request: web.Request) -> web.Response:
         problems: list[str] = []
         try:
@@ -107,18 +161,17 @@ def create_app(gw: Gateway) -> web.Application:
         plugins = sorted(gw.registry.adapters)
         return web.json_response({"status": "ready", "platforms": plugins, "plugin_errors": gw.registry.load_errors})
 
+    @public("Prometheus metrics: counters labelled by platform and outcome, no account data")
     async def prometheus(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def console(request: web.Request) -> web.Response:
-        return web.FileResponse(STATIC / "console.html")  # type: ignore[return-value]
-
+    connect_routes.add_routes(app, gw)  # before /webhooks/{platform}/{integration_id}: it claims .../app
     app.router.add_route("*", "/graphql", graphql)
     app.router.add_post("/webhooks/{platform}/{integration_id}", webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus)
-    app.router.add_get("/", console)
+    pages.add_routes(app)
     return app
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
 from aiohttp import web
 
-from gateway.auth import account_from_authorization
+from gateway.auth import claims_from_authorization
 from gateway.errors import Unauthenticated
 from gateway.services import Gateway
 
@@ -21,6 +22,7 @@ class Context:
     #: The graphql-transport-ws connection_init payload (websocket only).
     connection_params: dict[str, Any] | None = None
     _account_id: str | None = field(default=None, repr=False)
+    _expires_at: float = field(default=0.0, repr=False)
 
     @property
     def account_id(self) -> str:
@@ -28,8 +30,9 @@ class Context:
         return self.authenticate()
 
     def authenticate(self) -> str:
-        """The account of the caller's token (checked once per request); UNAUTHENTICATED without one."""
-        if self._account_id is None:
+        """The account of the caller's token; UNAUTHENTICATED without a valid token, or once it expires (a
+        websocket context lives as long as its connection)."""
+        if self._account_id is None or time.time() >= self._expires_at:
             secret = self.gw.settings.jwt_secret
             if not secret:
                 raise Unauthenticated("the gateway has no GATEWAY_JWT_SECRET configured")
@@ -38,8 +41,15 @@ class Context:
                 header = header if isinstance(header, str) else None
             else:
                 header = self.request.headers.get("Authorization")
-            self._account_id = account_from_authorization(secret, header)
+            claims = claims_from_authorization(secret, header, self.gw.settings.max_token_ttl)
+            self._account_id, self._expires_at = claims.account_id, claims.expires_at
         return self._account_id
+
+    @property
+    def expires_at(self) -> float:
+        """When the caller's token expires (epoch seconds); UNAUTHENTICATED without a valid token."""
+        self.authenticate()
+        return self._expires_at
 
 
 Info = strawberry.Info[Context, None]

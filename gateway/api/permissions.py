@@ -3,11 +3,15 @@
 Every root Query, Mutation and Subscription field names its permission classes; a test walks the
 schema and fails on a root field without one, so a new field is never public by accident. Fields of
 the returned types are reached only through an authorised root field and read that caller's account.
+
+The HTTP routes that are not GraphQL (webhooks, the connect callbacks, the page, probes) take no
+account token: each handler says so with `@public(reason)`, and a test fails on a route without it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from strawberry.permission import BasePermission
 
@@ -29,3 +33,24 @@ class IsAuthenticated(BasePermission):
 
 #: The permissions of every root field that reads or changes one account's data.
 ACCOUNT: list[type[BasePermission]] = [IsAuthenticated]
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+_PUBLIC = "_alana_public_because"
+
+
+def public(reason: str) -> Callable[[_Handler], _Handler]:
+    """Mark an HTTP route handler as open without an account token, saying who calls it and what checks
+    the request instead (a signature, the flow's verification, nothing to protect)."""
+
+    def mark(handler: _Handler) -> _Handler:
+        setattr(handler, _PUBLIC, reason)
+        return handler
+
+    return mark
+
+
+def public_because(handler: Any) -> str | None:
+    """Why a route handler is open (None: it was never marked)."""
+    reason = getattr(handler, _PUBLIC, None)
+    return reason if isinstance(reason, str) else None

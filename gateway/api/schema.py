@@ -9,19 +9,24 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 
+from gateway.api import limits
 from gateway.api.context import Info
+from gateway.api.guard import QueryGuard
 from gateway.api.pagination import create_connection_slice, page_request
 from gateway.api.permissions import ACCOUNT
+from gateway.api.scalars import SCALAR_OVERRIDES
 from gateway.api.types import (
     ActivityConnection,
     ActivityEdge,
     ActivityEntry,
+    BeginConnectInput,
     Conflict,
     ConflictConnection,
     ConflictEdge,
+    ConnectAttempt,
     ConnectIntegrationInput,
     CredentialField,
     Integration,
@@ -74,6 +79,7 @@ class Query:
                         CredentialField(name=f.name, label=f.label, secret=f.secret, required=f.required)
                         for f in meta.credential_fields
                     ],
+                    connect_methods=list(info.context.gw.flows.methods(adapter)),
                 )
             )
         return result
@@ -101,6 +107,7 @@ class Query:
         first: int | None = 50,
         after: str | None = None,
     ) -> ProductConnection:
+        limits.text(search, "search", info.context.gw.settings.max_name_chars)
         page = await info.context.gw.products.page(
             info.context.account_id,
             _page(info, first, after),
@@ -169,6 +176,14 @@ class Query:
         edges, page_info = create_connection_slice(entries, ActivityEntry.from_record, ActivityEdge)
         return ActivityConnection(edges=edges, page_info=page_info)
 
+    @strawberry.field(
+        description="A connect attempt started by beginConnect or reconnectIntegration (poll it, or watch "
+        "integrationEvents).",
+        permission_classes=ACCOUNT,
+    )
+    async def connect_attempt(self, info: Info, id: strawberry.ID) -> ConnectAttempt | None:
+        return ConnectAttempt.from_attempt(await info.context.gw.connect.attempt(info.context.account_id, str(id)))
+
 
 @strawberry.type
 class Mutation:
@@ -177,6 +192,7 @@ class Mutation:
         permission_classes=ACCOUNT,
     )
     async def connect_integration(self, info: Info, input: ConnectIntegrationInput) -> Integration:
+        limits.connect_input(info.context.gw.settings, input)
         settings = input.settings
         found = await info.context.gw.integrations.connect(
             info.context.account_id,
@@ -184,6 +200,61 @@ class Mutation:
             input.name,
             input.store_url,
             input.credentials,
+            mode=settings.mode if settings else None,
+            frequency=settings.frequency if settings else None,
+        )
+        return Integration.from_record(found)
+
+    @strawberry.mutation(
+        description="Connect a store through the platform's own install flow (Shopify OAuth, BigCommerce single-click "
+        "app, WooCommerce key approval). The frontend sends the merchant's browser to authorizeUrl; the platform "
+        "calls the gateway back, and the integration is created then.",
+        permission_classes=ACCOUNT,
+    )
+    async def begin_connect(self, info: Info, input: BeginConnectInput) -> ConnectAttempt:
+        settings = input.settings
+        attempt = await info.context.gw.connect.begin(
+            info.context.account_id,
+            input.platform,
+            input.name,
+            input.store,
+            mode=settings.mode if settings else None,
+            frequency=settings.frequency if settings else None,
+            return_url=input.return_url,
+        )
+        return ConnectAttempt.from_attempt(attempt)
+
+    @strawberry.mutation(
+        description="The same flow for an existing integration whose credentials were rejected, revoked or expired: "
+        "products, edits, conflicts and history are kept. With `credentials` (keys named by the platform's "
+        "credentialFields) it reconnects at once with pasted keys, for platforms without an install flow here; the "
+        "attempt then comes back CONNECTED, without an authorizeUrl.",
+        permission_classes=ACCOUNT,
+    )
+    async def reconnect_integration(
+        self,
+        info: Info,
+        integration_id: strawberry.ID,
+        return_url: str | None = None,
+        credentials: JSON | None = None,
+    ) -> ConnectAttempt:
+        attempt = await info.context.gw.connect.reconnect(
+            info.context.account_id, str(integration_id), return_url, credentials
+        )
+        return ConnectAttempt.from_attempt(attempt)
+
+    @strawberry.mutation(
+        description="Claim, for the caller's account, an install that began on the platform's side (an app-store "
+        "install); the token comes in the frontend redirect.",
+        permission_classes=ACCOUNT,
+    )
+    async def claim_install(
+        self, info: Info, token: str, name: str | None = None, settings: SyncSettingsInput | None = None
+    ) -> Integration:
+        found = await info.context.gw.connect.claim(
+            info.context.account_id,
+            token,
+            name,
             mode=settings.mode if settings else None,
             frequency=settings.frequency if settings else None,
         )
@@ -213,6 +284,7 @@ class Mutation:
         product_external_ids: list[str] | None = None,
         full: bool | None = None,
     ) -> SyncRun:
+        limits.ids(info.context.gw.settings, product_external_ids, "productExternalIds")
         run = await info.context.gw.syncs.sync_now(
             info.context.account_id, str(integration_id), product_external_ids, full
         )
@@ -237,6 +309,7 @@ class Mutation:
         permission_classes=ACCOUNT,
     )
     async def edit_product(self, info: Info, product_id: strawberry.ID, input: ProductEditInput) -> Product:
+        limits.product_edit(info.context.gw.settings, input)
         values: dict[str, Any] = {
             "title": input.title,
             "description": input.description,
@@ -367,8 +440,8 @@ def build_schema(max_depth: int = 12) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[lambda: QueryDepthLimiter(max_depth=max_depth), ErrorCodes],
-        scalar_overrides={},
+        extensions=[lambda: QueryGuard(max_depth=max_depth), ErrorCodes],
+        scalar_overrides=SCALAR_OVERRIDES,
     )
 
 

@@ -10,14 +10,24 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gateway.activity import ActivityRecord
+from gateway.adapter import ConnectMethod
 from gateway.api.context import Info
 from gateway.api.pagination import PageInfo, check_first
 from gateway.conflict_store import ConflictRecord
-from gateway.domain import ActivityKind, ConflictStatus, HealthAction, HealthStatus, SyncFrequency, SyncMode
+from gateway.connectstore import Attempt, AttemptView
+from gateway.domain import (
+    ActivityKind,
+    ConflictStatus,
+    ConnectStatus,
+    HealthAction,
+    HealthStatus,
+    SyncFrequency,
+    SyncMode,
+)
 from gateway.domain import EventKind as IntegrationEventKind
 from gateway.domain import RunStatus as SyncRunStatus
 from gateway.domain import Trigger as SyncTrigger
-from gateway.events import ConflictDetected, Event, HealthChanged, ProductChanged, RunEvent
+from gateway.events import ConflictDetected, ConnectFinished, Event, HealthChanged, ProductChanged, RunEvent
 from gateway.health import Health
 from gateway.integration_store import Integration as IntegrationRecord
 from gateway.model import Availability, ProductStatus
@@ -42,6 +52,8 @@ strawberry.enum(Availability, name="Availability")
 strawberry.enum(ConflictStatus, name="ConflictStatus")
 strawberry.enum(ActivityKind, name="ActivityKind")
 strawberry.enum(IntegrationEventKind, name="IntegrationEventKind")
+strawberry.enum(ConnectMethod, name="ConnectMethod")
+strawberry.enum(ConnectStatus, name="ConnectStatus")
 
 
 # ---- platforms -----------------------------------------------------------------------------------
@@ -60,6 +72,10 @@ class PlatformInfo:
     version: str
     capabilities: list[str]
     credential_fields: list[CredentialField]
+    connect_methods: list[ConnectMethod] = strawberry.field(
+        description="How a merchant can connect this platform: CREDENTIALS (connectIntegration) and/or INSTALL_FLOW "
+        "(beginConnect)."
+    )
 
 
 # ---- runs ----------------------------------------------------------------------------------------
@@ -518,6 +534,46 @@ class ActivityConnection:
     page_info: PageInfo
 
 
+# ---- connect attempts ----------------------------------------------------------------------------
+@strawberry.type(description="One run through a platform's install flow (beginConnect or reconnectIntegration).")
+class ConnectAttempt:
+    id: strawberry.ID
+    platform: str
+    status: ConnectStatus
+    expires_at: datetime
+    error: str | None = strawberry.field(description="Why it did not connect, in a merchant's words (FAILED, EXPIRED).")
+    _view: strawberry.Private[AttemptView]
+
+    @staticmethod
+    def from_view(view: AttemptView) -> ConnectAttempt:
+        return ConnectAttempt(
+            id=strawberry.ID(view.id),
+            platform=view.platform,
+            status=view.status,
+            expires_at=view.expires_at,
+            error=view.error,
+            _view=view,
+        )
+
+    @staticmethod
+    def from_attempt(attempt: Attempt) -> ConnectAttempt:
+        return ConnectAttempt.from_view(attempt.view())
+
+    @strawberry.field(description="Where to send the merchant's browser; null once the attempt has ended.")
+    def authorize_url(self, info: Info) -> str | None:
+        if self.status is not ConnectStatus.PENDING or not self._view.startable:
+            return None
+        return info.context.gw.connect.start_url(self.platform, str(self.id))
+
+    @strawberry.field(description="The connected (or reconnected) integration, once status is CONNECTED.")
+    async def integration(self, info: Info) -> Integration | None:
+        integration_id = self._view.integration_id
+        if self.status is not ConnectStatus.CONNECTED or not integration_id:
+            return None
+        found = await info.context.gw.integration_store.get(info.context.account_id, integration_id)
+        return Integration.from_record(found) if found else None
+
+
 @strawberry.type
 class IntegrationEvent:
     integration_id: strawberry.ID
@@ -527,6 +583,7 @@ class IntegrationEvent:
     health: SyncHealth | None
     conflict: Conflict | None
     product_id: strawberry.ID | None
+    connect_attempt: ConnectAttempt | None = strawberry.field(default=None, description="Set for CONNECT_FINISHED.")
 
     @staticmethod
     def from_event(event: Event) -> IntegrationEvent:
@@ -539,6 +596,7 @@ class IntegrationEvent:
             health=SyncHealth.from_health(event.health) if isinstance(event, HealthChanged) else None,
             conflict=Conflict.from_record(event.conflict) if isinstance(event, ConflictDetected) else None,
             product_id=strawberry.ID(event.product_id) if isinstance(event, ProductChanged) else None,
+            connect_attempt=ConnectAttempt.from_view(event.attempt) if isinstance(event, ConnectFinished) else None,
         )
 
 
@@ -547,6 +605,23 @@ class IntegrationEvent:
 class SyncSettingsInput:
     mode: SyncMode | None = None
     frequency: SyncFrequency | None = None
+
+
+@strawberry.input
+class BeginConnectInput:
+    platform: str
+    name: str
+    store: str | None = strawberry.field(
+        default=None,
+        description="Shopify: the shop (name.myshopify.com, or a simulator's URL); WooCommerce: the site URL; "
+        "BigCommerce: optional (the merchant picks the store on BigCommerce's side).",
+    )
+    settings: SyncSettingsInput | None = None
+    return_url: str | None = strawberry.field(
+        default=None,
+        description="Where the merchant's browser lands afterwards; must be on an allowed frontend origin. The "
+        "gateway appends connectAttempt=<id>&status=<ConnectStatus>.",
+    )
 
 
 @strawberry.input

@@ -10,6 +10,8 @@ Collections (every document carries `account_id`; repositories always filter by 
     webhook_deliveries received deliveries, unique per (integration_id, delivery_id): the dedupe log
     webhook_queue      deliveries waiting to be applied (removed once applied, so it stays small)
     api_calls          store API calls per integration per hour (for apiCallsLast24h)
+    connect_attempts   install-flow attempts (beginConnect, reconnectIntegration, platform-begun installs)
+    pending_installs   installs begun on a platform's side, sealed, waiting an hour to be claimed
 """
 
 from __future__ import annotations
@@ -66,6 +68,14 @@ class Database:
     @property
     def api_calls(self) -> AsyncCollection[Doc]:
         return self.db["api_calls"]
+
+    @property
+    def connect_attempts(self) -> AsyncCollection[Doc]:
+        return self.db["connect_attempts"]
+
+    @property
+    def pending_installs(self) -> AsyncCollection[Doc]:
+        return self.db["pending_installs"]
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")
@@ -151,3 +161,20 @@ async def ensure_indexes(database: Database) -> None:
     await database.api_calls.create_indexes(
         [IndexModel([("integration_id", ASCENDING), ("hour", ASCENDING)], unique=True)]
     )
+    await database.connect_attempts.create_indexes(
+        [
+            IndexModel(
+                [("state_hash", ASCENDING)], unique=True, partialFilterExpression={"state_hash": {"$type": "string"}}
+            ),
+            IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)]),
+            # Ended attempts are kept a week for connectAttempt(id), then expire.
+            IndexModel([("created_at", ASCENDING)], expireAfterSeconds=7 * 86_400),
+        ]
+    )
+    await database.pending_installs.create_indexes(
+        [
+            IndexModel([("platform", ASCENDING), ("store_key", ASCENDING)]),
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+        ]
+    )
+    await database.integrations.create_indexes([IndexModel([("platform", ASCENDING), ("store_key", ASCENDING)])])

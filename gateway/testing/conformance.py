@@ -30,7 +30,7 @@ import functools
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -47,7 +47,7 @@ from gateway.adapter import (
     WebhookEvent,
 )
 from gateway.errors import MappingError, StoreAuthError, StoreError
-from gateway.model import Product, Variant
+from gateway.model import Product, Variant, format_timestamp, minor_units
 from gateway.simkit import FaultInjector, Simulator
 from gateway.testing.kit import (  # noqa: F401 - the suite's vocabulary
     BAD_UPC,
@@ -90,6 +90,7 @@ __all__ = [
     "test_unicode_and_html_in_names",
     "test_missing_optional_fields",
     "test_money_is_exact",
+    "test_canonical_shape",
     "test_identifiers",
     "test_never_synced_fields_stay_out",
     "test_malformed_product_is_isolated",
@@ -517,10 +518,12 @@ async def test_money_is_exact(conformance: ConformanceKit) -> None:
     context = await kit.context(conn)
     for product in await kit.fetch_mapped(conn):
         for where, money in monies(product):
-            exponent = money.amount.as_tuple().exponent
+            # Money rounds to the currency's minor units, and remembers what it was given.
+            given = money.rounded_from if money.rounded_from is not None else money.amount
+            exponent = given.as_tuple().exponent
             if isinstance(exponent, int) and exponent < -4:
                 fail(
-                    f"product {product.external_id} {where} is {money.amount}: that is a float's rounding error; "
+                    f"product {product.external_id} {where} is {given}: that is a float's rounding error; "
                     "parse money from the store's text as an exact Decimal"
                 )
             if money.currency != context.currency:
@@ -538,6 +541,88 @@ async def test_money_is_exact(conformance: ConformanceKit) -> None:
             f"product {external_id} was created with price {EXACT_PRICE} but no amount in the canonical product "
             f"equals it exactly (found {[str(a) for a in amounts]}): money must be exact decimals"
         )
+
+
+_TIMESTAMP_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_TIMESTAMP_FIELDS = ("store_updated_at", "store_created_at", "sale_starts_at", "sale_ends_at")
+
+
+def _timestamp_problems(where: str, value: datetime | None, text: Any) -> list[str]:
+    if value is None:
+        return []
+    problems = []
+    if value.utcoffset() != timedelta(0):
+        problems.append(f"{where} {value.isoformat()} is not in UTC")
+    if value.microsecond % 1000:
+        problems.append(f"{where} {value.isoformat()} has microseconds: timestamps are kept to the millisecond")
+    if not isinstance(text, str) or not _TIMESTAMP_TEXT.fullmatch(text):
+        problems.append(f"{where} is stored as {text!r}, not as {format_timestamp(value)!r}")
+    return problems
+
+
+def canonical_shape_problems(product: Product) -> list[str]:
+    """What in `product` is not in the canonical shape (empty when all is well).
+
+    Money has exactly its currency's ISO 4217 minor units ("221.10" USD, "1000" JPY, "1.234" KWD);
+    image and variant positions are 0..n-1 in list order; the handle is a slug without slashes;
+    timestamps are UTC, to the millisecond, written "2026-01-02T03:04:05.678Z". gateway.model
+    normalises all of it when a product is built through its constructors; a product assembled around
+    them (model_construct, attributes set afterwards) shows up here.
+    """
+    problems: list[str] = []
+    document = product.to_document()
+    for where, money in monies(product):
+        units = minor_units(money.currency)
+        exponent = money.amount.as_tuple().exponent
+        if exponent != -units:
+            problems.append(
+                f"{where} is {str(money.amount)!r} but {money.currency} amounts have {units} decimal(s) "
+                f"(build it as gateway.model.Money, which writes it {format(money.amount, f'.{units}f')!r})"
+            )
+    for name, items in (("images", product.images), ("variants", product.variants)):
+        positions = [item.position for item in items]
+        if positions != list(range(len(items))):
+            problems.append(
+                f"{name} positions are {positions[:12]}: positions count 0, 1, ... in the order the shopper sees them"
+            )
+    if product.handle is not None and ("/" in product.handle or not product.handle.strip()):
+        problems.append(f"handle {product.handle!r} is not a slug: the platform's slug, without slashes")
+    for name in _TIMESTAMP_FIELDS:
+        problems += _timestamp_problems(name, getattr(product, name), document.get(name))
+    for index, variant in enumerate(product.variants):
+        for name in ("sale_starts_at", "sale_ends_at"):
+            text = document["variants"][index].get(name)
+            problems += _timestamp_problems(f"variants[{index}].{name}", getattr(variant, name), text)
+    return problems
+
+
+@pytest.mark.asyncio
+async def test_canonical_shape(conformance: ConformanceKit) -> None:
+    """Products (from a FULL fetch, an IDS fetch and a webhook payload) have the canonical shape."""
+    kit = conformance
+    sim = await kit.simulator()
+    conn = kit.connect(sim)
+    context = await kit.context(conn)
+    found = [("a FULL fetch", p) for p in await kit.fetch_mapped(conn)]
+    if "fetch_by_ids" in kit.adapter.info.capabilities:
+        wanted = tuple(sim.product_ids()[:3])
+        found += [("an IDS fetch", p) for p in await kit.fetch_mapped(conn, FetchRequest(FetchMode.IDS, ids=wanted))]
+    if "webhooks" in kit.adapter.info.capabilities:
+        receiver = await kit.receiver()
+        secrets = kit.secrets(conn, await kit.registered(sim, conn, receiver))
+        external_id = sim.create_product(**({"price": EXACT_PRICE} if "price" in kit.fields else {}))
+        _, events = await kit.change(sim, receiver, secrets, external_id, "creating a product")
+        for event in events:
+            if event.kind is ChangeKind.UPSERT and event.product is not None:
+                payload = kit.map(event.product, context, f"the webhook payload of product {external_id}")
+                found.append(("a webhook payload", payload))
+    for source, product in found:
+        problems = canonical_shape_problems(product)
+        if problems:
+            fail(
+                f"product {product.external_id} (from {source}) is not in the canonical shape: "
+                + "; ".join(problems[:5])
+            )
 
 
 @pytest.mark.asyncio
@@ -693,8 +778,19 @@ async def test_webhook_registration_and_removal(conformance: ConformanceKit) -> 
         fail(f"updating product {external_id} parsed only as a DELETE event")
     sim.delete_product(external_id)
     deleted = (await kit.change(sim, receiver, secrets, external_id, "deleting a product"))[1]
+    if not any(e.kind in (ChangeKind.DELETE, ChangeKind.REFRESH) for e in deleted):
+        fail(
+            f"deleting product {external_id} delivered no DELETE or REFRESH event for it "
+            f"(got {[e.kind for e in deleted]})"
+        )
     if not any(e.kind is ChangeKind.DELETE for e in deleted):
-        fail(f"deleting product {external_id} delivered no DELETE event for it (got {[e.kind for e in deleted]})")
+        # A deletion confirmed with the store: the gateway fetches the id and removes what is missing.
+        pages = await kit.fetch(conn, FetchRequest(mode=FetchMode.IDS, ids=(external_id,)))
+        if external_id not in [m for page in pages for m in page.missing_ids]:
+            fail(
+                f"deleting product {external_id} parsed as a REFRESH, but fetching it by id does not list it in "
+                "Page.missing_ids: the gateway would never mark it removed"
+            )
     sim.deliver_webhooks = False
     sim.create_product()
     await sim.drain_deliveries()

@@ -92,6 +92,15 @@ class ConformanceOptions:
     seed: int = 11
 
 
+def local_http(base_url: str, **kwargs: Any) -> HttpClient:
+    """A Connection.http_factory for simulators: they listen on 127.0.0.1, which the outbound guard refuses.
+
+    The engine's own factory allows private addresses only under GATEWAY_ALLOW_PRIVATE_URLS; tests that
+    build a bare `Connection` to a simulator pass this instead.
+    """
+    return HttpClient(base_url, **{"allow_private": True, **kwargs})
+
+
 class CallCounter:
     """Counts requests made through a connection's HttpClient (the engine counts them per integration)."""
 
@@ -225,6 +234,7 @@ class ConformanceKit:
                 "backoff_base": 0.01,
                 "backoff_cap": 0.05,
                 "on_call": counter,
+                "allow_private": True,  # simulators listen on 127.0.0.1
             }
             return HttpClient(base_url, **{**defaults, **kwargs})
 
@@ -312,14 +322,26 @@ class ConformanceKit:
         """What the gateway passes verify_webhook: the credentials plus the registration's secrets."""
         return {**conn.credentials, **registration.secrets}
 
-    def events(self, deliveries: Sequence[Delivery], secrets: Mapping[str, str]) -> list[WebhookEvent]:
-        """Verify and parse genuine deliveries, as the gateway's endpoint does; pings parse to nothing."""
+    def events(
+        self, deliveries: Sequence[Delivery], secrets: Mapping[str, str], store_url: str | None = None
+    ) -> list[WebhookEvent]:
+        """Verify and parse genuine deliveries, as the gateway's endpoint does; pings parse to nothing.
+
+        With `store_url` (the simulator's), `webhook_from_store` must accept them too.
+        """
         events: list[WebhookEvent] = []
         for delivery in deliveries:
             if not self.adapter.verify_webhook(delivery.headers, delivery.body, secrets):
                 fail(
                     f"verify_webhook rejected a genuine delivery from the simulator ({describe(delivery)}): "
                     "the gateway would answer 401 and lose the change"
+                )
+            if store_url is not None and not self.adapter.webhook_from_store(
+                delivery.headers, delivery.body, store_url
+            ):
+                fail(
+                    f"webhook_from_store rejected a genuine delivery from the simulator at {store_url} "
+                    f"({describe(delivery)}): the gateway would answer 401 and lose the change"
                 )
             try:
                 event = self.adapter.parse_webhook(delivery.headers, delivery.body)
@@ -338,7 +360,7 @@ class ConformanceKit:
         if not isinstance(registration, WebhookRegistration):
             fail(f"register_webhooks returned {type(registration).__name__}, not a WebhookRegistration")
         await sim.drain_deliveries()
-        self.events(receiver.take(), self.secrets(conn, registration))
+        self.events(receiver.take(), self.secrets(conn, registration), sim.store_url)
         return registration
 
     async def change(
@@ -347,7 +369,7 @@ class ConformanceKit:
         """Deliveries and events about `external_id` after one catalog change has been delivered."""
         await sim.drain_deliveries()
         deliveries = receiver.take()
-        events = [e for e in self.events(deliveries, secrets) if e.external_id == external_id]
+        events = [e for e in self.events(deliveries, secrets, sim.store_url) if e.external_id == external_id]
         if not events:
             fail(
                 f"{action} on the store delivered nothing the adapter parses as a change to product "

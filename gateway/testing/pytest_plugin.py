@@ -25,8 +25,10 @@ __all__ = [
     "redis_url",
 ]
 
-# ---- the plugin conformance suite (gateway.testing.conformance) -----------------------------------------
+# ---- the plugin conformance suite (gateway.testing.conformance and .conformance_install) -------------------
 SUITE = Path(__file__).with_name("conformance.py")
+#: Every module of the suite, collected together by --gateway-platform.
+SUITES = (SUITE, Path(__file__).with_name("conformance_install.py"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,10 +47,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """With --gateway-platform, collect the conformance suite: alone, or beside the paths named."""
     if not config.getoption("gateway_platform"):
         return
-    suite = str(SUITE)
+    suites = [str(path) for path in SUITES]
     if config.args_source is pytest.Config.ArgsSource.ARGS:
-        if suite not in config.args:
-            config.args.append(suite)
+        config.args.extend(suite for suite in suites if suite not in config.args)
     else:
         # No paths given: run just the suite, not the current project's whole test tree.
-        config.args[:] = [suite]
+        config.args[:] = suites

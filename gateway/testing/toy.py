@@ -38,7 +38,7 @@ from gateway.adapter import (
 )
 from gateway.errors import MappingError, StorePayloadError
 from gateway.httpclient import HttpClient
-from gateway.model import Availability, Money, Product, ProductStatus, Variant
+from gateway.model import Availability, Image, Money, Product, ProductStatus, Variant
 from gateway.simkit import Hook, Simulator
 
 PAGE_SIZE = 100
@@ -102,8 +102,9 @@ class ToyAdapter(PlatformAdapter):
                     inventory_quantity=v.get("stock"),
                     inventory_tracked=v.get("stock") is not None,
                     availability=Availability.IN_STOCK if (v.get("stock") or 0) > 0 else Availability.OUT_OF_STOCK,
+                    position=n,
                 )
-                for v in native.get("variants", [])
+                for n, v in enumerate(native.get("variants", []))
             ]
             price = Money(amount=Decimal(str(native["price"])), currency=context.currency)
         except (KeyError, InvalidOperation, TypeError) as exc:
@@ -113,6 +114,11 @@ class ToyAdapter(PlatformAdapter):
             external_id=external_id,
             title=str(native["name"]),
             description=native.get("description"),
+            handle=native.get("slug"),
+            images=[
+                Image(url=str(image["url"]), alt=image.get("alt"), position=n)
+                for n, image in enumerate(native.get("images", []))
+            ],
             status=ProductStatus(native.get("status", "ACTIVE")),
             price=price,
             tags=list(native.get("tags", [])),
@@ -187,6 +193,8 @@ class ToySimulator(Simulator):
         self.catalog[pid] = {
             "id": pid,
             "name": fields.get("name", f"Toy product {pid} ✓"),
+            "slug": f"toy-product-{pid}",
+            "images": [{"url": f"https://toy.test/{pid}/{n}.jpg", "alt": None} for n in range(int(pid) % 3)],
             "price": f"{self.random.randint(1, 9999) / 100:.2f}",
             "tags": ["toy", f"t{int(pid) % 5}"],
             "updated_at": self.tick(),

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from alana_bigcommerce import __version__, webhooks
+from alana_bigcommerce import __version__, hookhealth, webhooks
 from alana_bigcommerce.client import (
     MAX_LIMIT,
     BigCommerceAPI,
@@ -25,15 +25,18 @@ from alana_bigcommerce.client import (
 from alana_bigcommerce.mapper import map_product
 from gateway.adapter import (
     Connection,
+    ConnectMethod,
     CredentialField,
     FetchMode,
     FetchRequest,
+    HookStatus,
     MappingContext,
     Page,
     PlatformAdapter,
     PlatformInfo,
     WebhookEvent,
     WebhookRegistration,
+    WebhookRepair,
     make_http_client,
 )
 from gateway.errors import StoreAuthError
@@ -41,6 +44,7 @@ from gateway.httpclient import HttpClient
 from gateway.model import Product
 
 if TYPE_CHECKING:
+    from gateway.installflow import FlowConfig, InstallFlow
     from gateway.simkit import Simulator
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,7 @@ class BigCommerceAdapter(PlatformAdapter):
             CredentialField("access_token", "API account access token"),
             CredentialField("client_secret", "App client secret", required=False),
         ),
+        connect_methods=(ConnectMethod.CREDENTIALS, ConnectMethod.INSTALL_FLOW),
     )
 
     # ---- connection -------------------------------------------------------------------------
@@ -175,6 +180,25 @@ class BigCommerceAdapter(PlatformAdapter):
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
         return webhooks.parse(body)
+
+    async def webhook_status(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> list[HookStatus]:
+        return await hookhealth.status(self.api(conn), callback_url)
+
+    async def repair_webhooks(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> WebhookRepair:
+        return await hookhealth.repair(self.api(conn), registration, callback_url)
+
+    # ---- connecting through BigCommerce ------------------------------------------------------
+    def install_flow(self, config: FlowConfig) -> InstallFlow | None:
+        """The single-click app flow (alana_bigcommerce.install), once the app's client id and secret are set."""
+        if not config.app.configured:
+            return None
+        from alana_bigcommerce.install import BigCommerceInstallFlow
+
+        return BigCommerceInstallFlow(config)
 
     # ---- testing ------------------------------------------------------------------------------
     @classmethod

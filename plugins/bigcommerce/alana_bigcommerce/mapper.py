@@ -31,9 +31,10 @@ Status and availability:
   tracking: no variant left to buy), else IN_STOCK. A variant with `purchasing_disabled` is OUT_OF_STOCK.
 
 Other fields: brand name -> vendor, category names -> categories, `type` (physical / digital) ->
-product_type, `custom_url.url` -> handle (the storefront path as given), `search_keywords` -> tags
-(split on commas), custom fields -> attributes (values grouped by name), option values -> "option"
-attributes and variant options, images by `sort_order` (then id), `date_modified` -> store_updated_at.
+product_type, `custom_url.url` -> handle (its slug: "/laundry-mug-150/" -> "laundry-mug-150"),
+`search_keywords` -> tags (split on commas), custom fields -> attributes (values grouped by name),
+option values -> "option" attributes and variant options, images by `sort_order` (then id),
+`date_modified` -> store_updated_at.
 A product without options has a single option-less base variant; it is the product itself, not a
 variant, and is not listed. Barcodes: the UPC field is classified by shape (an EAN-13 typed there
 becomes `ean`), GTIN and MPN are kept; invalid check digits are kept raw with a warning.
@@ -62,6 +63,7 @@ from gateway.model import (
     Product,
     ProductStatus,
     Variant,
+    slug,
 )
 
 CATEGORY_NAMES_KEY = "_category_names"
@@ -214,7 +216,8 @@ class _Mapper:
         if CATEGORY_NAMES_KEY in n and unresolved > 0:
             self.warnings.append(f"{unresolved} category name(s) could not be resolved")
         custom_url = n.get("custom_url")
-        handle = custom_url.get("url") if isinstance(custom_url, Mapping) else None
+        url = custom_url.get("url") if isinstance(custom_url, Mapping) else None
+        handle = slug(url) if isinstance(url, str) else None
 
         return Product(
             external_id=self.id,

@@ -5,7 +5,12 @@ What it imitates, and where it simplifies:
   `/v3/catalog/products` (include, include_fields, limit <= 250, page, id:in, id:greater/min/max,
   date_modified:min/max, is_visible, sort, direction), `/v3/catalog/products/{id}` and its
   `/variants`, `/v3/catalog/categories`, `/v3/catalog/brands`, `/v3/hooks` CRUD, and `/v2/store`.
-- Auth is `X-Auth-Token`; a wrong token gets BigCommerce's 401 body, a wrong store hash a 404.
+- Auth is `X-Auth-Token`; a wrong token gets BigCommerce's 401 body (JSON, or with `plain_401` the
+  text/plain body the OpenAPI spec declares), a wrong store hash a 404. The API accepts the store API
+  account's token (`access_token`) and every live token the app was issued (sim_install.py: the
+  single-click install, `oauth2/token`, signed load / uninstall / remove_user callbacks).
+- A delivery that fails is retried on `hook_retry_schedule` (BigCommerce's 60 s ... 24 h, about 48 h in
+  all; compress it in tests); when the last retry fails too the hook is deactivated (`is_active: false`).
 - Every API response carries the X-Rate-Limit-* headers. The store has `quota` requests per `window_ms`
   (defaults 150 / 30000, the Standard plan); `other_apps_share` of each window is spent by simulated
   other apps, evenly over the window. A request past the quota is answered 429 with the headers and
@@ -23,6 +28,7 @@ What it imitates, and where it simplifies:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -37,6 +43,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from alana_bigcommerce.catalog import Catalog, iso, set_variants, strip_optional
+from alana_bigcommerce.sim_install import APP_EVENTS, BigCommerceAppSide
 from gateway.simkit import Hook, Simulator
 
 STATUS_DOCS = "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"
@@ -63,6 +70,11 @@ ALIASES = {"title": "name", "quantity": "inventory_level", "inventory": "invento
 CONTRACT_KEYWORDS = ("bare", "variants", "barcode", "private_text")
 #: Where private_text goes besides the bin picking numbers: an app-only product metafield.
 PRIVATE_NAMESPACE, PRIVATE_KEY = "alana_internal", "internal_note"
+#: BigCommerce's retries of a failing delivery, in seconds; the hook is deactivated after the last.
+HOOK_RETRIES = (60.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 50400.0, 86400.0)
+UNAUTHORIZED = (
+    "Unauthorized - the v3 Auth client ID or token in the request are not a valid combination for this store."
+)
 
 
 @dataclass
@@ -88,6 +100,7 @@ class BigCommerceSimulator(Simulator):
     store_hash, access_token."""
 
     platform = "bigcommerce"
+    app_events = APP_EVENTS
     #: create_product keywords of the simulator contract this simulator honours (gateway.testing.conformance).
     conformance_fields: ClassVar[frozenset[str]] = frozenset(
         {"title", "price", "sku", "barcode", "variants", "bare", "private_text"}
@@ -101,6 +114,8 @@ class BigCommerceSimulator(Simulator):
         # Deliveries carry the secret header set at registration; BigCommerce signs no body.
         "webhook_body_signed": False,
     }
+    #: How the install-flow checks drive it: retries without waiting, so a failing hook deactivates at once.
+    install_conformance_options: ClassVar[dict[str, Any]] = {"hook_retry_schedule": [0.0] * 3}
 
     def __init__(self, products: int = 100, *, seed: int = 1, **options: Any) -> None:
         super().__init__(products, seed=seed, **options)
@@ -108,7 +123,8 @@ class BigCommerceSimulator(Simulator):
         self.store_hash: str = options.get("store_hash") or f"s{digest[:9]}"
         self.store_id = str(1_000_000 + seed)
         self.access_token: str = options.get("access_token") or digest[16:48]
-        self.client_secret: str = digest[48:64]
+        # As long as a real app secret (HS256 wants 32 bytes or more).
+        self.client_secret: str = hashlib.sha256(f"bigcommerce-sim-secret:{seed}".encode()).hexdigest()[:48]
         self.currency: str = options.get("currency", "USD")
         self.quota = int(options.get("quota", 150))
         self.window_ms = int(options.get("window_ms", 30_000))
@@ -127,6 +143,9 @@ class BigCommerceSimulator(Simulator):
         self._edits = 0
         #: Product metafields by product id (only products created with private_text have any).
         self.metafields: dict[int, list[dict[str, Any]]] = {}
+        self.hook_retry_schedule: tuple[float, ...] = tuple(options.get("hook_retry_schedule", HOOK_RETRIES))
+        self.plain_401 = bool(options.get("plain_401", False))
+        self.app = BigCommerceAppSide(self, options)
 
     # ---- Simulator contract ------------------------------------------------------------------
     @property
@@ -135,6 +154,19 @@ class BigCommerceSimulator(Simulator):
 
     def credentials(self) -> dict[str, str]:
         return {"access_token": self.access_token, "client_secret": self.client_secret}
+
+    # ---- install flow (sim_install.py) -------------------------------------------------------
+    def app_credentials(self) -> dict[str, str]:
+        return {"client_id": self.app.client_id, "client_secret": self.client_secret}
+
+    async def connect_decision(self, authorize_url: str, approve: bool) -> str | None:
+        return self.app.decide(self.app.owns(authorize_url), approve)
+
+    async def app_event(self, event: str, **params: Any) -> str | None:
+        return self.app.event(event, **params)
+
+    def revoke_credentials(self) -> None:
+        self.app.revoke()
 
     def product_ids(self) -> list[str]:
         return [str(i) for i in self.catalog.ids()]
@@ -322,7 +354,20 @@ class BigCommerceSimulator(Simulator):
             if isinstance(hook, BigCommerceHook) and not hook.is_active:
                 continue
             if _scope_matches(hook.topic, scope):
-                self.deliver(hook.destination, body, {"Content-Type": "application/json", **hook.headers})
+                self.deliver_with_retries(
+                    hook.destination,
+                    body,
+                    {"Content-Type": "application/json", **hook.headers},
+                    schedule=self.hook_retry_schedule,
+                    on_give_up=functools.partial(self._deactivate, hook.id),
+                )
+
+    def _deactivate(self, hook_id: str) -> None:
+        """What BigCommerce does after the last retry of a delivery failed."""
+        hook = self.hooks.get(hook_id)
+        if isinstance(hook, BigCommerceHook):
+            hook.is_active = False
+            hook.updated_at = int(time.time())
 
     # ---- rate limit --------------------------------------------------------------------------
     def _spend(self) -> tuple[bool, dict[str, str]]:
@@ -360,12 +405,10 @@ class BigCommerceSimulator(Simulator):
             return await handler(request)
         if request.match_info.get("store_hash") != self.store_hash:
             return error(404, "Store not found")
-        if request.headers.get("X-Auth-Token") != self.access_token:
-            return error(
-                401,
-                "Unauthorized - the v3 Auth client ID or token in the request are not a "
-                "valid combination for this store.",
-            )
+        if not self.app.accepts(request.headers.get("X-Auth-Token")):
+            if self.plain_401:
+                return web.Response(status=401, text=UNAUTHORIZED, content_type="text/plain")
+            return error(401, UNAUTHORIZED)
         allowed, headers = self._spend()
         if not allowed:
             response: web.StreamResponse = error(429, "Too many requests")
@@ -380,6 +423,7 @@ class BigCommerceSimulator(Simulator):
     # ---- routes ------------------------------------------------------------------------------
     def build_routes(self, app: web.Application) -> None:
         app.middlewares.append(self._api_middleware)
+        self.app.routes(app)
         v3 = "/stores/{store_hash}/v3"
         app.router.add_get(v3 + "/catalog/products", self._list_products)
         app.router.add_get(v3 + "/catalog/products/{id}", self._get_product)

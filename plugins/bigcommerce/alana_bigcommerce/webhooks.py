@@ -6,8 +6,12 @@ Webhooks signature its newer docs mention has unconfirmed header names), but it 
 secret in `X-Alana-Webhook-Secret` and accepts only deliveries that carry it.
 
 Deliveries name the product and nothing more (`{"scope","store_id","data":{"type","id"},"hash",
-"created_at","producer"}`), so every change is a REFRESH (the engine fetches the product by id)
-except `store/product/deleted`.
+"created_at","producer"}`), so every change is a REFRESH: the gateway fetches the product by id and
+stores what the store answers, with the store's own date_modified as its version. That includes
+`store/product/deleted`: the body is not signed, so whoever learned the secret header could otherwise
+mark any product removed; fetched instead, a product is marked removed only when the store answers
+that it no longer has it (Page.missing_ids). The body carries no modification time, only the event's
+(`created_at`, the event's trigger time).
 """
 
 from __future__ import annotations
@@ -125,7 +129,7 @@ def parse(body: bytes) -> WebhookEvent | None:
     return WebhookEvent(
         delivery_id=_delivery_id(payload, body),
         topic=scope,
-        kind=ChangeKind.DELETE if scope == "store/product/deleted" else ChangeKind.REFRESH,
+        kind=ChangeKind.REFRESH,
         external_id=product_id,
         triggered_at=triggered,
     )

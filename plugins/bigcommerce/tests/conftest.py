@@ -13,7 +13,7 @@ from alana_bigcommerce.adapter import BigCommerceAdapter
 from alana_bigcommerce.simulator import BigCommerceSimulator
 
 from gateway.adapter import Connection
-from gateway.testing.kit import Receiver
+from gateway.testing.kit import Receiver, local_http
 
 #: BigCommerce's spec examples, copied into the package with their sources (fixtures/SOURCES.md).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -82,6 +82,7 @@ async def make_conn() -> AsyncIterator[ConnFactory]:
             store_url or sim.store_url,
             credentials if credentials is not None else sim.credentials(),
             options=options,
+            http_factory=local_http,
         )
         made.append(conn)
         return conn

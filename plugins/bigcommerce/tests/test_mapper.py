@@ -18,6 +18,7 @@ from gateway.errors import MappingError
 from gateway.model import Availability, ProductStatus
 
 USD = MappingContext(currency="USD")
+JPY = MappingContext(currency="JPY")
 
 
 def with_names(
@@ -40,10 +41,11 @@ def test_spec_product_maps_every_synced_field(spec_product: dict[str, Any]) -> N
     assert str(product.price.amount) == "7.95"
     assert product.price.currency == "USD"
     assert product.compare_at_price is not None and product.compare_at_price.amount == Decimal("10")
+    assert str(product.compare_at_price.amount) == "10.00"  # the API's number 10, in cents
     # inventory_tracking "none": not tracked, no quantity.
     assert product.inventory_tracked is False
     assert product.inventory_quantity is None
-    assert product.handle == "/all/1l-le-parfait-jar/"
+    assert product.handle == "1l-le-parfait-jar"  # custom_url "/all/1l-le-parfait-jar/": its slug
     assert product.tags == ["jar", "glass"]
     assert product.vendor == "Le Parfait"
     assert product.categories == ["Jars", "Kitchen"]
@@ -123,10 +125,18 @@ def test_selling_price_rule(
 
 
 def test_prices_are_exact_decimals_from_json_numbers(spec_product: dict[str, Any]) -> None:
+    # A float the store printed with noise is still an amount in cents, and the product says it was rounded.
     product = map_product({**spec_product, "price": 19.99, "sale_price": 0.1 + 0.2, "retail_price": 0}, USD)
-    assert product.price is not None and str(product.price.amount) == "0.30000000000000004"
+    assert product.price is not None and str(product.price.amount) == "0.30"
+    assert any("0.30000000000000004" in w for w in product.warnings)
     product = map_product({**spec_product, "price": 19.99, "sale_price": 0, "retail_price": 0}, USD)
     assert product.price is not None and str(product.price.amount) == "19.99"
+    # The API's numbers carry no trailing zeros; the canonical amount has the currency's minor units.
+    product = map_product({**spec_product, "price": 221.1, "sale_price": 0, "retail_price": 250}, USD)
+    assert product.price is not None and str(product.price.amount) == "221.10"
+    assert product.compare_at_price is not None and str(product.compare_at_price.amount) == "250.00"
+    product = map_product({**spec_product, "price": 1500, "sale_price": 0, "retail_price": 0}, JPY)
+    assert product.price is not None and str(product.price.amount) == "1500"
     assert map_product(spec_product, MappingContext(currency="eur")).price.currency == "EUR"  # type: ignore[union-attr]
 
 

@@ -2,12 +2,20 @@
 
 Connection options (`conn.options`), all optional:
     api_version          Admin API version in the URL (default "2026-01")
-    bulk_threshold       FULL runs of catalogs at least this big use a bulk operation (default 500;
-                         0 disables bulk)
+    bulk_threshold       unset (the default): a FULL run reads a first page, then reads the rest
+                         through a bulk operation when that is estimated faster than paginated
+                         queries (cost.choose_read: the rest's measured cost against the bucket, vs
+                         the bulk operation's fixed overhead). Set, it overrides the estimate:
+                         catalogs at least this big use a bulk operation; 0 never does
+    bulk_start_seconds   what Shopify takes to pick up and finish a small bulk operation, for the
+                         estimate (default 3.0)
+    bulk_probe           products in the first page the estimate is measured on (default 10)
     bulk_poll_interval   seconds between bulk status polls (default 2.0)
     bulk_group_objects   ask Shopify to group children under parents (default True)
     bulk_lookback        parents kept open for late children while streaming (default 100)
     bulk_page_size       products per Page from a bulk result (default 250)
+    bulk_download_origins  more origins (`https://host`) bulk results may be downloaded from, besides
+                         Shopify's storage host and the store itself (default none)
     page_target          products per Page from paginated reads (default 100; several GraphQL pages
                          are gathered into one, each within the single-query cost limit)
     nested_variants / nested_media   nested page sizes inside a product page (default 20 / 10)
@@ -22,22 +30,26 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from alana_shopify import __version__, mapper, webhooks
+from alana_shopify import __version__, hookhealth, mapper, webhooks
 from alana_shopify.bulk import BulkReader, BulkUnavailable, Stitcher, parse_cursor
 from alana_shopify.client import DEFAULT_API_VERSION, ShopifyBudget, ShopifyGraphQL
-from alana_shopify.fetch import ProductReader
+from alana_shopify.cost import BULK_START_SECONDS, BucketState, BulkOverhead, ReadPlan, choose_read
+from alana_shopify.fetch import ProductPage, ProductReader
 from alana_shopify.queries import CONTEXT, SHOP, ProductQueries
 from gateway.adapter import (
     Connection,
+    ConnectMethod,
     CredentialField,
     FetchMode,
     FetchRequest,
+    HookStatus,
     MappingContext,
     Page,
     PlatformAdapter,
     PlatformInfo,
     WebhookEvent,
     WebhookRegistration,
+    WebhookRepair,
     make_http_client,
 )
 from gateway.errors import BadInput, StoreAuthError
@@ -45,6 +57,7 @@ from gateway.httpclient import HttpClient
 from gateway.model import Product
 
 if TYPE_CHECKING:
+    from gateway.installflow import FlowConfig, InstallFlow
     from gateway.simkit import Simulator
 
 log = logging.getLogger(__name__)
@@ -66,6 +79,7 @@ class ShopifyAdapter(PlatformAdapter):
             CredentialField("access_token", "Admin API access token"),
             CredentialField("client_secret", "App client secret (verifies webhooks)"),
         ),
+        connect_methods=(ConnectMethod.CREDENTIALS, ConnectMethod.INSTALL_FLOW),
     )
 
     # ---- connection -------------------------------------------------------------------------
@@ -142,11 +156,20 @@ class ShopifyAdapter(PlatformAdapter):
         search = self._search(request)
         total = await reader.count(search)
         cursor = request.cursor
+        probe: ProductPage | None = None
         if request.mode == FetchMode.FULL:
             resume = parse_cursor(cursor) if cursor else None
-            threshold = int(conn.options.get("bulk_threshold", 500))
-            fresh_and_big = cursor is None and threshold > 0 and total is not None and total >= threshold
-            if resume is not None or fresh_and_big:
+            threshold = conn.options.get("bulk_threshold")
+            if resume is not None:
+                bulk = True
+            elif cursor is not None or total is None:
+                bulk = False
+            elif threshold is not None:
+                bulk = int(threshold) > 0 and total >= int(threshold)
+            else:
+                probe, plan = await self._probe(conn, reader, total)
+                bulk = plan is not None and plan.bulk
+            if bulk:
                 try:
                     async for page in self._bulk(conn, reader, queries, total, resume):
                         yield page
@@ -156,8 +179,47 @@ class ShopifyAdapter(PlatformAdapter):
                     cursor = None
         sort_key = "UPDATED_AT" if request.mode == FetchMode.SINCE else "ID"
         after = cursor[len("gql:") :] if cursor and cursor.startswith("gql:") else None
-        async for page in self._paginated(conn, reader, search, sort_key, after, total):
+        async for page in self._paginated(conn, reader, search, sort_key, after, total, probe):
             yield page
+
+    async def _probe(
+        self, conn: Connection, reader: ProductReader, total: int
+    ) -> tuple[ProductPage | None, ReadPlan | None]:
+        """Read a first page of a fresh FULL read and choose how to read the rest (cost.choose_read).
+
+        The page is kept: paginated queries go on after it, and a bulk operation that turns out to be
+        unavailable falls back to them. Only a bulk read discards it (its cost was paid from the bucket,
+        which a bulk operation does not need, and its time is the price of knowing).
+        """
+        size = int(conn.options.get("bulk_probe", 10))
+        pages = reader.pages(query=None, sort_key="ID", after=None, expected=total, first_page=size)
+        try:
+            first = await anext(pages)
+        except StopAsyncIteration:
+            return None, None
+        finally:
+            await pages.aclose()
+        budget = self.graphql(conn).budget
+        if not first.has_next or budget is None:
+            return first, None
+        sample = reader.sample()
+        plan = choose_read(
+            max(0, total - len(first.nodes)),
+            sample,
+            BucketState(budget.available, budget.maximum, budget.restore_rate),
+            BulkOverhead(
+                latency=sample.latency,
+                poll_interval=float(conn.options.get("bulk_poll_interval", 2.0)),
+                start=float(conn.options.get("bulk_start_seconds", BULK_START_SECONDS)),
+            ),
+        )
+        conn.state["shopify_read_plan"] = plan
+        log.info(
+            "full read through %s",
+            plan.describe(),
+            extra={"integration_id": conn.integration_id, "cost_per_product": round(sample.cost_per_product, 1)},
+        )
+        return first, plan
 
     async def _paginated(
         self,
@@ -167,12 +229,17 @@ class ShopifyAdapter(PlatformAdapter):
         sort_key: str,
         after: str | None,
         total: int | None,
+        first: ProductPage | None = None,
     ) -> AsyncIterator[Page]:
+        """Engine pages of paginated reads; `first`, when given, is a GraphQL page already read."""
         target = int(conn.options.get("page_target", 100))
         items: list[dict[str, Any]] = []
         # The count sizes the last pages to the bucket (PagePlanner); resuming, what is left is unknown.
         expected = total if after is None else None
-        async for page in reader.pages(query=search, sort_key=sort_key, after=after, expected=expected):
+        if first is not None:
+            after = first.end_cursor
+            expected = total - len(first.nodes) if total is not None else None
+        async for page in _chain(first, reader, search, sort_key, after, expected):
             items.extend(page.nodes)
             if page.has_next and len(items) < target:
                 continue
@@ -215,7 +282,7 @@ class ShopifyAdapter(PlatformAdapter):
             conn.store_url,
             poll_interval=float(conn.options.get("bulk_poll_interval", 2.0)),
             group_objects=bool(conn.options.get("bulk_group_objects", True)),
-            on_call=conn.on_call,
+            extra_origins=tuple(conn.options.get("bulk_download_origins") or ()),
         )
         page_size = int(conn.options.get("bulk_page_size", 250))
         gid, skip = resume if resume is not None else (await bulk.start(queries.bulk()), 0)
@@ -265,8 +332,30 @@ class ShopifyAdapter(PlatformAdapter):
     def verify_webhook(self, headers: Mapping[str, str], body: bytes, secrets: Mapping[str, str]) -> bool:
         return webhooks.verify(headers, body, secrets)
 
+    def webhook_from_store(self, headers: Mapping[str, str], body: bytes, store_url: str) -> bool:
+        return webhooks.from_store(headers, store_url)
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
         return webhooks.parse(headers, body)
+
+    async def webhook_status(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> list[HookStatus]:
+        return await hookhealth.status(self.graphql(conn), callback_url)
+
+    async def repair_webhooks(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> WebhookRepair:
+        return await hookhealth.repair(self.graphql(conn), registration, callback_url)
+
+    # ---- connecting through Shopify -------------------------------------------------------------
+    def install_flow(self, config: FlowConfig) -> InstallFlow | None:
+        """The authorization code grant (alana_shopify.install), once the app's client id and secret are set."""
+        if not config.app.configured:
+            return None
+        from alana_shopify.install import ShopifyInstallFlow
+
+        return ShopifyInstallFlow(config)
 
     # ---- testing ------------------------------------------------------------------------------
     @classmethod
@@ -274,3 +363,20 @@ class ShopifyAdapter(PlatformAdapter):
         from alana_shopify.simulator import ShopifySimulator
 
         return ShopifySimulator
+
+
+async def _chain(
+    first: ProductPage | None,
+    reader: ProductReader,
+    search: str | None,
+    sort_key: str,
+    after: str | None,
+    expected: int | None,
+) -> AsyncIterator[ProductPage]:
+    """`first` (a page already read), then the pages after `after`."""
+    if first is not None:
+        yield first
+        if not first.has_next:
+            return
+    async for page in reader.pages(query=search, sort_key=sort_key, after=after, expected=expected):
+        yield page

@@ -13,8 +13,10 @@ the paginated API and yielded once more, complete. Memory stays bounded by the w
 catalog's size. (Shopify's 2026 docs say grouping slows an operation down; `bulk_group_objects=False`
 turns it off, and the window plus the re-read keep the result complete either way.)
 
-Downloading. The result URL is on a storage host: no access token is sent there, only HTTPS (or the
-store's own host, for the simulator) is followed, 429 / 5xx / dropped connections are retried with
+Downloading. The result URL comes from the store's answer, so it is fetched through the connection's
+guarded client (`HttpClient.download`): only from Shopify's result host (`RESULT_ORIGINS`) or the
+store's own origin (the simulator), redirects only between those, never to a private address, within
+size and time limits, and without the access token. 429 / 5xx / dropped connections are retried with
 the connection's backoff, and a download cut off midway skips the lines it already handed out.
 
 Resuming. A page's cursor is `bulk:<operation gid>:<products released so far>`. Resuming re-reads the
@@ -29,18 +31,15 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
-
-import aiohttp
 
 from alana_shopify.client import ShopifyGraphQL
 from alana_shopify.fetch import normalize
 from alana_shopify.queries import BULK_POLL, BULK_RUN
-from gateway.errors import StoreError, StoreHTTPError, StorePayloadError, StoreUnreachable
-from gateway.httpclient import RETRY_STATUSES, backoff_delay, retry_after_seconds
+from gateway.errors import StoreError, StoreHTTPError, StorePayloadError, StoreRequestRefused, StoreUnreachable
+from gateway.httpclient import MAX_DOWNLOAD_BYTES, RETRY_STATUSES, backoff_delay, origin, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,9 @@ CHILD_KEYS = {
 }
 CHUNK = 64 * 1024
 DOWNLOAD_TRIES = 6
+#: Where Shopify serves bulk results: signed Google Cloud Storage URLs (shopify.dev bulk-operations/queries,
+#: "url": "https://storage.googleapis.com/shopify/...").
+RESULT_ORIGINS = ("https://storage.googleapis.com",)
 
 
 class BulkUnavailable(StoreError):
@@ -123,16 +125,17 @@ class Stitcher:
         return normalize(parent)
 
 
-def download_allowed(url: str, store_url: str) -> bool:
-    """Follow a result URL only over HTTPS, or on the store's own host (the simulator).
+def download_origins(store_url: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The origins a result may be downloaded from: Shopify's result host, the store's own, and `extra`."""
+    return (*RESULT_ORIGINS, origin(store_url), *extra)
 
-    The URL comes from the store's answer; refusing plain-HTTP URLs elsewhere keeps a fake "store"
-    from pointing the gateway at internal services.
-    """
-    target, store = urlsplit(url), urlsplit(store_url)
-    if target.scheme == "https":
-        return True
-    return target.scheme == "http" and target.netloc == store.netloc
+
+def download_allowed(url: str, store_url: str, extra: Iterable[str] = ()) -> bool:
+    """True when a result URL is on one of `download_origins` (the client enforces it again, per redirect)."""
+    try:
+        return origin(url) in {origin(o) for o in download_origins(store_url, extra)}
+    except StoreRequestRefused:
+        return False
 
 
 class BulkReader:
@@ -147,7 +150,8 @@ class BulkReader:
         timeout: float = 6 * 3600.0,
         group_objects: bool = True,
         lookback: int = 100,
-        on_call: Callable[[], None] | None = None,
+        extra_origins: Iterable[str] = (),
+        max_bytes: int = MAX_DOWNLOAD_BYTES,
     ) -> None:
         self.gql = gql
         self.store_url = store_url
@@ -155,7 +159,8 @@ class BulkReader:
         self.timeout = timeout
         self.group_objects = group_objects
         self.lookback = lookback
-        self.on_call = on_call
+        self.origins = download_origins(store_url, extra_origins)
+        self.max_bytes = max_bytes
 
     async def start(self, query: str) -> str:
         """Start a bulk query; BulkUnavailable when the shop refuses (one is already running...)."""
@@ -203,40 +208,39 @@ class BulkReader:
         """The result's JSON lines, read chunk by chunk.
 
         A 429 / 5xx or a broken connection is retried with the connection's backoff; a download cut
-        off midway starts again and skips the lines already handed out.
+        off midway starts again and skips the lines already handed out. A URL or redirect the guard
+        refuses raises StoreRequestRefused at once.
         """
-        if not download_allowed(url, self.store_url):
-            raise StorePayloadError("Shopify gave a bulk result URL that is neither HTTPS nor on the store")
+        if not download_allowed(url, self.store_url, self.origins):
+            raise StoreRequestRefused(
+                "Shopify gave a bulk result URL that is neither on Shopify's storage nor the store"
+            )
         http = self.gql.http
         done = 0
-        # The result lives on a storage host, not the Admin API: no access token goes there.
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as session:
-            for attempt in range(DOWNLOAD_TRIES):
-                seen = 0
-                wait: float | None = None
-                try:
-                    if self.on_call is not None:
-                        self.on_call()
-                    async with session.get(url) as response:
-                        if response.status in RETRY_STATUSES and attempt + 1 < DOWNLOAD_TRIES:
-                            wait = retry_after_seconds(response.headers) or 0.0
-                        elif response.status != 200:
-                            raise StoreHTTPError(
-                                f"the bulk result download answered HTTP {response.status}", status=response.status
-                            )
-                        else:
-                            async for line in _split_lines(response.content.iter_chunked(CHUNK)):
-                                seen += 1
-                                if seen <= done:
-                                    continue
-                                done = seen
-                                yield line
-                            return
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    if attempt + 1 >= DOWNLOAD_TRIES:
-                        raise StoreUnreachable(f"the bulk result download kept failing: {type(exc).__name__}") from exc
-                    log.info("bulk download interrupted, resuming", extra={"lines_done": done})
-                await asyncio.sleep(max(wait or 0.0, backoff_delay(attempt, http.backoff_base, http.backoff_cap)))
+        for attempt in range(DOWNLOAD_TRIES):
+            seen = 0
+            wait: float | None = None
+            try:
+                async with http.download(url, origins=self.origins, max_bytes=self.max_bytes) as response:
+                    if response.status in RETRY_STATUSES and attempt + 1 < DOWNLOAD_TRIES:
+                        wait = retry_after_seconds(response.headers) or 0.0
+                    elif response.status != 200:
+                        raise StoreHTTPError(
+                            f"the bulk result download answered HTTP {response.status}", status=response.status
+                        )
+                    else:
+                        async for line in _split_lines(response.chunks(CHUNK)):
+                            seen += 1
+                            if seen <= done:
+                                continue
+                            done = seen
+                            yield line
+                        return
+            except StoreUnreachable as exc:
+                if attempt + 1 >= DOWNLOAD_TRIES:
+                    raise StoreUnreachable(f"the bulk result download kept failing: {exc.message}") from exc
+                log.info("bulk download interrupted, resuming", extra={"lines_done": done})
+            await asyncio.sleep(max(wait or 0.0, backoff_delay(attempt, http.backoff_base, http.backoff_cap)))
 
 
 async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:

@@ -30,11 +30,15 @@ more optimistic than a real shop allows.
 
 Planning with the requested cost is what keeps a client from ever being throttled; the refund is
 what it learns page by page.
+
+The last section turns cost into time: whether the rest of a full read is faster through paginated
+queries (paid from the bucket) or through a bulk operation (a fixed overhead), `choose_read`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -212,3 +216,98 @@ def actual_cost(
     if operation.operation == OperationType.MUTATION:
         return requested_cost(doc, variables, operation_name)
     return _Walker(doc, variables).actual(operation.selection_set, data or {})
+
+
+# ---- bulk operation or paginated queries --------------------------------------------------------------
+# A full read goes through a bulk operation when paginated queries would take longer than a bulk
+# operation's fixed overhead. Paginated queries are paid from the bucket: the rest of the catalog
+# costs about `remaining x cost per product` (measured on the first products, their follow-up pages
+# included), the bucket pays what it holds at once and restores the rest at its restore rate, and
+# each request costs a round trip too. A bulk operation is not paid from the bucket but has a fixed
+# overhead: starting it (Shopify queues and runs it), polling until it ends, and the download's round
+# trip. Reading and mapping the products costs the same either way, so it is left out of both.
+
+#: What Shopify takes to pick up and finish a small bulk operation, by default (seconds).
+BULK_START_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class BucketState:
+    """The cost bucket as the client's model sees it now."""
+
+    available: float
+    maximum: float
+    restore_rate: float
+
+
+@dataclass(frozen=True)
+class ReadSample:
+    """What reading the first products through paginated queries measured."""
+
+    products: int
+    #: Actual cost charged (extensions.cost.actualQueryCost), follow-up pages included.
+    cost: float
+    requests: int
+    #: Time spent on the requests, waits for the bucket left out.
+    seconds: float
+
+    @property
+    def cost_per_product(self) -> float:
+        return self.cost / self.products if self.products else 0.0
+
+    @property
+    def requests_per_product(self) -> float:
+        return self.requests / self.products if self.products else 0.0
+
+    @property
+    def latency(self) -> float:
+        """Seconds per request."""
+        return self.seconds / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class BulkOverhead:
+    """A bulk operation's fixed cost in time: start, polling until it ends, the download's round trip."""
+
+    latency: float
+    poll_interval: float = 2.0
+    start: float = BULK_START_SECONDS
+
+    @property
+    def seconds(self) -> float:
+        # The mutation and the download are a round trip each; the end is seen at the next poll (its
+        # own round trip), which comes up to a poll interval after the operation finished.
+        return self.start + self.poll_interval + 3 * self.latency
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """The choice for the rest of a full read, with the estimates it was made from."""
+
+    bulk: bool
+    remaining: int
+    paginated_seconds: float
+    bulk_seconds: float
+
+    def describe(self) -> str:
+        path = "a bulk operation" if self.bulk else "paginated queries"
+        return (
+            f"{path}: the other {self.remaining} products take about {self.paginated_seconds:.1f} s through "
+            f"paginated queries and {self.bulk_seconds:.1f} s through a bulk operation"
+        )
+
+
+def paginated_seconds(remaining: int, sample: ReadSample, bucket: BucketState) -> float:
+    """How long paginated queries take for `remaining` more products like the sample."""
+    cost = remaining * sample.cost_per_product
+    waiting = max(0.0, cost - bucket.available) / max(bucket.restore_rate, 1e-6)
+    # The bucket restores while requests are in flight: whichever takes longer sets the pace.
+    talking = remaining * sample.requests_per_product * sample.latency
+    return max(waiting, talking)
+
+
+def choose_read(remaining: int, sample: ReadSample, bucket: BucketState, overhead: BulkOverhead) -> ReadPlan:
+    """Bulk operation or paginated queries for the rest of a full read: whichever is estimated faster."""
+    pages = paginated_seconds(remaining, sample, bucket) if remaining > 0 and sample.products > 0 else 0.0
+    bulk = overhead.seconds
+    return ReadPlan(bulk=pages > bulk, remaining=max(0, remaining), paginated_seconds=pages, bulk_seconds=bulk)

@@ -12,15 +12,21 @@ limit allows (the bucket then hovers around one page's requested cost, which cos
 towards the end pages shrink with what is left (its cost learnt from the refunds), so the bucket
 runs down to about one product's requested cost instead of finishing a full page's requested cost
 above empty. Follow-up pages ask for no more than the bucket pays right away.
+
+The reader measures what it reads (`sample()`: products, actual cost with follow-ups, requests and
+their time): the adapter reads a first page, then chooses paginated queries or a bulk operation for
+the rest from it (cost.choose_read).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from alana_shopify.client import QueryCost, ShopifyGraphQL
+from alana_shopify.cost import ReadSample
 from alana_shopify.mapper import numeric_id
 from alana_shopify.queries import COUNT, MEDIA_PAGE, NESTED_PAGE, VARIANTS_PAGE, PageCost, ProductQueries, page_cost
 from gateway.errors import StorePayloadError
@@ -112,10 +118,31 @@ class ProductReader:
     def __init__(self, gql: ShopifyGraphQL, queries: ProductQueries) -> None:
         self.gql = gql
         self.queries = queries
+        # What the product pages read so far measured (see `sample`).
+        self._products = 0
+        self._cost = 0.0
+        self._requests = 0
+        self._seconds = 0.0
 
     def _available(self) -> float | None:
         budget = self.gql.budget
         return budget.available if budget is not None else None
+
+    def sample(self) -> ReadSample:
+        """What the product pages read so far cost: products, actual cost (follow-ups included),
+        requests and their time (waits for the bucket left out)."""
+        return ReadSample(self._products, self._cost, self._requests, self._seconds)
+
+    async def _measured(self, document: str, variables: Mapping[str, Any]) -> tuple[dict[str, Any], QueryCost]:
+        budget = self.gql.budget
+        waited = budget.waited if budget is not None else 0.0
+        started = time.monotonic()
+        data, cost = await self.gql.execute_costed(document, variables)
+        elapsed = time.monotonic() - started - ((budget.waited - waited) if budget is not None else 0.0)
+        self._requests += 1
+        self._seconds += max(0.0, elapsed)
+        self._cost += cost.actual or 0.0
+        return data, cost
 
     async def count(self, query: str | None) -> int | None:
         data = await self.gql.execute(COUNT, {"query": query})
@@ -123,13 +150,23 @@ class ProductReader:
         return int(count) if isinstance(count, int) else None
 
     async def pages(
-        self, *, query: str | None, sort_key: str, after: str | None, expected: int | None = None
-    ) -> AsyncIterator[ProductPage]:
-        """GraphQL pages of complete products, from after `after` to the end (`expected` of them, if known)."""
+        self,
+        *,
+        query: str | None,
+        sort_key: str,
+        after: str | None,
+        expected: int | None = None,
+        first_page: int | None = None,
+    ) -> AsyncGenerator[ProductPage]:
+        """GraphQL pages of complete products, from after `after` to the end (`expected` of them, if known);
+        the first page holds at most `first_page` products, when given."""
         planner = PagePlanner(self.queries.page_cost, self.queries.page_size, expected)
+        limit = first_page
         while True:
             first = planner.size(self._available())
-            data, cost = await self.gql.execute_costed(
+            if limit is not None:
+                first, limit = max(1, min(first, limit)), None
+            data, cost = await self._measured(
                 self.queries.page,
                 {"first": first, "after": after, "query": query, "sortKey": sort_key},
             )
@@ -138,6 +175,7 @@ class ProductReader:
                 raise StorePayloadError("Shopify answered a products query without products")
             info = connection.get("pageInfo") or {}
             nodes = [await self.complete(n) for n in connection["nodes"] if isinstance(n, dict)]
+            self._products += len(nodes)
             planner.learn(len(nodes), cost)
             after = info.get("endCursor") or after
             has_next = bool(info.get("hasNextPage"))
@@ -180,7 +218,7 @@ class ProductReader:
                 if available is not None:
                     # No bigger than the bucket pays right away (the refund is most of it anyway).
                     first = max(MIN_NESTED_PAGE, _NESTED_COST[key].fits(available, NESTED_PAGE))
-                data = await self.gql.execute(document, {"id": node["id"], "first": first, "after": after})
+                data, _ = await self._measured(document, {"id": node["id"], "first": first, "after": after})
                 product = data.get("product")
                 if not isinstance(product, dict):
                     break  # deleted between the page and the follow-up: the next sync notices

@@ -281,7 +281,8 @@ def _variant(
         availability=_variant_availability(tracked, quantity, str(policy) if policy is not None else None),
         options=_selected_options(raw, names),
         image_url=image_url,
-        position=position if isinstance(position, int) and not isinstance(position, bool) else index + 1,
+        # Shopify counts variants from 1; the canonical position counts from 0.
+        position=position - 1 if isinstance(position, int) and not isinstance(position, bool) else index,
     )
 
 
@@ -307,7 +308,7 @@ def _images(native: Mapping[str, Any]) -> tuple[list[Image], dict[str, str]]:
             if url is None:
                 continue  # media still processing has no image yet
             alt = _text(_first(source, "altText", "alt")) or _text(item.get("alt"))
-            images.append(Image(url=url, alt=alt, position=len(images) + 1))
+            images.append(Image(url=url, alt=alt, position=len(images)))
             if item.get("id") is not None:
                 by_id[str(item["id"])] = url
         break  # `media` supersedes the legacy `images` when both are present

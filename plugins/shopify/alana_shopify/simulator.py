@@ -13,7 +13,12 @@
 - Test levers: `bulk_paused` (operations stay RUNNING until `resume_bulk()`), `fail_next_bulk`,
   `expire_bulk()`, `break_next_download`, `drain_bucket_before()`, `stats` (requests, throttled, root fields queried).
 - Webhook subscriptions; catalog changes (create/update/delete) send HMAC-signed REST-shaped
-  deliveries with all X-Shopify-* headers and a unique X-Shopify-Webhook-Id per delivery.
+  deliveries with all X-Shopify-* headers and a unique X-Shopify-Webhook-Id per delivery. A delivery
+  that fails is retried on `webhook_retry_schedule` (Shopify's 8 retries over 4 hours by default); when
+  the last retry fails too, the subscription is removed, as Shopify does.
+- The app side (sim_install.py): the grant screen, the token endpoint with expiring, rotating tokens,
+  uninstall and the compliance webhooks. The Admin API accepts the pasted custom-app token
+  (`access_token`) and every live token the app was issued; anything else gets Shopify's 401.
 - Catalog (catalog.py): deterministic; `big_variants` (default on from 100 products) adds a product
   with 150 variants; `updatedAt` strictly increases per change on a simulated clock.
 """
@@ -21,6 +26,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -28,13 +34,15 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 from graphql import GraphQLError, execute_sync, parse
 
 from alana_shopify.catalog import Catalog, SimProduct, to_rest
 from alana_shopify.cost import MAX_QUERY_COST, actual_cost, requested_cost
+from alana_shopify.sim_install import APP_EVENTS, ShopifyAppSide
 from alana_shopify.sim_schema import (
     SimContext,
     build,
@@ -46,7 +54,7 @@ from alana_shopify.sim_schema import (
     validation_errors,
 )
 from alana_shopify.webhooks import TOPICS, sign
-from gateway.simkit import Hook, Simulator
+from gateway.simkit import Hook, ScreenError, Simulator
 
 API_VERSIONS = ("2024-10", "2025-01", "2025-04", "2025-07", "2025-10", "2026-01", "2026-04", "unstable")
 UNAUTHORIZED = "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -54,6 +62,8 @@ BULK_CHUNK = 100
 #: Without groupObjects, children follow a batch of this many parents.
 UNGROUPED_BATCH = 10
 DOWNLOAD_CHUNK = 16 * 1024
+#: Shopify's retries of a failing delivery since 2024-09-10: 8 over 4 hours, backing off.
+WEBHOOK_RETRIES = (60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3840.0, 6780.0)
 
 
 class LeakyBucket:
@@ -155,6 +165,9 @@ class ShopifySimulator(Simulator):
     platform = "shopify"
     #: create_product keywords of the simulator contract this simulator honours (gateway.testing).
     conformance_fields = frozenset({"title", "price", "sku", "barcode", "variants", "bare", "private_text"})
+    app_events = APP_EVENTS
+    #: How the install-flow checks drive it: retries without waiting, so a failing subscription goes at once.
+    install_conformance_options: ClassVar[dict[str, Any]] = {"webhook_retry_schedule": [0.0] * 3}
 
     def __init__(self, products: int = 100, *, seed: int = 1, **options: Any) -> None:
         super().__init__(products, seed=seed, **options)
@@ -190,6 +203,10 @@ class ShopifySimulator(Simulator):
         self._next_bulk = 5_000_000
         self._next_hook = 1_000_000
         self._drain_on: str | None = None
+        self.webhook_retry_schedule: tuple[float, ...] = tuple(options.get("webhook_retry_schedule", WEBHOOK_RETRIES))
+        #: Subscriptions Shopify removed because their deliveries kept failing.
+        self.removed_hooks: list[str] = []
+        self.app = ShopifyAppSide(self, options)
 
     def cost_stats(self) -> dict[str, float]:
         """What the bucket charged: benchmarks compute the shortest time the bucket allows from it."""
@@ -204,9 +221,34 @@ class ShopifySimulator(Simulator):
     def build_routes(self, app: web.Application) -> None:
         app.router.add_post("/admin/api/{version}/graphql.json", self._graphql)
         app.router.add_get("/_bulk/{number}.jsonl", self._download)
+        self.app.routes(app)
 
     def credentials(self) -> dict[str, str]:
         return {"access_token": self.access_token, "client_secret": self.client_secret}
+
+    # ---- install flow (sim_install.py) ---------------------------------------------------------------
+    def app_credentials(self) -> dict[str, str]:
+        return {"client_id": self.app.client_id, "client_secret": self.client_secret}
+
+    @property
+    def install_store(self) -> str:
+        return self.shop_domain
+
+    async def connect_decision(self, authorize_url: str, approve: bool) -> str | None:
+        parts = urlsplit(authorize_url)
+        if parts.path != "/admin/oauth/authorize":
+            raise ScreenError(f"not a Shopify authorize URL: {parts.path}", status=404)
+        return self.app.decide(dict(parse_qsl(parts.query)), approve)
+
+    async def app_event(self, event: str, **params: Any) -> str | None:
+        return self.app.event(event, **params)
+
+    def revoke_credentials(self) -> None:
+        self.app.revoke()
+
+    def expire_tokens(self) -> None:
+        """Every access token the app was issued expires now (its refresh tokens keep working)."""
+        self.app.tokens.expire_access()
 
     def product_ids(self) -> list[str]:
         return [str(i) for i in sorted(self.catalog.products)]
@@ -239,7 +281,7 @@ class ShopifySimulator(Simulator):
             "X-Shopify-API-Version": version if version in API_VERSIONS else API_VERSIONS[0],
             "X-Request-Id": str(uuid.uuid4()),
         }
-        if request.headers.get("X-Shopify-Access-Token") != self.access_token:
+        if not self.app.accepts(request.headers.get("X-Shopify-Access-Token")):
             return web.json_response({"errors": UNAUTHORIZED}, status=401, headers=headers)
         try:
             body = await request.json()
@@ -615,7 +657,18 @@ class ShopifySimulator(Simulator):
                 "X-Shopify-Triggered-At": triggered,
                 "X-Shopify-Name": "alana-gateway",
             }
-            self.deliver(hook.destination, raw, headers)
+            self.deliver_with_retries(
+                hook.destination,
+                raw,
+                headers,
+                schedule=self.webhook_retry_schedule,
+                on_give_up=functools.partial(self._remove_failing, hook.id),
+            )
+
+    def _remove_failing(self, subscription_gid: str) -> None:
+        """Shopify deletes a subscription whose deliveries failed through every retry."""
+        if self.hooks.pop(subscription_gid, None) is not None:
+            self.removed_hooks.append(subscription_gid)
 
 
 def _token(prefix: str, seed: int) -> str:

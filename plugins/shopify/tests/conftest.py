@@ -13,6 +13,7 @@ from alana_shopify.adapter import ShopifyAdapter
 from alana_shopify.simulator import ShopifySimulator
 
 from gateway.adapter import Connection, FetchRequest, Page
+from gateway.testing.kit import local_http
 
 #: Real Shopify payloads, copied into the package with their sources (fixtures/SOURCES.md).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -50,7 +51,9 @@ async def connect() -> AsyncIterator[ConnFactory]:
 
     def make(sim: ShopifySimulator, credentials: dict[str, str] | None = None, **options: Any) -> Connection:
         settings = {"bulk_poll_interval": 0.01, "bulk_threshold": 0, **options}
-        conn = Connection("it-shopify", sim.store_url, credentials or sim.credentials(), options=settings)
+        conn = Connection(
+            "it-shopify", sim.store_url, credentials or sim.credentials(), options=settings, http_factory=local_http
+        )
         made.append(conn)
         return conn
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from aiohttp import web
 from alana_shopify.adapter import ShopifyAdapter
 from alana_shopify.bulk import (
     BulkReader,
@@ -14,10 +17,14 @@ from alana_shopify.bulk import (
     parse_cursor,
     released_batches,
 )
+from alana_shopify.client import ShopifyGraphQL
 from alana_shopify.queries import ProductQueries
 from alana_shopify.simulator import ShopifySimulator
 
 from gateway.adapter import FetchRequest
+from gateway.errors import StoreRequestRefused
+from gateway.httpclient import HttpClient
+from gateway.simkit import free_port
 
 
 def product(n: int) -> dict[str, Any]:
@@ -72,6 +79,64 @@ def test_cursor_and_url_rules() -> None:
     assert download_allowed("https://storage.googleapis.com/x.jsonl", "https://shop.myshopify.com")
     assert download_allowed("http://127.0.0.1:9/_bulk/1.jsonl", "http://127.0.0.1:9")
     assert not download_allowed("http://169.254.169.254/latest", "http://127.0.0.1:9")
+    # Any other HTTPS host is refused too (it used to be accepted), and plain HTTP to Shopify's storage.
+    assert not download_allowed("https://evil.example/x.jsonl", "https://shop.myshopify.com")
+    assert not download_allowed("http://storage.googleapis.com/x.jsonl", "https://shop.myshopify.com")
+    assert download_allowed("https://cdn.example/x.jsonl", "https://shop.myshopify.com", ["https://cdn.example"])
+
+
+# ---- a malicious store's result URL (issue 11, finding 3) ---------------------------------------------
+@pytest_asyncio.fixture
+async def metadata() -> AsyncIterator[tuple[str, list[str]]]:
+    """A loopback "metadata service" that records what reached it."""
+    hits: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text='{"id": "gid://shopify/Product/1", "secret": "instance-credentials"}\n')
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}", hits
+    await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def evil_store(metadata: tuple[str, list[str]]) -> AsyncIterator[str]:
+    """A store whose bulk result URL redirects to the metadata service."""
+    target = f"{metadata[0]}/latest/meta-data/iam/security-credentials"
+
+    async def result(request: web.Request) -> web.Response:
+        raise web.HTTPFound(target)
+
+    app = web.Application()
+    app.router.add_get("/_bulk/1.jsonl", result)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_a_result_url_redirecting_elsewhere_is_refused(evil_store: str, metadata: tuple[str, list[str]]) -> None:
+    # Private addresses allowed (as in tests and the demo): the redirect alone must be refused.
+    async with HttpClient(evil_store, allow_private=True, backoff_base=0.001) as http:
+        reader = BulkReader(ShopifyGraphQL(http), evil_store)
+        with pytest.raises(StoreRequestRefused, match="not a host this platform downloads from"):
+            _ = [line async for line in reader.lines(f"{evil_store}/_bulk/1.jsonl")]
+        with pytest.raises(StoreRequestRefused, match="neither on Shopify's storage nor the store"):
+            _ = [line async for line in reader.lines(f"{metadata[0]}/latest/meta-data")]
+    # With the guard on (production), even the store's own loopback URL is refused.
+    async with HttpClient(evil_store, allow_private=False) as http:
+        reader = BulkReader(ShopifyGraphQL(http), evil_store)
+        with pytest.raises(StoreRequestRefused, match="127.0.0.1"):
+            _ = [line async for line in reader.lines(f"{evil_store}/_bulk/1.jsonl")]
+    assert metadata[1] == []
 
 
 # ---- through the simulator ---------------------------------------------------------------------------

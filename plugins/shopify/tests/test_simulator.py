@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,10 +102,8 @@ def test_search_parser() -> None:
     assert search.parse("created_at:>2025-01-01T10:00:00Z").warnings
 
 
-def test_catalog_is_deterministic_fast_and_varied() -> None:
-    started = time.perf_counter()
+def test_catalog_is_deterministic_and_varied() -> None:
     big = Catalog(5000, seed=7, big_variants=True)
-    assert time.perf_counter() - started < 5  # generous for a busy machine; typically ~0.3 s
     again = Catalog(5000, seed=7, big_variants=True)
     assert [p.title for p in big.products.values()] == [p.title for p in again.products.values()]
     products = list(big.products.values())

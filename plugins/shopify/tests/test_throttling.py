@@ -32,7 +32,9 @@ async def test_throttled_never_surfaces(
 async def test_a_busy_bucket_slows_the_client_down(adapter: ShopifyAdapter, connect: Any, fetch_all: Any) -> None:
     # Each product page requests ~1000 points of a 1000-point bucket and is charged ~130 of them: every
     # full page after the first must wait for the refund and restore, never hitting THROTTLED.
-    async with ShopifySimulator(100, bucket_size=1000, restore_rate=5_000) as shop:
+    # The restore rate is slow enough (130 points take ~0.26 s) that no machine is slow enough between two
+    # pages for the bucket to refill on its own: the wait is the client's, not the test machine's pace.
+    async with ShopifySimulator(100, bucket_size=1000, restore_rate=500) as shop:
         conn = connect(shop, bulk_threshold=0)
         pages = await fetch_all(conn)
         assert len([n for p in pages for n in p.items]) == 100

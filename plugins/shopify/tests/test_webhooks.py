@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 import pytest_asyncio
 from aiohttp import web
 from alana_shopify.adapter import ShopifyAdapter
@@ -94,7 +96,8 @@ async def test_register_change_receive_remove(
     assert product.title == "Renamed mug" and product.external_id == edited
     assert product.price is not None and str(product.price.amount) == "12.50"
     assert (new.kind, new.external_id, new.topic) == (ChangeKind.REFRESH, created, "products/create")
-    assert (gone.kind, gone.external_id, gone.product) == (ChangeKind.DELETE, doomed, None)
+    # A deletion is confirmed with the store before anything is removed (issue 11, finding 9).
+    assert (gone.kind, gone.external_id, gone.product) == (ChangeKind.REFRESH, doomed, None)
     # Webhook and sync agree on the external id.
     assert {e.external_id for e in receiver.events} <= set(shop.product_ids()) | {doomed}
 
@@ -136,10 +139,96 @@ def test_verify_is_case_insensitive_and_accepts_the_events_header(adapter: Shopi
     body = b'{"id": 1, "title": "x", "updated_at": "2026-01-01T00:00:00Z"}'
     secrets = {"client_secret": "s3cret"}
     signature = sign("s3cret", body)
-    assert adapter.verify_webhook({"x-shopify-hmac-sha256": signature}, body, secrets)
-    assert adapter.verify_webhook({"shopify-hmac-sha256": signature}, body, secrets)
-    assert not adapter.verify_webhook({"X-Shopify-Hmac-Sha256": signature}, body, {})
-    assert not adapter.verify_webhook({"X-Shopify-Hmac-Sha256": "bm9wZQ=="}, body, secrets)
+    now = datetime.now(UTC).isoformat()
+    assert adapter.verify_webhook({"x-shopify-hmac-sha256": signature, "x-shopify-triggered-at": now}, body, secrets)
+    assert adapter.verify_webhook({"shopify-hmac-sha256": signature, "shopify-triggered-at": now}, body, secrets)
+    assert not adapter.verify_webhook({"X-Shopify-Hmac-Sha256": signature, "X-Shopify-Triggered-At": now}, body, {})
+    assert not adapter.verify_webhook(
+        {"X-Shopify-Hmac-Sha256": "bm9wZQ==", "X-Shopify-Triggered-At": now}, body, secrets
+    )
     event = adapter.parse_webhook({"x-shopify-topic": "products/update", "x-shopify-webhook-id": "w-1"}, body)
-    assert event is not None and event.delivery_id == "w-1" and event.external_id == "1"
+    assert event is not None and event.delivery_id.startswith("sha256:") and event.external_id == "1"
     assert adapter.parse_webhook({"X-Shopify-Topic": "app/uninstalled"}, b"{}") is None
+
+
+# ---- replays and other shops' deliveries (issue 11, finding 9) ------------------------------------------
+BODY = b'{"id": 632910392, "title": "IPod Nano", "updated_at": "2026-03-01T09:30:00-05:00"}'
+SECRETS = {"client_secret": "app-secret"}
+
+
+def delivery_headers(triggered: str | None, **extra: str) -> dict[str, str]:
+    headers = {
+        "X-Shopify-Topic": "products/update",
+        "X-Shopify-Hmac-Sha256": sign("app-secret", BODY),
+        "X-Shopify-Shop-Domain": "shop-a.myshopify.com",
+        "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+        "X-Shopify-Event-Id": "98880550-7158-44d4-b7cd-2c97c8a091b5",
+        **extra,
+    }
+    if triggered is not None:
+        headers["X-Shopify-Triggered-At"] = triggered
+    return headers
+
+
+@pytest.mark.parametrize(
+    ("triggered", "accepted"),
+    [
+        (timedelta(0), True),
+        (-timedelta(hours=4, minutes=30), True),  # Shopify's last retry, 4 h after the change
+        (timedelta(minutes=2), True),  # a little clock skew
+        (-timedelta(hours=6), False),  # past the retry window: a replay
+        (-timedelta(days=5), False),
+        (timedelta(hours=1), False),  # from the future: made up
+        (None, False),  # missing
+        ("yesterday", False),  # unparseable
+        ("", False),
+    ],
+)
+def test_a_delivery_must_carry_a_recent_triggered_at(
+    adapter: ShopifyAdapter, triggered: timedelta | str | None, accepted: bool
+) -> None:
+    value = (datetime.now(UTC) + triggered).isoformat() if isinstance(triggered, timedelta) else triggered
+    assert adapter.verify_webhook(delivery_headers(value), BODY, SECRETS) is accepted
+
+
+def test_the_dedupe_key_ignores_headers_a_replayer_can_change(adapter: ShopifyAdapter) -> None:
+    now = datetime.now(UTC).isoformat()
+    first = adapter.parse_webhook(delivery_headers(now), BODY)
+    replayed = adapter.parse_webhook(
+        delivery_headers(
+            now, **{"X-Shopify-Webhook-Id": "a-new-id", "X-Shopify-Event-Id": "another", "X-Shopify-Name": "x"}
+        ),
+        BODY,
+    )
+    assert first is not None and replayed is not None
+    assert first.delivery_id == replayed.delivery_id  # recorded once by the gateway
+    other = BODY.replace(b"09:30:00", b"09:31:00")
+    second_change = adapter.parse_webhook(delivery_headers(now), other)
+    assert second_change is not None and second_change.delivery_id != first.delivery_id
+
+
+def test_a_topic_header_changed_to_delete_removes_nothing_unconfirmed(adapter: ShopifyAdapter) -> None:
+    event = adapter.parse_webhook(delivery_headers(None, **{"X-Shopify-Topic": "products/delete"}), BODY)
+    assert event is not None and event.kind is ChangeKind.REFRESH  # the store is asked; nothing is removed blindly
+    assert event.external_id == "632910392"
+
+
+def test_store_updated_at_is_utc(adapter: ShopifyAdapter) -> None:
+    event = adapter.parse_webhook(delivery_headers(None), BODY)
+    assert event is not None and event.store_updated_at == datetime(2026, 3, 1, 14, 30, tzinfo=UTC)
+    assert event.store_updated_at.utcoffset() == timedelta(0)
+
+
+def test_the_shop_domain_must_be_the_integrations(adapter: ShopifyAdapter) -> None:
+    headers = delivery_headers(None)
+    assert adapter.webhook_from_store(headers, BODY, "https://shop-a.myshopify.com")
+    assert adapter.webhook_from_store(headers, BODY, "https://Shop-A.myshopify.com/")
+    # One app secret signs every shop's deliveries: shop A's must not be accepted at shop B's URL.
+    assert not adapter.webhook_from_store(headers, BODY, "https://shop-b.myshopify.com")
+    missing = {k: v for k, v in headers.items() if k != "X-Shopify-Shop-Domain"}
+    assert not adapter.webhook_from_store(missing, BODY, "https://shop-a.myshopify.com")
+    assert adapter.webhook_from_store(
+        {"shopify-shop-domain": "shop-a.myshopify.com"}, BODY, "https://shop-a.myshopify.com"
+    )
+    # A store reached by IP address (the simulator) has no shop domain to compare with.
+    assert adapter.webhook_from_store(headers, BODY, "http://127.0.0.1:8123")

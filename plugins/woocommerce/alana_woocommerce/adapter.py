@@ -17,7 +17,7 @@ import secrets as secrets_module
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from alana_woocommerce import __version__, mapper, webhooks
+from alana_woocommerce import __version__, hookhealth, mapper, webhooks
 from alana_woocommerce.client import (
     DEFAULT_VARIATION_CONCURRENCY,
     MAX_PER_PAGE,
@@ -27,14 +27,17 @@ from alana_woocommerce.client import (
 )
 from gateway.adapter import (
     Connection,
+    ConnectMethod,
     CredentialField,
     FetchRequest,
+    HookStatus,
     MappingContext,
     Page,
     PlatformAdapter,
     PlatformInfo,
     WebhookEvent,
     WebhookRegistration,
+    WebhookRepair,
     make_http_client,
 )
 from gateway.errors import StoreAuthError
@@ -42,6 +45,7 @@ from gateway.httpclient import HttpClient
 from gateway.model import Product
 
 if TYPE_CHECKING:
+    from gateway.installflow import FlowConfig, InstallFlow
     from gateway.simkit import Simulator
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,7 @@ class WooCommerceAdapter(PlatformAdapter):
             CredentialField("consumer_key", "Consumer key"),
             CredentialField("consumer_secret", "Consumer secret"),
         ),
+        connect_methods=(ConnectMethod.CREDENTIALS, ConnectMethod.INSTALL_FLOW),
     )
 
     # ---- connection ------------------------------------------------------------------------------
@@ -155,6 +160,23 @@ class WooCommerceAdapter(PlatformAdapter):
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
         return webhooks.parse(headers, body)
+
+    async def webhook_status(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> list[HookStatus]:
+        return await hookhealth.status(self.woo(conn), callback_url, HOOK_NAME)
+
+    async def repair_webhooks(
+        self, conn: Connection, registration: WebhookRegistration, callback_url: str
+    ) -> WebhookRepair:
+        return await hookhealth.repair(self.woo(conn), registration, callback_url, HOOK_NAME)
+
+    # ---- connecting through WooCommerce ----------------------------------------------------------
+    def install_flow(self, config: FlowConfig) -> InstallFlow | None:
+        """Key approval at /wc-auth/v1/authorize (alana_woocommerce.install): needs no app credentials."""
+        from alana_woocommerce.install import WooCommerceInstallFlow
+
+        return WooCommerceInstallFlow(config)
 
     # ---- testing -----------------------------------------------------------------------------------
     @classmethod

@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 
 from alana_woocommerce.mapper import VARIATIONS_KEY
 from gateway.adapter import FetchMode, FetchRequest, Page
-from gateway.errors import StoreError, StoreHTTPError, StorePayloadError
+from gateway.errors import StoreAuthError, StoreError, StoreHTTPError, StorePayloadError
 from gateway.httpclient import HttpClient, Response
 
 log = logging.getLogger(__name__)
@@ -236,9 +236,15 @@ class WooClient:
             )
 
     async def currency(self) -> str | None:
-        """The store currency from /settings/general, or None when the store will not say."""
+        """The store currency from /settings/general, or None when the store will not say.
+
+        A key whose user may not read settings gets 403 (WordPress answers 401 only to requests it could
+        not authenticate): a 401 means the credentials no longer work, and raises StoreAuthError.
+        """
         try:
-            response, data = await self.get("settings/general", allow=(401, 403, 404))
+            response, data = await self.get("settings/general", allow=(403, 404))
+        except StoreAuthError:
+            raise
         except StoreError as exc:
             log.info("store settings unavailable: %s", type(exc).__name__)
             return None

@@ -14,7 +14,11 @@ Served under {store_url}/wp-json/wc/v3/:
 
 Auth: HTTP Basic, or `consumer_key`/`consumer_secret` query parameters (accepted over plain HTTP
 here, unlike a real store, which wants OAuth1 there). Failures answer 401 in WooCommerce's error
-shape {"code", "message", "data": {"status"}}.
+shape {"code", "message", "data": {"status"}}: an unknown (or revoked) key runs as an anonymous
+request, so it gets the endpoint's own refusal ("Sorry, you cannot list resources."); a known key with
+the wrong secret gets "Consumer secret is invalid."; a `read` key writing gets "does not have write
+permissions". Keys come from the constructor (`consumer_key`/`consumer_secret`, read_write) or from
+key approval (sim_install.py: `/wc-auth/v1/authorize`).
 
 Behaviour worth knowing when testing against it:
 - Dates are stored in GMT; the site's local time is GMT-3, so `date_modified` differs from
@@ -25,13 +29,16 @@ Behaviour worth knowing when testing against it:
   listings (status "any" excludes trash) but GET /products/{id} still returns it.
 - Webhook deliveries carry every X-WC-Webhook-* header; the Delivery-ID is a hash of the webhook id
   and the current second, as in core, so it repeats within a second. Creating a hook sends the
-  unsigned form-encoded ping `webhook_id=<id>`.
+  unsigned form-encoded ping `webhook_id=<id>`. Failed deliveries (no answer, or anything but
+  200-302) are counted per hook as in core: on the 7th in a row the hook's status becomes `disabled`;
+  a success resets the count; nothing is redelivered.
 - FaultPlan.malformed_ids serve those products broken (a non-numeric regular price, or no name).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -43,6 +50,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -57,7 +65,8 @@ from alana_woocommerce.catalog import (
     sync_variable_parent,
     wc_date,
 )
-from gateway.simkit import Hook, Simulator
+from alana_woocommerce.sim_install import WooAuthSide, query_of
+from gateway.simkit import Hook, ScreenError, Simulator
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,15 @@ USER_AGENT = "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)"
 VALID_TOPIC = re.compile(r"^(product|order|coupon|customer)\.(created|updated|deleted|restored)$|^action\.\w+$")
 ORDERBY = ("date", "id", "include", "title", "slug", "modified")
 ALIASES = {"title": "name", "price": "regular_price", "barcode": "global_unique_id"}
+#: woocommerce_max_webhook_delivery_failures: a hook is disabled when a failure finds more than this many.
+MAX_DELIVERY_FAILURES = 5
+#: What an anonymous request is told, by method (the REST controllers' permission checks).
+ANONYMOUS = {
+    "GET": ("woocommerce_rest_cannot_view", "Sorry, you cannot list resources."),
+    "POST": ("woocommerce_rest_cannot_create", "Sorry, you are not allowed to create resources."),
+    "PUT": ("woocommerce_rest_cannot_edit", "Sorry, you are not allowed to edit this resource."),
+    "DELETE": ("woocommerce_rest_cannot_delete", "Sorry, you are not allowed to delete this resource."),
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -104,6 +122,8 @@ class WooCommerceSimulator(Simulator):
         "connection_options": {"per_page": 10},
         "catalog_size": 40,
     }
+    #: How the install-flow checks drive it: the gateway under test listens on http://127.0.0.1.
+    install_conformance_options: ClassVar[dict[str, Any]] = {"insecure_callbacks": True}
 
     def __init__(self, products: int = 100, *, seed: int = 1, **options: Any) -> None:
         super().__init__(products, seed=seed, **options)
@@ -135,10 +155,24 @@ class WooCommerceSimulator(Simulator):
         self.edits = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.auth = WooAuthSide(self, options)
+        #: Whether the constructor's key still works (revoke_credentials deletes it).
+        self.static_key_valid = True
 
     # ---- Simulator contract ------------------------------------------------------------------------
     def credentials(self) -> dict[str, str]:
         return {"consumer_key": self.consumer_key, "consumer_secret": self.consumer_secret}
+
+    # ---- key approval (sim_install.py) ---------------------------------------------------------------
+    async def connect_decision(self, authorize_url: str, approve: bool) -> str | None:
+        if urlsplit(authorize_url).path != "/wc-auth/v1/authorize":
+            raise ScreenError(f"not a WooCommerce authorize URL: {urlsplit(authorize_url).path}", status=404)
+        return await self.auth.decide(query_of(authorize_url), approve)
+
+    def revoke_credentials(self) -> None:
+        """Every key is revoked (deleted in WooCommerce > Settings > Advanced > REST API)."""
+        self.static_key_valid = False
+        self.auth.revoke()
 
     def product_ids(self) -> list[str]:
         return [str(pid) for pid, p in self.products.items() if p.get("status") != "trash"]
@@ -340,6 +374,7 @@ class WooCommerceSimulator(Simulator):
         app.router.add_put(PREFIX + r"/webhooks/{id:\d+}", api(self._update_hook))
         app.router.add_delete(PREFIX + r"/webhooks/{id:\d+}", api(self._delete_hook))
         app.router.add_route("*", "/wp-json/{tail:.*}", self._no_route)
+        self.auth.routes(app)
 
     def _api(self, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -364,12 +399,28 @@ class WooCommerceSimulator(Simulator):
                 key = secret = ""
         elif "consumer_key" in request.query:
             key, secret = request.query.get("consumer_key", ""), request.query.get("consumer_secret", "")
-        if key is None:
-            raise WCError(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
-        if not hmac.compare_digest(key.encode(), self.consumer_key.encode()):
-            raise WCError(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
-        if not hmac.compare_digest((secret or "").encode(), self.consumer_secret.encode()):
+        anonymous = WCError(401, *ANONYMOUS.get(request.method, ANONYMOUS["GET"]))
+        if not key:
+            raise anonymous
+        if self.static_key_valid and hmac.compare_digest(key.encode(), self.consumer_key.encode()):
+            expected, permissions = self.consumer_secret, "read_write"
+        else:
+            issued = self.auth.key(key)
+            if issued is None:
+                # WooCommerce finds no user for the key and runs the request anonymously.
+                raise anonymous
+            expected, permissions = issued.consumer_secret, issued.permissions
+        if not hmac.compare_digest((secret or "").encode(), expected.encode()):
             raise WCError(401, "woocommerce_rest_authentication_error", "Consumer secret is invalid.")
+        writing = request.method in ("POST", "PUT", "PATCH", "DELETE")
+        if writing and permissions not in ("write", "read_write"):
+            raise WCError(
+                401, "woocommerce_rest_authentication_error", "The API key provided does not have write permissions."
+            )
+        if not writing and permissions not in ("read", "read_write"):
+            raise WCError(
+                401, "woocommerce_rest_authentication_error", "The API key provided does not have read permissions."
+            )
 
     # ---- products ----------------------------------------------------------------------------------
     async def _list_products(self, request: web.Request) -> web.StreamResponse:
@@ -591,6 +642,7 @@ class WooCommerceSimulator(Simulator):
             "status": str(body.get("status") or "active"),
             "date_created": local_date(now),
             "date_created_gmt": wc_date(now),
+            "failure_count": 0,
         }
         if self._hook_meta[hook_id]["status"] == "active":
             self._send(
@@ -645,7 +697,8 @@ class WooCommerceSimulator(Simulator):
             self._send(
                 hook.destination,
                 body,
-                {
+                on_result=functools.partial(self._delivered, hook.id),
+                headers={
                     "User-Agent": USER_AGENT,
                     "Content-Type": "application/json",
                     "X-WC-Webhook-Source": f"{self.store_url}/",
@@ -658,11 +711,29 @@ class WooCommerceSimulator(Simulator):
                 },
             )
 
-    def _send(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+    def _send(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        on_result: Callable[[int | None], None] | None = None,
+    ) -> None:
         try:
-            self.deliver(url, body, headers)
+            self.deliver(url, body, headers, on_result=on_result)
         except RuntimeError:  # no running event loop: a change made outside the server's loop
             log.info("webhook delivery skipped: no running event loop")
+
+    def _delivered(self, hook_id: str, status: int | None) -> None:
+        """WC_Webhook::log_delivery / failed_delivery: count consecutive failures, disable on the 7th."""
+        meta = self._hook_meta.get(hook_id)
+        if meta is None:
+            return
+        if status is not None and 200 <= status < 303:
+            meta["failure_count"] = 0
+        elif meta.get("failure_count", 0) > MAX_DELIVERY_FAILURES:
+            meta["status"] = "disabled"
+        else:
+            meta["failure_count"] = meta.get("failure_count", 0) + 1
 
 
 # ---- helpers ----------------------------------------------------------------------------------------

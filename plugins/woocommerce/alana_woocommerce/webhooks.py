@@ -11,6 +11,11 @@ Facts (docs/reference/PLATFORMS.md section B, WooCommerce core class-wc-webhook.
 - product.* topics also fire for variations, with the variation as the body; and a variable product's
   body lists only variation ids. Both become REFRESH events (fetch the parent by id) rather than an
   UPSERT that would drop every variant.
+- Every event carries the body's modification time (date_modified_gmt, else date_created_gmt, as UTC)
+  as `store_updated_at`, so the gateway can refuse a late or replayed body older than what it stored;
+  a product body without one is a REFRESH (the store's current version is read instead).
+- product.deleted (body `{"id": N}`, no time) is a REFRESH too: the product is marked removed only when
+  the store no longer lists it, so a replayed deletion of a product restored since removes nothing.
 """
 
 from __future__ import annotations
@@ -86,9 +91,11 @@ def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
         raise MappingError(f"the {topic} delivery has no product id", code="WEBHOOK_INVALID")
     external_id = str(payload["id"])
     key = delivery_key(headers, body)
+    updated_at = _gmt(payload.get("date_modified_gmt")) or _gmt(payload.get("date_created_gmt"))
     if topic == "product.deleted":
-        return WebhookEvent(delivery_id=key, topic=topic, kind=ChangeKind.DELETE, external_id=external_id)
-    updated_at = _gmt(payload.get("date_modified_gmt"))
+        return WebhookEvent(
+            delivery_id=key, topic=topic, kind=ChangeKind.REFRESH, external_id=external_id, store_updated_at=updated_at
+        )
     parent_id = payload.get("parent_id")
     if payload.get("type") == "variation" or (parent_id and "images" not in payload):
         return WebhookEvent(
@@ -98,7 +105,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:
             external_id=str(parent_id),
             store_updated_at=updated_at,
         )
-    if payload.get("type") == "variable":
+    if payload.get("type") == "variable" or updated_at is None:
         return WebhookEvent(
             delivery_id=key,
             topic=topic,

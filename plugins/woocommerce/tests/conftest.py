@@ -11,7 +11,7 @@ from alana_woocommerce.adapter import WooCommerceAdapter
 from alana_woocommerce.simulator import WooCommerceSimulator
 
 from gateway.adapter import Connection
-from gateway.testing.kit import Receiver
+from gateway.testing.kit import Receiver, local_http
 
 #: Retries as fast as possible: tests about faults must not sit in backoff sleeps.
 FAST_RETRIES = {"backoff_base": 0.001, "backoff_cap": 0.01}
@@ -55,6 +55,7 @@ async def make_conn() -> AsyncIterator[ConnFactory]:
             sim.store_url,
             credentials if credentials is not None else sim.credentials(),
             options={**FAST_RETRIES, **options},
+            http_factory=local_http,
         )
         made.append(conn)
         return conn

@@ -12,6 +12,7 @@ from alana_woocommerce.mapper import VARIATIONS_KEY
 from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext, Page
 from gateway.errors import MappingError, StoreAuthError, StoreHTTPError
 from gateway.model import Product
+from gateway.testing.kit import local_http
 
 
 async def collect(adapter: WooCommerceAdapter, conn: Connection, request: FetchRequest) -> list[Page]:
@@ -57,7 +58,7 @@ async def test_missing_credentials(make_sim: Any, make_conn: Any, adapter: WooCo
 
 async def test_wrong_store_url_names_the_problem(make_sim: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(1)
-    conn = Connection("t", sim.store_url + "/not-wordpress", sim.credentials())
+    conn = Connection("t", sim.store_url + "/not-wordpress", sim.credentials(), http_factory=local_http)
     try:
         with pytest.raises(StoreHTTPError) as caught:
             await adapter.check_credentials(conn)
@@ -73,7 +74,7 @@ async def test_mapping_context_reads_the_currency(make_sim: Any, make_conn: Any,
 
 async def test_mapping_context_falls_back_to_usd(make_sim: Any, adapter: WooCommerceAdapter) -> None:
     sim = await make_sim(1, currency="GBP")
-    conn = Connection("t", sim.store_url + "/elsewhere", sim.credentials())
+    conn = Connection("t", sim.store_url + "/elsewhere", sim.credentials(), http_factory=local_http)
     try:
         assert (await adapter.mapping_context(conn)).currency == "USD"
     finally:

@@ -127,15 +127,25 @@ def test_a_variation_is_not_a_product() -> None:
 
 
 # ---- prices -----------------------------------------------------------------------------------------
-def test_prices_are_exact_decimals() -> None:
-    product = map_product(simple(price="19.999", regular_price="19.999"), MappingContext(currency="eur"))
-    assert product.price is not None
-    assert product.price.amount == Decimal("19.999") and str(product.price.amount) == "19.999"
+def test_prices_are_exact_decimals_in_the_currencys_minor_units() -> None:
+    product = map_product(simple(price="19.95", regular_price="19.95"), MappingContext(currency="eur"))
+    assert product.price is not None and str(product.price.amount) == "19.95"
     assert product.price.currency == "EUR"
     whole = map_product(simple(price="10", regular_price="10"), USD)
-    assert whole.price is not None and whole.price.amount == Decimal("10")
+    assert whole.price is not None and str(whole.price.amount) == "10.00"
     number = map_product(simple(price=0.1, regular_price=0.1), USD)
-    assert number.price is not None and number.price.amount == Decimal("0.1")
+    assert number.price is not None and str(number.price.amount) == "0.10"
+    yen = map_product(simple(price="1500", regular_price="1500"), MappingContext(currency="JPY"))
+    assert yen.price is not None and str(yen.price.amount) == "1500"
+    dinar = map_product(simple(price="4.5", regular_price="4.5"), MappingContext(currency="KWD"))
+    assert dinar.price is not None and str(dinar.price.amount) == "4.500"
+
+
+def test_a_price_finer_than_the_currency_is_rounded_with_a_warning() -> None:
+    # A store set to three decimals sells in EUR cents at checkout: the shopper pays 20.00.
+    product = map_product(simple(price="19.995", regular_price="19.995"), MappingContext(currency="eur"))
+    assert product.price is not None and str(product.price.amount) == "20.00"
+    assert any("19.995" in w and "20.00" in w for w in product.warnings)
 
 
 def test_running_sale_sets_compare_at_and_window() -> None:

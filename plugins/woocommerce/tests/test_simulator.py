@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,21 +40,18 @@ async def call(
 
 # ---- the catalog ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def big_catalog() -> tuple[Catalog, float]:
-    started = time.perf_counter()
-    catalog = CatalogBuilder(5, big_variations=125).build(10_000)
-    return catalog, time.perf_counter() - started
+def big_catalog() -> Catalog:
+    return CatalogBuilder(5, big_variations=125).build(10_000)
 
 
-def test_ten_thousand_products_generate_fast(big_catalog: tuple[Catalog, float]) -> None:
-    catalog, seconds = big_catalog
-    assert len(catalog.products) == 10_000
-    # The target is < 2 s; the bound leaves room for a busy shared test machine.
-    assert seconds < 3.0, f"catalog generation took {seconds:.2f}s"
+def test_ten_thousand_products_generate(big_catalog: Catalog) -> None:
+    # How fast is `make bench`'s business (the sync benchmark builds this catalog); here: it is complete.
+    assert len(big_catalog.products) == 10_000
+    assert len(set(big_catalog.products)) == 10_000
 
 
-def test_catalog_variety(big_catalog: tuple[Catalog, float]) -> None:
-    catalog, _ = big_catalog
+def test_catalog_variety(big_catalog: Catalog) -> None:
+    catalog = big_catalog
     products = list(catalog.products.values())
     types = Counter(p["type"] for p in products)
     assert 0.28 < types["variable"] / len(products) < 0.39

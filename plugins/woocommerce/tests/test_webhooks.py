@@ -116,7 +116,8 @@ async def test_create_and_delete_deliveries(
     created, deleted = by_topic["product.created"], by_topic["product.deleted"]
     assert created.kind is ChangeKind.UPSERT and created.external_id == new_id
     assert created.product is not None and created.product["name"] == "Brand-new Mug"
-    assert deleted.kind is ChangeKind.DELETE and deleted.external_id == new_id
+    # A deletion is confirmed with the store (the product must be gone when fetched) before removal.
+    assert deleted.kind is ChangeKind.REFRESH and deleted.external_id == new_id
     assert new_id not in sim.product_ids()
 
 
@@ -190,6 +191,53 @@ def test_variation_payloads_refresh_their_parent() -> None:
     body = json.dumps({"id": 733, "type": "variation", "parent_id": 22, "date_modified_gmt": "2024-01-01T00:00:00"})
     event = webhooks.parse(CIMultiDict({"X-WC-Webhook-Topic": "product.updated"}), body.encode())
     assert event is not None and event.kind is ChangeKind.REFRESH and event.external_id == "22"
+
+
+# ---- the body's modification time on every event (issue 11, plugin side of finding 7) ----------------
+@pytest.mark.parametrize(
+    ("payload", "kind", "expected"),
+    [
+        ({"id": 5, "type": "simple", "date_modified_gmt": "2026-02-03T04:05:06"}, ChangeKind.UPSERT, "04:05:06"),
+        ({"id": 5, "type": "simple", "date_modified_gmt": "2026-02-03T04:05:06Z"}, ChangeKind.UPSERT, "04:05:06"),
+        # date_modified (local, no offset) is never used: with date_created_gmt alone, that one is.
+        (
+            {
+                "id": 5,
+                "type": "simple",
+                "date_modified": "2026-02-03T09:00:00",
+                "date_created_gmt": "2026-02-01T00:00:00",
+            },
+            ChangeKind.UPSERT,
+            "00:00:00",
+        ),
+        ({"id": 5, "type": "variable", "date_modified_gmt": "2026-02-03T04:05:06"}, ChangeKind.REFRESH, "04:05:06"),
+        (
+            {"id": 7, "type": "variation", "parent_id": 5, "date_modified_gmt": "2026-02-03T04:05:06"},
+            ChangeKind.REFRESH,
+            "04:05:06",
+        ),
+        # Without any time the body cannot be ordered against the stored version: read the store instead.
+        ({"id": 5, "type": "simple", "date_modified_gmt": None}, ChangeKind.REFRESH, None),
+        ({"id": 5, "type": "simple", "date_modified_gmt": "garbage"}, ChangeKind.REFRESH, None),
+    ],
+)
+def test_every_product_event_carries_the_bodys_gmt_modification_time(
+    payload: dict[str, Any], kind: ChangeKind, expected: str | None
+) -> None:
+    event = webhooks.parse(CIMultiDict({"X-WC-Webhook-Topic": "product.updated"}), json.dumps(payload).encode())
+    assert event is not None and event.kind is kind
+    if expected is None:
+        assert event.store_updated_at is None and event.product is None
+    else:
+        assert event.store_updated_at is not None and event.store_updated_at.tzinfo is UTC
+        assert event.store_updated_at.strftime("%H:%M:%S") == expected
+    if kind is ChangeKind.UPSERT:
+        assert event.store_updated_at is not None  # what the gateway's older-version guard compares
+
+
+def test_a_replayed_deletion_is_confirmed_with_the_store() -> None:
+    event = webhooks.parse(CIMultiDict({"X-WC-Webhook-Topic": "product.deleted"}), b'{"id": 31}')
+    assert event is not None and event.kind is ChangeKind.REFRESH and event.external_id == "31"
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"name": "no id"}'])

@@ -1,0 +1,136 @@
+"""The query guard: what one GraphQL request may make the gateway do, settled before graphql-core works on it.
+
+In order, for every caller, signed in or not:
+1. parsing is bounded: the source length, lexical tokens and comments are capped (graphql-core stops
+   the lexer at the limit, so a 1 MB document costs what the cap costs);
+2. before validation, the document's cost is measured (gateway/api/cost.py): fragments expanded against
+   a budget, depth, aliases and list sizes; over the ceiling is BAD_USER_INPUT with the cost;
+3. the cost is taken from the caller's token bucket (gateway/api/ratelimit.py; per account, or per
+   address without a token); an empty bucket is RATE_LIMITED;
+4. without a valid token, introspection is refused and "Did you mean" suggestions are removed from
+   every message, so the schema cannot be read or guessed anonymously.
+A refusal in steps 2-3 replaces validation, so a hostile document never reaches graphql-core's rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any, cast
+
+import graphql.validation.rules.overlapping_fields_can_be_merged as overlapping
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from strawberry.extensions import SchemaExtension
+
+from gateway.api.context import Context
+from gateway.api.cost import CostLimits, QueryRefused, analyse
+from gateway.api.ratelimit import CostBucket
+from gateway.errors import GatewayError, RateLimited
+from gateway.settings import Settings
+
+# graphql-core meters OverlappingFieldsCanBeMerged (pairwise comparisons) and aborts validation when the
+# budget runs out. Its default (500,000) is about a second of CPU; the largest query the frontend and
+# GraphiQL send (introspection included) uses under 100, so 5,000 bounds the rule to milliseconds.
+overlapping.MAX_COMPLEXITY_BUDGET = 5_000
+
+MAX_COMMENTS = 500
+SUGGESTION = " Did you mean "
+
+
+#: For a schema executed without the gateway's context (tools, tests of the schema alone).
+DEFAULTS = Settings.model_construct()
+
+
+def limits_of(settings: Settings, max_depth: int | None = None) -> CostLimits:
+    return CostLimits(
+        max_cost=settings.max_query_cost,
+        max_depth=settings.max_query_depth if max_depth is None else max_depth,
+        max_nodes=settings.max_query_nodes,
+        max_page_size=settings.max_page_size,
+        max_list_items=settings.max_input_items,
+        max_variable_values=settings.max_variable_values,
+    )
+
+
+def hide_suggestions(errors: Iterable[GraphQLError] | None) -> None:
+    for error in errors or ():
+        if SUGGESTION in error.message:
+            error.message = error.message.split(SUGGESTION, 1)[0]
+
+
+class QueryGuard(SchemaExtension):
+    def __init__(self, max_depth: int | None = None) -> None:
+        self.max_depth = max_depth
+        #: The signed-in account; None for a caller without a valid token.
+        self.account: str | None = None
+
+    @property
+    def context(self) -> Context | None:
+        context = self.execution_context.context
+        return context if isinstance(context, Context) else None
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.gw.settings if self.context else DEFAULTS
+
+    def on_operation(self) -> Iterator[None]:
+        # graphql-core 3.3's parser limits; strawberry's ParseOptions type predates them.
+        options = cast(dict[str, Any], self.execution_context.parse_options)
+        options["max_source_length"] = self.settings.max_query_chars
+        options["max_lexical_tokens"] = self.settings.max_query_tokens
+        options["max_comments"] = MAX_COMMENTS
+        self.account = self._account()
+        yield
+        if self.account is None:
+            result = self.execution_context.result
+            hide_suggestions(getattr(result, "errors", None))
+            hide_suggestions(self.execution_context.pre_execution_errors)
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        refusal = await self._refusal()
+        if refusal is not None:
+            # Set before strawberry validates: it then skips validation and answers with this error.
+            self.execution_context.pre_execution_errors = [GraphQLError(refusal.message, original_error=refusal)]
+        elif self.account is None:
+            rules = self.execution_context.validation_rules
+            self.execution_context.validation_rules = (*rules, NoSchemaIntrospectionCustomRule)
+        yield
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        if self.account is None:
+            hide_suggestions(getattr(result, "errors", None))
+        yield
+
+    def _account(self) -> str | None:
+        if self.context is None:
+            return None
+        try:
+            return self.context.account_id
+        except GatewayError:
+            return None
+
+    async def _refusal(self) -> GatewayError | None:
+        ctx = self.execution_context
+        assert ctx.graphql_document is not None
+        limits = limits_of(self.settings, self.max_depth)
+        try:
+            cost = analyse(ctx.schema._schema, ctx.graphql_document, ctx.variables, ctx.operation_name, limits)
+        except QueryRefused as refused:
+            return refused
+        context, settings = self.context, self.settings
+        if context is None:
+            return None
+        # Scoped by database: accounts live there, and deployments may share one Redis.
+        who = f"account:{self.account}" if self.account else f"address:{context.request.remote}"
+        caller = f"{settings.mongodb_database}:{who}"
+        bucket = CostBucket(context.gw.redis, settings.query_cost_burst, settings.query_cost_rate)
+        decision = await bucket.take(caller, cost.cost)
+        if decision.allowed:
+            return None
+        if cost.cost > bucket.burst:
+            return RateLimited(
+                f"the query costs {cost.cost:,}, more than the whole budget of {bucket.burst:,}: ask for less"
+            )
+        return RateLimited(
+            f"the query costs {cost.cost:,} and {decision.remaining:,.0f} of the budget of {bucket.burst:,} are left "
+            f"(it refills at {bucket.rate:,g} a second): retry in {decision.retry_after:,.1f} s"
+        )
