@@ -368,6 +368,13 @@ class RunStore:
         )
         return [Run.from_doc(doc) async for doc in cursor]
 
+    async def queued_before(self, before: datetime) -> list[Run]:
+        """Runs still waiting for a worker that were queued before `before`."""
+        cursor = self.db.runs.find(
+            {"status": RunStatus.QUEUED.value, "active": True, "queued_at": {"$lt": before}}, {"errors": 0}
+        )
+        return [Run.from_doc(doc) async for doc in cursor]
+
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.runs.delete_many({"integration_id": integration_id})
         await self.db.run_seen.delete_many({"integration_id": integration_id})

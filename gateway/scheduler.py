@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: Scheduled runs are incremental, with a full run at least this often (docs/reference/BEHAVIOUR.md).
 FULL_RUN_EVERY = timedelta(days=1)
+#: A run queued longer ago than this may have lost its job (Redis restarted without persistence, as the
+#: demo's Valkey does): its job is put on the queue again, which arq ignores while the job is still there.
+STALE_QUEUED = timedelta(seconds=30)
 #: Deliveries claimed longer ago than this belong to a worker that died.
 STALE_CLAIM = timedelta(seconds=120)
 
@@ -93,7 +96,8 @@ class Scheduler:
             await self.jobs.enqueue(APPLY_JOB, integration_id)
 
     async def recover_orphans(self) -> list[str]:
-        """Runs whose worker died (lease expired) get a fresh job; they resume from their checkpoint."""
+        """Runs whose worker died (lease expired) get a fresh job; they resume from their checkpoint. Runs
+        queued long ago get their job back if it was lost."""
         recovered: list[str] = []
         for run in await self.runs.orphaned(self.clock()):
             try:
@@ -102,4 +106,10 @@ class Scheduler:
                 log.warning("could not re-enqueue orphaned run %s", run.id, exc_info=True)
                 continue
             recovered.append(run.id)
+        for run in await self.runs.queued_before(self.clock() - STALE_QUEUED):
+            try:
+                # Same job id as when it was queued: a no-op unless the job was lost.
+                await self.jobs.enqueue(RUN_JOB, run.id, job_id=run_job_id(run.id))
+            except Exception:  # noqa: BLE001
+                log.warning("could not re-enqueue queued run %s", run.id, exc_info=True)
         return recovered

@@ -10,11 +10,12 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from arq.constants import job_key_prefix
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from gwtest import Api, connect, wait_run
 
-from gateway.constants import account_channel
+from gateway.constants import account_channel, run_job_id
 from gateway.domain import HealthStatus, RunStatus, SyncFrequency, utcnow
 from gateway.events import HealthChanged
 from gateway.services import Gateway
@@ -212,3 +213,26 @@ async def test_changes_only_a_scheduled_run_finds_turn_the_light_yellow(
                 break
     data = await api.query(HEALTH, {"id": integration_id})
     assert data["integration"]["health"]["status"] == "GREEN", data
+
+
+async def test_a_queued_run_whose_job_was_lost_gets_it_back(gw: Gateway, toy_store: ToySimulator) -> None:
+    """Redis without persistence (the demo's Valkey) forgets queued jobs on a restart; the run stays QUEUED."""
+    now = utcnow()
+    gw.clock = lambda: now
+    integration = await gw.integrations.connect("acct-1", "toy", "lost", toy_store.store_url, toy_store.credentials())
+    run = (await gw.runs.latest(integration.id, 1))[0]
+    job_id = run_job_id(run.id)
+    queue = gw.settings.queue_name
+    assert await gw.redis.zscore(queue, job_id) is not None
+    gw.clock = lambda: now + timedelta(seconds=31)
+    await gw.scheduler.recover_orphans()  # the job is still there: nothing doubles
+    assert await gw.redis.zcard(queue) == 1
+
+    await gw.redis.delete(job_key_prefix + job_id)
+    await gw.redis.zrem(queue, job_id)
+    gw.clock = lambda: now + timedelta(seconds=29)
+    await gw.scheduler.recover_orphans()
+    assert await gw.redis.zscore(queue, job_id) is None  # queued only just now: its job may be on its way
+    gw.clock = lambda: now + timedelta(seconds=31)
+    await gw.scheduler.recover_orphans()
+    assert await gw.redis.zscore(queue, job_id) is not None and await gw.redis.zcard(queue) == 1
