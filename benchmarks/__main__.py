@@ -1,7 +1,8 @@
 """`make bench`: run the benchmarks and write docs/benchmarks.md (and the raw docs/benchmarks.json).
 
 python -m benchmarks                 # everything, at the sizes the issues ask for
-python -m benchmarks --only sync     # one group: sync, memory, webhooks, shopify, bigcommerce
+python -m benchmarks --only sync     # one group: sync, queue, memory, webhooks, shopify, bigcommerce,
+                                     # burst, soak, fair (the last three on the multi-process rig)
 python -m benchmarks --quick         # small sizes, to check the harness
 """
 
@@ -22,7 +23,7 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 
 
 def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, Any]]]]:
-    from benchmarks import ratelimits, sync, webhooks
+    from benchmarks import ratelimits, scale, sync, webhooks
 
     n = 300 if quick else 10_000
     big = 1_000 if quick else 50_000
@@ -36,6 +37,10 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
         ),
         "shopify": lambda m, r: ratelimits.shopify_paginated(m, r, 200 if quick else 5_000),
         "bigcommerce": lambda m, r: ratelimits.bigcommerce_quota(m, r, 1_000 if quick else 20_000, quick),
+        # On the rig (gateway.testing.rig), which brings servers of its own.
+        "burst": lambda m, r: scale.webhook_burst(quick),
+        "soak": lambda m, r: scale.soak(quick),
+        "fair": lambda m, r: scale.fair_work(quick),
     }
 
 
