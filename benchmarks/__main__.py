@@ -2,7 +2,7 @@
 
 python -m benchmarks                 # everything, at the sizes the issues ask for
 python -m benchmarks --only sync     # one group: sync, queue, memory, webhooks, shopify, bigcommerce,
-                                     # burst, soak, fair (the last three on the multi-process rig)
+                                     # burst, soak, fair, bucket (the last four on the multi-process rig)
 python -m benchmarks --quick         # small sizes, to check the harness
 """
 
@@ -41,6 +41,7 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
         "burst": lambda m, r: scale.webhook_burst(quick),
         "soak": lambda m, r: scale.soak(quick),
         "fair": lambda m, r: scale.fair_work(quick),
+        "bucket": lambda m, r: scale.shared_bucket(quick),
     }
 
 

@@ -26,6 +26,7 @@ a real platform's is `RetryingDeliveries` (a mixin for any simulator class).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import itertools
 import logging
@@ -86,6 +87,18 @@ class RigError(RuntimeError):
     """A rig process or server did not start or answer; the message carries its output."""
 
 
+#: Every gateway process a rig started, killed at interpreter exit if a test left one running.
+_live: set[GatewayProcess] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for process in list(_live):
+        if process.process is not None and process.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.process.pid, signal.SIGKILL)
+
+
 # ---------------------------------------------------------------- one gateway process
 
 
@@ -120,6 +133,7 @@ class GatewayProcess:
     def spawn(self) -> None:
         if self.running:
             raise RigError(f"{self.name} is already running")
+        _live.add(self)
         self.starts += 1
         with self.log_path.open("ab") as output:
             output.write(f"\n===== start {self.starts} at {time.strftime('%H:%M:%S')} =====\n".encode())
