@@ -20,7 +20,8 @@ container healthcheck `alana-gateway worker --check` reads).
 The proxy (`rig.public_url`, also every API's GATEWAY_PUBLIC_URL, so stores deliver webhooks to it)
 round-robins over the APIs that are running and moves on to the next one when a connection is
 refused, as nginx's `proxy_next_upstream error` does. A simulator whose deliveries are retried like
-a real platform's is `RetryingDeliveries` (a mixin for any simulator class).
+a real platform's is `retrying(SimulatorClass)` (the `RetryingDeliveries` mixin). `rig.gw` is a Gateway in
+the calling process on the same servers, for reading MongoDB and listening to events.
 """
 
 from __future__ import annotations
@@ -549,6 +550,8 @@ class Rig:
             await self.start_valkey()
         if self.mongo is None or not self.mongo.running:
             await self.start_mongo()
+        for process in [*self.apis, *self.workers]:
+            process.send(signal.SIGCONT)  # one a test froze (SIGSTOP) and left frozen
         down = [p for p in [*self.apis, *self.workers] if not p.running]
         for process in down:
             await process.kill()  # reaps what is left of it
