@@ -315,14 +315,19 @@ class DocumentBuilder:
 @st.composite
 def graphql_requests(draw: Callable[[st.SearchStrategy[Any]], Any], ids: list[str]) -> Any:
     """A JSON body for POST /graphql: one operation (mostly), a batch, or a malformed request."""
-    mutation = draw(st.integers(0, 3)) == 0
+    operation = draw(st.sampled_from(["query", "query", "query", "query", "query", "query", "mutation", "mutation"]))
+    if draw(st.integers(0, 19)) == 0:
+        operation = "subscription"  # over HTTP: refused, as subscriptions are served over the websocket
+    mutation = operation == "mutation"
     builder = DocumentBuilder(draw, ids, mutation)
-    root = SCHEMA.mutation_type if mutation else SCHEMA.query_type
+    root = {"query": SCHEMA.query_type, "mutation": SCHEMA.mutation_type, "subscription": SCHEMA.subscription_type}[
+        operation
+    ]
     assert root is not None
     max_depth = draw(st.integers(1, 16))  # the served limit is 12
     body = builder.selection(root, 0, max_depth)
     name = draw(st.none() | NAME)
-    header = ("mutation" if mutation else "query") + (f" {name}" if name else "")
+    header = operation + (f" {name}" if name else "")
     if builder.definitions:
         header += "(" + ", ".join(builder.definitions) + ")"
     document = " ".join([f"{header} {{ {body} }}", *builder.fragments])
@@ -345,6 +350,8 @@ def graphql_requests(draw: Callable[[st.SearchStrategy[Any]], Any], ids: list[st
         return [request] * draw(st.integers(1, 3))  # a batch (not enabled: refused)
     if shape == 5:
         request = draw(st.dictionaries(NAME, JSON_VALUES, max_size=3))
+    if shape == 6:
+        return draw(JSON_VALUES.filter(lambda v: not isinstance(v, dict)))  # JSON, but not an object
     return request
 
 
@@ -609,27 +616,19 @@ async def test_a_graphql_body_that_is_not_utf8_is_a_bad_request(surface: Surface
 
 
 @pytest.mark.parametrize("body", [b"42", b"null", b"true", b'"{ platforms { id } }"', b"1.5"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="a JSON body that is not an object (a number, null, true, a string) answers 500: strawberry's "
-    "request parsing calls .get() on it",
-)
 async def test_a_graphql_body_that_is_json_but_not_an_object_is_a_bad_request(surface: Surface, body: bytes) -> None:
     status, content_type, text = await graphql_post(surface, body)
     assert_well_formed(status, content_type, text)
+    assert status == 400 and "JSON object" in text, (status, text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a subscription sent over HTTP POST answers extensions.code INTERNAL (and logs a traceback): "
-    "'Cannot return null for non-nullable field Subscription.integrationEvents' instead of a BAD_USER_INPUT",
-)
 async def test_a_subscription_over_http_is_a_bad_user_input(surface: Surface) -> None:
     request = json.dumps({"query": "subscription { integrationEvents { kind } }"}).encode()
     status, content_type, text = await graphql_post(surface, request)
     body = assert_well_formed(status, content_type, text)
-    if body is not None:
-        assert_graphql_errors(body)
+    assert_graphql_errors(body)
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], body
+    assert "websocket" in body["errors"][0]["message"]
 
 
 async def test_a_chunked_graphql_body_over_the_limit_is_refused(surface: Surface) -> None:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from cross_web import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -66,6 +67,14 @@ class GatewayGraphQLView(GraphQLView[Context, None]):
         if isinstance(data, dict) and data.get("type") == "next":
             refused = {"id": data.get("id"), "type": "next", "payload": refused}
         return json.dumps(refused, separators=(",", ":"))
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """The request body: a JSON object (one operation) or a list (a batch, which strawberry refuses);
+        anything else (`42`, `null`, a string) is a 400 like any other malformed body."""
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "the request body must be a JSON object with a `query`")
+        return parsed
 
     async def get_context(self, request: web.Request, response: Any) -> Context:
         return Context(gw=self.gw, request=request, response=response)
