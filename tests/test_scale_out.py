@@ -331,12 +331,6 @@ async def test_connect_settings_and_disconnect_on_one_api_are_seen_by_the_other(
         assert await collection.count_documents({"integration_id": integration_id}) == 0, collection.name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WebhookService.apply_pending returns early when the integration is gone without deleting its "
-    "queued deliveries: a delivery the webhook endpoint accepts from its integration cache "
-    "(INTEGRATION_CACHE_TTL) after a disconnect on another API stays in webhook_queue for ever",
-)
 async def test_a_delivery_a_stale_cache_accepts_after_disconnect_leaves_nothing_behind(
     rig: Rig, account: str, store: ToySimulator
 ) -> None:
