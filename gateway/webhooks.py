@@ -24,7 +24,7 @@ from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, Map
 from gateway.conflicts import ConflictService
 from gateway.constants import APPLY_JOB, apply_job_id
 from gateway.deliveries import Delivery, DeliveryStore
-from gateway.domain import ActivityKind, SyncMode, Trigger
+from gateway.domain import ActivityKind, SyncMode, Trigger, utcnow
 from gateway.errors import BadInput, StoreAuthError, StoreError
 from gateway.events import EventPublisher, ProductChanged
 from gateway.healthwatch import HealthWatch
@@ -235,7 +235,11 @@ class WebhookService:
             refresh: list[str] = []
             for delivery in deliveries:
                 if delivery.kind is ChangeKind.DELETE:
-                    if await self.products.mark_removed(integration_id, [delivery.external_id], run_id):
+                    # The store had removed it when the delivery arrived: no body of before then revives it.
+                    removed = await self.products.mark_removed(
+                        integration_id, [delivery.external_id], run_id, version=delivery.received_at
+                    )
+                    if removed:
                         changed.append(product_id(integration_id, delivery.external_id))
                 elif delivery.kind is ChangeKind.REFRESH or delivery.product is None:
                     refresh.append(delivery.external_id)
@@ -247,11 +251,12 @@ class WebhookService:
                         log.warning("webhook product could not be mapped: %s", mapped.message)
             if refresh:
                 request = FetchRequest(mode=FetchMode.IDS, ids=tuple(refresh))
+                reading_since = utcnow()
                 async for page in prefetch(adapter.fetch_products(conn, request), 1):
                     for native in page.items:
                         mapped = map_one(self.registry, adapter, native, context)
                         if isinstance(mapped, Product):
-                            changed += await self._write(account_id, integration_id, mapped, run_id)
+                            changed += await self._write(account_id, integration_id, mapped, run_id, reading_since)
                     if page.missing_ids:
                         await self.products.mark_removed(integration_id, page.missing_ids, run_id)
                         changed += [product_id(integration_id, e) for e in page.missing_ids]
@@ -285,9 +290,18 @@ class WebhookService:
         integration_id: str,
         product: Product,
         run_id: str | None,
+        observed_after: datetime | None = None,
     ) -> list[str]:
+        """Write a product a delivery carried (`observed_after` None: judged by its store time) or one read
+        back from the store after `observed_after`."""
         result = await self.products.write_one(
-            account_id, integration_id, product, product.content_hash(), run_id, skip_older=True
+            account_id,
+            integration_id,
+            product,
+            product.content_hash(),
+            run_id,
+            skip_older=True,
+            observed_after=observed_after,
         )
         for found in result.conflicts:
             await self.conflicts.record(account_id, integration_id, result.product_id, found, run_id)
