@@ -145,11 +145,14 @@ class WebhookService:
 
     async def _reject(self, integration: Integration, platform: str, why: str) -> tuple[int, str]:
         metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
-        await self.activity.record(
+        # Counted into one entry a minute: a flood of forgeries must not flood the merchant's log.
+        await self.activity.record_repeated(
             integration.account_id,
             ActivityKind.WEBHOOK_REJECTED,
             f"A change notification claiming to come from your store {why} and was ignored",
+            f"{{count}} change notifications claiming to come from your store {why} and were ignored",
             integration_id=integration.id,
+            reason=why,
         )
         return 401, f"delivery {why}"
 

@@ -63,7 +63,7 @@ ACCOUNT = "acct-fuzz"
 CODES = {code.value for code in ErrorCode}
 PLATFORMS = ("toy", "shopify", "woocommerce", "bigcommerce")
 #: Collections a refused request must leave as they were. (Activity is left out on purpose: a refused
-#: webhook is recorded there for the merchant, aggregated once issue 11 lands.)
+#: webhook is counted there for the merchant, one entry per integration a minute.)
 STORED = ("integrations", "products", "runs", "conflicts", "deliveries", "queue", "api_calls")
 #: Mutations the fuzzer never sends: connecting reaches out to whatever store URL it is given.
 UNSENT_FIELDS = {"connectIntegration"}
