@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import signal
 import time
@@ -44,7 +45,10 @@ from gateway.testing.toy import ToySimulator
 
 pytestmark = [pytest.mark.rig, pytest.mark.timeout(420)]
 
-PRODUCTS = 2_000
+#: The store's size: big enough that the run outlasts the search for a fault's moment (freeze_at_a_moment)
+#: on a loaded machine; an 800-product store was not (its run ended first). ALANA_FAULT_PRODUCTS=5000 runs
+#: the matrix on a bigger store.
+PRODUCTS = int(os.environ.get("ALANA_FAULT_PRODUCTS", "2000"))
 #: Store edits per second while a test runs (each is a webhook delivery).
 EDITS_PER_SECOND = 10.0
 #: How long MongoDB or Valkey stays down.
@@ -422,18 +426,9 @@ async def finish_after_outage(rig: Rig, scenario: Scenario) -> None:
         assert (await wait_run(rig.gw, await scenario.sync_now())).status is RunStatus.SUCCEEDED
 
 
-async def test_mongodb_stopped_for_ten_seconds_during_a_full_sync(healed: Rig) -> None:
-    # Without webhooks: the case with them is the next test, which fails today.
-    rig = healed
-    scenario = await Scenario.begin(rig, edits_per_second=0)
-    await mongodb_outage(rig, scenario, while_applying=False)
-    await finish_after_outage(rig, scenario)
-    await scenario.end()
-    await scenario.check(await scenario.settle())
-    assert (await scenario.health())["status"] == "GREEN"
-
-
 async def test_mongodb_stopped_for_ten_seconds_during_a_full_sync_and_webhooks(healed: Rig) -> None:
+    """The full sync and the deliveries both live through the outage. (A separate run without webhooks
+    proved nothing more: the same run is checked here, with deliveries held by a worker as well.)"""
     rig = healed
     scenario = await Scenario.begin(rig)
     await mongodb_outage(rig, scenario, while_applying=True)
