@@ -26,6 +26,7 @@ from gateway.domain import (
 from gateway.errors import BadInput, NotFound, StoreAuthError, StoreError
 from gateway.health import Health, compute_health
 from gateway.httpclient import HttpClient
+from gateway.ratebudget import RedisRateState
 from gateway.storage.mongo import Doc
 from gateway.urls import check_store_url
 
@@ -161,6 +162,9 @@ class IntegrationService:
         fresh: FreshCredentials | None = None,
     ) -> Connection:
         settings = self.gw.settings
+        # One rate budget per store, shared by every process: runs, webhook batches, connect checks and
+        # webhook repair all build their clients here (gateway/ratebudget.py).
+        rate_state = RedisRateState.for_store(self.gw.redis, store_url)
 
         def factory(base_url: str, **kwargs: Any) -> HttpClient:
             defaults: dict[str, Any] = {
@@ -168,6 +172,7 @@ class IntegrationService:
                 "backoff_base": settings.http_backoff_base,
                 "on_call": counter,
                 "allow_private": settings.allow_private_urls,
+                "rate_state": rate_state,
             }
             client = HttpClient(base_url, **{**defaults, **kwargs})
             if fresh is not None:
