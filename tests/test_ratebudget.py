@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from multidict import CIMultiDict
 from redis.asyncio import Redis
 
+from gateway.httpclient import PauseBudget, Response
 from gateway.ratebudget import (
     BucketReading,
     Hold,
@@ -265,3 +267,16 @@ async def test_without_redis_each_process_models_the_store_alone() -> None:
         assert await state.pause("p").remaining() > 0
     finally:
         await dead.aclose()
+
+
+# ---- the budgets over them --------------------------------------------------------------------------------
+async def test_a_retry_after_one_client_is_told_holds_every_client_of_the_store(state: RateState) -> None:
+    told, other = PauseBudget("woocommerce"), PauseBudget("woocommerce")
+    told.bind(state)
+    other.bind(state)
+    throttled = Response(status=429, headers=CIMultiDict({"Retry-After": "1000"}), body=b"")
+    assert await told.observe(throttled) is None  # the HTTP client waits out its own Retry-After
+    assert await other.shared.pause("woocommerce").remaining() == pytest.approx(1000, rel=1e-2)
+    fine = Response(status=200, headers=CIMultiDict({"Retry-After": "5000"}), body=b"")
+    await other.observe(fine)  # only a refusal sets the pause
+    assert await told.shared.pause("woocommerce").remaining() < 1001

@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 from alana_bigcommerce.simulator import BigCommerceSimulator
+from alana_shopify.client import ShopifyBudget
 from alana_shopify.simulator import ShopifySimulator
 from gwtest import Api, start_worker, wait_run
 
 from gateway.engine import SyncEngine
 from gateway.events import run_channel
-from gateway.integrations import IntegrationService
+from gateway.integrations import IntegrationService, seal_context
 from gateway.ratebudget import RATE_KEY_PREFIX, RedisRateState
 from gateway.services import Gateway
 
@@ -136,3 +137,28 @@ async def test_two_processes_syncing_one_bigcommerce_store_never_draw_a_429(gw: 
     assert done_there["started_at"] < done_here["finished_at"]
     assert sim.faults.api_requests > 4 * TIGHT["quota"]  # the quota bound them for several windows
     assert sim.rate_limited == 0, f"the store answered 429 {sim.rate_limited} time(s)"
+
+
+async def test_every_connection_to_a_store_spends_one_shared_state(gw: Gateway) -> None:
+    """Runs and webhook batches (`connection`), connect checks (`connection_for`) and webhook repair all
+    build their clients through the connection's factory: each client's budget is bound to the store's
+    state in Redis, the same for every integration of the store (and per app on Shopify)."""
+    service = IntegrationService(gw)
+    shopify = gw.registry.adapter("shopify")
+    store = "https://alana-shared.myshopify.com"
+    app = {"access_token": "shpat_one", "client_secret": "shpss_app"}
+    doc: dict[str, Any] = {"_id": "one", "account_id": "acct-1", "store_url": store, "options": {}}
+    doc["credentials"] = gw.box.seal(app, seal_context(doc))
+    keys = []
+    for conn in (
+        service.connection_for("check", store + "/", app),
+        service.connection_for("other-account", store, {**app, "access_token": "shpat_two"}),
+        service.connection(doc),
+        service.connection_for("custom-app", store, {**app, "client_secret": "shpss_another"}),
+    ):
+        budget = shopify.client(conn).budget
+        assert isinstance(budget, ShopifyBudget) and isinstance(budget.shared, RedisRateState)
+        assert budget.shared.store == "alana-shared.myshopify.com"
+        keys.append(budget.shared.key(budget.name))
+        await conn.close()
+    assert keys[0] == keys[1] == keys[2] != keys[3]  # one bucket per app and shop
