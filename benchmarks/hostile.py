@@ -34,7 +34,6 @@ from pymongo.errors import AutoReconnect
 from benchmarks.common import ROOT, gateway, settings_for, simulator
 from benchmarks.sync import run_once
 from gateway.auth import issue_token
-from gateway.integrations import IntegrationService
 from gateway.settings import Settings
 from gateway.simkit import free_port
 
@@ -254,9 +253,7 @@ async def hostile_api(mongodb_url: str, redis_url: str, quick: bool) -> dict[str
     _SECRET = settings.jwt_secret or ""
     products = 300 if not quick else 260
     async with simulator("woocommerce", products, {}) as sim, gateway(settings) as gw:
-        integration = await IntegrationService(gw).connect(
-            ACCOUNT, "woocommerce", "bench", sim.store_url, sim.credentials
-        )
+        integration = await gw.integrations.connect(ACCOUNT, "woocommerce", "bench", sim.store_url, sim.credentials)
         await run_once(gw, integration)
         token = issue_token(_SECRET, ACCOUNT, 3600)
         timeout = aiohttp.ClientTimeout(total=900)

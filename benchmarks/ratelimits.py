@@ -16,24 +16,25 @@ from aiohttp import web
 
 from benchmarks.common import gateway, settings_for, worker_process
 from gateway.api.app import create_app
-from gateway.engine import SyncEngine
-from gateway.events import run_channel
-from gateway.integrations import IntegrationService
+from gateway.constants import run_channel
+from gateway.domain import RunStatus
 from gateway.plugins import load_plugins
+from gateway.runs import Run
+from gateway.services import Gateway
 from gateway.simkit import free_port
 
 
 async def _sync(
     mongodb_url: str, redis_url: str, platform: str, sim: Any, options: dict[str, Any]
-) -> tuple[float, dict[str, Any]]:
+) -> tuple[float, Run]:
     settings = settings_for(mongodb_url, redis_url)
     async with gateway(settings) as gw:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "bench", platform, "bench", sim.store_url, sim.credentials(), options=options
         )
-        run = (await gw.runs.latest(integration["_id"], 1))[0]
+        run = (await gw.runs.latest(integration.id, 1))[0]
         started = time.perf_counter()
-        done = await SyncEngine(gw).run(run["_id"])
+        done = await gw.engine.run(run.id)
         elapsed = time.perf_counter() - started
         assert done is not None
         return elapsed, done
@@ -57,8 +58,8 @@ async def bigcommerce_quota(mongodb_url: str, redis_url: str, products: int, qui
     windows = max(0.0, (requests - per_window) / per_window)
     minimum = windows * window_ms / 1000
     return {
-        "products": run["counts"]["added"],
-        "status": run["status"],
+        "products": run.counts.added,
+        "status": run.status,
         "requests": requests,
         "quota": f"{quota} per {window_ms / 1000:g} s, other apps spending {others:.0%}",
         "responses_429": getattr(sim, "rate_limited", "n/a"),
@@ -84,10 +85,10 @@ async def shopify_paginated(mongodb_url: str, redis_url: str, products: int) -> 
     restore = float(stats.get("restore_rate", 100.0))
     minimum = max(0.0, (spent - bucket) / restore)
     return {
-        "products": run["counts"]["added"],
-        "status": run["status"],
-        "failed": run["counts"]["failed"],
-        "throttled_errors": sum(1 for e in run.get("errors", []) if "THROTTLED" in str(e)),
+        "products": run.counts.added,
+        "status": run.status,
+        "failed": run.counts.failed,
+        "throttled_errors": sum(1 for e in run.errors if "THROTTLED" in e.message),
         "throttled_responses": stats.get("throttled_responses", "n/a"),
         "cost_spent": spent,
         "bucket": f"{bucket:g} points, restoring {restore:g}/s",
@@ -124,25 +125,25 @@ async def shopify_shared_bucket(
                 "GATEWAY_STORE_CONCURRENCY": str(settings.store_concurrency),
             }
             async with worker_process(settings, **env), worker_process(settings, **env):
-                integration = await IntegrationService(gw).connect(
+                integration = await gw.integrations.connect(
                     "bench", "shopify", "bench", sim.store_url, sim.credentials(), options={"bulk_threshold": 0}
                 )
-                run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
+                run_id = (await gw.runs.latest(integration.id, 1))[0].id
                 ids = sim.product_ids()
                 async with gw.hub.listen(run_channel(run_id)) as progress:
-                    while (await gw.runs.get_any(run_id) or {}).get("status") == "QUEUED":
+                    while await _status(gw, run_id) == RunStatus.QUEUED:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(progress.get(), 1.0)
                 started = time.perf_counter()
                 spent_before, bucket_at_start = sim.cost_spent, sim.bucket.available()
                 # The webhook stream, for as long as the run runs.
-                while (await gw.runs.get_any(run_id) or {}).get("status") == "RUNNING":
+                while await _status(gw, run_id) == RunStatus.RUNNING:
                     sim.update_product(ids[(updates * 7) % len(ids)])
                     updates += 1
                     await asyncio.sleep(1 / webhooks_per_second)
                 run = await gw.runs.get_any(run_id)
-                assert run is not None
-                elapsed = (run["finished_at"] - run["started_at"]).total_seconds()
+                assert run is not None and run.started_at is not None and run.finished_at is not None
+                elapsed = (run.finished_at - run.started_at).total_seconds()
                 waited = time.perf_counter() - started
                 spent = sim.cost_spent - spent_before
                 await sim.drain_deliveries()
@@ -154,9 +155,9 @@ async def shopify_shared_bucket(
     minimum = max(0.0, (spent - bucket_at_start) / restore)
     return {
         "products": products,
-        "status": run["status"],
-        "failure": run.get("failure"),
-        "failed": run["counts"]["failed"],
+        "status": run.status.value,
+        "failure": run.failure,
+        "failed": run.counts.failed,
         "workers": 2,
         "webhooks_during_run": updates,
         "webhooks_per_second": webhooks_per_second,
@@ -168,3 +169,8 @@ async def shopify_shared_bucket(
         "minimum_seconds": round(minimum, 1),
         "ratio_to_minimum": round(elapsed / minimum, 3) if minimum else None,
     }
+
+
+async def _status(gw: Gateway, run_id: str) -> RunStatus | None:
+    run = await gw.runs.get_any(run_id)
+    return None if run is None else run.status

@@ -36,7 +36,7 @@ async def _run(mongodb_url: str, redis_url: str, products: int, variants: int, o
         used_bulk = sim.stats["bulk_started"] > 0
     finally:
         await sim.stop()
-    assert run["status"] == "SUCCEEDED" and run["counts"]["added"] == products, run
+    assert run.status == "SUCCEEDED" and run.counts.added == products, run
     return elapsed, used_bulk, stats["actual_cost_total"], stats["throttled_responses"]
 
 

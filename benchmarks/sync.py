@@ -12,20 +12,19 @@ from pymongo import ReplaceOne
 
 from benchmarks.common import gateway, settings_for, simulator, worker_process
 from gateway.domain import RunKind, Trigger
-from gateway.engine import SyncEngine
-from gateway.integrations import IntegrationService
-from gateway.syncs import SyncService
+from gateway.integration_store import Integration
+from gateway.runs import Run
 
 
-async def run_once(gw: Any, integration: dict[str, Any], kind: RunKind | None = None) -> tuple[float, dict[str, Any]]:
+async def run_once(gw: Any, integration: Integration, kind: RunKind | None = None) -> tuple[float, Run]:
     if kind is not None:
-        run, _ = await SyncService(gw).queue(integration, Trigger.MANUAL, kind=kind)
+        run, _ = await gw.syncs.queue(integration, Trigger.MANUAL, kind=kind)
     else:
-        run = (await gw.runs.latest(integration["_id"], 1))[0]
+        run = (await gw.runs.latest(integration.id, 1))[0]
     started = time.perf_counter()
-    done = await SyncEngine(gw).run(run["_id"])
+    done = await gw.engine.run(run.id)
     elapsed = time.perf_counter() - started
-    assert done is not None and done["status"] == "SUCCEEDED", done
+    assert done is not None and done.status == "SUCCEEDED", done
     return elapsed, done
 
 
@@ -56,7 +55,7 @@ async def full_sync(
 ) -> dict[str, Any]:
     settings = settings_for(mongodb_url, redis_url)
     async with simulator(platform, products, sim_options) as sim, gateway(settings) as gw:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "bench", platform, "bench", sim.store_url, sim.credentials, options=adapter_options
         )
         full_s, run = await run_once(gw, integration)
@@ -65,22 +64,22 @@ async def full_sync(
             [{"$project": {"n": {"$size": "$store.variants"}}}, {"$group": {"_id": None, "n": {"$sum": "$n"}}}]
         ):
             variants = int(doc["n"])
-        integration = await IntegrationService(gw).get("bench", integration["_id"])
+        integration = await gw.integrations.get("bench", integration.id)
         unchanged_s, unchanged = await run_once(gw, integration, RunKind.FULL)
         floors = {batch: await raw_floor(gw, batch) for batch in (100, 500)}
         best_floor_s = min(seconds for seconds, _ in floors.values())
         return {
             "platform": platform,
-            "products": run["counts"]["added"],
+            "products": run.counts.added,
             "variants": variants,
             "full_seconds": round(full_s, 2),
-            "products_per_second": round(run["counts"]["added"] / full_s, 1),
+            "products_per_second": round(run.counts.added / full_s, 1),
             "raw_floor_seconds": {str(b): round(s, 2) for b, (s, _) in floors.items()},
-            "raw_floor_products_per_second": round(run["counts"]["added"] / best_floor_s, 1),
+            "raw_floor_products_per_second": round(run.counts.added / best_floor_s, 1),
             "ratio_to_floor": round(best_floor_s / full_s, 3),
             "unchanged_seconds": round(unchanged_s, 2),
             "unchanged_fraction": round(unchanged_s / full_s, 3),
-            "unchanged_counts": unchanged["counts"],
+            "unchanged_counts": unchanged.counts.as_dict(),
         }
 
 
@@ -103,22 +102,22 @@ async def worker_memory(
     async with simulator(platform, products, sim_options) as sim, gateway(settings) as gw:
         async with worker_process(settings, GATEWAY_STORE_CONCURRENCY="8") as worker:
             started = time.perf_counter()
-            integration = await IntegrationService(gw).connect(
+            integration = await gw.integrations.connect(
                 "bench", platform, "bench", sim.store_url, sim.credentials, options=adapter_options
             )
-            run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
+            run_id = (await gw.runs.latest(integration.id, 1))[0].id
             while True:
                 run = await gw.runs.get_any(run_id)
                 assert run is not None
-                if run["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                if run.status in ("SUCCEEDED", "FAILED", "CANCELLED"):
                     break
                 await asyncio.sleep(0.5)  # a benchmark poll, not a test wait
             elapsed = time.perf_counter() - started
             peak = _peak_rss_mb(worker.pid)
         return {
             "platform": platform,
-            "products": run["counts"]["added"],
-            "status": run["status"],
+            "products": run.counts.added,
+            "status": run.status,
             "seconds": round(elapsed, 1),
             "worker_peak_rss_mb": round(peak, 1),
         }
@@ -130,20 +129,21 @@ async def queue_latency(mongodb_url: str, redis_url: str, runs: int) -> dict[str
     async with simulator("toy", 20, {}) as sim, gateway(settings) as gw:
         delays: list[float] = []
         async with worker_process(settings, GATEWAY_EXTRA_PLUGINS="gateway.testing.toy"):
-            integration = await IntegrationService(gw).connect("bench", "toy", "q", sim.store_url, sim.credentials)
+            integration = await gw.integrations.connect("bench", "toy", "q", sim.store_url, sim.credentials)
             for n in range(runs + 1):
-                run = (await gw.runs.latest(integration["_id"], 1))[0]
+                run: Run | None = (await gw.runs.latest(integration.id, 1))[0]
+                run_id = run.id if run else ""
                 while True:
-                    run = await gw.runs.get_any(run["_id"])
+                    run = await gw.runs.get_any(run_id)
                     assert run is not None
-                    if run["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                    if run.status.finished:
                         break
                     await asyncio.sleep(0.05)  # a benchmark poll, not a test wait
-                if n:  # the first run waited for the worker to boot
-                    delays.append((run["started_at"] - run["queued_at"]).total_seconds() * 1000)
+                if n and run.started_at is not None:  # the first run waited for the worker to boot
+                    delays.append((run.started_at - run.queued_at).total_seconds() * 1000)
                 if n < runs:
                     await asyncio.sleep(0.3)  # the worker is idle again before the next Sync Now
-                    await SyncService(gw).sync_now("bench", integration["_id"], ["1"])
+                    await gw.syncs.sync_now("bench", integration.id, ["1"])
     from benchmarks.common import percentile
 
     return {

@@ -12,9 +12,8 @@ from aiohttp import web
 
 from benchmarks.common import gateway, percentile, settings_for, simulator, worker_process
 from gateway.api.app import create_app
-from gateway.engine import SyncEngine
-from gateway.events import account_channel
-from gateway.integrations import IntegrationService
+from gateway.constants import account_channel
+from gateway.events import ProductChanged
 from gateway.simkit import free_port
 
 
@@ -44,11 +43,9 @@ async def webhook_latency(
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         async with worker_process(settings, GATEWAY_WEBHOOK_COALESCE="0"):
-            integration = await IntegrationService(gw).connect(
-                "bench", platform, "bench", sim.store_url, sim.credentials
-            )
-            first = (await gw.runs.latest(integration["_id"], 1))[0]
-            await SyncEngine(gw).run(first["_id"])  # the catalog is in place before deliveries start
+            integration = await gw.integrations.connect("bench", platform, "bench", sim.store_url, sim.credentials)
+            first = (await gw.runs.latest(integration.id, 1))[0]
+            await gw.engine.run(first.id)  # the catalog is in place before deliveries start
             ids = (await sim.control("GET", "products"))["ids"]
             sent: dict[str, float] = {}
             latencies: list[float] = []
@@ -58,10 +55,10 @@ async def webhook_latency(
                 async with gw.hub.listen(account_channel("bench")) as queue:
                     ready.set()
                     while not (sending_done and not sent):
-                        message = await queue.get()
-                        if message.get("kind") != "PRODUCT_CHANGED":
+                        event = await queue.get()
+                        if not isinstance(event, ProductChanged):
                             continue
-                        external_id = str(message["product_id"]).split(":", 1)[1]
+                        external_id = event.product_id.split(":", 1)[1]
                         started = sent.pop(external_id, None)
                         if started is not None:
                             latencies.append(time.perf_counter() - started)

@@ -3,10 +3,40 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from gateway.domain import ActivityKind, utcnow
-from gateway.storage.mongo import Database, Doc
+from gateway.pagination import PageRequest, Slice
+from gateway.storage.mongo import Database, Doc, find_page
+
+
+@dataclass(frozen=True)
+class ActivityRecord:
+    id: str
+    account_id: str
+    at: datetime
+    kind: ActivityKind
+    message: str
+    integration_id: str | None = None
+    run_id: str | None = None
+    product_id: str | None = None
+    conflict_id: str | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> ActivityRecord:
+        return cls(
+            id=doc["_id"],
+            account_id=doc["account_id"],
+            at=doc["at"],
+            kind=ActivityKind(doc["kind"]),
+            message=doc["message"],
+            integration_id=doc.get("integration_id"),
+            run_id=doc.get("run_id"),
+            product_id=doc.get("product_id"),
+            conflict_id=doc.get("conflict_id"),
+        )
 
 
 class ActivityLog:
@@ -24,7 +54,7 @@ class ActivityLog:
         product_id: str | None = None,
         conflict_id: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> Doc:
+    ) -> ActivityRecord:
         doc: Doc = {
             "_id": uuid.uuid4().hex,
             "account_id": account_id,
@@ -38,14 +68,15 @@ class ActivityLog:
             "details": details or {},
         }
         await self.db.activity.insert_one(doc)
-        return doc
+        return ActivityRecord.from_doc(doc)
 
-    async def page(self, account_id: str, integration_id: str | None, first: int, after: Any) -> list[Doc]:
+    async def page(self, account_id: str, integration_id: str | None, page: PageRequest) -> Slice[ActivityRecord]:
         query: Doc = {"account_id": account_id}
         if integration_id:
             query["integration_id"] = integration_id
-        if after is not None:
-            at, aid = after
-            query["$or"] = [{"at": {"$lt": at}}, {"at": at, "_id": {"$lt": aid}}]
-        cursor = self.db.activity.find(query).sort([("at", -1), ("_id", -1)]).limit(first + 1)
-        return [doc async for doc in cursor]
+        found = await find_page(self.db.activity, query, "at", page)
+        return Slice([ActivityRecord.from_doc(d) for d in found.items], found.positions, found.has_next)
+
+    async def delete_integration(self, integration_id: str) -> None:
+        """Only on a platform's request to erase a store's data: disconnecting keeps the log."""
+        await self.db.activity.delete_many({"integration_id": integration_id})

@@ -16,18 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.httpclient import HttpClient
 from gateway.model import Product
+from gateway.simkit import Simulator
 
 if TYPE_CHECKING:
     from gateway.installflow import FlowConfig, InstallFlow
-    from gateway.simkit import Simulator
-
-
-class Capability(StrEnum):
-    WEBHOOKS = "webhooks"
-    INCREMENTAL = "incremental"
-    BULK = "bulk"
-    FETCH_BY_IDS = "fetch_by_ids"
-    TRANSLATIONS = "translations"
 
 
 class ConnectMethod(StrEnum):

@@ -35,16 +35,19 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from gateway.adapter import PlatformAdapter
-from gateway.connectstore import AttemptKind, AttemptStore, PendingInstalls, attempt_view
-from gateway.domain import ActivityKind, ConnectStatus, EventKind, SyncFrequency, SyncMode
+from gateway.activity import ActivityLog
+from gateway.adapter import Connection, ConnectMethod, PlatformAdapter
+from gateway.connectstore import Attempt, AttemptKind, AttemptStore, PendingInstall, PendingInstalls
+from gateway.domain import ActivityKind, ConnectStatus, SyncFrequency, SyncMode
 from gateway.errors import BadInput, ConnectRefused, NotFound, StoreAuthError, StoreError
-from gateway.flows import flow_http, install_flow
+from gateway.events import ConnectFinished, EventPublisher
+from gateway.flows import Flows
 from gateway.installflow import (
     Declined,
     FlowRequest,
@@ -58,14 +61,13 @@ from gateway.installflow import (
     StoreInput,
     new_state,
 )
-from gateway.integrations import CallCounter, IntegrationService, _validate_credentials, check_name
-from gateway.lifecycle import VIA_CREDENTIALS, VIA_INSTALL_FLOW, LifecycleService, paused
+from gateway.integration_store import Integration, SyncSettings
+from gateway.integrations import IntegrationService, check_name, validate_credentials
+from gateway.lifecycle import LifecycleService
 from gateway.origins import OriginPolicy
-from gateway.storage.mongo import Doc
+from gateway.plugins import PluginRegistry
+from gateway.settings import Settings
 from gateway.tokens import Expiry, token_meta
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -119,35 +121,62 @@ def _page(status: int, message: str, back: str | None = None) -> Reply:
     return Reply(status=status, message=message, page=True, back=back)
 
 
+@dataclass(frozen=True)
+class _Failing:
+    """Where a failure is logged when there is no attempt yet (a reconnect with pasted keys)."""
+
+    account_id: str | None
+    integration_id: str | None
+
+
 class ConnectService:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.attempts = AttemptStore(gw)
-        self.pending = PendingInstalls(gw)
-        self.integrations = IntegrationService(gw)
-        self.lifecycle = LifecycleService(gw)
+    def __init__(
+        self,
+        *,
+        attempts: AttemptStore,
+        pending: PendingInstalls,
+        integrations: IntegrationService,
+        lifecycle: LifecycleService,
+        flows: Flows,
+        activity: ActivityLog,
+        publisher: EventPublisher,
+        registry: PluginRegistry,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.attempts = attempts
+        self.pending = pending
+        self.integrations = integrations
+        self.lifecycle = lifecycle
+        self.flows = flows
+        self.activity = activity
+        self.publisher = publisher
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self._origins = OriginPolicy.from_settings(settings)
 
     # ---- helpers ---------------------------------------------------------------------------------------
     def _adapter(self, platform: str) -> PlatformAdapter:
-        adapter = self.gw.registry.adapters.get(platform)
+        adapter = self.registry.adapters.get(platform)
         if adapter is None:
-            installed = ", ".join(sorted(self.gw.registry.adapters))
+            installed = ", ".join(sorted(self.registry.adapters))
             raise BadInput(f"unknown platform {platform!r}; installed platforms: {installed}", field="platform")
         return adapter
 
     def _name(self, platform: str) -> str:
-        adapter = self.gw.registry.adapters.get(platform)
+        adapter = self.registry.adapters.get(platform)
         return adapter.info.name if adapter is not None else platform
 
     def start_url(self, platform: str, attempt_id: str) -> str:
-        return f"{self.gw.settings.public_url.rstrip('/')}/connect/{platform}/start/{attempt_id}"
+        return f"{self.settings.public_url.rstrip('/')}/connect/{platform}/start/{attempt_id}"
 
     @property
     def frontend_url(self) -> str:
-        return self.gw.settings.effective_frontend_url
+        return self.settings.effective_frontend_url
 
     def origins(self) -> OriginPolicy:
-        return OriginPolicy.from_settings(self.gw.settings)
+        return self._origins
 
     def check_return_url(self, url: str | None) -> str | None:
         """A returnUrl on an allowed frontend origin (GATEWAY_ALLOWED_ORIGINS or the gateway's own), else
@@ -167,45 +196,44 @@ class ConnectService:
         value = f"{attempt_id}.{secret}" if attempt_id and secret else None
         return Cookie(cookie_name(platform), value, f"/connect/{platform}/")
 
-    def _expired(self, attempt: Doc) -> bool:
-        return bool(attempt["status"] == ConnectStatus.PENDING.value and attempt["expires_at"] <= self.gw.now())
+    def _expired(self, attempt: Attempt) -> bool:
+        return attempt.expired(self.clock())
 
-    async def _announce(self, attempt: Doc) -> None:
+    async def _announce(self, attempt: Attempt) -> None:
         """CONNECT_FINISHED on the account's integrationEvents (an install begun on the platform has no account)."""
-        if not attempt.get("account_id"):
+        if not attempt.account_id:
             return
-        await self.gw.publisher.account_event(
-            attempt["account_id"],
-            {
-                "kind": EventKind.CONNECT_FINISHED.value,
-                "integration_id": attempt.get("integration_id") or "",
-                "at": self.gw.now(),
-                "connect_attempt": attempt_view(attempt),
-            },
+        await self.publisher.publish(
+            ConnectFinished(
+                account_id=attempt.account_id,
+                integration_id=attempt.integration_id or "",
+                at=self.clock(),
+                attempt=attempt.view(),
+            )
         )
 
-    async def _log_failure(self, attempt: Doc | None, message: str) -> None:
+    async def _log_failure(self, attempt: Attempt | _Failing | None, message: str) -> None:
         """An activity entry where an integration exists (a reconnect)."""
-        if attempt is None or not attempt.get("integration_id") or not attempt.get("account_id"):
+        if attempt is None or not attempt.integration_id or not attempt.account_id:
             return
-        await self.gw.activity.record(
-            attempt["account_id"],
+        await self.activity.record(
+            attempt.account_id,
             ActivityKind.CONNECT_FAILED,
             f"Reconnecting the store did not succeed: {message[:300]} Nothing was changed.",
-            integration_id=attempt["integration_id"],
+            integration_id=attempt.integration_id,
         )
 
-    async def _end(self, attempt: Doc, status: ConnectStatus, message: str, *, only_idle: bool = False) -> Doc:
+    async def _end(self, attempt: Attempt, status: ConnectStatus, message: str, *, only_idle: bool = False) -> Attempt:
         """End an attempt FAILED or EXPIRED (announced, logged where an integration exists)."""
-        ended = await self.attempts.finish(attempt["_id"], status, error=message, only_idle=only_idle)
+        ended = await self.attempts.finish(attempt.id, status, error=message, only_idle=only_idle)
         if ended is None:
-            return await self.attempts.get(attempt["_id"]) or attempt
+            return await self.attempts.get(attempt.id) or attempt
         await self._announce(ended)
         if status is ConnectStatus.FAILED:
             await self._log_failure(ended, message)
         return ended
 
-    async def _expire(self, attempt: Doc) -> Doc:
+    async def _expire(self, attempt: Attempt) -> Attempt:
         return await self._end(
             attempt,
             ConnectStatus.EXPIRED,
@@ -223,11 +251,11 @@ class ConnectService:
         mode: SyncMode | None = None,
         frequency: SyncFrequency | None = None,
         return_url: str | None = None,
-    ) -> Doc:
+    ) -> Attempt:
         """beginConnect: a PENDING attempt whose authorizeUrl starts the flow; nothing is stored on bad input."""
         adapter = self._adapter(platform.strip())
         platform = adapter.info.id
-        flow = install_flow(self.gw, platform)
+        flow = self.flows.install_flow(platform)
         if flow is None:
             raise BadInput(
                 f"{adapter.info.name} cannot be connected through its own page on this gateway (the "
@@ -238,10 +266,6 @@ class ConnectService:
         target = self.check_return_url(return_url)
         state = new_state()
         redirect = flow.authorize(state, store.strip() if store else None)
-        settings = {
-            "mode": (mode or SyncMode.AUTOMATIC).value,
-            "frequency": (frequency or SyncFrequency.EVERY_HOUR).value,
-        }
         return await self.attempts.create(
             kind=AttemptKind.CONNECT,
             platform=platform,
@@ -250,7 +274,7 @@ class ConnectService:
             redirect=redirect,
             return_url=target,
             name=name,
-            settings=settings,
+            settings=SyncSettings(mode or SyncMode.AUTOMATIC, frequency or SyncFrequency.EVERY_HOUR),
         )
 
     async def reconnect(
@@ -259,14 +283,14 @@ class ConnectService:
         integration_id: str,
         return_url: str | None = None,
         credentials: Any = None,
-    ) -> Doc:
+    ) -> Attempt:
         """reconnectIntegration: through the platform's flow, or at once with pasted `credentials`."""
         integration = await self.integrations.get(account_id, integration_id)
-        adapter = self._adapter(integration["platform"])
+        adapter = self._adapter(integration.platform)
         target = self.check_return_url(return_url)
         if credentials is not None:
             return await self._reconnect_with_keys(integration, adapter, credentials)
-        flow = install_flow(self.gw, adapter.info.id)
+        flow = self.flows.install_flow(adapter.info.id)
         if flow is None:
             raise BadInput(
                 f"{adapter.info.name} cannot be reconnected through its own page on this gateway: give the "
@@ -276,7 +300,7 @@ class ConnectService:
         state = new_state()
         store = None
         if flow.store_input is not StoreInput.IGNORED:
-            store = integration.get("store_key") or integration["store_url"]
+            store = integration.store_key or integration.store_url
         redirect = flow.authorize(state, store)
         return await self.attempts.create(
             kind=AttemptKind.RECONNECT,
@@ -285,17 +309,19 @@ class ConnectService:
             state=state,
             redirect=redirect,
             return_url=target,
-            integration_id=integration["_id"],
-            name=integration["name"],
+            integration_id=integration.id,
+            name=integration.name,
         )
 
-    async def _reconnect_with_keys(self, integration: Doc, adapter: PlatformAdapter, credentials: Any) -> Doc:
-        creds = _validate_credentials(adapter, credentials)
-        counter = CallCounter(integration["_id"])
+    async def _reconnect_with_keys(
+        self, integration: Integration, adapter: PlatformAdapter, credentials: Any
+    ) -> Attempt:
+        creds = validate_credentials(adapter, credentials)
+        counter = self.integrations.counter(integration.id)
         conn = self.integrations.connection_for(
-            integration["_id"], integration["store_url"], creds, integration.get("options"), counter
+            integration.id, integration.store_url, creds, integration.options, counter
         )
-        pseudo = {"integration_id": integration["_id"], "account_id": integration["account_id"]}
+        failing = _Failing(integration.account_id, integration.id)
         try:
             try:
                 await adapter.check_credentials(conn)
@@ -304,35 +330,35 @@ class ConnectService:
                     f"the store refused these credentials (check the {adapter.info.name} API keys and their "
                     "permissions); nothing was changed"
                 )
-                await self._log_failure(pseudo, "The store refused the new credentials.")
+                await self._log_failure(failing, "The store refused the new credentials.")
                 raise BadInput(message, field="credentials") from None
             except StoreError as exc:
                 raise BadInput(f"the store could not be reached: {exc.message}", field="credentials") from None
-            await self.lifecycle.restore(integration, adapter, conn, creds, via=VIA_CREDENTIALS)
+            await self.lifecycle.restore(integration, adapter, conn, creds, via=ConnectMethod.CREDENTIALS)
         finally:
             await conn.close()
-            await counter.flush(self.gw)
+            await counter.flush()
         attempt = await self.attempts.create(
             kind=AttemptKind.RECONNECT,
             platform=adapter.info.id,
-            account_id=integration["account_id"],
+            account_id=integration.account_id,
             state=None,
             redirect=None,
-            integration_id=integration["_id"],
-            name=integration["name"],
+            integration_id=integration.id,
+            name=integration.name,
             status=ConnectStatus.CONNECTED,
         )
         await self._announce(attempt)
         return attempt
 
-    async def attempt(self, account_id: str, attempt_id: str) -> Doc:
+    async def attempt(self, account_id: str, attempt_id: str) -> Attempt:
         """connectAttempt(id): another account's attempt reads as missing."""
-        doc = await self.attempts.get(attempt_id)
-        if doc is None or doc.get("account_id") != account_id:
+        found = await self.attempts.get(attempt_id)
+        if found is None or found.account_id != account_id:
             raise NotFound("no connect attempt with that id", field="id")
-        if self._expired(doc) and not doc.get("completing"):
-            doc = await self._expire(doc)
-        return doc
+        if self._expired(found) and not found.completing:
+            found = await self._expire(found)
+        return found
 
     async def expire_overdue(self) -> int:
         """Attempts nobody finished within 10 minutes become EXPIRED (and say so on integrationEvents)."""
@@ -348,7 +374,7 @@ class ConnectService:
         name: str | None = None,
         mode: SyncMode | None = None,
         frequency: SyncFrequency | None = None,
-    ) -> Doc:
+    ) -> Integration:
         """claimInstall: the pending install becomes the caller's integration (or restores the caller's
         integration of the same store, e.g. the app installed again after an uninstall)."""
         pending = await self.pending.claim(token.strip(), account_id) if token and token.strip() else None
@@ -359,45 +385,50 @@ class ConnectService:
                 field="token",
             )
         try:
-            doc = await self._claim(account_id, pending, name, mode, frequency)
+            integration = await self._claim(account_id, pending, name, mode, frequency)
         except BaseException:
             await self.pending.release(pending)
             raise
         await self.pending.delete(pending)
-        return doc
+        return integration
 
     async def _claim(
-        self, account_id: str, pending: Doc, name: str | None, mode: SyncMode | None, frequency: SyncFrequency | None
-    ) -> Doc:
-        platform = pending["platform"]
+        self,
+        account_id: str,
+        pending: PendingInstall,
+        name: str | None,
+        mode: SyncMode | None,
+        frequency: SyncFrequency | None,
+    ) -> Integration:
+        platform = pending.platform
         adapter = self._adapter(platform)
-        flow = install_flow(self.gw, platform)
+        flow = self.flows.install_flow(platform)
         creds = self.pending.credentials(pending)
-        meta = pending.get("tokens")
-        expiry = Expiry.of({"tokens": meta}) if meta else None
-        if flow is not None and expiry is not None and expiry.due(self.gw.now()):
+        meta = pending.tokens
+        expiry = Expiry.of(meta)
+        if flow is not None and expiry is not None and expiry.due(self.clock()):
             # Claimed late in its hour: the access token is about to expire; renew it before using it.
-            http = flow_http(self.gw, pending["store_url"])
+            http = self.flows.http(pending.store_url)
             try:
-                renewed = await flow.refresh(expiry.token_set(creds), pending["store_url"], http)
+                renewed = await flow.refresh(expiry.token_set(creds), pending.store_url, http)
             except StoreError as exc:
                 message = f"the store no longer accepts this install ({exc.message}): install the app again"
                 raise BadInput(message, field="token") from None
             finally:
                 await http.close()
             creds = {**creds, **dict(renewed.credentials)}
-            meta = token_meta(renewed, self.gw.now())
+            meta = token_meta(renewed, self.clock())
         existing = [
-            doc
-            for doc in await self.lifecycle.find_by_store(platform, pending["store_key"], flow)
-            if doc["account_id"] == account_id
+            integration
+            for integration in await self.lifecycle.find_by_store(platform, pending.store_key, flow)
+            if integration.account_id == account_id
         ]
         target = existing[0] if existing else None
-        integration_id = target["_id"] if target else uuid.uuid4().hex
-        store_url = target["store_url"] if target else pending["store_url"]
-        counter = CallCounter(integration_id)
+        integration_id = target.id if target else uuid.uuid4().hex
+        store_url = target.store_url if target else pending.store_url
+        counter = self.integrations.counter(integration_id)
         conn = self.integrations.connection_for(
-            integration_id, store_url, creds, (target or {}).get("options"), counter
+            integration_id, store_url, creds, target.options if target else None, counter
         )
         try:
             problem = await self._check(adapter, conn)
@@ -405,11 +436,15 @@ class ConnectService:
                 raise BadInput(problem, field="token")
             if target is not None:
                 return await self.lifecycle.restore(
-                    target, adapter, conn, creds, via=VIA_INSTALL_FLOW, tokens=meta, store_key=pending["store_key"]
+                    target,
+                    adapter,
+                    conn,
+                    creds,
+                    via=ConnectMethod.INSTALL_FLOW,
+                    tokens=meta,
+                    store_key=pending.store_key,
                 )
-            chosen = check_name(
-                name or pending.get("store_name") or f"{adapter.info.name} store {pending['store_key']}"
-            )
+            chosen = check_name(name or pending.store_name or f"{adapter.info.name} store {pending.store_key}")
             return await self.integrations.establish(
                 adapter,
                 conn,
@@ -419,20 +454,18 @@ class ConnectService:
                 mode=mode,
                 frequency=frequency,
                 counter=counter,
-                extra={
-                    "store_key": pending["store_key"],
-                    "connected_via": VIA_INSTALL_FLOW,
-                    "tokens": meta,
-                    "app_account": pending.get("account") or {},
-                },
+                via=ConnectMethod.INSTALL_FLOW,
+                store_key=pending.store_key,
+                tokens=meta,
+                app_account=pending.account,
             )
         finally:
             await conn.close()
-            await counter.flush(self.gw)
+            await counter.flush()
 
     # ---- completing a handshake ---------------------------------------------------------------------------
     async def _handshake(self, flow: InstallFlow, granted: Granted, store_url: str | None) -> Installation:
-        http = flow_http(self.gw, store_url)
+        http = self.flows.http(store_url)
         try:
             return await flow.complete(granted, http, store_url=store_url)
         except ConnectRefused:
@@ -446,7 +479,7 @@ class ConnectService:
         finally:
             await http.close()
 
-    async def _check(self, adapter: PlatformAdapter, conn: Any) -> str | None:
+    async def _check(self, adapter: PlatformAdapter, conn: Connection) -> str | None:
         """Why the freshly issued credentials do not work (one cheap call), or None."""
         try:
             await adapter.check_credentials(conn)
@@ -463,8 +496,8 @@ class ConnectService:
         return None
 
     async def _complete(
-        self, flow: InstallFlow, adapter: PlatformAdapter, attempt: Doc, granted: Granted
-    ) -> tuple[Doc, str | None]:
+        self, flow: InstallFlow, adapter: PlatformAdapter, attempt: Attempt, granted: Granted
+    ) -> tuple[Attempt, str | None]:
         """Exchange the grant (once: the attempt is claimed), check the credentials, then connect, reconnect in
         place or keep a pending install. Returns the ended attempt and, for an install begun on the
         platform, the claim token."""
@@ -475,35 +508,34 @@ class ConnectService:
             raise
 
     async def _complete_claimed(
-        self, flow: InstallFlow, adapter: PlatformAdapter, attempt: Doc, granted: Granted
-    ) -> tuple[Doc, str | None]:
-        gw = self.gw
-        kind = AttemptKind(attempt["kind"])
-        integration: Doc | None = None
+        self, flow: InstallFlow, adapter: PlatformAdapter, attempt: Attempt, granted: Granted
+    ) -> tuple[Attempt, str | None]:
+        kind = attempt.kind
+        integration: Integration | None = None
         if kind is AttemptKind.RECONNECT:
-            integration = await self.integrations.get_any(attempt["integration_id"])
+            integration = await self.integrations.get_any(attempt.integration_id or "")
             if integration is None:
                 message = "The store was disconnected from Alana meanwhile, so nothing was reconnected."
                 return await self._end(attempt, ConnectStatus.FAILED, message), None
         try:
-            installation = await self._handshake(flow, granted, attempt.get("store_url"))
+            installation = await self._handshake(flow, granted, attempt.store_url)
         except ConnectRefused as exc:
             return await self._end(attempt, ConnectStatus.FAILED, exc.message), None
         if integration is not None:
-            expected = integration.get("store_key") or flow.store_key_for(integration["store_url"])
+            expected = integration.store_key or flow.store_key_for(integration.store_url)
             if expected and installation.store_key != expected:
                 message = (
-                    f"{adapter.info.name} approved Alana for {installation.store_key}, but {integration['name']!r} "
+                    f"{adapter.info.name} approved Alana for {installation.store_key}, but {integration.name!r} "
                     f"is {expected}: approve it on that store."
                 )
                 return await self._end(attempt, ConnectStatus.FAILED, message), None
-        integration_id = integration["_id"] if integration is not None else uuid.uuid4().hex
-        store_url = integration["store_url"] if integration is not None else installation.store_url
+        integration_id = integration.id if integration is not None else uuid.uuid4().hex
+        store_url = integration.store_url if integration is not None else installation.store_url
         creds = dict(installation.tokens.credentials)
-        meta = token_meta(installation.tokens, gw.now())
-        counter = CallCounter(integration_id) if kind is not AttemptKind.INSTALL else None
+        meta = token_meta(installation.tokens, self.clock())
+        counter = self.integrations.counter(integration_id) if kind is not AttemptKind.INSTALL else None
         conn = self.integrations.connection_for(
-            integration_id, store_url, creds, (integration or {}).get("options"), counter
+            integration_id, store_url, creds, integration.options if integration else None, counter
         )
         claim_token: str | None = None
         try:
@@ -511,22 +543,20 @@ class ConnectService:
             if problem is not None:
                 return await self._end(attempt, ConnectStatus.FAILED, problem), None
             if kind is AttemptKind.CONNECT:
-                settings = attempt.get("settings") or {}
+                settings = attempt.settings or SyncSettings()
                 await self.integrations.establish(
                     adapter,
                     conn,
-                    attempt["account_id"],
-                    attempt["name"],
+                    attempt.account_id or "",
+                    attempt.name or "",
                     creds,
-                    mode=SyncMode(settings.get("mode", SyncMode.AUTOMATIC.value)),
-                    frequency=SyncFrequency(settings.get("frequency", SyncFrequency.EVERY_HOUR.value)),
+                    mode=settings.mode,
+                    frequency=settings.frequency,
                     counter=counter,
-                    extra={
-                        "store_key": installation.store_key,
-                        "connected_via": VIA_INSTALL_FLOW,
-                        "tokens": meta,
-                        "app_account": dict(installation.account),
-                    },
+                    via=ConnectMethod.INSTALL_FLOW,
+                    store_key=installation.store_key,
+                    tokens=meta,
+                    app_account=installation.account,
                 )
             elif integration is not None:
                 await self.lifecycle.restore(
@@ -534,7 +564,7 @@ class ConnectService:
                     adapter,
                     conn,
                     creds,
-                    via=VIA_INSTALL_FLOW,
+                    via=ConnectMethod.INSTALL_FLOW,
                     tokens=meta,
                     store_key=installation.store_key,
                 )
@@ -543,43 +573,43 @@ class ConnectService:
         finally:
             await conn.close()
             if counter is not None:
-                await counter.flush(gw)
+                await counter.flush()
         ended = await self.attempts.finish(
-            attempt["_id"],
+            attempt.id,
             ConnectStatus.CONNECTED,
             integration_id=None if kind is AttemptKind.INSTALL else integration_id,
-            extra={"store_key": installation.store_key},
+            store_key=installation.store_key,
         )
         if ended is None:  # pragma: no cover - the claim makes this attempt ours until it ends
-            ended = await self.attempts.get(attempt["_id"]) or attempt
+            ended = await self.attempts.get(attempt.id) or attempt
         await self._announce(ended)
         log.info("store connected through its install flow", extra={"platform": adapter.info.id, "kind": kind.value})
         return ended, claim_token
 
     # ---- HTTP side ------------------------------------------------------------------------------------------
-    def _land(self, attempt: Doc, *, claim_token: str | None = None, landing: str | None = None) -> Reply:
+    def _land(self, attempt: Attempt, *, claim_token: str | None = None, landing: str | None = None) -> Reply:
         """Where the browser goes once a callback is settled (or refused for an attempt that already ended)."""
-        clear = self._cookie(attempt["platform"], None)
-        if attempt["kind"] == AttemptKind.INSTALL.value:
+        clear = self._cookie(attempt.platform, None)
+        if attempt.kind is AttemptKind.INSTALL:
             if claim_token is not None:
                 return Reply(302, with_query(self.frontend_url, claimInstall=claim_token), cookie=clear)
             if landing is not None:
                 return Reply(302, landing, cookie=clear)
-            message = attempt.get("error") or "This install link was already used or has expired."
+            message = attempt.error or "This install link was already used or has expired."
             return _page(400, f"{message} Install the app again from the platform.", self.frontend_url)
-        target = attempt.get("return_url")
+        target = attempt.return_url
         if not target or not self.origins().trusts_url(target):
             target = self.frontend_url  # never a URL the gateway was not configured to trust
-        return Reply(302, with_query(target, connectAttempt=attempt["_id"], status=attempt["status"]), cookie=clear)
+        return Reply(302, with_query(target, connectAttempt=attempt.id, status=attempt.status.value), cookie=clear)
 
     async def start(self, platform: str, attempt_id: str, cookie: str | None) -> Reply:
         """GET /connect/{platform}/start/{attempt_id}: bind the browser, then to the platform's authorize screen."""
         attempt = await self.attempts.get(attempt_id)
-        if attempt is None or attempt["platform"] != platform or attempt["kind"] == AttemptKind.INSTALL.value:
+        if attempt is None or attempt.platform != platform or attempt.kind is AttemptKind.INSTALL:
             return _page(404, "This connection link is unknown. Start again from Alana.", self.frontend_url)
         if self._expired(attempt):
             attempt = await self._expire(attempt)
-        if attempt["status"] != ConnectStatus.PENDING.value:
+        if not attempt.pending:
             return self._land(attempt)
         held = parse_binding(cookie)
         secret = held[1] if held and held[0] == attempt_id else secrets.token_urlsafe(24)
@@ -597,7 +627,7 @@ class ConnectService:
 
     async def callback(self, platform: str, request: FlowRequest, cookie: str | None) -> Reply:
         """GET|POST /connect/{platform}/callback."""
-        flow = install_flow(self.gw, platform)
+        flow = self.flows.install_flow(platform)
         if flow is None:
             return _page(404, f"Connecting {self._name(platform)} through its own page is not set up on this gateway.")
         adapter = self._adapter(platform)
@@ -610,16 +640,12 @@ class ConnectService:
             if isinstance(outcome, Granted) and outcome.correlation is None:
                 return await self._install(flow, adapter, outcome)
             return self._unknown(outcome)
-        if self._expired(attempt) and not attempt.get("completing"):
+        if self._expired(attempt) and not attempt.completing:
             attempt = await self._expire(attempt)
-        if attempt["status"] != ConnectStatus.PENDING.value:
+        if not attempt.pending:
             # Used or expired: changes nothing, and says how it ended.
             return self._used(attempt, outcome) if isinstance(outcome, Granted) else self._land(attempt)
-        if (
-            outcome.browser
-            and attempt.get("binding_hash")
-            and not self.attempts.bound_to(attempt, held[1] if held else None)
-        ):
+        if outcome.browser and attempt.binding_hash and not self.attempts.bound_to(attempt, held[1] if held else None):
             # Started in one browser, finished in another: someone else's link. Change nothing.
             return _page(
                 400,
@@ -629,20 +655,22 @@ class ConnectService:
             )
         if not isinstance(outcome, Granted):
             return await self._returned(adapter, attempt, outcome)
-        claimed = await self.attempts.claim(attempt["_id"])
+        claimed = await self.attempts.claim(attempt.id)
         if claimed is None:  # another callback is completing it, or it just ended
-            return self._used(await self.attempts.get(attempt["_id"]) or attempt, outcome)
+            return self._used(await self.attempts.get(attempt.id) or attempt, outcome)
         ended, claim_token = await self._complete(flow, adapter, claimed, outcome)
         if not outcome.browser:
             # Keys POSTed by the platform's server (WooCommerce): the attempt says how it went; anything but
             # exactly `reply_status` would make the platform delete the keys and show the merchant an error.
-            return Reply(outcome.reply_status, message="ok" if ended["status"] == "CONNECTED" else "not connected")
+            return Reply(
+                outcome.reply_status, message="ok" if ended.status is ConnectStatus.CONNECTED else "not connected"
+            )
         landing = None
-        if ended["kind"] == AttemptKind.INSTALL.value and claim_token is None:
+        if ended.kind is AttemptKind.INSTALL and claim_token is None:
             landing = flow.landing_url(outcome, connected=False)
         return self._land(ended, claim_token=claim_token, landing=landing)
 
-    async def _find(self, platform: str, correlation: str | None, held: tuple[str, str] | None) -> Doc | None:
+    async def _find(self, platform: str, correlation: str | None, held: tuple[str, str] | None) -> Attempt | None:
         """The attempt a callback is for: by its echoed state, else by the browser's binding."""
         if correlation is not None:
             return await self.attempts.by_state(platform, correlation)
@@ -652,16 +680,16 @@ class ConnectService:
         # Only a live attempt: a binding left over from an earlier one must not swallow a new install.
         if (
             candidate is not None
-            and candidate["platform"] == platform
-            and candidate["status"] == ConnectStatus.PENDING.value
+            and candidate.platform == platform
+            and candidate.pending
             and self.attempts.bound_to(candidate, held[1])
         ):
             return candidate
         return None
 
-    async def _returned(self, adapter: PlatformAdapter, attempt: Doc, outcome: Returned | Declined) -> Reply:
+    async def _returned(self, adapter: PlatformAdapter, attempt: Attempt, outcome: Returned | Declined) -> Reply:
         """The browser is back without a grant: declined, or after keys that came (or not) separately."""
-        if attempt["status"] == ConnectStatus.PENDING.value and not attempt.get("completing"):
+        if attempt.pending and not attempt.completing:
             if isinstance(outcome, Declined):
                 message = outcome.message
             else:
@@ -669,7 +697,7 @@ class ConnectService:
             attempt = await self._end(attempt, ConnectStatus.FAILED, message, only_idle=True)
         return self._land(attempt)
 
-    def _used(self, attempt: Doc, outcome: Granted) -> Reply:
+    def _used(self, attempt: Attempt, outcome: Granted) -> Reply:
         """A grant for an attempt that already ended (or is being completed): nothing changes."""
         if not outcome.browser:
             return Reply(409, message="this connect attempt has already ended")
@@ -695,7 +723,7 @@ class ConnectService:
         log.warning("connect callback refused", extra={"platform": platform, "failure": str(outcome.failure)})
         if not outcome.browser:
             return Reply(outcome.status, message=outcome.message)
-        back = claimed.get("return_url") if claimed else None
+        back = claimed.return_url if claimed else None
         if not back or not self.origins().trusts_url(back):
             back = self.frontend_url
         return _page(outcome.status, outcome.message, back)
@@ -706,19 +734,19 @@ class ConnectService:
         attempt = await self.attempts.create(
             kind=AttemptKind.INSTALL, platform=adapter.info.id, account_id=None, state=None, redirect=None
         )
-        claimed = await self.attempts.claim(attempt["_id"])
+        claimed = await self.attempts.claim(attempt.id)
         assert claimed is not None
         ended, claim_token = await self._complete(flow, adapter, claimed, granted)
         if not granted.browser:
             return Reply(granted.reply_status, message="ok")
         landing = flow.landing_url(granted, connected=False) if claim_token is None else None
         if landing is None and claim_token is None:
-            return _page(400, ended.get("error") or "The store was not connected.", self.frontend_url)
+            return _page(400, ended.error or "The store was not connected.", self.frontend_url)
         return self._land(ended, claim_token=claim_token, landing=landing)
 
     async def app_request(self, platform: str, event: str, request: FlowRequest, cookie: str | None) -> Reply:
         """GET /apps/{platform}/{event}: Shopify's App URL install request; BigCommerce load, uninstall, remove_user."""
-        flow = install_flow(self.gw, platform)
+        flow = self.flows.install_flow(platform)
         if flow is None:
             return _page(404, f"The {self._name(platform)} app is not set up on this gateway.")
         outcome = flow.verify_app_request(event, request)
@@ -735,9 +763,9 @@ class ConnectService:
     async def _install_requested(self, flow: InstallFlow, event: LifecycleEvent) -> Reply:
         platform = flow.platform
         installed = [
-            doc
-            for doc in await self.lifecycle.find_by_store(platform, event.store_key, flow, via_app_only=True)
-            if not paused(doc)
+            integration
+            for integration in await self.lifecycle.find_by_store(platform, event.store_key, flow, via_app_only=True)
+            if not integration.paused
         ]
         if installed:
             return Reply(302, self.frontend_url)  # the app is installed and working: opening it lands on Alana
@@ -751,11 +779,11 @@ class ConnectService:
         )
         secret = secrets.token_urlsafe(24)
         await self.attempts.bind(attempt, secret)
-        return Reply(302, redirect.url, cookie=self._cookie(platform, attempt["_id"], secret))
+        return Reply(302, redirect.url, cookie=self._cookie(platform, attempt.id, secret))
 
     async def app_webhook(self, platform: str, request: FlowRequest) -> Reply:
         """POST /webhooks/{platform}/app: app-level webhooks (Shopify's compliance topics, app/uninstalled)."""
-        flow = install_flow(self.gw, platform)
+        flow = self.flows.install_flow(platform)
         if flow is None:
             return Reply(404, message=f"the {platform} app is not set up on this gateway")
         outcome = flow.verify_app_webhook(request)

@@ -18,19 +18,19 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymongo import ReturnDocument
 
-from gateway.domain import ConnectStatus
+from gateway.crypto import SecretBox
+from gateway.domain import ConnectStatus, SyncFrequency, SyncMode
 from gateway.installflow import AuthorizeRedirect, Installation
-from gateway.storage.mongo import Doc
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
+from gateway.integration_store import SyncSettings, TokenLifetimes
+from gateway.storage.mongo import Database, Doc
 
 #: How long a merchant has to approve on the platform's page (docs/reference/CONNECT.md).
 ATTEMPT_TTL = timedelta(minutes=10)
@@ -55,10 +55,111 @@ def _context(attempt_id: str) -> str:
     return f"attempt/{attempt_id}"
 
 
+@dataclass(frozen=True)
+class AttemptView:
+    """What leaves the store about an attempt (GraphQL, events): no digests, no sealed URL, no return URL."""
+
+    id: str
+    kind: AttemptKind
+    platform: str
+    status: ConnectStatus
+    expires_at: datetime
+    created_at: datetime
+    account_id: str | None = None
+    integration_id: str | None = None
+    error: str | None = None
+    #: Whether the attempt was started through the platform's screen (it has an authorize URL to start).
+    startable: bool = False
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run through a platform's install flow, as stored."""
+
+    id: str
+    kind: AttemptKind
+    platform: str
+    status: ConnectStatus
+    created_at: datetime
+    expires_at: datetime
+    account_id: str | None = None
+    integration_id: str | None = None
+    name: str | None = None
+    #: The sync settings asked for at beginConnect.
+    settings: SyncSettings | None = None
+    state_hash: str | None = field(default=None, repr=False)
+    #: The platform's authorize URL (it carries the state), sealed.
+    sealed_authorize_url: str | None = field(default=None, repr=False)
+    store_url: str | None = None
+    store_key: str | None = None
+    return_url: str | None = None
+    binding_hash: str | None = field(default=None, repr=False)
+    error: str | None = None
+    #: Set while one callback completes the attempt (the code is exchanged once).
+    completing: str | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status is ConnectStatus.PENDING
+
+    def expired(self, now: datetime) -> bool:
+        return self.pending and self.expires_at <= now
+
+    def view(self) -> AttemptView:
+        return AttemptView(
+            id=self.id,
+            kind=self.kind,
+            platform=self.platform,
+            status=self.status,
+            expires_at=self.expires_at,
+            created_at=self.created_at,
+            account_id=self.account_id,
+            integration_id=self.integration_id,
+            error=self.error,
+            startable=self.state_hash is not None,
+        )
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> Attempt:
+        settings = doc.get("settings")
+        return cls(
+            id=doc["_id"],
+            kind=AttemptKind(doc["kind"]),
+            platform=doc["platform"],
+            status=ConnectStatus(doc["status"]),
+            created_at=doc["created_at"],
+            expires_at=doc["expires_at"],
+            account_id=doc.get("account_id"),
+            integration_id=doc.get("integration_id"),
+            name=doc.get("name"),
+            settings=SyncSettings(
+                SyncMode(settings.get("mode", SyncMode.AUTOMATIC)),
+                SyncFrequency(settings.get("frequency", SyncFrequency.EVERY_HOUR)),
+            )
+            if settings
+            else None,
+            state_hash=doc.get("state_hash"),
+            sealed_authorize_url=doc.get("authorize_url"),
+            store_url=doc.get("store_url"),
+            store_key=doc.get("store_key"),
+            return_url=doc.get("return_url"),
+            binding_hash=doc.get("binding_hash"),
+            error=doc.get("error"),
+            completing=doc.get("completing"),
+            finished_at=doc.get("finished_at"),
+        )
+
+
+def _attempt(doc: Doc | None) -> Attempt | None:
+    return None if doc is None else Attempt.from_doc(doc)
+
+
 class AttemptStore:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.collection = gw.db.connect_attempts
+    def __init__(self, db: Database, box: SecretBox, clock: Callable[[], datetime]) -> None:
+        self.collection = db.connect_attempts
+        self.box = box
+        self.clock = clock
 
     async def create(
         self,
@@ -71,10 +172,10 @@ class AttemptStore:
         return_url: str | None = None,
         integration_id: str | None = None,
         name: str | None = None,
-        settings: Mapping[str, Any] | None = None,
+        settings: SyncSettings | None = None,
         status: ConnectStatus = ConnectStatus.PENDING,
-    ) -> Doc:
-        now = self.gw.now()
+    ) -> Attempt:
+        now = self.clock()
         attempt_id = uuid.uuid4().hex
         doc: Doc = {
             "_id": attempt_id,
@@ -83,9 +184,9 @@ class AttemptStore:
             "account_id": account_id,
             "integration_id": integration_id,
             "name": name,
-            "settings": dict(settings) if settings else None,
+            "settings": {"mode": settings.mode.value, "frequency": settings.frequency.value} if settings else None,
             "state_hash": digest(state) if state else None,
-            "authorize_url": self.gw.box.seal({"url": redirect.url}, _context(attempt_id)) if redirect else None,
+            "authorize_url": self.box.seal({"url": redirect.url}, _context(attempt_id)) if redirect else None,
             "store_url": redirect.store_url if redirect else None,
             "store_key": redirect.store_key if redirect else None,
             "return_url": return_url,
@@ -98,43 +199,43 @@ class AttemptStore:
             "finished_at": None if status is ConnectStatus.PENDING else now,
         }
         await self.collection.insert_one(doc)
-        return doc
+        return Attempt.from_doc(doc)
 
-    def authorize_url(self, attempt: Doc) -> str | None:
-        sealed = attempt.get("authorize_url")
-        if not sealed:
+    def authorize_url(self, attempt: Attempt) -> str | None:
+        if not attempt.sealed_authorize_url:
             return None
-        return self.gw.box.open(sealed, _context(attempt["_id"])).get("url")
+        return self.box.open(attempt.sealed_authorize_url, _context(attempt.id)).get("url")
 
-    async def get(self, attempt_id: str) -> Doc | None:
-        return await self.collection.find_one({"_id": attempt_id})
+    async def get(self, attempt_id: str) -> Attempt | None:
+        return _attempt(await self.collection.find_one({"_id": attempt_id}))
 
-    async def by_state(self, platform: str, state: str) -> Doc | None:
-        return await self.collection.find_one({"state_hash": digest(state), "platform": platform})
+    async def by_state(self, platform: str, state: str) -> Attempt | None:
+        return _attempt(await self.collection.find_one({"state_hash": digest(state), "platform": platform}))
 
     @staticmethod
-    def bound_to(attempt: Doc, secret: str | None) -> bool:
+    def bound_to(attempt: Attempt, secret: str | None) -> bool:
         """Whether the browser holding `secret` is the one bound to the attempt."""
-        expected = attempt.get("binding_hash")
+        expected = attempt.binding_hash
         return bool(expected and secret) and hmac.compare_digest(str(expected), digest(str(secret)))
 
-    async def bind(self, attempt: Doc, secret: str) -> Doc | None:
+    async def bind(self, attempt: Attempt, secret: str) -> Attempt | None:
         """Bind a live attempt to the browser holding `secret`; None when another browser holds it already."""
-        return await self.collection.find_one_and_update(
+        doc = await self.collection.find_one_and_update(
             {
-                "_id": attempt["_id"],
+                "_id": attempt.id,
                 "status": ConnectStatus.PENDING.value,
-                "expires_at": {"$gt": self.gw.now()},
+                "expires_at": {"$gt": self.clock()},
                 "binding_hash": {"$in": [None, digest(secret)]},
             },
             {"$set": {"binding_hash": digest(secret)}},
             return_document=ReturnDocument.AFTER,
         )
+        return _attempt(doc)
 
-    async def claim(self, attempt_id: str) -> Doc | None:
+    async def claim(self, attempt_id: str) -> Attempt | None:
         """Take a live attempt for completion (the code exchange happens once); None when it is not live."""
-        now = self.gw.now()
-        return await self.collection.find_one_and_update(
+        now = self.clock()
+        doc = await self.collection.find_one_and_update(
             {
                 "_id": attempt_id,
                 "status": ConnectStatus.PENDING.value,
@@ -144,6 +245,7 @@ class AttemptStore:
             {"$set": {"completing": uuid.uuid4().hex, "completing_at": now}},
             return_document=ReturnDocument.AFTER,
         )
+        return _attempt(doc)
 
     async def finish(
         self,
@@ -152,40 +254,77 @@ class AttemptStore:
         *,
         error: str | None = None,
         integration_id: str | None = None,
-        extra: Mapping[str, Any] | None = None,
+        store_key: str | None = None,
         only_idle: bool = False,
-    ) -> Doc | None:
+    ) -> Attempt | None:
         """End a PENDING attempt for good; None when it had ended already (or, with `only_idle`, is being completed)."""
         query: Doc = {"_id": attempt_id, "status": ConnectStatus.PENDING.value}
         if only_idle:
             query["completing"] = None
-        update: Doc = {"status": status.value, "error": error, "finished_at": self.gw.now(), **(extra or {})}
+        update: Doc = {"status": status.value, "error": error, "finished_at": self.clock()}
         if integration_id is not None:
             update["integration_id"] = integration_id
-        return await self.collection.find_one_and_update(query, {"$set": update}, return_document=ReturnDocument.AFTER)
+        if store_key is not None:
+            update["store_key"] = store_key
+        doc = await self.collection.find_one_and_update(query, {"$set": update}, return_document=ReturnDocument.AFTER)
+        return _attempt(doc)
 
-    async def overdue(self, limit: int = 100) -> list[Doc]:
+    async def overdue(self, limit: int = 100) -> list[Attempt]:
         """PENDING attempts past their expiry that nobody is completing."""
-        query = {"status": ConnectStatus.PENDING.value, "expires_at": {"$lte": self.gw.now()}, "completing": None}
-        return [doc async for doc in self.collection.find(query).limit(limit)]
+        query = {"status": ConnectStatus.PENDING.value, "expires_at": {"$lte": self.clock()}, "completing": None}
+        return [Attempt.from_doc(doc) async for doc in self.collection.find(query).limit(limit)]
+
+    async def delete_integration(self, integration_id: str) -> None:
+        await self.collection.delete_many({"integration_id": integration_id})
+
+    async def delete_for_store(self, platform: str, store_key: str) -> None:
+        await self.collection.delete_many({"platform": platform, "store_key": store_key})
 
 
-def attempt_view(attempt: Doc) -> Doc:
-    """What leaves the store (GraphQL, events): no digests, no sealed URL, no return URL."""
-    keys = ("_id", "kind", "platform", "account_id", "integration_id", "status", "error", "expires_at", "created_at")
-    return {key: attempt.get(key) for key in keys}
+@dataclass(frozen=True)
+class PendingInstall:
+    """A completed handshake begun on the platform, waiting to be claimed by an account."""
+
+    id: str
+    platform: str
+    store_url: str
+    store_key: str
+    store_name: str | None
+    account: Mapping[str, Any]
+    credentials: str = field(repr=False)
+    tokens: TokenLifetimes | None
+    created_at: datetime
+    expires_at: datetime
+    claimed_by: str | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> PendingInstall:
+        return cls(
+            id=doc["_id"],
+            platform=doc["platform"],
+            store_url=doc["store_url"],
+            store_key=doc["store_key"],
+            store_name=doc.get("store_name"),
+            account=dict(doc.get("account") or {}),
+            credentials=doc["credentials"],
+            tokens=TokenLifetimes.from_doc(doc.get("tokens")),
+            created_at=doc["created_at"],
+            expires_at=doc["expires_at"],
+            claimed_by=doc.get("claimed_by"),
+        )
 
 
 class PendingInstalls:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.collection = gw.db.pending_installs
+    def __init__(self, db: Database, box: SecretBox, clock: Callable[[], datetime]) -> None:
+        self.collection = db.pending_installs
+        self.box = box
+        self.clock = clock
 
-    async def create(self, platform: str, installation: Installation, tokens: Doc | None) -> str:
+    async def create(self, platform: str, installation: Installation, tokens: TokenLifetimes | None) -> str:
         """Keep a completed handshake for an hour; returns the one-time claim token (never stored)."""
         token = secrets.token_urlsafe(32)
         install_id = digest(token)
-        now = self.gw.now()
+        now = self.clock()
         await self.collection.insert_one(
             {
                 "_id": install_id,
@@ -194,8 +333,8 @@ class PendingInstalls:
                 "store_key": installation.store_key,
                 "store_name": installation.store_name,
                 "account": dict(installation.account),
-                "credentials": self.gw.box.seal(dict(installation.tokens.credentials), f"pending/{install_id}"),
-                "tokens": tokens,
+                "credentials": self.box.seal(dict(installation.tokens.credentials), f"pending/{install_id}"),
+                "tokens": tokens.to_doc() if tokens else None,
                 "created_at": now,
                 "expires_at": now + PENDING_INSTALL_TTL,
                 "claimed_by": None,
@@ -203,22 +342,23 @@ class PendingInstalls:
         )
         return token
 
-    def credentials(self, pending: Doc) -> dict[str, str]:
-        return self.gw.box.open(pending["credentials"], f"pending/{pending['_id']}")
+    def credentials(self, pending: PendingInstall) -> dict[str, str]:
+        return self.box.open(pending.credentials, f"pending/{pending.id}")
 
-    async def claim(self, token: str, account_id: str) -> Doc | None:
+    async def claim(self, token: str, account_id: str) -> PendingInstall | None:
         """Take an unexpired, unclaimed install for `account_id`; None for an unknown, used or expired token."""
-        return await self.collection.find_one_and_update(
-            {"_id": digest(token), "claimed_by": None, "expires_at": {"$gt": self.gw.now()}},
-            {"$set": {"claimed_by": account_id, "claimed_at": self.gw.now()}},
+        doc = await self.collection.find_one_and_update(
+            {"_id": digest(token), "claimed_by": None, "expires_at": {"$gt": self.clock()}},
+            {"$set": {"claimed_by": account_id, "claimed_at": self.clock()}},
             return_document=ReturnDocument.AFTER,
         )
+        return None if doc is None else PendingInstall.from_doc(doc)
 
-    async def release(self, pending: Doc) -> None:
-        await self.collection.update_one({"_id": pending["_id"]}, {"$set": {"claimed_by": None}})
+    async def release(self, pending: PendingInstall) -> None:
+        await self.collection.update_one({"_id": pending.id}, {"$set": {"claimed_by": None}})
 
-    async def delete(self, pending: Doc) -> None:
-        await self.collection.delete_one({"_id": pending["_id"]})
+    async def delete(self, pending: PendingInstall) -> None:
+        await self.collection.delete_one({"_id": pending.id})
 
     async def delete_for_store(self, platform: str, store_key: str) -> int:
         result = await self.collection.delete_many({"platform": platform, "store_key": store_key})

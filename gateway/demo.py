@@ -42,11 +42,10 @@ from arq.worker import Worker
 from gateway.api.app import create_app
 from gateway.auth import issue_token
 from gateway.embedded import EmbeddedServers
-from gateway.flows import install_flow
-from gateway.integrations import IntegrationService
 from gateway.jobs import stop_worker, worker_settings
 from gateway.logs import configure_logging
-from gateway.services import Gateway
+from gateway.plugins import PluginRegistry
+from gateway.services import Gateway, plugin_registry
 from gateway.settings import Settings
 from gateway.simkit import Hook, Simulator, TokenStore, free_port
 
@@ -190,24 +189,26 @@ def restore_app(sim: Simulator, snapshot: dict[str, Any]) -> None:
             auth._next_key = snapshot["next_key"]
 
 
-def configure_apps(gw: Gateway, sims: list[Simulator]) -> list[str]:
-    """Point the install flows at the simulated platforms' app sides (unless real apps are configured) and
-    register the gateway's callback URLs with each, as an operator does in the platform's dashboard.
-    Returns the platforms that now connect through their own screens."""
+def app_settings(settings: Settings, sims: list[Simulator]) -> Settings:
+    """Point the install flows at the simulated platforms' app sides (unless real apps are configured)."""
     update: dict[str, str] = {}
     for sim in sims:
         app = sim.app_credentials()
         names = (f"{sim.platform}_client_id", f"{sim.platform}_client_secret", f"{sim.platform}_auth_url")
         if not app or not all(name in Settings.model_fields for name in names):
             continue
-        if getattr(gw.settings, names[0]):
+        if getattr(settings, names[0]):
             continue  # a real app is configured: the demo leaves it alone
         update.update(dict(zip(names, (app["client_id"], app["client_secret"], sim.base_url), strict=True)))
-    if update:
-        gw.settings = gw.settings.model_copy(update=update)
+    return settings.model_copy(update=update) if update else settings
+
+
+def register_apps(gw: Gateway, sims: list[Simulator]) -> list[str]:
+    """Register the gateway's callback URLs with each simulated platform, as an operator does in the
+    platform's dashboard. Returns the platforms that now connect through their own screens."""
     ready: list[str] = []
     for sim in sims:
-        flow = install_flow(gw, sim.platform)
+        flow = gw.flows.install_flow(sim.platform)
         if flow is None or not sim.plays_install_flow:
             continue
         sim.register_app(flow.app_registration())
@@ -266,8 +267,15 @@ async def run_demo(
                 "allowed_origins": ",".join(dict.fromkeys(o.strip() for o in origins)),
             }
         )
-        gw = await Gateway.create(settings)
+        # The simulated stores first: the gateway is built once, with their app credentials in its settings.
+        started = _step("Starting the simulated stores…")
+        registry = plugin_registry(settings)
+        sims = await start_simulators(registry, products, state, stack)
+        settings = app_settings(settings, sims)
+        _done(started)
+        gw = await Gateway.create(settings, registry=registry)
         stack.push_async_callback(gw.close)
+        flows = register_apps(gw, sims)
         runner = web.AppRunner(create_app(gw), access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -276,11 +284,6 @@ async def run_demo(
         worker = Worker(**worker_settings(settings, ctx={"gateway": gw, "owns_gateway": False}, handle_signals=False))
         worker_task = asyncio.ensure_future(worker.async_run())
         stack.push_async_callback(stop_worker, worker, worker_task)
-
-        started = _step("Starting the simulated stores…")
-        sims = await start_simulators(gw, products, state, stack)
-        flows = configure_apps(gw, sims)
-        _done(started)
         # Saved at once (ports, hooks) and again on the way out (hooks registered meanwhile).
         stack.callback(lambda: save_state(data_dir, state, sims))
         started = _step("Setting up the demo account…")
@@ -307,10 +310,10 @@ def save_state(data_dir: Path, state: DemoState, sims: list[Simulator]) -> None:
 
 
 async def start_simulators(
-    gw: Gateway, products: int, state: DemoState, stack: contextlib.AsyncExitStack
+    registry: PluginRegistry, products: int, state: DemoState, stack: contextlib.AsyncExitStack
 ) -> list[Simulator]:
     sims: list[Simulator] = []
-    for platform, adapter in sorted(gw.registry.adapters.items()):
+    for platform, adapter in sorted(registry.adapters.items()):
         try:
             cls = adapter.simulator()
             if cls is None:
@@ -339,42 +342,39 @@ class Reconciled:
 
 async def reconcile(gw: Gateway, sims: list[Simulator], state: DemoState, reset: bool) -> Reconciled:
     """Keep every integration of the demo account; connect a demo store only where none ever was."""
-    service = IntegrationService(gw)
+    service = gw.integrations
     report = Reconciled()
-    existing = {doc["_id"]: doc for doc in await service.list(DEMO_ACCOUNT)}
+    existing = {integration.id: integration for integration in await service.list(DEMO_ACCOUNT)}
     if reset:
         # Starting over: the stores are fresh, so removing webhooks on them is quick.
         await asyncio.gather(*(service.disconnect(DEMO_ACCOUNT, iid) for iid in existing), return_exceptions=True)
         existing = {}
         state.integrations.clear()
-    by_url = {doc["store_url"]: doc for doc in existing.values()}
+    by_url = {integration.store_url: integration for integration in existing.values()}
     for sim in sims:
         remembered = state.integrations.get(sim.platform)
         if remembered in existing:
-            doc = existing[remembered]
-            if doc["store_url"] != sim.store_url:
+            kept = existing[remembered]
+            if kept.store_url != sim.store_url:
                 # The store came back on another port: only the demo's own bookkeeping changes.
-                await gw.db.integrations.update_many(
-                    {"account_id": DEMO_ACCOUNT, "store_url": doc["store_url"]},
-                    {"$set": {"store_url": sim.store_url}},
-                )
+                await gw.integration_store.move_store(DEMO_ACCOUNT, kept.store_url, sim.store_url)
             continue
         if remembered is not None:
             report.left_disconnected.append(sim.platform)  # the person disconnected it: respected
             continue
         if sim.store_url in by_url:  # an earlier demo connected it without remembering (older versions)
-            state.integrations[sim.platform] = by_url[sim.store_url]["_id"]
+            state.integrations[sim.platform] = by_url[sim.store_url].id
             continue
         try:
-            doc = await service.connect(
+            connected = await service.connect(
                 DEMO_ACCOUNT, sim.platform, f"Demo {sim.platform} store", sim.store_url, sim.credentials()
             )
         except Exception:  # noqa: BLE001
             log.exception("could not connect the %s demo store", sim.platform)
             continue
-        state.integrations[sim.platform] = doc["_id"]
-        report.connected.append(doc["name"])
-    report.kept = sorted(doc["name"] for doc in existing.values())
+        state.integrations[sim.platform] = connected.id
+        report.connected.append(connected.name)
+    report.kept = sorted(integration.name for integration in existing.values())
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -131,3 +132,13 @@ class WebhookState(StrEnum):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Clock:
+    """The time every service reads, one per Gateway; tests move it by setting `source`."""
+
+    def __init__(self, source: Callable[[], datetime] = utcnow) -> None:
+        self.source = source
+
+    def __call__(self) -> datetime:
+        return self.source()

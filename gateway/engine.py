@@ -1,11 +1,17 @@
 """The sync engine: executes one run against any platform adapter.
 
 For each page the adapter yields: map every product (a product that fails to map becomes a SyncError
-and the run goes on), hash it, read the stored hashes of the page in one query, write only what
-changed in one unordered bulk write, then checkpoint (cursor + counters, atomically with a lease
-renewal) and publish progress. Memory holds one page at a time; the products seen by a full run are
-remembered in a Redis set (not in memory) so removals can be found at the end, and a retried run
-resumes from its last checkpoint with exactly the same result.
+and the run goes on), then the product store writes what changed in one bulk write
+(`ProductStore.write_page`: change detection, typed counts), and the page is checkpointed (cursor +
+counters, atomically with a lease renewal: `RunLease`) and its progress published. Memory holds one
+page at a time (and, for a full run's last step, the ids it saw: ~100 bytes a product).
+
+A full run keeps the ids each page saw in MongoDB with the run, written before the page's checkpoint
+(`RunStore.record_seen`: one small document a page), so at its end the products it did not see are
+marked removed (`ProductStore.sweep_unseen`) whatever happened to its workers or to Redis; a run
+that cannot show a record for every page it counted removes nothing and says so. A retried run
+resumes from its last checkpoint with exactly the same result. The end-of-run updates to the
+integration are `IntegrationService.record_run_end`.
 """
 
 from __future__ import annotations
@@ -13,506 +19,332 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
-from pymongo import UpdateOne
 
 from gateway import metrics
-from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext, Page, PlatformAdapter
+from gateway.activity import ActivityLog
+from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext, Page
 from gateway.conflicts import ConflictService
-from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
-from gateway.errors import MappingError, StoreAuthError, StoreError
-from gateway.integrations import CallCounter, IntegrationService, health_doc
+from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus
+from gateway.errors import LeaseLost, RunCancelled, StoreAuthError, StoreError
+from gateway.events import EventPublisher, ProductChanged, run_event
+from gateway.healthwatch import HealthWatch
+from gateway.integration_store import Integration
+from gateway.integrations import IntegrationService
+from gateway.lifecycle import LifecycleService
 from gateway.logs import bind_context
-from gateway.model import Product, hash_document
-from gateway.products import Outcome, product_id
-from gateway.products import older as _older
-from gateway.storage.mongo import Doc
-from gateway.syncs import progress_message
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
+from gateway.mapping import map_one, prefetch
+from gateway.model import Product
+from gateway.plugins import PluginRegistry
+from gateway.products import ProductStore
+from gateway.runs import STARTING, Checkpoint, Run, RunCounts, RunLease, RunStore, SyncError
+from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SEEN_TTL_SECONDS = 2 * 86_400
 PRODUCT_EVENTS_PER_PAGE = 50
 #: Pages fetched ahead while the current one is written: the store and MongoDB work in parallel,
 #: and memory stays bounded (at most this many pages beyond the one being written).
 PREFETCH_PAGES = 2
+#: How often a run saves its progress (and renews its lease) while one page takes long.
+HEARTBEAT_SECONDS = 1.0
 
+#: Work a job hands to the engine, done under the run's lease before the store is read (e.g.
+#: applying the webhook deliveries a manual-mode integration kept waiting for Sync Now).
+RunStep = Callable[[Run], Awaitable[None]]
 
-async def prefetch(pages: AsyncIterator[Page], ahead: int) -> AsyncIterator[Page]:
-    """Yield from `pages` while a background task reads up to `ahead` pages in advance."""
-    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=ahead)
-
-    async def produce() -> None:
-        try:
-            async for page in pages:
-                await queue.put(page)
-            await queue.put(None)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            await queue.put(exc)
-        finally:
-            closer = getattr(pages, "aclose", None)
-            if closer is not None:
-                with contextlib.suppress(BaseException):
-                    await closer()
-
-    producer = asyncio.get_running_loop().create_task(produce())
-    try:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        producer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await producer
-
-
-class Cancelled(Exception):
-    pass
-
-
-class LeaseLost(Exception):
-    pass
-
-
-@dataclass
-class PageResult:
-    counts: dict[str, int] = field(default_factory=dict)
-    errors: list[Doc] = field(default_factory=list)
-    max_updated: datetime | None = None
-    changed_ids: list[str] = field(default_factory=list)
-
-    def add(self, key: str, n: int = 1) -> None:
-        self.counts[key] = self.counts.get(key, 0) + n
-
-
-def sync_error(external_id: str | None, code: str, message: str) -> Doc:
-    return {"external_id": external_id, "code": code, "message": message[:500]}
-
-
-def native_id(native: Mapping[str, Any]) -> str | None:
-    value = native.get("id") if isinstance(native, Mapping) else None
-    return None if value is None else str(value)
-
-
-def map_one(gw: Gateway, adapter: PlatformAdapter, native: Mapping[str, Any], context: MappingContext) -> Product | Doc:
-    """Map and enrich one native product; a SyncError document when it cannot be mapped."""
-    try:
-        product = adapter.map_product(native, context)
-        result: Product = gw.registry.process_product(adapter.info.id, native, product)
-        return result
-    except MappingError as exc:
-        return sync_error(exc.external_id or native_id(native), exc.code, exc.message)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return sync_error(native_id(native), "INVALID_PRODUCT", f"{where}: {first.get('msg')}")
-    except Exception as exc:  # noqa: BLE001 - one bad product never fails a run
-        log.warning("mapper crashed on a product", exc_info=True)
-        return sync_error(native_id(native), "MAPPING_FAILED", f"{type(exc).__name__}: {exc}")
+REMOVALS_SKIPPED = SyncError(
+    None,
+    "REMOVALS_SKIPPED",
+    "Products missing from the store were not marked removed: this run has no record of every page it read "
+    "(it was begun by an earlier release, or its records were lost). The next full sync marks them.",
+)
 
 
 class SyncEngine:
     """Runs one sync run to its end (or to a lost lease / cancellation)."""
 
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.integrations = IntegrationService(gw)
-        self.conflicts = ConflictService(gw)
+    def __init__(
+        self,
+        *,
+        runs: RunStore,
+        products: ProductStore,
+        integrations: IntegrationService,
+        lifecycle: LifecycleService,
+        conflicts: ConflictService,
+        activity: ActivityLog,
+        publisher: EventPublisher,
+        health: HealthWatch,
+        registry: PluginRegistry,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        worker_id: str,
+    ) -> None:
+        self.runs = runs
+        self.products = products
+        self.integrations = integrations
+        self.lifecycle = lifecycle
+        self.conflicts = conflicts
+        self.activity = activity
+        self.publisher = publisher
+        self.health = health
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.worker_id = worker_id
+        #: A run whose worker stops renewing its lease is taken over after this.
+        self.lease_seconds = settings.run_lease_seconds
 
-    async def run(self, run_id: str) -> Doc | None:
-        gw = self.gw
-        run = await gw.runs.acquire_lease(run_id, gw.worker_id, gw.lease_seconds)
-        if run is None:
+    async def run(self, run_id: str, before: Sequence[RunStep] = ()) -> Run | None:
+        """Execute the run; `before` are steps done under its lease before the store is read."""
+        lease = await RunLease.acquire(self.runs, run_id, self.worker_id, self.lease_seconds)
+        if lease is None:
             return None  # finished, cancelled, or another worker holds it
-        integration = await self.integrations.get_any(run["integration_id"])
+        integration = await self.integrations.get_any(lease.run.integration_id)
         if integration is None:
-            return await gw.runs.finish(run_id, RunStatus.FAILED, "The integration was disconnected")
-        execution = _Execution(self, run, integration)
-        with bind_context(run_id=run_id, integration_id=integration["_id"]):
-            return await execution.execute()
+            return await self.runs.finish(run_id, RunStatus.FAILED, "The integration was disconnected")
+        with bind_context(run_id=run_id, integration_id=integration.id):
+            return await _Execution(self, lease, integration, before).execute()
+
+    async def started(self, run: Run) -> None:
+        """A worker took the run: the activity log (first attempt only), RUN_STARTED, the light."""
+        if run.attempts <= 1:
+            await self.activity.record(
+                run.account_id,
+                ActivityKind.SYNC_STARTED,
+                "Sync started",
+                integration_id=run.integration_id,
+                run_id=run.id,
+            )
+        await self.publish_run(EventKind.RUN_STARTED, run)
+        await self.health.refresh(run.integration_id)  # queued -> running
+
+    async def ended(self, run: Run, integration: Integration, max_updated: datetime | None) -> None:
+        """The run ended: its integration, the activity log, RUN_FINISHED, the light, its seen records."""
+        metrics.RUNS.labels(status=run.status.value).inc()
+        await self.integrations.record_run_end(integration, run, max_updated)
+        kind, text = activity_of(run)
+        await self.activity.record(run.account_id, kind, text, integration_id=run.integration_id, run_id=run.id)
+        await self.publish_run(EventKind.RUN_FINISHED, run)
+        await self.health.refresh(run.integration_id)
+        await self.runs.forget_seen(run.id)
+        log.info("sync run finished", extra={"run_id": run.id, "status": run.status.value, **run.counts.as_dict()})
+
+    async def lost(self, run: Run) -> None:
+        """The run's lease was lost: another worker has it, or the integration was disconnected."""
+        if await self.integrations.get_any(run.integration_id) is None:
+            # Disconnected mid-run: the page written after the disconnect must not linger.
+            await self.products.delete_integration(run.integration_id)
+        else:
+            log.warning("lost the lease of run %s: another worker took it over", run.id)
+
+    async def publish_run(self, kind: EventKind, run: Run) -> None:
+        await self.publisher.publish(run_event(kind, run, self.clock()))
+
+    async def publish_products(self, run: Run, product_ids: Sequence[str]) -> None:
+        for pid in product_ids:
+            await self.publisher.publish(
+                ProductChanged(
+                    account_id=run.account_id,
+                    integration_id=run.integration_id,
+                    at=self.clock(),
+                    product_id=pid,
+                    run_id=run.id,
+                )
+            )
+
+
+def fetch_request(run: Run, integration: Integration, cursor: str | None, overlap: timedelta) -> FetchRequest:
+    """What a run asks the store for: its products by id, the changes since the cursor, or everything."""
+    if run.kind is RunKind.PRODUCTS:
+        return FetchRequest(mode=FetchMode.IDS, ids=run.product_ids, cursor=cursor)
+    if run.kind is RunKind.INCREMENTAL:
+        since = integration.sync_cursor
+        return FetchRequest(mode=FetchMode.SINCE, since=since - overlap if since else None, cursor=cursor)
+    return FetchRequest(mode=FetchMode.FULL, cursor=cursor)
+
+
+def activity_of(run: Run) -> tuple[ActivityKind, str]:
+    """The activity-log entry of a finished run, in the merchant's words."""
+    c = run.counts
+    return {
+        RunStatus.SUCCEEDED: (
+            ActivityKind.SYNC_SUCCEEDED,
+            f"Sync finished: {c.added} added, {c.updated} updated, {c.unchanged} unchanged, "
+            f"{c.removed} removed, {c.failed} failed",
+        ),
+        RunStatus.FAILED: (ActivityKind.SYNC_FAILED, f"Sync failed: {run.failure}"),
+        RunStatus.CANCELLED: (ActivityKind.SYNC_CANCELLED, "Sync cancelled; products saved so far are kept"),
+    }[run.status]
 
 
 class _Execution:
-    def __init__(self, engine: SyncEngine, run: Doc, integration: Doc) -> None:
-        self.engine = engine
-        self.gw = engine.gw
-        self.run = run
-        self.run_id: str = run["_id"]
-        self.integration = integration
-        self.account_id: str = integration["account_id"]
-        self.integration_id: str = integration["_id"]
-        self.adapter = self.gw.registry.adapter(integration["platform"])
-        self.counter = CallCounter(self.integration_id)
-        self.kind = RunKind(run["kind"])
-        progress = run.get("progress") or {}
-        self.processed: int = progress.get("processed", 0)
-        self.total: int | None = progress.get("total")
-        self.seq: int = progress.get("seq", 0)
-        self.message = "Starting"
-        self.lock = asyncio.Lock()
-        checkpoint = run.get("checkpoint") or {}
-        self.max_updated: datetime | None = checkpoint.get("max_updated")
-        self.nothing_stored = False
+    """One attempt at one run: walks the store's pages under the run's lease, then ends the run."""
 
-    # ---- progress -------------------------------------------------------------------------------
+    def __init__(self, engine: SyncEngine, lease: RunLease, integration: Integration, before: Sequence[RunStep]):
+        self.engine = engine
+        self.lease = lease
+        self.integration = integration
+        self.before = before
+        self.adapter = engine.registry.adapter(integration.platform)
+        self.counter = engine.integrations.counter(integration.id)
+        run = lease.run
+        self.processed = run.progress.processed
+        self.total = run.progress.total
+        self.message = STARTING
+        self.checkpoint = run.checkpoint or Checkpoint()
+        self.nothing_stored = False
+        #: Run-level entries for the summary's errors, added when the run ends (once, whatever the attempt).
+        self.notes: list[SyncError] = []
+
+    @property
+    def run(self) -> Run:
+        return self.lease.run
+
     async def save(
-        self, *, extra: Doc | None = None, inc: dict[str, int] | None = None, errors: list[Doc] | None = None
-    ) -> Doc:
-        async with self.lock:
-            self.seq += 1
-            progress = {
-                "processed": self.processed,
-                "total": self.total,
-                "message": self.message,
-                "seq": self.seq,
-            }
-            doc = await self.gw.runs.save_progress(
-                self.run_id, self.gw.worker_id, self.gw.lease_seconds, progress, extra, inc, errors
-            )
-            if doc is None:
-                raise LeaseLost()
-            await self.gw.publisher.run_progress(self.run_id, progress_message(doc))
-            await self.gw.publisher.account_event(
-                self.account_id,
-                {
-                    "kind": EventKind.RUN_PROGRESS.value,
-                    "integration_id": self.integration_id,
-                    "at": self.gw.now(),
-                    "run": doc,
-                },
-            )
-            self.run = doc
-            return doc
+        self,
+        *,
+        checkpoint: Checkpoint | None = None,
+        add: RunCounts | None = None,
+        set_counts: dict[str, int] | None = None,
+        errors: Sequence[SyncError] = (),
+    ) -> Run:
+        processed = self.processed if checkpoint is not None else None  # it moves with a checkpoint only
+        run = await self.lease.save(
+            self.total,
+            self.message,
+            processed=processed,
+            checkpoint=checkpoint,
+            add=add,
+            set_counts=set_counts,
+            errors=errors,
+        )
+        await self.engine.publish_run(EventKind.RUN_PROGRESS, run)
+        return run
 
     async def heartbeat(self) -> None:
         """Progress at least once a second, even while one page takes long; renews the lease."""
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
                 await self.save()
             except LeaseLost:
                 return
 
-    # ---- the run --------------------------------------------------------------------------------
-    async def execute(self) -> Doc | None:
-        gw = self.gw
-        first_attempt = self.run.get("attempts", 1) <= 1
-        if first_attempt:
-            await gw.activity.record(
-                self.account_id,
-                ActivityKind.SYNC_STARTED,
-                "Sync started",
-                integration_id=self.integration_id,
-                run_id=self.run_id,
-            )
-        await self.save()
-        await gw.publisher.account_event(
-            self.account_id,
-            {
-                "kind": EventKind.RUN_STARTED.value,
-                "integration_id": self.integration_id,
-                "at": gw.now(),
-                "run": self.run,
-            },
-        )
-        conn = self.engine.integrations.connection(self.integration, self.counter)
+    async def execute(self) -> Run | None:
+        engine = self.engine
+        await engine.started(await self.save())
+        conn = engine.integrations.connection(self.integration, self.counter)
         beat = asyncio.get_running_loop().create_task(self.heartbeat())
         try:
-            if self.run.get("trigger") == Trigger.MANUAL.value:
-                # Sync Now applies the changes that manual mode kept waiting.
-                from gateway.webhooks import WebhookService
-
-                await WebhookService(gw).apply_pending(self.integration_id, self.run_id)
+            for step in self.before:
+                await step(self.run)
             await self.walk(conn)
-            status, message, failure = RunStatus.SUCCEEDED, self.done_message(), None
-        except Cancelled:
+            status, message, failure = RunStatus.SUCCEEDED, f"Done: {self.processed} products checked", None
+        except RunCancelled:
             status, message, failure = RunStatus.CANCELLED, "Cancelled: products saved so far are kept", None
         except LeaseLost:
-            if await gw.db.integrations.count_documents({"_id": self.integration_id}) == 0:
-                # Disconnected mid-run: the page written after the disconnect must not linger.
-                await gw.db.products.delete_many({"integration_id": self.integration_id})
-            else:
-                log.warning("lost the lease of run %s: another worker took it over", self.run_id)
+            await engine.lost(self.run)
             return None
         except StoreAuthError as exc:
             status, message, failure = RunStatus.FAILED, "The store refused Alana's credentials", exc.message
-            from gateway.lifecycle import LifecycleService
-
-            await LifecycleService(gw).credentials_rejected(self.integration, exc.message)
+            await engine.lifecycle.credentials_rejected(self.integration, exc.message)
         except StoreError as exc:
             status, message, failure = RunStatus.FAILED, "The store could not be read", exc.message
         except Exception as exc:  # noqa: BLE001 - record the failure, never leave a run RUNNING
-            log.exception("sync run %s crashed", self.run_id)
-            status, message, failure = (
-                RunStatus.FAILED,
-                "Internal error",
-                f"internal error ({type(exc).__name__})",
-            )
+            log.exception("sync run %s crashed", self.run.id)
+            status, message, failure = RunStatus.FAILED, "Internal error", f"internal error ({type(exc).__name__})"
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             await conn.close()
-            await self.counter.flush(gw)
+            await self.counter.flush()
         return await self.finish(status, message, failure)
 
-    def done_message(self) -> str:
-        return f"Done: {self.processed} products checked"
-
     async def walk(self, conn: Connection) -> None:
-        checkpoint = self.run.get("checkpoint") or {}
-        request = self.fetch_request(checkpoint.get("cursor"))
-        if not checkpoint and self.kind is RunKind.FULL:
-            # An integration's first load: nothing is stored yet, so no page needs to read what is. A
-            # product that appears meanwhile (a webhook) makes its insert collide and is decided again.
-            self.nothing_stored = (
-                await self.gw.db.products.find_one({"integration_id": self.integration_id}, {"_id": 1}) is None
-            )
+        run = self.run
+        overlap = timedelta(seconds=self.engine.settings.incremental_overlap_seconds)
+        request = fetch_request(run, self.integration, self.checkpoint.cursor, overlap)
+        if run.checkpoint is None and run.kind is RunKind.FULL:
+            # An integration's first load: nothing is stored yet, so no page needs to read what is.
+            self.nothing_stored = not await self.engine.products.any_stored(self.integration.id)
         context = await self.adapter.mapping_context(conn)
         if self.total is None and request.cursor is None:
             with contextlib.suppress(StoreError):
                 self.total = await self.adapter.count_products(conn, request)
         # A retry after the last page was checkpointed goes straight to the end-of-run work.
-        if not checkpoint.get("complete"):
+        if not self.checkpoint.complete:
             self.message = "Reading products from the store"
             async for page in prefetch(self.adapter.fetch_products(conn, request), PREFETCH_PAGES):
                 await self.process_page(page, context)
-        if self.kind is RunKind.FULL:
-            await self.detect_removed()
-
-    def fetch_request(self, cursor: str | None) -> FetchRequest:
-        if self.kind is RunKind.PRODUCTS:
-            return FetchRequest(mode=FetchMode.IDS, ids=tuple(self.run.get("product_ids", [])), cursor=cursor)
-        if self.kind is RunKind.INCREMENTAL:
-            since = self.integration.get("sync_cursor")
-            overlap = timedelta(seconds=self.gw.settings.incremental_overlap_seconds)
-            return FetchRequest(mode=FetchMode.SINCE, since=since - overlap if since else None, cursor=cursor)
-        return FetchRequest(mode=FetchMode.FULL, cursor=cursor)
+        if run.kind is RunKind.FULL:
+            await self.remove_unseen()
 
     async def process_page(self, page: Page, context: MappingContext) -> None:
-        gw = self.gw
+        engine, run, integration = self.engine, self.run, self.integration
         if page.total is not None:
             self.total = page.total
-        result = PageResult()
         mapped: dict[str, Product] = {}
+        errors: list[SyncError] = []
         for native in page.items:
-            outcome = map_one(gw, self.adapter, native, context)
+            outcome = map_one(engine.registry, self.adapter, native, context)
             if isinstance(outcome, Product):
                 mapped[outcome.external_id] = outcome  # a duplicate id in one page: the last one wins
             else:
-                result.errors.append(outcome)
-                result.add("failed")
-        await self.write(mapped, result)
-        if page.missing_ids and self.kind is RunKind.PRODUCTS:
-            removed = await gw.products.mark_removed(self.integration_id, page.missing_ids, self.run_id)
-            result.add("removed", removed)
-        if self.kind is RunKind.FULL and (mapped or result.errors):
-            seen = list(mapped) + [e["external_id"] for e in result.errors if e.get("external_id")]
-            key = f"gw:seen:{self.run_id}"
-            await gw.redis.sadd(key, *seen)  # type: ignore[misc]
-            await gw.redis.expire(key, SEEN_TTL_SECONDS)
-        self.processed += len(page.items)
-        total = f" of {self.total}" if self.total else ""
-        self.message = f"Checked {self.processed}{total} products"
-        await self.counter.flush(gw)
-        doc = await self.save(
-            extra={
-                "checkpoint": {
-                    "cursor": page.cursor,
-                    "max_updated": self.max_updated,
-                    "complete": page.cursor is None,
-                }
-            },
-            inc=result.counts,
-            errors=result.errors,
+                errors.append(outcome)
+        write = await engine.products.write_page(
+            integration.account_id,
+            integration.id,
+            run.id,
+            mapped,
+            nothing_stored=self.nothing_stored,
         )
+        if run.kind is RunKind.FULL:  # kept with the run before its checkpoint: removals survive anything
+            seen = [*mapped, *(e.external_id for e in errors if e.external_id)]
+            await engine.runs.record_seen(run.id, integration.id, self.checkpoint.cursor, seen, len(page.items))
+        for pid, found in write.conflicts:
+            await engine.conflicts.record(integration.account_id, integration.id, pid, found, run.id)
+        counts = write.counts + RunCounts(failed=len(errors))
+        if page.missing_ids and run.kind is RunKind.PRODUCTS:
+            counts += RunCounts(removed=await engine.products.mark_removed(integration.id, page.missing_ids, run.id))
+        newest = self.checkpoint.max_updated
+        if write.max_updated is not None and (newest is None or write.max_updated > newest):
+            newest = write.max_updated
+        await self.counter.flush()
+        self.processed += len(page.items)
+        self.message = f"Checked {self.processed}{f' of {self.total}' if self.total else ''} products"
+        self.checkpoint = Checkpoint(page.cursor, newest, page.cursor is None)
+        saved = await self.save(checkpoint=self.checkpoint, add=counts, errors=errors)
         # Small pages of changes (incremental and product runs) announce each product; a full
         # catalog load announces itself through RUN_PROGRESS instead of thousands of events.
-        if len(result.changed_ids) <= PRODUCT_EVENTS_PER_PAGE:
-            for pid in result.changed_ids:
-                await gw.publisher.account_event(
-                    self.account_id,
-                    {
-                        "kind": EventKind.PRODUCT_CHANGED.value,
-                        "integration_id": self.integration_id,
-                        "at": gw.now(),
-                        "product_id": pid,
-                        "run_id": self.run_id,
-                    },
-                )
-        if doc.get("cancel_requested"):
-            raise Cancelled()
+        if len(write.changed_ids) <= PRODUCT_EVENTS_PER_PAGE:
+            await engine.publish_products(saved, write.changed_ids)
+        if saved.cancel_requested:
+            raise RunCancelled()
 
-    async def write(self, mapped: dict[str, Product], result: PageResult) -> None:
-        gw = self.gw
-        if not mapped:
-            return
-        existing = {} if self.nothing_stored else await gw.products.existing(self.integration_id, list(mapped))
-        inserts: list[Doc] = []
-        updates: list[UpdateOne] = []
-        guarded: dict[str, str] = {}
-        slow: list[tuple[Product, str]] = []
-        for external_id, product in mapped.items():
-            store = product.to_document()  # dumped once: hashed and stored as is
-            content_hash = hash_document(store)
-            if self.max_updated is None or product.store_updated_at > self.max_updated:
-                self.max_updated = product.store_updated_at
-            old = existing.get(external_id)
-            decision = self.classify(product, content_hash, old)
-            if decision == "insert":
-                inserts.append(
-                    gw.products.new_document(
-                        self.account_id, self.integration_id, product, content_hash, self.run_id, store
-                    )
-                )
-                result.add("added")
-                result.changed_ids.append(product_id(self.integration_id, external_id))
-            elif decision == "update":
-                assert old is not None
-                updates.append(
-                    gw.products.update_op(
-                        self.integration_id, product, content_hash, old.get("version", 0), self.run_id, store
-                    )
-                )
-                guarded[external_id] = content_hash
-                result.add("added" if old.get("removed") else "updated")
-                result.changed_ids.append(product_id(self.integration_id, external_id))
-            elif decision == "slow":
-                slow.append((product, content_hash))
-            else:
-                result.add(decision)
-        matched, collided = await gw.products.bulk(inserts, updates)
-        for doc in inserts:
-            if doc["_id"] in collided:
-                # Someone (a webhook) inserted it between our read and our write: decide again.
-                result.add("added", -1)
-                slow.append((mapped[doc["external_id"]], doc["hash"]))
-        if matched < len(updates):
-            # A concurrent write (an Alana edit, a webhook) moved some versions: redo those one by one.
-            now = await gw.products.existing(self.integration_id, list(guarded))
-            for external_id, content_hash in guarded.items():
-                if now.get(external_id, {}).get("hash") != content_hash:
-                    slow.append((mapped[external_id], content_hash))
-        await self.write_slowly(slow, guarded, result)
-
-    def classify(self, product: Product, content_hash: str, old: Doc | None) -> str:
-        """insert / update / slow (overlays: conflict checks) or the counter an unwritten product adds to."""
-        if old is None:
-            return "insert"
-        if _older(product.store_updated_at, old.get("store_updated_at")):
-            return "unchanged"  # a newer version already arrived (a webhook overtook this run): keep it
-        if old.get("hash") == content_hash and not old.get("removed"):
-            # Written by an earlier attempt of this same run: count it as that attempt did.
-            if old.get("created_run") == self.run_id:
-                return "added"
-            return "updated" if old.get("updated_run") == self.run_id else "unchanged"
-        if any(o.get("active") for o in old.get("overlays", [])):
-            return "slow"
-        return "update"
-
-    async def write_slowly(self, slow: list[tuple[Product, str]], guarded: dict[str, str], result: PageResult) -> None:
-        """Version-guarded writes one by one, with three-way conflict detection on Alana's overlays."""
-        for product, content_hash in slow:
-            outcome = await self.gw.products.write_one(
-                self.account_id, self.integration_id, product, content_hash, self.run_id, skip_older=True
-            )
-            if outcome.outcome in (Outcome.UNCHANGED, Outcome.STALE):
-                result.add("unchanged")
-            elif product.external_id not in guarded:
-                result.add("added" if outcome.outcome is Outcome.ADDED else "updated")
-                result.changed_ids.append(outcome.product_id)
-            for found in outcome.conflicts:
-                await self.engine.conflicts.record(
-                    self.account_id, self.integration_id, outcome.product_id, found, self.run_id
-                )
-                result.add("conflicts")
-
-    async def detect_removed(self) -> None:
+    async def remove_unseen(self) -> None:
         """A full run saw every product the store has: the rest are gone (marked, not deleted)."""
-        key = f"gw:seen:{self.run_id}"
-        removed = 0
-        async for batch in self.gw.products.active_external_ids(self.integration_id):
-            flags = await self.gw.redis.smismember(key, batch)  # type: ignore[misc]
-            gone = [external_id for external_id, seen in zip(batch, flags, strict=True) if not seen]
-            removed += await self.gw.products.mark_removed(self.integration_id, gone, self.run_id)
-        if removed:
-            await self.save(inc={"removed": removed})
-        await self.gw.redis.delete(key)
+        seen = await self.engine.runs.seen(self.run.id)
+        if seen.items != self.run.progress.processed:
+            # Some page's record is missing (a run begun by a release that kept it in Redis only):
+            # removing now could remove live products. Say so; the next full run finishes the job.
+            self.notes.append(REMOVALS_SKIPPED)
+            return
+        started = self.run.started_at
+        assert started is not None  # set when the lease was first taken
+        removed = await self.engine.products.sweep_unseen(
+            self.integration.id, self.run.id, started, seen.ids, retried=self.run.attempts > 1
+        )
+        # Set, not added: a retry that sweeps again counts the same products once.
+        await self.save(set_counts={"removed": removed})
 
-    async def finish(self, status: RunStatus, message: str, failure: str | None) -> Doc | None:
-        gw = self.gw
-        extra: Doc = {"failure": failure} if failure else {}
-        run = await gw.runs.finish(self.run_id, status, message, extra)
+    async def finish(self, status: RunStatus, message: str, failure: str | None) -> Run | None:
+        engine = self.engine
+        notes = self.notes if status is RunStatus.SUCCEEDED else []
+        run = await engine.runs.finish(self.run.id, status, message, failure, notes)
         if run is None:
             return None
-        metrics.RUNS.labels(status=status.value).inc()
-        now = gw.now()
-        if status is RunStatus.SUCCEEDED:
-            update: Doc = {"last_sync_at": now, "credentials_rejected": False}
-            if self.kind is RunKind.FULL:
-                update["last_full_sync_at"] = now
-            cursor = self.integration.get("sync_cursor")
-            if self.max_updated is not None and self.kind is not RunKind.PRODUCTS:
-                update["sync_cursor"] = max(cursor, self.max_updated) if cursor else self.max_updated
-            if run.get("trigger") == Trigger.MANUAL.value:
-                update["pending_changes"] = 0
-            if run.get("trigger") == Trigger.SCHEDULED.value and self.kind is RunKind.INCREMENTAL:
-                # With webhooks working, the store's changes are already applied when the scheduled
-                # run looks: changes it still finds are changes the webhooks missed.
-                counts = run.get("counts", {})
-                registered = self.integration.get("webhooks", {}).get("state") == "REGISTERED"
-                update["webhooks.silent"] = registered and counts.get("added", 0) + counts.get("updated", 0) > 0
-            await gw.db.integrations.update_one({"_id": self.integration_id}, {"$set": update})
-        counts = run.get("counts", {})
-        kind = {
-            RunStatus.SUCCEEDED: ActivityKind.SYNC_SUCCEEDED,
-            RunStatus.FAILED: ActivityKind.SYNC_FAILED,
-            RunStatus.CANCELLED: ActivityKind.SYNC_CANCELLED,
-        }[status]
-        text = {
-            RunStatus.SUCCEEDED: "Sync finished: {added} added, {updated} updated, {unchanged} unchanged, "
-            "{removed} removed, {failed} failed".format(
-                **{**dict.fromkeys(("added", "updated", "unchanged", "removed", "failed"), 0), **counts}
-            ),
-            RunStatus.FAILED: f"Sync failed: {failure}",
-            RunStatus.CANCELLED: "Sync cancelled; products saved so far are kept",
-        }[status]
-        await gw.activity.record(self.account_id, kind, text, integration_id=self.integration_id, run_id=self.run_id)
-        await gw.publisher.run_progress(self.run_id, progress_message(run))
-        await gw.publisher.account_event(
-            self.account_id,
-            {
-                "kind": EventKind.RUN_FINISHED.value,
-                "integration_id": self.integration_id,
-                "at": now,
-                "run": run,
-            },
-        )
-        integration = await self.engine.integrations.get_any(self.integration_id)
-        if integration is not None:
-            health = await self.engine.integrations.health(integration)
-            await gw.publisher.account_event(
-                self.account_id,
-                {
-                    "kind": EventKind.HEALTH_CHANGED.value,
-                    "integration_id": self.integration_id,
-                    "at": now,
-                    "health": health_doc(health),
-                },
-            )
-        log.info("sync run finished", extra={"run_id": self.run_id, "status": status.value, **counts})
+        await engine.ended(run, self.integration, self.checkpoint.max_updated)
         return run

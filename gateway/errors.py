@@ -1,27 +1,29 @@
 """Every error the gateway raises on purpose, in one tree.
 
-    GatewayError                      code            meaning
-    ├── BadInput                      BAD_USER_INPUT  the caller sent something invalid (names the field)
-    │   └── ConnectRefused            BAD_USER_INPUT  an install-flow step failed; `failure` names which (FlowFailure)
-    ├── NotFound                      NOT_FOUND       absent, or another account's (never says which)
-    ├── Unauthenticated               UNAUTHENTICATED missing, expired or forged token
-    ├── Forbidden                     FORBIDDEN
-    ├── Conflict                      CONFLICT        the state does not allow it (e.g. run already ended)
-    ├── RateLimited                   RATE_LIMITED    the caller spent its query-cost budget; retry later
-    ├── Unavailable                   UNAVAILABLE     a dependency (MongoDB, Redis) is down
-    ├── PluginError                   INTERNAL        a plugin could not be loaded or misbehaved
-    └── StoreError                    UNAVAILABLE     talking to a store failed
-        ├── StoreAuthError            BAD_USER_INPUT  the store refused the credentials
-        │   └── CredentialsRejected   BAD_USER_INPUT  the platform will not renew them (invalid_grant): reconnect
-        ├── StoreRateLimited          RATE_LIMITED    retries exhausted while throttled
-        ├── StoreHTTPError            UNAVAILABLE     an unexpected HTTP status (after retries)
-        ├── StoreUnreachable          UNAVAILABLE     connection refused, DNS, timeouts (after retries)
-        ├── StorePayloadError         UNAVAILABLE     the store answered with something unparseable
-        └── StoreRequestRefused       UNAVAILABLE     the outbound guard refused the request (private
-                                                      address, a host or redirect the plugin did not allow)
-
-`MappingError` is separate: it is a per-product failure that becomes a SyncError in the run summary,
-never a failed run.
+GatewayError                      code            meaning
+├── BadInput                      BAD_USER_INPUT  the caller sent something invalid (names the field)
+│   └── ConnectRefused            BAD_USER_INPUT  an install-flow step failed; `failure` names which (FlowFailure)
+├── NotFound                      NOT_FOUND       absent, or another account's (never says which)
+├── Unauthenticated               UNAUTHENTICATED missing, expired or forged token
+├── Conflict                      CONFLICT        the state does not allow it (e.g. run already ended)
+├── RateLimited                   RATE_LIMITED    the caller spent its query-cost budget; retry later
+├── Unavailable                   UNAVAILABLE     a dependency (MongoDB, Redis) is down
+├── MappingError                  (per product)   one product could not be mapped: a SyncError in the
+│                                                 run summary, never a failed run; `code` is the
+│                                                 SyncError's (MAPPING_FAILED, BAD_PRICE, ...)
+├── RunInterrupted                CONFLICT        a worker stops working on a run (never shown to a caller)
+│   ├── RunCancelled              CONFLICT        the merchant cancelled it (stops at a page boundary)
+│   └── LeaseLost                 CONFLICT        another worker took the run over, or it was deleted
+└── StoreError                    UNAVAILABLE     talking to a store failed
+    ├── StoreAuthError            BAD_USER_INPUT  the store refused the credentials
+    │   └── CredentialsRejected   BAD_USER_INPUT  the platform will not renew them (invalid_grant): reconnect
+    ├── StoreRateLimited          RATE_LIMITED    retries exhausted while throttled
+    ├── StoreHTTPError            UNAVAILABLE     an unexpected HTTP status (after retries)
+    ├── StoreUnreachable          UNAVAILABLE     connection refused, DNS, timeouts (after retries)
+    ├── StorePayloadError         UNAVAILABLE     the store answered with something unparseable
+    ├── StoreRequestRefused       UNAVAILABLE     the outbound guard refused the request (private
+    │                                             address, a host or redirect the plugin did not allow)
+    └── (plugins' own, e.g. alana_shopify.bulk.BulkUnavailable: no bulk result, read paginated)
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class ErrorCode(StrEnum):
 class GatewayError(Exception):
     """Base of every deliberate gateway error; `code` becomes GraphQL `extensions.code`."""
 
-    code: ErrorCode = ErrorCode.INTERNAL
+    #: An ErrorCode for every error a caller can see; MappingError carries its SyncError code here.
+    code: str = ErrorCode.INTERNAL
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -53,7 +56,7 @@ class GatewayError(Exception):
     @property
     def extensions(self) -> dict[str, str]:
         """GraphQL error extensions (graphql-core copies them from the original error)."""
-        found = {"code": self.code.value}
+        found = {"code": str(self.code)}
         if self.field:
             found["field"] = self.field
         return found
@@ -83,10 +86,6 @@ class Unauthenticated(GatewayError):
     code = ErrorCode.UNAUTHENTICATED
 
 
-class Forbidden(GatewayError):
-    code = ErrorCode.FORBIDDEN
-
-
 class Conflict(GatewayError):
     code = ErrorCode.CONFLICT
 
@@ -97,10 +96,6 @@ class RateLimited(GatewayError):
 
 class Unavailable(GatewayError):
     code = ErrorCode.UNAVAILABLE
-
-
-class PluginError(GatewayError):
-    code = ErrorCode.INTERNAL
 
 
 class StoreError(GatewayError):
@@ -142,11 +137,27 @@ class StoreRequestRefused(StoreError):
     """Never retried: asking again would reach the same refused address or host."""
 
 
-class MappingError(Exception):
-    """One product could not be mapped; the run records it and goes on."""
+class MappingError(GatewayError):
+    """One product could not be mapped; the run records it (`code`, `external_id`) and goes on."""
 
-    def __init__(self, message: str, *, external_id: str | None = None, code: str = "MAPPING_FAILED"):
+    def __init__(self, message: str, *, external_id: str | None = None, code: str = "MAPPING_FAILED") -> None:
         super().__init__(message)
-        self.message = message
         self.external_id = external_id
         self.code = code
+
+
+class RunInterrupted(GatewayError):
+    """The worker must stop working on this run now; what it saved so far stays."""
+
+    code = ErrorCode.CONFLICT
+
+    def __init__(self, message: str = "the run was interrupted") -> None:
+        super().__init__(message)
+
+
+class RunCancelled(RunInterrupted):
+    """Cancel was requested: the run ends CANCELLED at the page boundary where this is raised."""
+
+
+class LeaseLost(RunInterrupted):
+    """The run's lease was taken by another worker (or the run is gone): stop without finishing it."""

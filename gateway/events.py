@@ -1,46 +1,151 @@
-"""The live event stream from workers to every API process, over Redis pub/sub.
+"""Live events: one small class per kind of event, and their stream over Redis pub/sub.
+
+Every event is about one integration of one account. A service builds the event and calls
+`publish(event)`; the publisher puts it on the account's channel, and a run's progress on the run's
+own channel too; the API maps events to GraphQL in one place (gateway.api.types.IntegrationEvent).
+
+    Event                  kind               carries
+    ├── RunQueued          RUN_QUEUED         run (QUEUED, "Waiting to start")
+    ├── RunStarted         RUN_STARTED        run (RUNNING)
+    ├── RunProgressed      RUN_PROGRESS       run (its progress and counters so far)   + run channel
+    ├── RunFinished        RUN_FINISHED       run (its summary)                        + run channel
+    ├── HealthChanged      HEALTH_CHANGED     health: once per transition (gateway.healthwatch)
+    ├── ConflictDetected   CONFLICT           conflict
+    ├── ProductChanged     PRODUCT_CHANGED    product_id (and the run that wrote it)
+    └── ConnectFinished    CONNECT_FINISHED   attempt: a connect attempt ended (CONNECTED, FAILED, EXPIRED);
+                                              integration_id is "" when it connected nothing
 
 Pub/sub keeps nothing, so subscribers that join late read the current state from MongoDB first (the
 run document holds its latest progress) and then take only newer events (`seq`). Each API process
-holds one Redis subscription and fans messages out to its local subscribers' queues.
-
-Channels:  gw:events:{account_id}   integration events of one account (never another's)
-           gw:run:{run_id}          progress of one run
+holds one Redis subscription and fans events out to its local subscribers' queues. Channels are
+named in gateway.constants.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
 
-from bson import json_util
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from gateway.conflict_store import ConflictRecord
+from gateway.connectstore import AttemptView
+from gateway.constants import account_channel, run_channel
+from gateway.domain import EventKind
+from gateway.health import Health
+from gateway.runs import Run
+
 log = logging.getLogger(__name__)
 
-_JSON_OPTIONS = json_util.JSONOptions(json_mode=json_util.JSONMode.RELAXED, tz_aware=True)
+
+# ---- the events ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to one integration (the shape of datasette's events)."""
+
+    kind: ClassVar[EventKind]
+    account_id: str
+    integration_id: str
+    at: datetime
 
 
-def account_channel(account_id: str) -> str:
-    return f"gw:events:{account_id}"
+@dataclass(frozen=True)
+class RunEvent(Event):
+    run: Run
 
 
-def run_channel(run_id: str) -> str:
-    return f"gw:run:{run_id}"
+@dataclass(frozen=True)
+class RunQueued(RunEvent):
+    kind = EventKind.RUN_QUEUED
 
 
-def encode(message: dict[str, Any]) -> str:
-    return json_util.dumps(message, json_options=_JSON_OPTIONS)
+@dataclass(frozen=True)
+class RunStarted(RunEvent):
+    kind = EventKind.RUN_STARTED
 
 
-def decode(raw: str | bytes) -> dict[str, Any]:
-    result: dict[str, Any] = json_util.loads(raw, json_options=_JSON_OPTIONS)
-    return result
+@dataclass(frozen=True)
+class RunProgressed(RunEvent):
+    kind = EventKind.RUN_PROGRESS
+
+
+@dataclass(frozen=True)
+class RunFinished(RunEvent):
+    kind = EventKind.RUN_FINISHED
+
+
+@dataclass(frozen=True)
+class HealthChanged(Event):
+    kind = EventKind.HEALTH_CHANGED
+    health: Health
+
+
+@dataclass(frozen=True)
+class ConflictDetected(Event):
+    kind = EventKind.CONFLICT
+    conflict: ConflictRecord
+
+
+@dataclass(frozen=True)
+class ProductChanged(Event):
+    kind = EventKind.PRODUCT_CHANGED
+    product_id: str
+    #: The run that wrote it; None for a webhook.
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectFinished(Event):
+    kind = EventKind.CONNECT_FINISHED
+    attempt: AttemptView
+
+
+EVENTS: dict[EventKind, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunQueued,
+        RunStarted,
+        RunProgressed,
+        RunFinished,
+        HealthChanged,
+        ConflictDetected,
+        ProductChanged,
+        ConnectFinished,
+    )
+}
+_ADAPTERS: dict[type[Event], TypeAdapter[Any]] = {cls: TypeAdapter(cls) for cls in EVENTS.values()}
+
+
+def run_event(kind: EventKind, run: Run, at: datetime) -> RunEvent:
+    """The event of `kind` about `run` (one of the four run events)."""
+    cls = EVENTS[kind]
+    assert issubclass(cls, RunEvent)
+    return cls(account_id=run.account_id, integration_id=run.integration_id, at=at, run=run)
+
+
+def encode(event: Event) -> str:
+    data = _ADAPTERS[type(event)].dump_python(event, mode="json")
+    return json.dumps({"kind": event.kind.value, **data}, separators=(",", ":"))
+
+
+def decode(raw: str | bytes) -> Event:
+    """The event `encode` made; ValueError for anything else."""
+    data = json.loads(raw)
+    try:
+        cls = EVENTS[EventKind(data.pop("kind"))]
+        event: Event = _ADAPTERS[cls].validate_python(data)
+    except (KeyError, TypeError, ValidationError) as exc:
+        raise ValueError(f"not an event: {exc}") from exc
+    return event
 
 
 class EventPublisher:
@@ -49,17 +154,17 @@ class EventPublisher:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        try:
-            await self.redis.publish(channel, encode(message))
-        except Exception:  # noqa: BLE001 - live events are best effort; state is in MongoDB
-            log.warning("could not publish an event on %s", channel, exc_info=True)
-
-    async def account_event(self, account_id: str, message: dict[str, Any]) -> None:
-        await self.publish(account_channel(account_id), message)
-
-    async def run_progress(self, run_id: str, message: dict[str, Any]) -> None:
-        await self.publish(run_channel(run_id), message)
+    async def publish(self, event: Event) -> None:
+        """Best effort: the state is in MongoDB, and late subscribers read it there first."""
+        message = encode(event)
+        channels = [account_channel(event.account_id)]
+        if isinstance(event, RunProgressed | RunFinished):
+            channels.append(run_channel(event.run.id))
+        for channel in channels:
+            try:
+                await self.redis.publish(channel, message)
+            except Exception:  # noqa: BLE001 - live events are best effort; state is in MongoDB
+                log.warning("could not publish an event on %s", channel, exc_info=True)
 
 
 class EventHub:
@@ -69,7 +174,7 @@ class EventHub:
         self.redis = redis
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._queues: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
         self._lock = asyncio.Lock()
         self._listeners_changed = asyncio.Condition()
         #: Set while any channel has a listener: an idle process's reader waits on it, not a timer.
@@ -110,9 +215,9 @@ class EventHub:
                 queue.put_nowait(payload)
 
     @contextlib.asynccontextmanager
-    async def listen(self, channel: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-        """A queue receiving every message on `channel` while the context is open."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    async def listen(self, channel: str) -> AsyncIterator[asyncio.Queue[Event]]:
+        """A queue receiving every event on `channel` while the context is open."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
         async with self._lock:
             pubsub = await self._ensure_reader()
             first = not self._queues[channel]

@@ -8,57 +8,56 @@ connect service, token keeper and lifecycle handling.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from gateway.adapter import ConnectMethod, PlatformAdapter
 from gateway.httpclient import HttpClient
 from gateway.installflow import AppEndpoints, FlowConfig, InstallFlow, connect_methods
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
+from gateway.plugins import PluginRegistry
+from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def flow_config(gw: Gateway, platform: str) -> FlowConfig:
-    settings = gw.settings
-    return FlowConfig(
-        app=settings.app_credentials(platform),
-        endpoints=AppEndpoints.for_gateway(settings.public_url, platform),
-        allow_private_urls=settings.allow_private_urls,
-    )
+class Flows:
+    def __init__(self, registry: PluginRegistry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
 
+    def config(self, platform: str) -> FlowConfig:
+        settings = self.settings
+        return FlowConfig(
+            app=settings.app_credentials(platform),
+            endpoints=AppEndpoints.for_gateway(settings.public_url, platform),
+            allow_private_urls=settings.allow_private_urls,
+        )
 
-def install_flow(gw: Gateway, platform: str) -> InstallFlow | None:
-    """The platform's install flow as configured here; None when its plugin has none or its app is not set up."""
-    adapter = gw.registry.adapters.get(platform)
-    if adapter is None or ConnectMethod.INSTALL_FLOW not in adapter.info.connect_methods:
-        return None
-    try:
-        return adapter.install_flow(flow_config(gw, platform))
-    except Exception:  # noqa: BLE001 - a plugin bug must not break the platform list or pasted keys
-        log.exception("the %s plugin could not build its install flow", platform)
-        return None
+    def install_flow(self, platform: str) -> InstallFlow | None:
+        """The platform's install flow as configured here; None when its plugin has none or its app is not set up."""
+        adapter = self.registry.adapters.get(platform)
+        if adapter is None or ConnectMethod.INSTALL_FLOW not in adapter.info.connect_methods:
+            return None
+        try:
+            return adapter.install_flow(self.config(platform))
+        except Exception:  # noqa: BLE001 - a plugin bug must not break the platform list or pasted keys
+            log.exception("the %s plugin could not build its install flow", platform)
+            return None
 
+    def methods(self, adapter: PlatformAdapter) -> tuple[ConnectMethod, ...]:
+        """PlatformInfo.connectMethods: INSTALL_FLOW only when the flow can be built with this configuration."""
+        try:
+            return connect_methods(adapter, self.config(adapter.info.id))
+        except Exception:  # noqa: BLE001 - see install_flow
+            log.exception("the %s plugin could not build its install flow", adapter.info.id)
+            return tuple(m for m in adapter.info.connect_methods if m is not ConnectMethod.INSTALL_FLOW)
 
-def methods(gw: Gateway, adapter: PlatformAdapter) -> tuple[ConnectMethod, ...]:
-    """PlatformInfo.connectMethods: INSTALL_FLOW only when the flow can be built with this configuration."""
-    try:
-        return connect_methods(adapter, flow_config(gw, adapter.info.id))
-    except Exception:  # noqa: BLE001 - see install_flow
-        log.exception("the %s plugin could not build its install flow", adapter.info.id)
-        return tuple(m for m in adapter.info.connect_methods if m is not ConnectMethod.INSTALL_FLOW)
+    def http(self, base_url: str | None = None) -> HttpClient:
+        """A client for a flow's calls to the platform (code exchange, refresh), behind the outbound guard.
 
-
-def flow_http(gw: Gateway, base_url: str | None = None) -> HttpClient:
-    """A client for a flow's calls to the platform (code exchange, refresh), behind the outbound guard.
-
-    Flows pass absolute URLs; `base_url` only names the platform in error messages.
-    """
-    settings = gw.settings
-    return HttpClient(
-        base_url or "https://platform.invalid",
-        backoff_base=settings.http_backoff_base,
-        max_retries=3,
-        allow_private=settings.allow_private_urls,
-    )
+        Flows pass absolute URLs; `base_url` only names the platform in error messages.
+        """
+        return HttpClient(
+            base_url or "https://platform.invalid",
+            backoff_base=self.settings.http_backoff_base,
+            max_retries=3,
+            allow_private=self.settings.allow_private_urls,
+        )

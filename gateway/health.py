@@ -1,18 +1,18 @@
 """Sync health: the green / yellow / red light, by the rules in docs/reference/BEHAVIOUR.md "Health".
 
-A pure function of the integration document, its runs and the time, so it is the same wherever it
-is computed (API, worker) and easy to test.
+A pure function of the integration, its runs and the time, so it is the same wherever it is
+computed (API, worker) and easy to test.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from gateway.domain import HealthAction, HealthStatus, RunStatus, SyncFrequency, SyncMode, WebhookState
-
-Doc = dict[str, Any]
+from gateway.adapter import ConnectMethod
+from gateway.domain import HealthAction, HealthStatus, RunStatus, SyncMode, WebhookState
+from gateway.integration_store import HealthMark, Integration
+from gateway.runs import Run
 
 
 @dataclass(frozen=True)
@@ -21,59 +21,59 @@ class Health:
     reason: str | None
     last_sync_at: datetime | None
     next_sync_at: datetime | None
-    last_run: Doc | None
+    last_run: Run | None
     #: What the merchant can do about it; None when GREEN. The most urgent problem's action wins.
     action: HealthAction | None = None
 
-    def key(self) -> tuple[str, str | None]:
-        return (self.status.value, self.reason)
+    @property
+    def mark(self) -> HealthMark:
+        """What a transition is: a change of status, reason or action (not of the times)."""
+        return HealthMark(self.status, self.reason, self.action)
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _reconnect_reasons(integration: Doc) -> list[tuple[str, HealthAction]]:
+def _reconnect_reasons(integration: Integration) -> list[tuple[str, HealthAction]]:
     """Why the merchant must reconnect: the app was removed, or the store stopped accepting the credentials."""
-    if integration.get("app_uninstalled"):
+    if integration.app_uninstalled:
         text = (
             "The app was removed from your store, so syncing has stopped. Reconnect the store to resume; your "
             "products are kept."
         )
-    elif integration.get("credentials_rejected") and integration.get("connected_via") == "INSTALL_FLOW":
+    elif integration.credentials_rejected and integration.connected_via is ConnectMethod.INSTALL_FLOW:
         text = (
             "Your store no longer accepts Alana's access (it was revoked or has expired), so syncing has stopped. "
             "Reconnect the store to resume; your products are kept."
         )
-    elif integration.get("credentials_rejected"):
+    elif integration.credentials_rejected:
         text = "Your store rejected Alana's credentials. Reconnect the store with new API keys."
     else:
         return []
     return [(text, HealthAction.RECONNECT)]
 
 
-def compute_health(integration: Doc, last_run: Doc | None, active_run: Doc | None, now: datetime) -> Health:
+def compute_health(integration: Integration, last_run: Run | None, active_run: Run | None, now: datetime) -> Health:
     """Health of one integration. `last_run` is the newest finished run, `active_run` the running one."""
-    settings = integration.get("settings", {})
-    mode = SyncMode(settings.get("mode", SyncMode.AUTOMATIC))
-    frequency = SyncFrequency(settings.get("frequency", SyncFrequency.EVERY_HOUR))
-    next_sync_at = integration.get("next_sync_at") if mode is SyncMode.AUTOMATIC else None
-    last_sync_at = integration.get("last_sync_at")
+    frequency = integration.settings.frequency
+    next_sync_at = integration.next_sync_at if integration.settings.mode is SyncMode.AUTOMATIC else None
+    last_sync_at = integration.last_sync_at
     # Each problem comes with its action; the first red (or, without reds, the first yellow) decides.
     reds: list[tuple[str, HealthAction]] = []
     yellows: list[tuple[str, HealthAction]] = []
 
-    paused = bool(integration.get("app_uninstalled") or integration.get("credentials_rejected"))
+    paused = integration.paused
     reds += _reconnect_reasons(integration)
-    if last_run is not None and last_run["status"] == RunStatus.FAILED and not paused:
-        error = last_run.get("failure") or "the store could not be read"
+    if last_run is not None and last_run.status is RunStatus.FAILED and not paused:
+        error = last_run.failure or "the store could not be read"
         reds.append((f"The last sync failed: {error}", HealthAction.RETRY))
-    webhooks = integration.get("webhooks", {})
-    if webhooks.get("state") == WebhookState.FAILED:
+    webhooks = integration.webhooks
+    if webhooks.state is WebhookState.FAILED:
         reds.append(
             (
                 "Alana could not register for change notifications on your store, so changes only arrive "
-                f"with scheduled syncs ({webhooks.get('error') or 'the store refused'}).",
+                f"with scheduled syncs ({webhooks.error or 'the store refused'}).",
                 HealthAction.REREGISTER_WEBHOOKS,
             )
         )
@@ -90,22 +90,22 @@ def compute_health(integration: Doc, last_run: Doc | None, active_run: Doc | Non
             yellows.append(("A scheduled sync is overdue and should start shortly.", HealthAction.WAIT))
 
     if active_run is not None:
-        verb = "is running" if active_run["status"] == RunStatus.RUNNING else "is queued"
+        verb = "is running" if active_run.status is RunStatus.RUNNING else "is queued"
         yellows.append((f"A sync {verb}.", HealthAction.WAIT))
-    elif not integration.get("last_full_sync_at"):
+    elif not integration.last_full_sync_at:
         yellows.append(("The first sync has not finished yet.", HealthAction.WAIT))
-    pending = int(integration.get("pending_changes", 0))
+    pending = integration.pending_changes
     if pending:
         yellows.append((f"{_plural(pending, 'change')} waiting for Sync Now.", HealthAction.SYNC_NOW))
-    if webhooks.get("repair_error") and not paused:
+    if webhooks.repair_error and not paused:
         yellows.append(
             (
                 "Your store stopped sending change notifications and Alana could not register them again "
-                f"({webhooks['repair_error']}); it keeps trying, and scheduled syncs still bring changes.",
+                f"({webhooks.repair_error}); it keeps trying, and scheduled syncs still bring changes.",
                 HealthAction.REREGISTER_WEBHOOKS,
             )
         )
-    if webhooks.get("silent"):
+    if webhooks.silent:
         yellows.append(
             (
                 "Recent store changes arrived only through scheduled syncs: real-time notifications from your "

@@ -34,7 +34,18 @@ def register_platforms() -> list[type[PlatformAdapter]]:  # type: ignore[empty-b
 def process_product(platform: str, native: dict[str, object], product: Product) -> Product | None:
     """Adjust a freshly mapped product before it is hashed and stored.
 
-    Receives the platform id, the native payload and the canonical product; return a replacement
-    product or None to keep it. Every implementation runs, in registration order, each seeing the
-    previous one's result. Keep it fast: it runs for every product of every run.
+    :param platform: The platform id (``"shopify"``, ``"woocommerce"``, ...).
+    :param native: The product as the store sent it (a copy: changing it changes nothing).
+    :param product: The canonical product as the previous implementation left it (the first one
+        gets ``map_product``'s result).
+    :returns: A replacement product, or ``None`` to keep ``product`` as it is.
+
+    Called for every product of every sync run and every webhook, after the platform's
+    ``map_product``. Unlike most hooks (every implementation gets the same arguments and the results
+    are collected), the implementations form a pipeline: they run one after another in registration
+    order (built-in plugins, then entry points by name, then ``GATEWAY_EXTRA_PLUGINS`` in the order
+    given; ``tryfirst=True`` runs an implementation before the others, ``trylast=True`` after them),
+    and each receives the product the previous one returned. Hook wrappers are not called.
+
+    An exception fails only this product: it becomes a SyncError in the run summary. Keep it fast.
     """

@@ -49,6 +49,7 @@ from gateway.errors import (
     StoreUnreachable,
 )
 from gateway.ratebudget import LocalRateState, RateState
+from gateway.settings import get_settings
 from gateway.urls import address_refusal
 
 log = logging.getLogger(__name__)
@@ -283,8 +284,6 @@ class HttpClient:
         self.retries = 0
         self._limit = asyncio.Semaphore(concurrency)
         if allow_private is None:
-            from gateway.settings import get_settings
-
             allow_private = get_settings().allow_private_urls
         self.allow_private = allow_private
         self.max_response_bytes = max_response_bytes

@@ -49,8 +49,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from multidict import CIMultiDict
 
 from gateway.adapter import ConnectMethod, PlatformAdapter
-from gateway.errors import ConnectRefused, CredentialsRejected, PluginError, StoreHTTPError
+from gateway.errors import ConnectRefused, CredentialsRejected, StoreHTTPError
 from gateway.httpclient import HttpClient, Response
+from gateway.settings import AppCredentials as AppCredentials  # re-exported: part of the plugin interface
 from gateway.urls import check_store_url
 
 __all__ = [
@@ -123,34 +124,6 @@ def new_state() -> str:
 
 
 # ---- configuration the core passes in -------------------------------------------------------------------
-@dataclass(frozen=True)
-class AppCredentials:
-    """The platform app's own credentials (GATEWAY_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET / _APP_NAME /
-    _AUTH_URL, docs/reference/RUNTIME.md). `auth_url` is set only to point at a simulator: then the
-    platform's authorize and token endpoints, and for BigCommerce its API, live there."""
-
-    client_id: str = ""
-    client_secret: str = field(default="", repr=False)
-    app_name: str = "Alana"
-    auth_url: str | None = None
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.client_id and self.client_secret)
-
-    @classmethod
-    def from_env(cls, platform: str, env: Mapping[str, str]) -> AppCredentials:
-        """Read GATEWAY_<PLATFORM>_* from an environment mapping (os.environ, or settings' extras)."""
-        prefix = f"GATEWAY_{platform.upper()}_"
-        auth_url = (env.get(prefix + "AUTH_URL") or "").strip().rstrip("/")
-        return cls(
-            client_id=(env.get(prefix + "CLIENT_ID") or "").strip(),
-            client_secret=(env.get(prefix + "CLIENT_SECRET") or "").strip(),
-            app_name=(env.get(prefix + "APP_NAME") or "").strip() or "Alana",
-            auth_url=auth_url or None,
-        )
-
-
 @dataclass(frozen=True)
 class AppEndpoints:
     """Where the platform reaches the gateway: the paths of docs/reference/RUNTIME.md under GATEWAY_PUBLIC_URL."""
@@ -459,7 +432,8 @@ class InstallFlow(ABC):
     ) -> TokenSet:
         """A fresh TokenSet for expiring credentials (the platform rotates the refresh token: seal the
         whole new set). Raise CredentialsRejected when the platform answers invalid_grant."""
-        raise PluginError(f"the {self.platform} install flow issues no expiring credentials")
+        # Only flows that issue expiring credentials (TokenSet.expires_at) are ever asked to refresh them.
+        raise NotImplementedError(f"the {self.platform} install flow issues no expiring credentials")
 
     # ---- 4. app lifecycle ----------------------------------------------------------------------------------
     def verify_app_request(self, event: str, request: FlowRequest, *, now: datetime | None = None) -> LifecycleOutcome:

@@ -9,63 +9,48 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway.adapter import Connection, PlatformAdapter, WebhookRegistration
+from gateway.activity import ActivityLog
+from gateway.adapter import Connection, ConnectMethod, PlatformAdapter, WebhookRegistration
+from gateway.conflict_store import ConflictStore
+from gateway.crypto import SecretBox
+from gateway.deliveries import DeliveryStore
 from gateway.domain import (
     ActivityKind,
-    EventKind,
     RunKind,
+    RunStatus,
     SyncFrequency,
     SyncMode,
     Trigger,
     WebhookState,
 )
 from gateway.errors import BadInput, NotFound, StoreAuthError, StoreError
-from gateway.health import Health, compute_health
+from gateway.health import Health
+from gateway.healthwatch import HealthWatch
 from gateway.httpclient import HttpClient
-from gateway.ratebudget import RedisRateState
-from gateway.storage.mongo import Doc
+from gateway.integration_store import (
+    CallCounter,
+    Integration,
+    IntegrationStore,
+    SyncSettings,
+    TokenLifetimes,
+    WebhookInfo,
+    seal_context,
+)
+from gateway.lifecycle import callback_url
+from gateway.plugins import PluginRegistry
+from gateway.products import ProductStore
+from gateway.ratebudget import RateState
+from gateway.runs import Run, RunStore
+from gateway.settings import Settings
+from gateway.syncs import SyncService
+from gateway.tokens import FreshCredentials, TokenKeeper
 from gateway.urls import check_store_url
 
-if TYPE_CHECKING:
-    from gateway.services import Gateway
-    from gateway.tokens import FreshCredentials
-
 log = logging.getLogger(__name__)
-
-
-class CallCounter:
-    """Counts store API calls in memory; `flush` adds them to the hourly bucket in MongoDB."""
-
-    def __init__(self, integration_id: str) -> None:
-        self.integration_id = integration_id
-        self.pending = 0
-        self.total = 0
-
-    def __call__(self) -> None:
-        self.pending += 1
-        self.total += 1
-
-    async def flush(self, gw: Gateway) -> None:
-        if not self.pending:
-            return
-        count, self.pending = self.pending, 0
-        hour = gw.now().replace(minute=0, second=0, microsecond=0)
-        await gw.db.api_calls.update_one(
-            {"integration_id": self.integration_id, "hour": hour}, {"$inc": {"count": count}}, upsert=True
-        )
-
-
-def _context(account_id: str, integration_id: str) -> str:
-    return f"{account_id}/{integration_id}"
-
-
-def seal_context(integration: Doc) -> str:
-    """What an integration's sealed credentials are bound to (a blob copied elsewhere fails to open)."""
-    return _context(integration["account_id"], integration["_id"])
 
 
 def check_name(name: str | None) -> str:
@@ -77,68 +62,83 @@ def check_name(name: str | None) -> str:
 
 
 class IntegrationService:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(
+        self,
+        *,
+        store: IntegrationStore,
+        runs: RunStore,
+        products: ProductStore,
+        conflicts: ConflictStore,
+        deliveries: DeliveryStore,
+        activity: ActivityLog,
+        health: HealthWatch,
+        syncs: SyncService,
+        tokens: TokenKeeper,
+        registry: PluginRegistry,
+        box: SecretBox,
+        settings: Settings,
+        rate_states: Callable[[str], RateState],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.runs = runs
+        self.products = products
+        self.conflicts = conflicts
+        self.deliveries = deliveries
+        self.activity = activity
+        self.health_watch = health
+        self.syncs = syncs
+        self.tokens = tokens
+        self.registry = registry
+        self.box = box
+        self.settings = settings
+        #: The shared rate-limit state of the store at a URL (in Redis: one per store for every process).
+        self.rate_states = rate_states
+        self.clock = clock
 
     # ---- reads --------------------------------------------------------------------------------
-    async def list(self, account_id: str) -> list[Doc]:
-        cursor = self.gw.db.integrations.find({"account_id": account_id}).sort([("created_at", 1)])
-        return [doc async for doc in cursor]
+    async def list(self, account_id: str) -> list[Integration]:
+        return await self.store.list(account_id)
 
-    async def get(self, account_id: str, integration_id: str) -> Doc:
-        doc = await self.gw.db.integrations.find_one({"_id": integration_id, "account_id": account_id})
-        if doc is None:
+    async def get(self, account_id: str, integration_id: str) -> Integration:
+        integration = await self.store.get(account_id, integration_id)
+        if integration is None:
             raise NotFound("no integration with that id", field="integrationId")
-        return doc
+        return integration
 
-    async def get_any(self, integration_id: str) -> Doc | None:
+    async def get_any(self, integration_id: str) -> Integration | None:
         """For workers and webhooks, which act for the integration's own account."""
-        return await self.gw.db.integrations.find_one({"_id": integration_id})
+        return await self.store.get_any(integration_id)
 
-    async def health(self, integration: Doc) -> Health:
-        last = await self.gw.runs.latest(integration["_id"], limit=1, finished_only=True)
-        active = await self.gw.runs.active(integration["_id"])
-        return compute_health(integration, last[0] if last else None, active, self.gw.now())
+    async def health(self, integration: Integration) -> Health:
+        return await self.health_watch.current(integration)
 
     async def api_calls_24h(self, integration_id: str) -> int:
-        since = self.gw.now() - timedelta(hours=24)
-        cursor = await self.gw.db.api_calls.aggregate(
-            [
-                {
-                    "$match": {
-                        "integration_id": integration_id,
-                        "hour": {"$gte": since.replace(minute=0, second=0, microsecond=0)},
-                    }
-                },
-                {"$group": {"_id": None, "n": {"$sum": "$count"}}},
-            ]
-        )
-        async for row in cursor:
-            return int(row["n"])
-        return 0
+        since = self.clock() - timedelta(hours=24)
+        return await self.store.api_calls_since(integration_id, since.replace(minute=0, second=0, microsecond=0))
+
+    def counter(self, integration_id: str) -> CallCounter:
+        return CallCounter(integration_id, self.store, self.clock)
 
     # ---- connections to the store -------------------------------------------------------------
     def adapter(self, platform: str) -> PlatformAdapter:
-        return self.gw.registry.adapter(platform)
+        return self.registry.adapter(platform)
 
-    def credentials(self, integration: Doc) -> dict[str, str]:
-        sealed = integration.get("credentials")
-        if not sealed:
+    def credentials(self, integration: Integration) -> dict[str, str]:
+        if not integration.credentials:
             return {}
-        return self.gw.box.open(sealed, _context(integration["account_id"], integration["_id"]))
+        return self.box.open(integration.credentials, integration.seal_context)
 
-    def connection(self, integration: Doc, counter: CallCounter | None = None) -> Connection:
+    def connection(self, integration: Integration, counter: CallCounter | None = None) -> Connection:
         """A Connection to the integration's store. Expiring credentials stay fresh for as long as it is used:
         its HTTP clients refresh them before a request once they are due (gateway/tokens.py)."""
-        from gateway.tokens import FreshCredentials
-
         return self._connection(
-            integration["_id"],
-            integration["store_url"],
+            integration.id,
+            integration.store_url,
             self.credentials(integration),
-            integration.get("options", {}),
+            integration.options,
             counter,
-            fresh=FreshCredentials.of(self.gw, integration),
+            fresh=self.tokens.fresh(integration),
         )
 
     def connection_for(
@@ -161,10 +161,10 @@ class IntegrationService:
         counter: CallCounter | None,
         fresh: FreshCredentials | None = None,
     ) -> Connection:
-        settings = self.gw.settings
+        settings = self.settings
         # One rate budget per store, shared by every process: runs, webhook batches, connect checks and
         # webhook repair all build their clients here (gateway/ratebudget.py).
-        rate_state = RedisRateState.for_store(self.gw.redis, store_url)
+        rate_state = self.rate_states(store_url)
 
         def factory(base_url: str, **kwargs: Any) -> HttpClient:
             defaults: dict[str, Any] = {
@@ -202,17 +202,17 @@ class IntegrationService:
         mode: SyncMode | None = None,
         frequency: SyncFrequency | None = None,
         options: Mapping[str, Any] | None = None,
-    ) -> Doc:
+    ) -> Integration:
         """Check the credentials, register webhooks, save (sealed), queue the first full sync."""
-        if platform not in self.gw.registry.adapters:
-            installed = ", ".join(sorted(self.gw.registry.adapters))
+        if platform not in self.registry.adapters:
+            installed = ", ".join(sorted(self.registry.adapters))
             raise BadInput(f"unknown platform {platform!r}; installed platforms: {installed}", field="platform")
         adapter = self.adapter(platform)
         name = check_name(name)
-        url = check_store_url(store_url, allow_private=self.gw.settings.allow_private_urls)
-        creds = _validate_credentials(adapter, credentials)
+        url = check_store_url(store_url, allow_private=self.settings.allow_private_urls)
+        creds = validate_credentials(adapter, credentials)
         integration_id = uuid.uuid4().hex
-        counter = CallCounter(integration_id)
+        counter = self.counter(integration_id)
         conn = self._connection(integration_id, url, creds, options or {}, counter)
         try:
             try:
@@ -243,168 +243,143 @@ class IntegrationService:
         frequency: SyncFrequency | None = None,
         options: Mapping[str, Any] | None = None,
         counter: CallCounter | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> Doc:
+        via: ConnectMethod | None = None,
+        store_key: str | None = None,
+        tokens: TokenLifetimes | None = None,
+        app_account: Mapping[str, Any] | None = None,
+    ) -> Integration:
         """What connecting does once the store accepted the credentials (with pasted keys or through an
         install flow): register webhooks, save the integration with its credentials sealed, log it, queue
         the first full sync. `conn` is the checked connection; its integration id becomes the
-        integration's. `extra` adds fields (the install flow's store key and token lifetimes)."""
+        integration's. An install flow also gives the store key, the token lifetimes and the app account."""
         platform = adapter.info.id
         integration_id = conn.integration_id
-        url = conn.store_url
-        callback = f"{self.gw.settings.public_url.rstrip('/')}/webhooks/{platform}/{integration_id}"
-        webhooks: Doc
+        callback = callback_url(self.settings, platform, integration_id)
+        now = self.clock()
+        webhooks: WebhookInfo
         secrets: Mapping[str, str] = {}
         try:
             registration = await adapter.register_webhooks(conn, callback)
             secrets = registration.secrets
-            webhooks = {
-                "state": WebhookState.REGISTERED.value,
-                "hook_ids": list(registration.hook_ids),
-                "callback_url": callback,
-                "error": None,
-            }
+            webhooks = WebhookInfo(WebhookState.REGISTERED, tuple(registration.hook_ids), callback, checked_at=now)
         except StoreError as exc:
             log.warning("webhook registration failed", extra={"integration_id": integration_id})
-            webhooks = {
-                "state": WebhookState.FAILED.value,
-                "hook_ids": [],
-                "callback_url": callback,
-                "error": exc.message,
-            }
-        webhooks["checked_at"] = self.gw.now()
-        now = self.gw.now()
+            webhooks = WebhookInfo(WebhookState.FAILED, (), callback, exc.message, checked_at=now)
         mode = mode or SyncMode.AUTOMATIC
         frequency = frequency or SyncFrequency.EVERY_HOUR
-        doc: Doc = {
-            "_id": integration_id,
-            "account_id": account_id,
-            "platform": platform,
-            "name": name,
-            "store_url": url,
-            "credentials": self.gw.box.seal({**creds, **secrets}, _context(account_id, integration_id)),
-            "credential_names": sorted(creds),
-            "settings": {"mode": mode.value, "frequency": frequency.value},
-            "options": dict(options or {}),
-            "webhooks": webhooks,
-            "created_at": now,
-            "next_sync_at": now + frequency.period if mode is SyncMode.AUTOMATIC else None,
-            "last_full_sync_at": None,
-            "last_sync_at": None,
-            "sync_cursor": None,
-            "pending_changes": 0,
-            "credentials_rejected": False,
-            **(extra or {}),
-        }
-        await self.gw.db.integrations.insert_one(doc)
+        integration = Integration(
+            id=integration_id,
+            account_id=account_id,
+            platform=platform,
+            name=name,
+            store_url=conn.store_url,
+            created_at=now,
+            settings=SyncSettings(mode, frequency),
+            webhooks=webhooks,
+            credentials=self.box.seal({**creds, **secrets}, seal_context(account_id, integration_id)),
+            credential_names=tuple(sorted(creds)),
+            options=dict(options or {}),
+            next_sync_at=now + frequency.period if mode is SyncMode.AUTOMATIC else None,
+            connected_via=via,
+            store_key=store_key,
+            tokens=tokens,
+            app_account=dict(app_account or {}),
+        )
+        await self.store.insert(integration)
         if counter is not None:
-            await counter.flush(self.gw)
-        await self.gw.activity.record(
+            await counter.flush()
+        await self.activity.record(
             account_id,
             ActivityKind.INTEGRATION_CONNECTED,
             f"Connected {adapter.info.name} store {name!r}",
             integration_id=integration_id,
         )
-        from gateway.syncs import SyncService
-
-        await SyncService(self.gw).queue(doc, Trigger.INITIAL, kind=RunKind.FULL)
-        return doc
+        await self.syncs.queue(integration, Trigger.INITIAL, kind=RunKind.FULL)
+        return integration
 
     # ---- settings -----------------------------------------------------------------------------
     async def update_settings(
         self, account_id: str, integration_id: str, mode: SyncMode | None, frequency: SyncFrequency | None
-    ) -> Doc:
-        doc = await self.get(account_id, integration_id)
-        settings = dict(doc["settings"])
-        if mode is not None:
-            settings["mode"] = mode.value
-        if frequency is not None:
-            settings["frequency"] = frequency.value
-        new_mode = SyncMode(settings["mode"])
-        period = SyncFrequency(settings["frequency"]).period
+    ) -> Integration:
+        before = await self.get(account_id, integration_id)
+        settings = SyncSettings(mode or before.settings.mode, frequency or before.settings.frequency)
         # Changing the frequency reschedules at once, counted from the last sync.
-        anchor: datetime = doc.get("last_sync_at") or self.gw.now()
-        next_sync = max(anchor + period, self.gw.now()) if new_mode is SyncMode.AUTOMATIC else None
-        updated = await self.gw.db.integrations.find_one_and_update(
-            {"_id": integration_id, "account_id": account_id},
-            {"$set": {"settings": settings, "next_sync_at": next_sync}},
-            return_document=True,
-        )
-        self.gw.webhook_integrations.pop(integration_id, None)
+        anchor = before.last_sync_at or self.clock()
+        automatic = settings.mode is SyncMode.AUTOMATIC
+        next_sync = max(anchor + settings.frequency.period, self.clock()) if automatic else None
+        updated = await self.store.update_settings(account_id, integration_id, settings, next_sync)
         if updated is None:
             raise NotFound("no integration with that id", field="integrationId")
-        changes = (
-            ", ".join(
-                f"{k} {doc['settings'].get(k)} -> {v}" for k, v in settings.items() if doc["settings"].get(k) != v
-            )
-            or "no change"
-        )
-        await self.gw.activity.record(
+        changes = [
+            f"{name} {getattr(before.settings, name).value} -> {getattr(settings, name).value}"
+            for name in ("mode", "frequency")
+            if getattr(before.settings, name) != getattr(settings, name)
+        ]
+        await self.activity.record(
             account_id,
             ActivityKind.SETTINGS_CHANGED,
-            f"Sync settings changed: {changes}",
+            f"Sync settings changed: {', '.join(changes) or 'no change'}",
             integration_id=integration_id,
         )
-        await self.publish_health(updated)
-        return dict(updated)
+        await self.health_watch.refresh(integration_id)
+        return updated
 
-    async def publish_health(self, integration: Doc) -> None:
-        health = await self.health(integration)
-        await self.gw.publisher.account_event(
-            integration["account_id"],
-            {
-                "kind": EventKind.HEALTH_CHANGED.value,
-                "integration_id": integration["_id"],
-                "at": self.gw.now(),
-                "health": health_doc(health),
-            },
+    # ---- runs -----------------------------------------------------------------------------------
+    async def record_run_end(self, integration: Integration, run: Run, max_updated: datetime | None) -> None:
+        """What a finished run changes on its integration (docs/reference/BEHAVIOUR.md)."""
+        if run.status is not RunStatus.SUCCEEDED:
+            return
+        cursor = integration.sync_cursor
+        if max_updated is not None and run.kind is not RunKind.PRODUCTS:
+            cursor = max(cursor, max_updated) if cursor else max_updated
+        else:
+            cursor = None
+        silent = None
+        if run.trigger is Trigger.SCHEDULED and run.kind is RunKind.INCREMENTAL:
+            # With webhooks working, the store's changes are already applied when the scheduled run
+            # looks: changes it still finds are changes the webhooks missed.
+            registered = integration.webhooks.state is WebhookState.REGISTERED
+            silent = registered and run.counts.added + run.counts.updated > 0
+        await self.store.record_sync(
+            integration.id,
+            self.clock(),
+            full=run.kind is RunKind.FULL,
+            sync_cursor=cursor,
+            clear_pending=run.trigger is Trigger.MANUAL,
+            webhooks_silent=silent,
         )
 
     # ---- disconnect ---------------------------------------------------------------------------
     async def disconnect(self, account_id: str, integration_id: str) -> str:
-        doc = await self.get(account_id, integration_id)
-        active = await self.gw.runs.active(integration_id)
+        integration = await self.get(account_id, integration_id)
+        active = await self.runs.active(integration_id)
         if active is not None:
-            await self.gw.runs.request_cancel(account_id, active["_id"])
-        webhooks = doc.get("webhooks", {})
-        if webhooks.get("hook_ids"):
-            adapter = self.gw.registry.adapters.get(doc["platform"])
+            await self.runs.request_cancel(account_id, active.id)
+        if integration.webhooks.hook_ids:
+            adapter = self.registry.adapters.get(integration.platform)
             if adapter is not None:
-                conn = self.connection(doc, CallCounter(integration_id))
+                conn = self.connection(integration, self.counter(integration_id))
                 try:
-                    await adapter.remove_webhooks(conn, WebhookRegistration(tuple(webhooks["hook_ids"])))
+                    await adapter.remove_webhooks(conn, WebhookRegistration(integration.webhooks.hook_ids))
                 except StoreError:
                     log.warning("could not remove webhooks on disconnect", extra={"integration_id": integration_id})
                 finally:
                     await conn.close()
-        db = self.gw.db
-        await db.integrations.delete_one({"_id": integration_id, "account_id": account_id})
-        self.gw.webhook_integrations.pop(integration_id, None)
-        await db.queue.delete_many({"integration_id": integration_id})
-        for collection in (db.products, db.runs, db.conflicts, db.deliveries):
-            await collection.delete_many({"integration_id": integration_id})
-        await db.api_calls.delete_many({"integration_id": integration_id})
-        await self.gw.activity.record(
+        await self.store.delete(account_id, integration_id)
+        await self.deliveries.delete_integration(integration_id)
+        await self.products.delete_integration(integration_id)
+        await self.runs.delete_integration(integration_id)
+        await self.conflicts.delete_integration(integration_id)
+        await self.activity.record(
             account_id,
             ActivityKind.INTEGRATION_DISCONNECTED,
-            f"Disconnected {doc['name']!r}: webhooks removed, credentials and products deleted",
+            f"Disconnected {integration.name!r}: webhooks removed, credentials and products deleted",
             integration_id=integration_id,
         )
         return integration_id
 
 
-def health_doc(health: Health) -> Doc:
-    return {
-        "status": health.status.value,
-        "reason": health.reason,
-        "last_sync_at": health.last_sync_at,
-        "next_sync_at": health.next_sync_at,
-        "last_run_id": health.last_run["_id"] if health.last_run else None,
-        "action": health.action.value if health.action else None,
-    }
-
-
-def _validate_credentials(adapter: PlatformAdapter, credentials: Any) -> dict[str, str]:
+def validate_credentials(adapter: PlatformAdapter, credentials: Any) -> dict[str, str]:
     if not isinstance(credentials, Mapping):
         raise BadInput("credentials must be an object of credential fields", field="credentials")
     known = {f.name: f for f in adapter.info.credential_fields}

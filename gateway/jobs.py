@@ -11,32 +11,34 @@ from typing import Any
 
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
+from prometheus_client import start_http_server
 
 from gateway import metrics
-from gateway.engine import SyncEngine
-from gateway.scheduler import Scheduler
+from gateway.constants import APPLY_JOB, RUN_JOB, worker_health_check_key
+from gateway.logs import configure_logging
 from gateway.services import Gateway
 from gateway.settings import get_settings
-from gateway.syncs import RUN_JOB
-from gateway.webhooks import APPLY_JOB, WebhookService
 
 log = logging.getLogger(__name__)
 
 
 async def run_sync(ctx: dict[str, Any], run_id: str) -> str | None:
-    run = await SyncEngine(ctx["gateway"]).run(run_id)
-    return None if run is None else str(run["status"])
+    gw: Gateway = ctx["gateway"]
+    # A Sync Now run first applies the changes manual mode kept waiting: a step the job hands over.
+    run = await gw.engine.run(run_id, before=[gw.webhooks.apply_held])
+    return None if run is None else run.status.value
 
 
 async def apply_webhooks(ctx: dict[str, Any], integration_id: str) -> int:
-    return await WebhookService(ctx["gateway"]).apply_pending(integration_id)
+    gw: Gateway = ctx["gateway"]
+    return await gw.webhooks.apply_pending(integration_id)
 
 
 async def _scheduler_loop(gw: Gateway) -> None:
     """Tick the scheduler every few seconds (claims in MongoDB keep several workers from doubling up)."""
     while True:
         try:
-            await Scheduler(gw).tick()
+            await gw.scheduler.tick()
             metrics.QUEUE_DEPTH.set(await gw.redis.zcard(gw.settings.queue_name))
         except asyncio.CancelledError:
             raise
@@ -46,16 +48,12 @@ async def _scheduler_loop(gw: Gateway) -> None:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    from gateway.logs import configure_logging
-
     settings = get_settings()
     configure_logging(settings.log_level)
     gw = ctx.get("gateway") or await Gateway.create(settings)
     ctx["gateway"] = gw
     if gw.settings.worker_metrics_port:
         # Runs, webhook application and latency happen here, not in the API: they are scraped here.
-        from prometheus_client import start_http_server
-
         start_http_server(gw.settings.worker_metrics_port, addr=gw.settings.host)
     ctx["scheduler_task"] = asyncio.get_running_loop().create_task(_scheduler_loop(gw))
 
@@ -103,7 +101,7 @@ def worker_settings(settings: Any = None, **overrides: Any) -> dict[str, Any]:
         "handle_signals": True,
         # `alana-gateway worker --check` (the container healthcheck) reads this key.
         "health_check_interval": 30,
-        "health_check_key": f"{settings.queue_name}:health-check:{socket.gethostname()}",
+        "health_check_key": worker_health_check_key(settings.queue_name, socket.gethostname()),
     }
     options.update(overrides)
     return options

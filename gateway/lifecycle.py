@@ -16,133 +16,137 @@ a platform's request to erase a store's data.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
 
-from pymongo import ReturnDocument
-
-from gateway.adapter import Connection, HookState, PlatformAdapter, WebhookRegistration
+from gateway.activity import ActivityLog
+from gateway.adapter import Connection, ConnectMethod, HookState, PlatformAdapter, WebhookRegistration
+from gateway.conflict_store import ConflictStore
+from gateway.connectstore import AttemptStore, PendingInstalls
+from gateway.crypto import SecretBox
+from gateway.deliveries import DeliveryStore
 from gateway.domain import ActivityKind, RunKind, Trigger, WebhookState
-from gateway.errors import StoreError
+from gateway.errors import NotFound, StoreError
+from gateway.healthwatch import HealthWatch
 from gateway.installflow import InstallFlow
-from gateway.integrations import IntegrationService, seal_context
-from gateway.storage.mongo import Doc
+from gateway.integration_store import Integration, IntegrationStore, TokenLifetimes
+from gateway.products import ProductStore
+from gateway.runs import RunStore
+from gateway.settings import Settings
 from gateway.syncs import SyncService
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
 
 log = logging.getLogger(__name__)
 
-#: Integration.connected_via values.
-VIA_INSTALL_FLOW = "INSTALL_FLOW"
-VIA_CREDENTIALS = "CREDENTIALS"
-#: Fields that pause an integration until it is reconnected.
-PAUSED = ("credentials_rejected", "app_uninstalled")
 
-
-def paused(integration: Mapping[str, Any]) -> bool:
-    """Credentials rejected or app removed: nothing may call the store until the merchant reconnects."""
-    return any(integration.get(name) for name in PAUSED)
-
-
-def registration_of(integration: Doc, credentials: Mapping[str, str]) -> WebhookRegistration:
+def registration_of(integration: Integration, credentials: Mapping[str, str]) -> WebhookRegistration:
     """The integration's webhook registration: its hook ids and the secrets sealed beside the credentials."""
-    names = set(integration.get("credential_names") or ())
+    names = set(integration.credential_names)
     secrets = {k: v for k, v in credentials.items() if k not in names}
-    return WebhookRegistration(tuple(integration.get("webhooks", {}).get("hook_ids") or ()), secrets)
+    return WebhookRegistration(integration.webhooks.hook_ids, secrets)
 
 
-def callback_url(gw: Gateway, integration: Doc) -> str:
-    stored = integration.get("webhooks", {}).get("callback_url")
-    if stored:
-        return str(stored)
-    return f"{gw.settings.public_url.rstrip('/')}/webhooks/{integration['platform']}/{integration['_id']}"
+def callback_url(settings: Settings, platform: str, integration_id: str) -> str:
+    """Where a store delivers an integration's webhooks."""
+    return f"{settings.public_url.rstrip('/')}/webhooks/{platform}/{integration_id}"
+
+
+def callback_of(settings: Settings, integration: Integration) -> str:
+    """The callback the integration's webhooks were registered with (or would be)."""
+    return integration.webhooks.callback_url or callback_url(settings, integration.platform, integration.id)
 
 
 class LifecycleService:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.integrations = IntegrationService(gw)
+    def __init__(
+        self,
+        *,
+        store: IntegrationStore,
+        runs: RunStore,
+        products: ProductStore,
+        conflicts: ConflictStore,
+        deliveries: DeliveryStore,
+        activity: ActivityLog,
+        attempts: AttemptStore,
+        pending: PendingInstalls,
+        health: HealthWatch,
+        syncs: SyncService,
+        box: SecretBox,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.runs = runs
+        self.products = products
+        self.conflicts = conflicts
+        self.deliveries = deliveries
+        self.activity = activity
+        self.attempts = attempts
+        self.pending = pending
+        self.health = health
+        self.syncs = syncs
+        self.box = box
+        self.settings = settings
+        self.clock = clock
 
     # ---- credentials that stop working ----------------------------------------------------------------
-    async def credentials_rejected(self, integration: Doc, reason: str) -> bool:
+    async def credentials_rejected(self, integration: Integration, reason: str) -> bool:
         """Pause the integration (RED, RECONNECT); logs CREDENTIALS_REJECTED the first time only."""
-        gw = self.gw
-        updated = await gw.db.integrations.find_one_and_update(
-            {"_id": integration["_id"], "credentials_rejected": {"$ne": True}, "app_uninstalled": {"$ne": True}},
-            {
-                "$set": {
-                    "credentials_rejected": True,
-                    "credentials_rejected_at": gw.now(),
-                    "credentials_rejected_reason": reason[:300],
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+        updated = await self.store.mark_credentials_rejected(integration.id, reason[:300], self.clock())
         if updated is None:
             return False
-        gw.webhook_integrations.pop(integration["_id"], None)
-        await gw.activity.record(
-            updated["account_id"],
+        await self.activity.record(
+            updated.account_id,
             ActivityKind.CREDENTIALS_REJECTED,
             f"Your store stopped accepting Alana's credentials ({reason[:200]}). Syncing is paused until you "
             "reconnect the store; your products are kept.",
-            integration_id=updated["_id"],
+            integration_id=updated.id,
         )
-        await self.integrations.publish_health(updated)
-        log.warning("store credentials rejected", extra={"integration_id": updated["_id"]})
+        await self.health.refresh(updated.id)
+        log.warning("store credentials rejected", extra={"integration_id": updated.id})
         return True
 
     # ---- the app's lifecycle on the platform ---------------------------------------------------------------
     async def find_by_store(
         self, platform: str, store_key: str, flow: InstallFlow | None, *, via_app_only: bool = False
-    ) -> list[Doc]:
+    ) -> list[Integration]:
         """Integrations (in every account) of the store a platform names by `store_key`.
 
         Integrations connected with pasted keys before their store key was known get it computed from
         their store URL (and remembered) the first time."""
-        gw = self.gw
-        query: Doc = {"platform": platform, "store_key": store_key}
-        if via_app_only:
-            query["connected_via"] = VIA_INSTALL_FLOW
-        found = [doc async for doc in gw.db.integrations.find(query)]
+        found = await self.store.by_store_key(platform, store_key, via_app_only=via_app_only)
         if flow is None or via_app_only:
             return found
-        async for doc in gw.db.integrations.find({"platform": platform, "store_key": None}):
-            key = flow.store_key_for(doc["store_url"]) or ""
-            await gw.db.integrations.update_one({"_id": doc["_id"]}, {"$set": {"store_key": key}})
+        for integration in await self.store.without_store_key(platform):
+            key = flow.store_key_for(integration.store_url) or ""
+            await self.store.set_store_key(integration.id, key)
             if key == store_key:
-                found.append(doc)
+                found.append(replace(integration, store_key=key))
         return found
+
+    async def _cancel_active(self, integration: Integration) -> None:
+        active = await self.runs.active(integration.id)
+        if active is not None:
+            await self.runs.request_cancel(integration.account_id, active.id)
 
     async def uninstalled(self, platform: str, store_key: str, flow: InstallFlow | None, name: str) -> int:
         """The app was removed from the store: pause every integration connected through it."""
-        gw = self.gw
         count = 0
         for integration in await self.find_by_store(platform, store_key, flow, via_app_only=True):
-            updated = await gw.db.integrations.find_one_and_update(
-                {"_id": integration["_id"], "app_uninstalled": {"$ne": True}},
-                {"$set": {"app_uninstalled": True, "app_uninstalled_at": gw.now()}},
-                return_document=ReturnDocument.AFTER,
-            )
+            updated = await self.store.mark_uninstalled(integration.id, self.clock())
             if updated is None:
                 continue  # a redelivery: already handled
             count += 1
-            gw.webhook_integrations.pop(updated["_id"], None)
-            active = await gw.runs.active(updated["_id"])
-            if active is not None:
-                await gw.runs.request_cancel(updated["account_id"], active["_id"])
-            await gw.activity.record(
-                updated["account_id"],
+            await self._cancel_active(updated)
+            await self.activity.record(
+                updated.account_id,
                 ActivityKind.APP_UNINSTALLED,
                 f"The Alana app was removed from your {name} store, so syncing has stopped. Your products are "
                 "kept; reconnect the store to resume.",
-                integration_id=updated["_id"],
+                integration_id=updated.id,
             )
-            await self.integrations.publish_health(updated)
+            await self.health.refresh(updated.id)
         # An install nobody claimed yet is void once the app is gone.
-        await self.gw.db.pending_installs.delete_many({"platform": platform, "store_key": store_key})
+        await self.pending.delete_for_store(platform, store_key)
         log.info("app uninstalled", extra={"platform": platform, "integrations": count})
         return count
 
@@ -152,38 +156,28 @@ class LifecycleService:
         found = await self.find_by_store(platform, store_key, flow, via_app_only=True)
         who = f" (user {user['user_id']})" if user.get("user_id") else ""
         for integration in found:
-            await self.gw.activity.record(
-                integration["account_id"],
+            await self.activity.record(
+                integration.account_id,
                 ActivityKind.APP_USER_REMOVED,
                 f"A {name} store user{who} lost access to the Alana app. Syncing is not affected.",
-                integration_id=integration["_id"],
+                integration_id=integration.id,
             )
         return len(found)
 
     async def redact_store(self, platform: str, store_key: str, flow: InstallFlow | None) -> int:
         """Delete everything held for the store in every account (Shopify's shop/redact)."""
-        db = self.gw.db
         found = await self.find_by_store(platform, store_key, flow)
         for integration in found:
-            integration_id = integration["_id"]
-            active = await self.gw.runs.active(integration_id)
-            if active is not None:
-                await self.gw.runs.request_cancel(integration["account_id"], active["_id"])
-            await db.integrations.delete_one({"_id": integration_id})
-            self.gw.webhook_integrations.pop(integration_id, None)
-            for collection in (
-                db.products,
-                db.runs,
-                db.conflicts,
-                db.deliveries,
-                db.queue,
-                db.api_calls,
-                db.activity,
-                db.connect_attempts,
-            ):
-                await collection.delete_many({"integration_id": integration_id})
-        await db.pending_installs.delete_many({"platform": platform, "store_key": store_key})
-        await db.connect_attempts.delete_many({"platform": platform, "store_key": store_key})
+            await self._cancel_active(integration)
+            await self.store.erase(integration.id)
+            await self.products.delete_integration(integration.id)
+            await self.runs.delete_integration(integration.id)
+            await self.conflicts.delete_integration(integration.id)
+            await self.deliveries.delete_integration(integration.id)
+            await self.activity.delete_integration(integration.id)
+            await self.attempts.delete_integration(integration.id)
+        await self.pending.delete_for_store(platform, store_key)
+        await self.attempts.delete_for_store(platform, store_key)
         log.info(
             "store data erased on the platform's request", extra={"platform": platform, "integrations": len(found)}
         )
@@ -192,25 +186,24 @@ class LifecycleService:
     # ---- reconnecting in place ---------------------------------------------------------------------------
     async def restore(
         self,
-        integration: Doc,
+        integration: Integration,
         adapter: PlatformAdapter,
         conn: Connection,
         credentials: Mapping[str, str],
         *,
-        via: str,
-        tokens: Doc | None = None,
+        via: ConnectMethod,
+        tokens: TokenLifetimes | None = None,
         store_key: str | None = None,
-    ) -> Doc:
+    ) -> Integration:
         """Give an integration new (already checked) credentials and lift its pause; everything else is kept."""
-        gw = self.gw
-        integration_id = integration["_id"]
-        old = self.integrations.credentials(integration)
+        integration_id = integration.id
+        old = self.box.open(integration.credentials, integration.seal_context) if integration.credentials else {}
         registration = registration_of(integration, old)
-        webhooks = dict(integration.get("webhooks") or {})
-        callback = callback_url(gw, integration)
+        webhooks = integration.webhooks
+        callback = callback_of(self.settings, integration)
         repaired: list[str] = []
         try:
-            if webhooks.get("state") == WebhookState.REGISTERED.value and registration.hook_ids:
+            if webhooks.state is WebhookState.REGISTERED and registration.hook_ids:
                 statuses = await adapter.webhook_status(conn, registration, callback)
                 if any(s.state is not HookState.ACTIVE for s in statuses):
                     repair = await adapter.repair_webhooks(conn, registration, callback)
@@ -219,61 +212,47 @@ class LifecycleService:
             else:
                 registration = await adapter.register_webhooks(conn, callback)
                 repaired = ["all"] if registration.hook_ids else []
-            webhook_doc: Doc = {
-                **webhooks,
-                "state": WebhookState.REGISTERED.value,
-                "hook_ids": list(registration.hook_ids),
-                "callback_url": callback,
-                "error": None,
-                "repair_error": None,
-                "silent": False,
-                "checked_at": gw.now(),
-            }
+            kept = replace(
+                webhooks,
+                state=WebhookState.REGISTERED,
+                hook_ids=tuple(registration.hook_ids),
+                callback_url=callback,
+                error=None,
+                repair_error=None,
+                silent=False,
+                checked_at=self.clock(),
+            )
         except StoreError as exc:
             log.warning("webhook registration failed on reconnect", extra={"integration_id": integration_id})
-            webhook_doc = {
-                **webhooks,
-                "state": WebhookState.FAILED.value,
-                "callback_url": callback,
-                "error": exc.message,
-            }
-        update: Doc = {
-            "credentials": gw.box.seal({**credentials, **registration.secrets}, seal_context(integration)),
-            "credential_names": sorted(credentials),
-            "credentials_rejected": False,
-            "app_uninstalled": False,
-            "credentials_rejected_reason": None,
-            "connected_via": via,
-            "tokens": tokens,
-            "webhooks": webhook_doc,
-            "reconnected_at": gw.now(),
-        }
-        if store_key:
-            update["store_key"] = store_key
-        restored = await gw.db.integrations.find_one_and_update(
-            {"_id": integration_id}, {"$set": update}, return_document=ReturnDocument.AFTER
+            kept = replace(webhooks, state=WebhookState.FAILED, callback_url=callback, error=exc.message)
+        restored = await self.store.restore(
+            integration_id,
+            credentials=self.box.seal({**credentials, **registration.secrets}, integration.seal_context),
+            credential_names=tuple(sorted(credentials)),
+            connected_via=via,
+            tokens=tokens,
+            webhooks=kept,
+            at=self.clock(),
+            store_key=store_key,
         )
         if restored is None:
-            from gateway.errors import NotFound
-
             raise NotFound("the integration was disconnected meanwhile", field="integrationId")
-        gw.webhook_integrations.pop(integration_id, None)
-        account_id = restored["account_id"]
-        await gw.activity.record(
+        account_id = restored.account_id
+        await self.activity.record(
             account_id,
             ActivityKind.INTEGRATION_RECONNECTED,
-            f"Reconnected {restored['name']!r}: products, Alana's edits, conflicts and history are kept; a full "
+            f"Reconnected {restored.name!r}: products, Alana's edits, conflicts and history are kept; a full "
             "sync catches up what changed meanwhile",
             integration_id=integration_id,
         )
         if repaired:
-            await gw.activity.record(
+            await self.activity.record(
                 account_id,
                 ActivityKind.WEBHOOKS_REREGISTERED,
                 "Change notifications from your store were registered again after reconnecting"
                 + ("" if repaired == ["all"] else f" ({', '.join(repaired)})"),
                 integration_id=integration_id,
             )
-        await SyncService(gw).queue(restored, Trigger.INITIAL, kind=RunKind.FULL)
-        await self.integrations.publish_health(restored)
+        await self.syncs.queue(restored, Trigger.INITIAL, kind=RunKind.FULL)
+        await self.health.refresh(integration_id)
         return restored

@@ -48,11 +48,6 @@ def bind_context(**values: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def current_context() -> dict[str, Any]:
-    """The fields bound by the enclosing `bind_context` blocks."""
-    return dict(_context.get())
-
-
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key.replace("-", "_")))
 

@@ -19,6 +19,7 @@ import pluggy
 from gateway import hookspecs, metrics
 from gateway.adapter import PlatformAdapter
 from gateway.errors import NotFound
+from gateway.model import Product
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,26 @@ class PluginRegistry:
                 field="platform",
             ) from None
 
-    def process_product(self, platform: str, native: Mapping[str, Any], product: Any) -> Any:
-        hook = self.manager.hook.process_product
-        if not hook.get_hookimpls():
+    def process_product(self, platform: str, native: Mapping[str, Any], product: Product) -> Product:
+        """Run the `process_product` pipeline (see gateway.hookspecs): each plugin gets the product the
+        previous one returned, in registration order."""
+        impls = self.manager.hook.process_product.get_hookimpls()
+        if not impls:
             return product  # the common case: nothing to call, nothing to copy, on every product of every run
-        for result in hook(platform=platform, native=dict(native), product=product):
-            if result is not None:
-                product = result
+        # pluggy keeps [trylast..., the rest in registration order, tryfirst...] and calls it backwards;
+        # a pipeline runs forwards: tryfirst ones, the rest, then trylast ones, each in registration order.
+        called = [i for i in impls if not (i.hookwrapper or i.wrapper)]
+        first = [i for i in called if i.tryfirst]
+        last = [i for i in reversed(called) if i.trylast]
+        middle = [i for i in called if not i.tryfirst and not i.trylast]
+        payload = dict(native)
+        for impl in (*first, *middle, *last):
+            result = impl.function(platform=platform, native=payload, product=product)
+            if result is None:
+                continue
+            if not isinstance(result, Product):
+                raise TypeError(f"plugin {impl.plugin_name!r}: process_product returned a {type(result).__name__}")
+            product = result
         return product
 
 

@@ -5,24 +5,31 @@ A product document holds the store version (`store`), its content hash, Alana's 
 racing a sync, a webhook racing a run) are conditional on `version`: read, decide, write only if the
 version is still the one read, else re-read and decide again. No read-modify-write without that
 guard.
+
+Change detection for a run's page is `write_page`: one read of the stored hashes, a `Decision` per
+product, one unordered bulk write. At the end of a full run, `sweep_unseen` marks removed the products
+the run did not see (the run keeps what it saw in MongoDB: gateway.runs.RunStore.record_seen).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gateway.domain import utcnow
-from gateway.model import EDITABLE_FIELDS, Product
-from gateway.storage.mongo import Database, Doc
+from gateway.errors import NotFound
+from gateway.model import EDITABLE_FIELDS, Product, hash_document
+from gateway.pagination import PageRequest, Slice
+from gateway.runs import RunCounts
+from gateway.storage.mongo import Database, Doc, find_page
 
 
 class Outcome(StrEnum):
@@ -33,7 +40,7 @@ class Outcome(StrEnum):
     STALE = "STALE"  # an older store version than the one stored: ignored
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConflictFound:
     """A store change that overrode an active Alana overlay (recorded by the caller)."""
 
@@ -44,11 +51,112 @@ class ConflictFound:
     conflict_id: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class WriteResult:
     outcome: Outcome
     product_id: str
-    conflicts: list[ConflictFound] = field(default_factory=list)
+    conflicts: tuple[ConflictFound, ...] = ()
+
+
+class Decision(Enum):
+    """What a run's page does with one mapped product, against what is stored."""
+
+    INSERT = "insert"  # not stored: insert it (counted added)
+    UPDATE = "update"  # changed: a version-guarded update in the page's bulk write
+    CHECK_OVERLAYS = "check_overlays"  # changed under Alana's active edits: written one by one, with conflicts
+    UNCHANGED = "unchanged"  # same content, or older than what is stored (a webhook overtook the run)
+    ADDED_BEFORE = "added_before"  # an earlier attempt of this same run inserted it: counted as it did
+    UPDATED_BEFORE = "updated_before"  # an earlier attempt of this same run updated it
+
+
+#: The counter a decision adds to (UPDATE and CHECK_OVERLAYS are settled when written).
+_COUNTER = {
+    Decision.INSERT: "added",
+    Decision.UPDATE: "updated",
+    Decision.CHECK_OVERLAYS: "updated",
+    Decision.UNCHANGED: "unchanged",
+    Decision.ADDED_BEFORE: "added",
+    Decision.UPDATED_BEFORE: "updated",
+}
+
+
+@dataclass(frozen=True)
+class PageWrite:
+    """What writing one page did: the counters it adds to the run, and what else the run reports."""
+
+    counts: RunCounts
+    #: Products added or updated (PRODUCT_CHANGED events).
+    changed_ids: tuple[str, ...] = ()
+    #: Alana's edits the store overrode, by product id (the caller records them).
+    conflicts: tuple[tuple[str, ConflictFound], ...] = ()
+    #: The newest store change on the page.
+    max_updated: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """One of Alana's edits, layered over the store version of one field."""
+
+    id: str
+    field: str
+    value: Any
+    #: The store's value when Alana edited: a store change to the field is detected against it.
+    base: Any
+    edited_at: datetime
+    active: bool = True
+    conflict_id: str | None = None
+    deactivated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredProduct:
+    id: str
+    account_id: str
+    integration_id: str
+    external_id: str
+    #: The store version: the canonical product (gateway.model.Product) as JSON.
+    store: Mapping[str, Any]
+    store_updated_at: datetime
+    synced_at: datetime | None = None
+    overlays: tuple[Overlay, ...] = ()
+    removed: bool = False
+    version: int = 0
+
+    @property
+    def effective(self) -> dict[str, Any]:
+        """The store version with the active overlays on top."""
+        result = dict(self.store)
+        for overlay in self.overlays:
+            if overlay.active:
+                result[overlay.field] = overlay.value
+        return result
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> StoredProduct:
+        return cls(
+            id=doc["_id"],
+            account_id=doc["account_id"],
+            integration_id=doc["integration_id"],
+            external_id=doc["external_id"],
+            store=doc["store"],
+            store_updated_at=doc["store_updated_at"],
+            synced_at=doc.get("synced_at"),
+            overlays=tuple(
+                Overlay(
+                    id=o["id"],
+                    field=o["field"],
+                    value=o.get("value"),
+                    base=o.get("base"),
+                    edited_at=o["edited_at"],
+                    active=bool(o.get("active")),
+                    conflict_id=o.get("conflict_id"),
+                    deactivated_at=o.get("deactivated_at"),
+                )
+                for o in doc.get("overlays") or ()
+            ),
+            removed=bool(doc.get("removed")),
+            version=int(doc.get("version") or 0),
+        )
 
 
 def product_id(integration_id: str, external_id: str) -> str:
@@ -81,13 +189,20 @@ def store_field_value(store: Doc, name: str) -> Any:
     return store.get(name)
 
 
-def effective(doc: Doc) -> Doc:
-    """The store version with the active overlays on top."""
-    result = dict(doc["store"])
-    for overlay in doc.get("overlays", []):
-        if overlay.get("active"):
-            result[overlay["field"]] = overlay["value"]
-    return result
+def classify(product: Product, content_hash: str, old: Doc | None, run_id: str) -> Decision:
+    """The decision for one mapped product of run `run_id`, given its stored hash, version and flags."""
+    if old is None:
+        return Decision.INSERT
+    if older(product.store_updated_at, old.get("store_updated_at")):
+        return Decision.UNCHANGED  # a newer version already arrived (a webhook overtook this run): keep it
+    if old.get("hash") == content_hash and not old.get("removed"):
+        # Written by an earlier attempt of this same run: count it as that attempt did.
+        if old.get("created_run") == run_id:
+            return Decision.ADDED_BEFORE
+        return Decision.UPDATED_BEFORE if old.get("updated_run") == run_id else Decision.UNCHANGED
+    if any(o.get("active") for o in old.get("overlays", [])):
+        return Decision.CHECK_OVERLAYS
+    return Decision.UPDATE
 
 
 def detect_conflicts(doc: Doc, new_store: Doc) -> tuple[list[Doc], list[ConflictFound]]:
@@ -136,15 +251,32 @@ class ProductStore:
         )
         return {doc["external_id"]: doc async for doc in cursor}
 
-    async def get(self, account_id: str, pid: str) -> Doc | None:
-        return await self.db.products.find_one({"_id": pid, "account_id": account_id})
+    async def any_stored(self, integration_id: str) -> bool:
+        return await self.db.products.find_one({"integration_id": integration_id}, {"_id": 1}) is not None
+
+    async def get(self, account_id: str, pid: str) -> StoredProduct | None:
+        doc = await self.db.products.find_one({"_id": pid, "account_id": account_id})
+        return None if doc is None else StoredProduct.from_doc(doc)
 
     async def count(self, account_id: str, integration_id: str) -> int:
         return await self.db.products.count_documents(
             {"account_id": account_id, "integration_id": integration_id, "removed": {"$ne": True}}
         )
 
-    def list_filter(self, account_id: str, integration_id: str | None, search: str | None, status: str | None) -> Doc:
+    async def page(
+        self,
+        account_id: str,
+        page: PageRequest,
+        *,
+        integration_id: str | None = None,
+        search: str | None = None,
+        status: str | None = None,
+    ) -> Slice[StoredProduct]:
+        """The account's products (not removed), newest store change first, with the total count.
+
+        `search` matches the title anywhere and a SKU from its start, case-insensitively, through the
+        normalized `search_*` fields (no text index: the embedded server has none).
+        """
         query: Doc = {"account_id": account_id, "removed": {"$ne": True}}
         if integration_id:
             query["integration_id"] = integration_id
@@ -153,7 +285,113 @@ class ProductStore:
         if search and search.strip():
             term = re.escape(search.strip().casefold())
             query["$or"] = [{"search_title": {"$regex": term}}, {"search_skus": {"$regex": f"^{term}"}}]
-        return query
+        total = await self.db.products.count_documents(query)
+        found = await find_page(self.db.products, query, "store_updated_at", page)
+        items = [StoredProduct.from_doc(d) for d in found.items]
+        return Slice(items, found.positions, found.has_next, total)
+
+    # ---- a run's page -------------------------------------------------------------------------
+    async def write_page(
+        self,
+        account_id: str,
+        integration_id: str,
+        run_id: str,
+        products: Mapping[str, Product],
+        *,
+        nothing_stored: bool = False,
+    ) -> PageWrite:
+        """Write one page of a run: only what changed, in one unordered bulk write (version-guarded).
+
+        `nothing_stored` (a first load) skips reading what is stored; a product that appears meanwhile
+        (a webhook) makes its insert collide and is decided again.
+        """
+        existing = {} if nothing_stored or not products else await self.existing(integration_id, list(products))
+        #: Each product's counter ("added", "updated" or "unchanged"), as finally decided.
+        tally: dict[str, str] = {}
+        written: set[str] = set()  # written by this attempt: PRODUCT_CHANGED
+        inserts: list[Doc] = []
+        updates: list[UpdateOne] = []
+        guarded: dict[str, str] = {}
+        slow: list[tuple[Product, str]] = []
+        max_updated: datetime | None = None
+        for external_id, product in products.items():
+            store = product.to_document()  # dumped once: hashed and stored as is
+            content_hash = hash_document(store)
+            if max_updated is None or product.store_updated_at > max_updated:
+                max_updated = product.store_updated_at
+            old = existing.get(external_id)
+            decision = classify(product, content_hash, old, run_id)
+            tally[external_id] = _COUNTER[decision]
+            if decision is Decision.INSERT:
+                inserts.append(self.new_document(account_id, integration_id, product, content_hash, run_id, store))
+                written.add(external_id)
+            elif decision is Decision.UPDATE:
+                assert old is not None
+                version = old.get("version", 0)
+                updates.append(self.update_op(integration_id, product, content_hash, version, run_id, store))
+                guarded[external_id] = content_hash
+                tally[external_id] = "added" if old.get("removed") else "updated"
+                written.add(external_id)
+            elif decision is Decision.CHECK_OVERLAYS:
+                slow.append((product, content_hash))
+        matched, collided = await self.bulk(inserts, updates)
+        # An insert that collided (a webhook inserted it between our read and our write), or an update
+        # whose version moved (an Alana edit, a webhook): decided again, one by one.
+        slow += [(products[d["external_id"]], d["hash"]) for d in inserts if d["_id"] in collided]
+        if matched < len(updates):
+            now = await self.existing(integration_id, list(guarded))
+            slow += [(products[e], h) for e, h in guarded.items() if now.get(e, {}).get("hash") != h]
+        found: list[tuple[str, ConflictFound]] = []
+        for product, content_hash in slow:
+            outcome = await self.write_one(account_id, integration_id, product, content_hash, run_id, skip_older=True)
+            external_id = product.external_id
+            if outcome.outcome in (Outcome.UNCHANGED, Outcome.STALE):
+                tally[external_id] = "unchanged"
+                written.discard(external_id)
+            else:
+                if external_id not in guarded:
+                    tally[external_id] = "added" if outcome.outcome is Outcome.ADDED else "updated"
+                written.add(external_id)
+            found += [(outcome.product_id, conflict) for conflict in outcome.conflicts]
+        counted = [tally[e] for e in products]
+        counts = RunCounts(
+            added=counted.count("added"),
+            updated=counted.count("updated"),
+            unchanged=counted.count("unchanged"),
+            conflicts=len(found),
+        )
+        changed = tuple(product_id(integration_id, e) for e in products if e in written)
+        return PageWrite(counts, changed, tuple(found), max_updated)
+
+    async def sweep_unseen(
+        self, integration_id: str, run_id: str, started_at: datetime, seen: Collection[str], *, retried: bool
+    ) -> int:
+        """The end of a full run: the products it did not see are gone from the store (marked removed,
+        never deleted). Returns how many this run removed, however many attempts it took.
+
+        A product written since the run started (a webhook) is newer than what the run walked past and
+        is kept; the next full run decides it. A `retried` run may have swept before its worker died:
+        its removals are counted from the products it marked, not from this attempt's updates.
+        """
+        cursor = self.db.products.find(
+            {"integration_id": integration_id, "removed": {"$ne": True}, "synced_at": {"$lt": started_at}},
+            {"external_id": 1},
+        ).batch_size(1000)
+        gone = [doc["external_id"] async for doc in cursor if doc["external_id"] not in seen]
+        removed = 0
+        for start in range(0, len(gone), 1000):
+            ids = [product_id(integration_id, e) for e in gone[start : start + 1000]]
+            result = await self.db.products.update_many(
+                {"_id": {"$in": ids}, "removed": {"$ne": True}},
+                {
+                    "$set": {"removed": True, "removed_at": utcnow(), "removed_run": run_id, "removed_sweep": run_id},
+                    "$inc": {"version": 1},
+                },
+            )
+            removed += result.modified_count
+        if retried:  # a scan, so only when an earlier attempt may have swept some already
+            return await self.db.products.count_documents({"integration_id": integration_id, "removed_sweep": run_id})
+        return removed
 
     # ---- writes from the store ----------------------------------------------------------------
     def new_document(
@@ -191,17 +429,15 @@ class ProductStore:
         run_id: str | None,
         store: Doc | None = None,
     ) -> UpdateOne:
+        fields: Doc = {
+            **store_doc_fields(product, content_hash, store),
+            "removed": False,
+            "synced_at": utcnow(),
+            "updated_run": run_id,
+        }
         return UpdateOne(
             {"_id": product_id(integration_id, product.external_id), "version": version},
-            {
-                "$set": {
-                    **store_doc_fields(product, content_hash, store),
-                    "removed": False,
-                    "synced_at": utcnow(),
-                    "updated_run": run_id,
-                },
-                "$inc": {"version": 1},
-            },
+            {"$set": fields, "$inc": {"version": 1}},
         )
 
     async def bulk(self, inserts: list[Doc], updates: list[UpdateOne]) -> tuple[int, set[str]]:
@@ -260,20 +496,18 @@ class ProductStore:
                 return WriteResult(Outcome.UNCHANGED, pid)
             new_store = product.to_document()
             overlays, conflicts = detect_conflicts(doc, new_store)
-            update = {
-                "$set": {
-                    **store_doc_fields(product, content_hash),
-                    "removed": False,
-                    "synced_at": utcnow(),
-                    "updated_run": run_id,
-                    "overlays": overlays,
-                },
-                "$inc": {"version": 1},
+            fields: Doc = {
+                **store_doc_fields(product, content_hash),
+                "removed": False,
+                "synced_at": utcnow(),
+                "updated_run": run_id,
+                "overlays": overlays,
             }
+            update = {"$set": fields, "$inc": {"version": 1}}
             result = await self.db.products.update_one({"_id": pid, "version": doc.get("version", 0)}, update)
             if result.matched_count:
                 outcome = Outcome.ADDED if doc.get("removed") else Outcome.UPDATED
-                return WriteResult(outcome, pid, conflicts)
+                return WriteResult(outcome, pid, tuple(conflicts))
         raise RuntimeError(f"product {pid} kept changing under 20 consecutive writes")
 
     async def mark_removed(self, integration_id: str, external_ids: Iterable[str], run_id: str | None) -> int:
@@ -289,28 +523,15 @@ class ProductStore:
         )
         return result.modified_count
 
-    async def active_external_ids(self, integration_id: str, batch: int = 1000) -> Any:
-        """Yield batches of external ids of the products not marked removed (memory stays flat)."""
-        cursor = self.db.products.find(
-            {"integration_id": integration_id, "removed": {"$ne": True}}, {"external_id": 1}
-        ).batch_size(batch)
-        chunk: list[str] = []
-        async for doc in cursor:
-            chunk.append(doc["external_id"])
-            if len(chunk) >= batch:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+    async def delete_integration(self, integration_id: str) -> None:
+        await self.db.products.delete_many({"integration_id": integration_id})
 
     # ---- Alana's edits ------------------------------------------------------------------------
-    async def add_overlays(self, account_id: str, pid: str, values: dict[str, Any]) -> Doc:
+    async def add_overlays(self, account_id: str, pid: str, values: dict[str, Any]) -> StoredProduct:
         """Store Alana's edits as fresh overlays on the current store version (version-guarded)."""
         for _ in range(20):
-            doc = await self.get(account_id, pid)
+            doc = await self.db.products.find_one({"_id": pid, "account_id": account_id})
             if doc is None:
-                from gateway.errors import NotFound
-
                 raise NotFound("no product with that id", field="productId")
             now = utcnow()
             overlays = [dict(o) for o in doc.get("overlays", [])]
@@ -339,7 +560,7 @@ class ProductStore:
                 return_document=True,
             )
             if result is not None:
-                return dict(result)
+                return StoredProduct.from_doc(result)
         raise RuntimeError(f"product {pid} kept changing under 20 consecutive edits")
 
 

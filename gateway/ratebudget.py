@@ -49,13 +49,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from yarl import URL
 
-log = logging.getLogger(__name__)
+from gateway.constants import rate_key
 
-# Redis key names. They belong in the constants module being created on another branch
-# (gateway/constants.py): move them there when it lands.
-#: Every key of a store's rate state: `alana:rate:{<store identity>}:<primitive name>[:holds|:claims]`.
-#: The braces make every key of one store hash to one cluster slot (a script touches several).
-RATE_KEY_PREFIX = "alana:rate:"
+log = logging.getLogger(__name__)
 
 #: A learned limit (bucket size, restore rate, quota) is kept this long after the last request.
 STATE_TTL = 24 * 3600.0
@@ -923,7 +919,7 @@ class RedisRateState(RateState):
         return cls(redis, store_identity(store_url))
 
     def key(self, name: str) -> str:
-        return f"{RATE_KEY_PREFIX}{{{self.store}}}:{name}"
+        return rate_key(self.store, name)
 
     def script(self, source: str) -> Any:
         """The registered script (EVALSHA, loading it again after a Redis restart)."""
@@ -973,7 +969,6 @@ class Waker:
 
 
 __all__ = [
-    "RATE_KEY_PREFIX",
     "BucketReading",
     "BucketStatus",
     "Hold",

@@ -1,13 +1,16 @@
 """Sync runs in MongoDB: queueing (one active run per integration), leases, checkpoints, summaries.
 
-A run is worked on under a lease (owner + expiry, renewed at every checkpoint and heartbeat), so a
-worker that dies leaves a run another worker can take over from its last checkpoint, and two workers
-can never process the same run at once.
+A run is worked on under a lease (`RunLease`: owner + expiry, renewed at every checkpoint and
+heartbeat), so a worker that dies leaves a run another worker can take over from its last
+checkpoint, and two workers can never process the same run at once. Reads return `Run` records.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,30 +18,171 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from gateway.domain import RunKind, RunStatus, Trigger, utcnow
-from gateway.storage.mongo import Database, Doc
+from gateway.errors import LeaseLost
+from gateway.pagination import PageRequest, Slice
+from gateway.storage.mongo import Database, Doc, find_page
 
 MAX_ERRORS_KEPT = 200
-COUNTERS = ("added", "updated", "unchanged", "removed", "failed", "conflicts")
+#: What a run's progress says before a worker takes it, and when one does.
+WAITING = "Waiting to start"
+STARTING = "Starting"
 
 
-def empty_counts() -> dict[str, int]:
-    return dict.fromkeys(COUNTERS, 0)
+# ---- records -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunCounts:
+    """The merchant's counters: what a run did to the products."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    conflicts: int = 0
+
+    def __add__(self, other: RunCounts) -> RunCounts:
+        return RunCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any] | None) -> RunCounts:
+        doc = doc or {}
+        return cls(**{f.name: int(doc.get(f.name, 0)) for f in fields(cls)})
 
 
-def summary_of(run: Doc) -> Doc | None:
-    """The merchant's summary of a finished run (None while it runs)."""
-    if not RunStatus(run["status"]).finished:
-        return None
-    counts = {**empty_counts(), **run.get("counts", {})}
-    return {**counts, "errors": run.get("errors", [])}
+@dataclass(frozen=True)
+class RunProgress:
+    processed: int = 0
+    total: int | None = None
+    message: str | None = WAITING
+    #: Grows with every save: a subscriber drops anything older than what it has shown.
+    seq: int = 0
+
+    @property
+    def percent(self) -> float | None:
+        if not self.total:
+            return None
+        return round(min(100.0, 100.0 * self.processed / self.total), 1)
 
 
-def percent(processed: int, total: int | None) -> float | None:
-    if not total:
-        return None
-    return round(min(100.0, 100.0 * processed / total), 1)
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a retried run resumes: the store cursor after the last page written, with its counters."""
+
+    cursor: str | None = None
+    #: The newest store change seen so far (the next incremental run starts there).
+    max_updated: datetime | None = None
+    #: The last page is written: a retry goes straight to the end-of-run work.
+    complete: bool = False
 
 
+@dataclass(frozen=True)
+class SeenSet:
+    """What the pages of a full run saw: the external ids, and how many store items those pages had."""
+
+    ids: frozenset[str]
+    #: Equals the run's `processed` when every checkpointed page is recorded (the set is complete).
+    items: int
+
+
+@dataclass(frozen=True)
+class SyncError:
+    """One product a run could not sync."""
+
+    external_id: str | None
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    counts: RunCounts
+    errors: tuple[SyncError, ...]
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    account_id: str
+    integration_id: str
+    trigger: Trigger
+    kind: RunKind
+    status: RunStatus
+    queued_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    product_ids: tuple[str, ...] = ()
+    progress: RunProgress = field(default_factory=RunProgress)
+    counts: RunCounts = field(default_factory=RunCounts)
+    #: Empty in lists of runs (they are not read there; see RunStore.latest).
+    errors: tuple[SyncError, ...] = ()
+    checkpoint: Checkpoint | None = None
+    attempts: int = 0
+    cancel_requested: bool = False
+    failure: str | None = None
+    lease_owner: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return not self.status.finished
+
+    @property
+    def summary(self) -> RunSummary | None:
+        """The merchant's summary of a finished run (None while it runs)."""
+        return RunSummary(self.counts, self.errors) if self.status.finished else None
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> Run:
+        progress = doc.get("progress") or {}
+        checkpoint = doc.get("checkpoint")
+        return cls(
+            id=doc["_id"],
+            account_id=doc["account_id"],
+            integration_id=doc["integration_id"],
+            trigger=Trigger(doc["trigger"]),
+            kind=RunKind(doc.get("kind", RunKind.FULL)),
+            status=RunStatus(doc["status"]),
+            queued_at=doc["queued_at"],
+            started_at=doc.get("started_at"),
+            finished_at=doc.get("finished_at"),
+            product_ids=tuple(doc.get("product_ids") or ()),
+            progress=RunProgress(
+                processed=int(progress.get("processed") or 0),
+                total=progress.get("total"),
+                message=progress.get("message"),
+                seq=int(progress.get("seq") or 0),
+            ),
+            counts=RunCounts.from_doc(doc.get("counts")),
+            errors=tuple(SyncError(e.get("external_id"), e["code"], e["message"]) for e in doc.get("errors") or ()),
+            checkpoint=None
+            if not checkpoint
+            else Checkpoint(
+                cursor=checkpoint.get("cursor"),
+                max_updated=checkpoint.get("max_updated"),
+                complete=bool(checkpoint.get("complete")),
+            ),
+            attempts=int(doc.get("attempts") or 0),
+            cancel_requested=bool(doc.get("cancel_requested")),
+            failure=doc.get("failure"),
+            lease_owner=doc.get("lease_owner"),
+        )
+
+
+def _progress_doc(progress: RunProgress) -> Doc:
+    return {"processed": progress.processed, "total": progress.total, "message": progress.message, "seq": progress.seq}
+
+
+def _error_doc(error: SyncError) -> Doc:
+    return {"external_id": error.external_id, "code": error.code, "message": error.message[:500]}
+
+
+def _one(doc: Doc | None) -> Run | None:
+    return None if doc is None else Run.from_doc(doc)
+
+
+# ---- the store -----------------------------------------------------------------------------------
 class RunStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -50,7 +194,7 @@ class RunStore:
         trigger: Trigger,
         kind: RunKind,
         product_ids: list[str] | None = None,
-    ) -> tuple[Doc, bool]:
+    ) -> tuple[Run, bool]:
         """Queue a run, or return the integration's queued or running one (created=False)."""
         now = utcnow()
         doc: Doc = {
@@ -65,8 +209,8 @@ class RunStore:
             "queued_at": now,
             "started_at": None,
             "finished_at": None,
-            "progress": {"processed": 0, "total": None, "message": "Waiting to start", "seq": 0},
-            "counts": empty_counts(),
+            "progress": _progress_doc(RunProgress()),
+            "counts": RunCounts().as_dict(),
             "errors": [],
             "checkpoint": None,
             "attempts": 0,
@@ -75,34 +219,35 @@ class RunStore:
         for _ in range(5):
             try:
                 await self.db.runs.insert_one(doc)
-                return doc, True
+                return Run.from_doc(doc), True
             except DuplicateKeyError:
                 active = await self.db.runs.find_one({"integration_id": integration_id, "active": True})
                 if active is not None:
-                    return active, False
+                    return Run.from_doc(active), False
         raise RuntimeError("could not queue a run")  # pragma: no cover - the active run kept flipping
 
-    async def get(self, account_id: str, run_id: str) -> Doc | None:
-        return await self.db.runs.find_one({"_id": run_id, "account_id": account_id})
+    async def get(self, account_id: str, run_id: str) -> Run | None:
+        return _one(await self.db.runs.find_one({"_id": run_id, "account_id": account_id}))
 
-    async def get_any(self, run_id: str) -> Doc | None:
+    async def get_any(self, run_id: str) -> Run | None:
         """For workers, which act on behalf of whichever account queued the run."""
-        return await self.db.runs.find_one({"_id": run_id})
+        return _one(await self.db.runs.find_one({"_id": run_id}))
 
-    async def active(self, integration_id: str) -> Doc | None:
-        return await self.db.runs.find_one({"integration_id": integration_id, "active": True})
+    async def active(self, integration_id: str) -> Run | None:
+        return _one(await self.db.runs.find_one({"integration_id": integration_id, "active": True}))
 
-    async def latest(self, integration_id: str, limit: int = 10, finished_only: bool = False) -> list[Doc]:
+    async def latest(self, integration_id: str, limit: int = 10, finished_only: bool = False) -> list[Run]:
+        """The newest runs, without their error lists."""
         query: Doc = {"integration_id": integration_id}
         if finished_only:
             query["active"] = {"$ne": True}
         cursor = self.db.runs.find(query, {"errors": 0}).sort([("queued_at", -1), ("_id", -1)]).limit(limit)
-        return [doc async for doc in cursor]
+        return [Run.from_doc(doc) async for doc in cursor]
 
-    async def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Doc | None:
+    async def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Run | None:
         """Take the run if it is queued, or running under an expired (or our own) lease."""
         now = utcnow()
-        return await self.db.runs.find_one_and_update(
+        doc = await self.db.runs.find_one_and_update(
             {
                 "_id": run_id,
                 "status": {"$in": [RunStatus.QUEUED.value, RunStatus.RUNNING.value]},
@@ -114,7 +259,8 @@ class RunStore:
                 ],
             },
             # A pipeline update: started_at keeps the first attempt's time (null sorts before dates, so
-            # $min cannot do it), attempts counts every lease taken.
+            # $min cannot do it), attempts counts every lease taken. The message changes with the
+            # status, so no reader ever sees RUNNING with "Waiting to start".
             [
                 {
                     "$set": {
@@ -123,72 +269,84 @@ class RunStore:
                         "lease_until": now + timedelta(seconds=ttl),
                         "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
                         "started_at": {"$ifNull": ["$started_at", now]},
+                        "progress": {"$mergeObjects": ["$progress", {"message": STARTING}]},
                     }
                 }
             ],
             return_document=ReturnDocument.AFTER,
         )
+        return _one(doc)
 
     async def save_progress(
         self,
         run_id: str,
         owner: str,
         ttl: float,
-        progress: Doc,
-        extra: Doc | None = None,
-        inc: dict[str, int] | None = None,
-        errors: list[Doc] | None = None,
-    ) -> Doc | None:
-        """Persist progress (and a checkpoint), renew the lease; None when the lease was lost."""
-        update: Doc = {
-            "$set": {
-                "progress": progress,
-                "lease_until": utcnow() + timedelta(seconds=ttl),
-                **(extra or {}),
+        progress: RunProgress,
+        *,
+        checkpoint: Checkpoint | None = None,
+        add: RunCounts | None = None,
+        set_counts: Mapping[str, int] | None = None,
+        errors: Sequence[SyncError] = (),
+    ) -> Run | None:
+        """Persist progress (and a checkpoint with its counters, atomically), renew the lease.
+
+        None when the lease was lost. `set_counts` overwrites counters (a recount that must stay exact
+        whatever attempt makes it); `add` increments them.
+        """
+        fields_set: Doc = {"progress": _progress_doc(progress), "lease_until": utcnow() + timedelta(seconds=ttl)}
+        if checkpoint is not None:
+            fields_set["checkpoint"] = {
+                "cursor": checkpoint.cursor,
+                "max_updated": checkpoint.max_updated,
+                "complete": checkpoint.complete,
             }
-        }
-        if inc:
-            update["$inc"] = {f"counts.{k}": v for k, v in inc.items() if v}
+        for name, value in (set_counts or {}).items():
+            fields_set[f"counts.{name}"] = value
+        update: Doc = {"$set": fields_set}
+        increments = {f"counts.{k}": v for k, v in (add.as_dict() if add else {}).items() if v}
+        if increments:
+            update["$inc"] = increments
         if errors:
-            update["$push"] = {"errors": {"$each": errors, "$slice": MAX_ERRORS_KEPT}}
-        if not update.get("$inc"):
-            update.pop("$inc", None)
-        return await self.db.runs.find_one_and_update(
+            update["$push"] = {"errors": {"$each": [_error_doc(e) for e in errors], "$slice": MAX_ERRORS_KEPT}}
+        doc = await self.db.runs.find_one_and_update(
             {"_id": run_id, "lease_owner": owner, "status": RunStatus.RUNNING.value},
             update,
             projection={"errors": 0},
             return_document=ReturnDocument.AFTER,
         )
+        return _one(doc)
 
-    async def finish(self, run_id: str, status: RunStatus, message: str, extra: Doc | None = None) -> Doc | None:
-        now = utcnow()
-        return await self.db.runs.find_one_and_update(
-            {"_id": run_id, "active": True},
-            {
-                "$set": {
-                    "status": status.value,
-                    "finished_at": now,
-                    "progress.message": message,
-                    **(extra or {}),
-                },
-                "$unset": {"active": "", "lease_owner": "", "lease_until": ""},
-            },
-            return_document=ReturnDocument.AFTER,
+    async def finish(
+        self, run_id: str, status: RunStatus, message: str, failure: str | None = None, errors: Iterable[SyncError] = ()
+    ) -> Run | None:
+        """End the run (the status and its message together); None when it had already ended."""
+        fields_set: Doc = {"status": status.value, "finished_at": utcnow(), "progress.message": message}
+        if failure:
+            fields_set["failure"] = failure
+        update: Doc = {"$set": fields_set, "$unset": {"active": "", "lease_owner": "", "lease_until": ""}}
+        extra = [_error_doc(e) for e in errors]
+        if extra:
+            update["$push"] = {"errors": {"$each": extra, "$slice": MAX_ERRORS_KEPT}}
+        doc = await self.db.runs.find_one_and_update(
+            {"_id": run_id, "active": True}, update, return_document=ReturnDocument.AFTER
         )
+        return _one(doc)
 
-    async def request_cancel(self, account_id: str, run_id: str) -> Doc | None:
+    async def request_cancel(self, account_id: str, run_id: str) -> Run | None:
         """Cancel a queued run at once; flag a running one (it stops at the next page boundary)."""
         queued = await self.finish_if(account_id, run_id, RunStatus.QUEUED)
         if queued is not None:
             return queued
-        return await self.db.runs.find_one_and_update(
+        doc = await self.db.runs.find_one_and_update(
             {"_id": run_id, "account_id": account_id, "status": RunStatus.RUNNING.value},
             {"$set": {"cancel_requested": True}},
             return_document=ReturnDocument.AFTER,
         )
+        return _one(doc)
 
-    async def finish_if(self, account_id: str, run_id: str, expected: RunStatus) -> Doc | None:
-        return await self.db.runs.find_one_and_update(
+    async def finish_if(self, account_id: str, run_id: str, expected: RunStatus) -> Run | None:
+        doc = await self.db.runs.find_one_and_update(
             {"_id": run_id, "account_id": account_id, "status": expected.value, "active": True},
             {
                 "$set": {
@@ -200,19 +358,107 @@ class RunStore:
             },
             return_document=ReturnDocument.AFTER,
         )
+        return _one(doc)
 
-    async def orphaned(self, now: datetime | None = None) -> list[Doc]:
-        """Running runs whose lease expired (their worker died) and queued runs nobody took."""
+    async def orphaned(self, now: datetime | None = None) -> list[Run]:
+        """Running runs whose lease expired (their worker died)."""
         now = now or utcnow()
         cursor = self.db.runs.find(
             {"status": RunStatus.RUNNING.value, "active": True, "lease_until": {"$lt": now}}, {"errors": 0}
         )
-        return [doc async for doc in cursor]
+        return [Run.from_doc(doc) async for doc in cursor]
 
-    async def page(self, account_id: str, integration_id: str, first: int, after: Any) -> list[Doc]:
+    async def queued_before(self, before: datetime) -> list[Run]:
+        """Runs still waiting for a worker that were queued before `before`."""
+        cursor = self.db.runs.find(
+            {"status": RunStatus.QUEUED.value, "active": True, "queued_at": {"$lt": before}}, {"errors": 0}
+        )
+        return [Run.from_doc(doc) async for doc in cursor]
+
+    async def delete_integration(self, integration_id: str) -> None:
+        await self.db.runs.delete_many({"integration_id": integration_id})
+        await self.db.run_seen.delete_many({"integration_id": integration_id})
+
+    # ---- what a full run has seen -------------------------------------------------------------
+    async def record_seen(
+        self, run_id: str, integration_id: str, read_from: str | None, external_ids: Sequence[str], items: int
+    ) -> None:
+        """Keep, with the run, the ids one page of a full run saw (before its checkpoint is saved).
+
+        Keyed by the cursor the page was read from, so a page read again after a retry replaces its
+        own record: the records of a run always add up to its checkpointed pages. One small document
+        a page: cheaper by far than touching every product the run saw.
+        """
+        key = f"{run_id}:{read_from or ''}"
+        record = {"run_id": run_id, "integration_id": integration_id, "at": utcnow(), "ids": list(external_ids)}
+        await self.db.run_seen.replace_one({"_id": key}, {**record, "items": items}, upsert=True)
+
+    async def seen(self, run_id: str) -> SeenSet:
+        ids: set[str] = set()
+        items = 0
+        async for page in self.db.run_seen.find({"run_id": run_id}, {"ids": 1, "items": 1}):
+            ids.update(page["ids"])
+            items += int(page["items"])
+        return SeenSet(frozenset(ids), items)
+
+    async def forget_seen(self, run_id: str) -> None:
+        await self.db.run_seen.delete_many({"run_id": run_id})
+
+    async def page(self, account_id: str, integration_id: str, page: PageRequest) -> Slice[Run]:
         query: Doc = {"account_id": account_id, "integration_id": integration_id}
-        if after is not None:
-            queued_at, rid = after
-            query["$or"] = [{"queued_at": {"$lt": queued_at}}, {"queued_at": queued_at, "_id": {"$lt": rid}}]
-        cursor = self.db.runs.find(query).sort([("queued_at", -1), ("_id", -1)]).limit(first + 1)
-        return [doc async for doc in cursor]
+        found = await find_page(self.db.runs, query, "queued_at", page)
+        return Slice([Run.from_doc(d) for d in found.items], found.positions, found.has_next)
+
+
+# ---- the lease -----------------------------------------------------------------------------------
+class RunLease:
+    """A worker's hold on one run. Every save renews it; a save after another worker took the run
+    over (or after the run was deleted) raises LeaseLost, so two workers never write one run."""
+
+    def __init__(self, store: RunStore, run: Run, owner: str, seconds: float) -> None:
+        self.store = store
+        self.run = run
+        self.owner = owner
+        self.seconds = seconds
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def acquire(cls, store: RunStore, run_id: str, owner: str, seconds: float) -> RunLease | None:
+        """The lease, or None when the run is finished or another worker holds it."""
+        run = await store.acquire_lease(run_id, owner, seconds)
+        return None if run is None else cls(store, run, owner, seconds)
+
+    async def save(
+        self,
+        total: int | None,
+        message: str,
+        *,
+        processed: int | None = None,
+        checkpoint: Checkpoint | None = None,
+        add: RunCounts | None = None,
+        set_counts: Mapping[str, int] | None = None,
+        errors: Sequence[SyncError] = (),
+    ) -> Run:
+        """Save progress (with the page's checkpoint and counters, atomically) under a new `seq`.
+
+        `processed` changes only with the checkpoint of the pages it counts; other saves (the
+        heartbeat) keep the saved value, read under the lock, so it never runs ahead of the
+        checkpoint or goes back.
+        """
+        async with self._lock:  # the heartbeat and the page writer save in turn: seq never goes back
+            counted = self.run.progress.processed if processed is None else processed
+            progress = RunProgress(counted, total, message, self.run.progress.seq + 1)
+            run = await self.store.save_progress(
+                self.run.id,
+                self.owner,
+                self.seconds,
+                progress,
+                checkpoint=checkpoint,
+                add=add,
+                set_counts=set_counts,
+                errors=errors,
+            )
+            if run is None:
+                raise LeaseLost()
+            self.run = run
+            return run

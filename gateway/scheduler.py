@@ -8,24 +8,51 @@ memory: a restart picks up `next_sync_at` where it was.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from gateway.domain import RunKind, SyncFrequency, SyncMode, Trigger
-from gateway.syncs import RUN_JOB, SyncService, run_job_id
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
+from gateway.connect import ConnectService
+from gateway.constants import APPLY_JOB, RUN_JOB, run_job_id
+from gateway.deliveries import DeliveryStore
+from gateway.domain import RunKind, Trigger
+from gateway.hookrepair import WebhookRepairService
+from gateway.integration_store import IntegrationStore
+from gateway.jobqueue import JobQueue
+from gateway.runs import RunStore
+from gateway.syncs import SyncService
 
 log = logging.getLogger(__name__)
 
 #: Scheduled runs are incremental, with a full run at least this often (docs/reference/BEHAVIOUR.md).
 FULL_RUN_EVERY = timedelta(days=1)
+#: A run queued longer ago than this may have lost its job (Redis restarted without persistence, as the
+#: demo's Valkey does): its job is put on the queue again, which arq ignores while the job is still there.
+STALE_QUEUED = timedelta(seconds=30)
+#: Deliveries claimed longer ago than this belong to a worker that died.
+STALE_CLAIM = timedelta(seconds=120)
 
 
 class Scheduler:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(
+        self,
+        *,
+        integrations: IntegrationStore,
+        runs: RunStore,
+        deliveries: DeliveryStore,
+        syncs: SyncService,
+        repairs: WebhookRepairService,
+        connect: ConnectService,
+        jobs: JobQueue,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.integrations = integrations
+        self.runs = runs
+        self.deliveries = deliveries
+        self.syncs = syncs
+        self.repairs = repairs
+        self.connect = connect
+        self.jobs = jobs
+        self.clock = clock
 
     async def tick(self) -> list[str]:
         """Queue every due scheduled run (once across workers) and recover orphaned runs."""
@@ -37,56 +64,52 @@ class Scheduler:
 
     async def maintain_connections(self) -> None:
         """Webhook registrations checked and repaired (gateway/hookrepair.py); connect attempts expired."""
-        from gateway.connect import ConnectService
-        from gateway.hookrepair import WebhookRepairService
-
-        await WebhookRepairService(self.gw).check_due()
-        await ConnectService(self.gw).expire_overdue()
+        await self.repairs.check_due()
+        await self.connect.expire_overdue()
 
     async def queue_due(self) -> list[str]:
-        gw = self.gw
-        now = gw.now()
+        now = self.clock()
         queued: list[str] = []
-        cursor = gw.db.integrations.find(
-            {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$lte": now}},
-            {"credentials": 0},
-        )
-        async for integration in cursor:
-            period = SyncFrequency(integration["settings"]["frequency"]).period
-            claimed = await gw.db.integrations.find_one_and_update(
-                {"_id": integration["_id"], "next_sync_at": integration["next_sync_at"]},
-                {"$set": {"next_sync_at": max(integration["next_sync_at"] + period, now + period / 2)}},
-                return_document=True,
+        async for integration in self.integrations.due(now):
+            period = integration.settings.frequency.period
+            expected = integration.next_sync_at
+            assert expected is not None  # due() found it by next_sync_at
+            claimed = await self.integrations.claim_due(
+                integration.id, expected, max(expected + period, now + period / 2)
             )
             if claimed is None:
                 continue  # another worker took it
-            if claimed.get("credentials_rejected") or claimed.get("app_uninstalled"):
+            if claimed.paused:
                 continue  # paused until the merchant reconnects: no run would get past the store's 401
-            last_full = claimed.get("last_full_sync_at")
-            full = last_full is None or now - last_full >= FULL_RUN_EVERY or not claimed.get("sync_cursor")
-            run, created = await SyncService(gw).queue(
+            last_full = claimed.last_full_sync_at
+            full = last_full is None or now - last_full >= FULL_RUN_EVERY or not claimed.sync_cursor
+            run, created = await self.syncs.queue(
                 claimed, Trigger.SCHEDULED, kind=RunKind.FULL if full else RunKind.INCREMENTAL
             )
             if created:
-                queued.append(run["_id"])
+                queued.append(run.id)
         return queued
 
     async def recover_webhooks(self) -> None:
         """Deliveries a dead worker had claimed are applied by another."""
-        from gateway.webhooks import APPLY_JOB, WebhookService
-
-        for integration_id in await WebhookService(self.gw).release_stale_claims():
-            await self.gw.enqueue(APPLY_JOB, integration_id)
+        for integration_id in await self.deliveries.release_stale(self.clock() - STALE_CLAIM):
+            await self.jobs.enqueue(APPLY_JOB, integration_id)
 
     async def recover_orphans(self) -> list[str]:
-        """Runs whose worker died (lease expired) get a fresh job; they resume from their checkpoint."""
+        """Runs whose worker died (lease expired) get a fresh job; they resume from their checkpoint. Runs
+        queued long ago get their job back if it was lost."""
         recovered: list[str] = []
-        for run in await self.gw.runs.orphaned(self.gw.now()):
-            attempt = int(run.get("attempts", 0))
+        for run in await self.runs.orphaned(self.clock()):
             try:
-                await self.gw.enqueue(RUN_JOB, run["_id"], job_id=run_job_id(run["_id"], attempt))
+                await self.jobs.enqueue(RUN_JOB, run.id, job_id=run_job_id(run.id, run.attempts))
             except Exception:  # noqa: BLE001
-                log.warning("could not re-enqueue orphaned run %s", run["_id"], exc_info=True)
+                log.warning("could not re-enqueue orphaned run %s", run.id, exc_info=True)
                 continue
-            recovered.append(run["_id"])
+            recovered.append(run.id)
+        for run in await self.runs.queued_before(self.clock() - STALE_QUEUED):
+            try:
+                # Same job id as when it was queued: a no-op unless the job was lost.
+                await self.jobs.enqueue(RUN_JOB, run.id, job_id=run_job_id(run.id))
+            except Exception:  # noqa: BLE001
+                log.warning("could not re-enqueue queued run %s", run.id, exc_info=True)
         return recovered

@@ -3,15 +3,43 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from gateway.installflow import AppCredentials
+from gateway.constants import DEFAULT_QUEUE_NAME
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """The platform app's own credentials (GATEWAY_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET / _APP_NAME /
+    _AUTH_URL, docs/reference/RUNTIME.md). `auth_url` is set only to point at a simulator: then the
+    platform's authorize and token endpoints, and for BigCommerce its API, live there."""
+
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    app_name: str = "Alana"
+    auth_url: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+    @classmethod
+    def from_env(cls, platform: str, env: Mapping[str, str]) -> AppCredentials:
+        """Read GATEWAY_<PLATFORM>_* from an environment mapping (os.environ, or settings' extras)."""
+        prefix = f"GATEWAY_{platform.upper()}_"
+        auth_url = (env.get(prefix + "AUTH_URL") or "").strip().rstrip("/")
+        return cls(
+            client_id=(env.get(prefix + "CLIENT_ID") or "").strip(),
+            client_secret=(env.get(prefix + "CLIENT_SECRET") or "").strip(),
+            app_name=(env.get(prefix + "APP_NAME") or "").strip() or "Alana",
+            auth_url=auth_url or None,
+        )
 
 
 class Settings(BaseSettings):
@@ -36,7 +64,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="GATEWAY_LOG_LEVEL")
     #: The worker's own Prometheus endpoint (runs by outcome, webhook latency, queue depth); 0 = off.
     worker_metrics_port: int = Field(default=0, alias="GATEWAY_WORKER_METRICS_PORT")
-    queue_name: str = Field(default="alana:queue", alias="GATEWAY_QUEUE_NAME")
+    queue_name: str = Field(default=DEFAULT_QUEUE_NAME, alias="GATEWAY_QUEUE_NAME")
     #: Where installs begun on a platform's side send the merchant to claim the store
     #: (`?claimInstall=<token>`), and where a connect lands without a returnUrl; default: the console `/`.
     frontend_url: str | None = Field(default=None, alias="GATEWAY_FRONTEND_URL")
@@ -109,8 +137,6 @@ class Settings(BaseSettings):
 
     def app_credentials(self, platform: str) -> AppCredentials:
         """GATEWAY_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET / _APP_NAME / _AUTH_URL for one platform's app."""
-        from gateway.installflow import AppCredentials
-
         prefix = f"GATEWAY_{platform.upper()}_"
         env = {k: v for k, v in os.environ.items() if k.startswith(prefix)}
         for name, info in type(self).model_fields.items():

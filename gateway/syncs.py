@@ -2,48 +2,62 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime
 
+from gateway.activity import ActivityLog
+from gateway.constants import RUN_JOB, run_job_id
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
 from gateway.errors import Conflict, NotFound
-from gateway.storage.mongo import Doc
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
-
-RUN_JOB = "run_sync"
-
-
-def run_job_id(run_id: str, attempt: int = 0) -> str:
-    return f"sync:{run_id}:{attempt}"
+from gateway.events import EventPublisher, run_event
+from gateway.healthwatch import HealthWatch
+from gateway.integration_store import Integration, IntegrationStore
+from gateway.jobqueue import JobQueue
+from gateway.runs import Run, RunStore
 
 
 class SyncService:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(
+        self,
+        integrations: IntegrationStore,
+        runs: RunStore,
+        activity: ActivityLog,
+        publisher: EventPublisher,
+        health: HealthWatch,
+        jobs: JobQueue,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.integrations = integrations
+        self.runs = runs
+        self.activity = activity
+        self.publisher = publisher
+        self.health = health
+        self.jobs = jobs
+        self.clock = clock
 
-    def choose_kind(self, integration: Doc, product_ids: list[str] | None, full: bool | None) -> RunKind:
+    def choose_kind(self, integration: Integration, product_ids: list[str] | None, full: bool | None) -> RunKind:
         if product_ids:
             return RunKind.PRODUCTS
         if full:
             return RunKind.FULL
         # A run is incremental once a full sync has completed and left a cursor (docs/reference/BEHAVIOUR.md).
-        if integration.get("last_full_sync_at") and integration.get("sync_cursor"):
+        if integration.last_full_sync_at and integration.sync_cursor:
             return RunKind.INCREMENTAL
         return RunKind.FULL
 
     async def queue(
         self,
-        integration: Doc,
+        integration: Integration,
         trigger: Trigger,
         *,
         kind: RunKind | None = None,
         product_ids: list[str] | None = None,
-    ) -> tuple[Doc, bool]:
-        """Queue a run, or return the queued / running one. Publishes RUN_QUEUED for a new run."""
+    ) -> tuple[Run, bool]:
+        """Queue a run, or return the queued / running one. A new run is published (RUN_QUEUED) and
+        turns the light YELLOW (WAIT) at once."""
         kind = kind or self.choose_kind(integration, product_ids, None)
-        run, created = await self.gw.runs.create_or_get_active(
-            integration["account_id"], integration["_id"], trigger, kind, product_ids
+        run, created = await self.runs.create_or_get_active(
+            integration.account_id, integration.id, trigger, kind, product_ids
         )
         if created:
             what = {
@@ -51,76 +65,48 @@ class SyncService:
                 RunKind.INCREMENTAL: "Sync of recent changes",
                 RunKind.PRODUCTS: f"Sync of {len(product_ids or [])} products",
             }[kind]
-            await self.gw.activity.record(
-                integration["account_id"],
+            await self.activity.record(
+                integration.account_id,
                 ActivityKind.SYNC_QUEUED,
                 f"{what} queued ({trigger.value.lower()})",
-                integration_id=integration["_id"],
-                run_id=run["_id"],
+                integration_id=integration.id,
+                run_id=run.id,
             )
-            await self.gw.enqueue(RUN_JOB, run["_id"], job_id=run_job_id(run["_id"]))
-            await self.gw.publisher.account_event(
-                integration["account_id"],
-                {
-                    "kind": EventKind.RUN_QUEUED.value,
-                    "integration_id": integration["_id"],
-                    "at": self.gw.now(),
-                    "run": run,
-                },
-            )
+            await self.jobs.enqueue(RUN_JOB, run.id, job_id=run_job_id(run.id))
+            await self.publisher.publish(run_event(EventKind.RUN_QUEUED, run, self.clock()))
+            await self.health.refresh(integration.id)
         return run, created
 
     async def sync_now(
         self, account_id: str, integration_id: str, product_ids: list[str] | None, full: bool | None = None
-    ) -> Doc:
-        from gateway.integrations import IntegrationService
-
-        integration = await IntegrationService(self.gw).get(account_id, integration_id)
+    ) -> Run:
+        integration = await self.integrations.get(account_id, integration_id)
+        if integration is None:
+            raise NotFound("no integration with that id", field="integrationId")
         ids = [p.strip() for p in product_ids or [] if p.strip()] or None
         kind = self.choose_kind(integration, ids, full)
         run, _ = await self.queue(integration, Trigger.MANUAL, kind=kind, product_ids=ids)
         return run
 
-    async def cancel(self, account_id: str, run_id: str) -> Doc:
-        run = await self.gw.runs.get(account_id, run_id)
+    async def cancel(self, account_id: str, run_id: str) -> Run:
+        run = await self.runs.get(account_id, run_id)
         if run is None:
             raise NotFound("no sync run with that id", field="runId")
-        if RunStatus(run["status"]).finished:
-            raise Conflict(f"the run already ended ({run['status']})", field="runId")
-        updated = await self.gw.runs.request_cancel(account_id, run_id)
+        if run.status.finished:
+            raise Conflict(f"the run already ended ({run.status.value})", field="runId")
+        updated = await self.runs.request_cancel(account_id, run_id)
         if updated is None:  # it ended between the two reads
-            refreshed = await self.gw.runs.get(account_id, run_id)
+            refreshed = await self.runs.get(account_id, run_id)
             assert refreshed is not None
             return refreshed
-        if updated["status"] == RunStatus.CANCELLED:
-            await self.gw.activity.record(
+        if updated.status is RunStatus.CANCELLED:
+            await self.activity.record(
                 account_id,
                 ActivityKind.SYNC_CANCELLED,
                 "Sync cancelled before it started",
-                integration_id=updated["integration_id"],
+                integration_id=updated.integration_id,
                 run_id=run_id,
             )
-            await self.gw.publisher.run_progress(run_id, progress_message(updated))
-            await self.gw.publisher.account_event(
-                account_id,
-                {
-                    "kind": EventKind.RUN_FINISHED.value,
-                    "integration_id": updated["integration_id"],
-                    "at": self.gw.now(),
-                    "run": updated,
-                },
-            )
+            await self.publisher.publish(run_event(EventKind.RUN_FINISHED, updated, self.clock()))
+            await self.health.refresh(updated.integration_id)
         return updated
-
-
-def progress_message(run: Doc) -> Doc:
-    """The run's progress as published on its channel (and read first by late subscribers)."""
-    progress = run.get("progress", {})
-    return {
-        "run_id": run["_id"],
-        "status": run["status"],
-        "processed": progress.get("processed", 0),
-        "total": progress.get("total"),
-        "message": progress.get("message"),
-        "seq": progress.get("seq", 0),
-    }

@@ -3,7 +3,7 @@ of expiry, one refresh at a time per integration across every worker and API pro
 sealed at rest.
 
 - An integration connected through an expiring flow carries its tokens' lifetimes, unsealed, in
-  `integration["tokens"]` (`expires_at`, `refresh_expires_at`, `lifetime` seconds, `scopes`).
+  `Integration.tokens` (gateway.integration_store.TokenLifetimes).
 - `IntegrationService.connection` attaches a `FreshCredentials` to every Connection it builds for such
   an integration: before each request through the connection's HTTP clients it checks the expiry in
   memory and, when due, asks `TokenKeeper.refresh` for the current pair and swaps it into the clients'
@@ -24,22 +24,21 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
 from aiohttp import BasicAuth
-from pymongo import ReturnDocument
+from redis.asyncio import Redis
 
+from gateway.constants import token_refresh_lock_key
+from gateway.crypto import SecretBox
 from gateway.errors import CredentialsRejected, NotFound, StoreAuthError, StoreUnreachable
-from gateway.flows import flow_http, install_flow
+from gateway.flows import Flows
 from gateway.httpclient import HttpClient
 from gateway.installflow import REFRESH_LEAD, TokenSet
-from gateway.storage.mongo import Doc
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
+from gateway.integration_store import Integration, IntegrationStore, TokenLifetimes
+from gateway.lifecycle import LifecycleService
 
 log = logging.getLogger(__name__)
 
@@ -48,48 +47,40 @@ LOCK_SECONDS = 30.0
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
-def lock_key(integration_id: str) -> str:
-    return f"gw:token-refresh:{integration_id}"
-
-
-def token_meta(tokens: TokenSet, now: datetime) -> Doc | None:
+def token_meta(tokens: TokenSet, now: datetime) -> TokenLifetimes | None:
     """What an integration keeps, unsealed, about expiring tokens; None for tokens that do not expire."""
     if tokens.expires_at is None:
         return None
-    return {
-        "expires_at": tokens.expires_at,
-        "refresh_expires_at": tokens.refresh_expires_at,
-        "lifetime": max(1.0, (tokens.expires_at - now).total_seconds()),
-        "scopes": list(tokens.scopes),
-    }
+    return TokenLifetimes(
+        expires_at=tokens.expires_at,
+        refresh_expires_at=tokens.refresh_expires_at,
+        lifetime=max(1.0, (tokens.expires_at - now).total_seconds()),
+        scopes=tuple(tokens.scopes),
+    )
 
 
 @dataclass(frozen=True)
 class Expiry:
-    expires_at: datetime
-    lifetime: float | None = None
-    refresh_expires_at: datetime | None = None
-    scopes: tuple[str, ...] = ()
+    """When expiring credentials are due a refresh."""
+
+    lifetimes: TokenLifetimes
 
     @classmethod
-    def of(cls, integration: Mapping[str, Any]) -> Expiry | None:
-        meta = integration.get("tokens")
-        if not isinstance(meta, Mapping) or not isinstance(meta.get("expires_at"), datetime):
-            return None
-        lifetime = meta.get("lifetime")
-        return cls(
-            expires_at=meta["expires_at"],
-            lifetime=float(lifetime) if isinstance(lifetime, (int, float)) else None,
-            refresh_expires_at=meta.get("refresh_expires_at"),
-            scopes=tuple(meta.get("scopes") or ()),
-        )
+    def of(cls, tokens: TokenLifetimes | Integration | None) -> Expiry | None:
+        if isinstance(tokens, Integration):
+            tokens = tokens.tokens
+        return None if tokens is None else cls(tokens)
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.lifetimes.expires_at
 
     @property
     def lead(self) -> timedelta:
         """Refresh this long ahead: five minutes, or a third of a short lifetime (a simulator's seconds)."""
-        if self.lifetime is None:
+        if self.lifetimes.lifetime is None:
             return REFRESH_LEAD
-        return min(REFRESH_LEAD, timedelta(seconds=self.lifetime / 3))
+        return min(REFRESH_LEAD, timedelta(seconds=self.lifetimes.lifetime / 3))
 
     def due(self, now: datetime) -> bool:
         return now >= self.expires_at - self.lead
@@ -98,58 +89,73 @@ class Expiry:
         return TokenSet(
             credentials=dict(credentials),
             expires_at=self.expires_at,
-            refresh_expires_at=self.refresh_expires_at,
-            scopes=self.scopes,
+            refresh_expires_at=self.lifetimes.refresh_expires_at,
+            scopes=self.lifetimes.scopes,
         )
 
 
 class TokenKeeper:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(
+        self,
+        *,
+        store: IntegrationStore,
+        redis: Redis,
+        box: SecretBox,
+        flows: Flows,
+        lifecycle: LifecycleService,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.redis = redis
+        self.box = box
+        self.flows = flows
+        self.lifecycle = lifecycle
+        self.clock = clock
 
-    def credentials(self, integration: Doc) -> dict[str, str]:
-        from gateway.integrations import IntegrationService
+    def credentials(self, integration: Integration) -> dict[str, str]:
+        if not integration.credentials:
+            return {}
+        return self.box.open(integration.credentials, integration.seal_context)
 
-        return IntegrationService(self.gw).credentials(integration)
+    def fresh(self, integration: Integration) -> FreshCredentials | None:
+        """What keeps a Connection's credentials fresh; None for credentials that do not expire."""
+        expiry = Expiry.of(integration)
+        return None if expiry is None else FreshCredentials(self, integration.id, expiry)
 
-    async def refresh(self, integration_id: str) -> tuple[Doc, dict[str, str]]:
+    async def refresh(self, integration_id: str) -> tuple[Integration, dict[str, str]]:
         """The integration and its credentials, refreshed first if they are due (once across processes)."""
-        gw = self.gw
-        key = lock_key(integration_id)
+        key = token_refresh_lock_key(integration_id)
         mine = uuid.uuid4().hex
         deadline = time.monotonic() + LOCK_SECONDS + 5
         delay = 0.02
         while True:
-            acquired = bool(await gw.redis.set(key, mine, nx=True, px=int(LOCK_SECONDS * 1000)))
+            acquired = bool(await self.redis.set(key, mine, nx=True, px=int(LOCK_SECONDS * 1000)))
             try:
-                current = await gw.db.integrations.find_one({"_id": integration_id})
+                current = await self.store.get_any(integration_id)
                 if current is None:
                     raise NotFound("the integration was disconnected", field="integrationId")
-                if current.get("credentials_rejected") or current.get("app_uninstalled"):
+                if current.paused:
                     raise CredentialsRejected(
-                        current.get("credentials_rejected_reason")
+                        current.credentials_rejected_reason
                         or "the store no longer accepts this connection's credentials: reconnect the store"
                     )
                 expiry = Expiry.of(current)
-                if expiry is None or not expiry.due(gw.now()):
+                if expiry is None or not expiry.due(self.clock()):
                     return current, self.credentials(current)  # fresh (another process may just have refreshed)
                 if acquired:
                     return await self._refresh(current, expiry)
             finally:
                 if acquired:
-                    await gw.redis.eval(_RELEASE, 1, key, mine)  # type: ignore[misc]
+                    await self.redis.eval(_RELEASE, 1, key, mine)  # type: ignore[misc]
             if time.monotonic() > deadline:
                 raise StoreUnreachable("the store's access token is being renewed by another process: try again")
             # Another process is refreshing: wait for it, then read what it stored.
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
 
-    async def _refresh(self, current: Doc, expiry: Expiry) -> tuple[Doc, dict[str, str]]:
-        gw = self.gw
-        from gateway.lifecycle import LifecycleService
-
-        platform = current["platform"]
-        flow = install_flow(gw, platform)
+    async def _refresh(self, current: Integration, expiry: Expiry) -> tuple[Integration, dict[str, str]]:
+        platform = current.platform
+        flow = self.flows.install_flow(platform)
         if flow is None:
             raise StoreAuthError(
                 f"this store was connected through the {platform} app, and the app's credentials "
@@ -157,34 +163,28 @@ class TokenKeeper:
                 "access token cannot be renewed"
             )
         credentials = self.credentials(current)
-        http = flow_http(gw, current["store_url"])
+        http = self.flows.http(current.store_url)
         try:
-            renewed = await flow.refresh(expiry.token_set(credentials), current["store_url"], http)
+            renewed = await flow.refresh(expiry.token_set(credentials), current.store_url, http)
         except CredentialsRejected as exc:
-            await LifecycleService(gw).credentials_rejected(current, exc.message)
+            await self.lifecycle.credentials_rejected(current, exc.message)
             raise
         finally:
             await http.close()
-        now = gw.now()
         merged = {**credentials, **dict(renewed.credentials)}
-        from gateway.integrations import seal_context
-
-        sealed = gw.box.seal(merged, seal_context(current))
-        names = sorted(set(current.get("credential_names") or ()) | set(renewed.credentials))
-        updated = await gw.db.integrations.find_one_and_update(
-            # Only over the pair this refresh replaced: a refresh that outlived its lock never overwrites a newer one.
-            {"_id": current["_id"], "credentials": current["credentials"]},
-            {"$set": {"credentials": sealed, "credential_names": names, "tokens": token_meta(renewed, now)}},
-            return_document=ReturnDocument.AFTER,
+        sealed = self.box.seal(merged, current.seal_context)
+        names = tuple(sorted(set(current.credential_names) | set(renewed.credentials)))
+        # Only over the pair this refresh replaced: a refresh that outlived its lock never overwrites a newer one.
+        updated = await self.store.replace_credentials(
+            current.id, current.credentials, sealed, credential_names=names, tokens=token_meta(renewed, self.clock())
         )
-        gw.webhook_integrations.pop(current["_id"], None)
         if updated is None:
-            latest = await gw.db.integrations.find_one({"_id": current["_id"]})
+            latest = await self.store.get_any(current.id)
             if latest is None:
                 raise NotFound("the integration was disconnected", field="integrationId")
-            log.info("a concurrent token refresh won; using its credentials", extra={"integration_id": current["_id"]})
+            log.info("a concurrent token refresh won; using its credentials", extra={"integration_id": current.id})
             return latest, self.credentials(latest)
-        log.info("store access token refreshed", extra={"integration_id": current["_id"], "platform": platform})
+        log.info("store access token refreshed", extra={"integration_id": current.id, "platform": platform})
         return updated, merged
 
 
@@ -197,19 +197,14 @@ class FreshCredentials:
     any of them without a plugin hook.
     """
 
-    def __init__(self, gw: Gateway, integration_id: str, expiry: Expiry) -> None:
-        self.gw = gw
+    def __init__(self, keeper: TokenKeeper, integration_id: str, expiry: Expiry) -> None:
+        self.keeper = keeper
         self.integration_id = integration_id
         self.expiry: Expiry | None = expiry
         self.credentials: dict[str, str] = {}
         self.clients: list[HttpClient] = []
         self._lock = asyncio.Lock()
         self.refreshes = 0
-
-    @classmethod
-    def of(cls, gw: Gateway, integration: Doc) -> FreshCredentials | None:
-        expiry = Expiry.of(integration)
-        return None if expiry is None else cls(gw, integration["_id"], expiry)
 
     def bind(self, credentials: dict[str, str]) -> None:
         self.credentials = credentials
@@ -219,7 +214,7 @@ class FreshCredentials:
         self.clients.append(client)
 
     def due(self) -> bool:
-        return self.expiry is not None and self.expiry.due(self.gw.now())
+        return self.expiry is not None and self.expiry.due(self.keeper.clock())
 
     async def before_request(self) -> None:
         if not self.due():
@@ -227,7 +222,7 @@ class FreshCredentials:
         async with self._lock:
             if not self.due():
                 return  # another request of this connection refreshed while this one waited
-            integration, credentials = await TokenKeeper(self.gw).refresh(self.integration_id)
+            integration, credentials = await self.keeper.refresh(self.integration_id)
             self.swap(credentials)
             self.expiry = Expiry.of(integration)
             self.refreshes += 1

@@ -12,53 +12,85 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-
-from pymongo.errors import DuplicateKeyError
+from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from gateway import metrics
+from gateway.activity import ActivityLog
 from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, MappingContext, PlatformAdapter
 from gateway.conflicts import ConflictService
-from gateway.domain import ActivityKind, EventKind, SyncMode
-from gateway.engine import map_one, prefetch
+from gateway.constants import APPLY_JOB, apply_job_id
+from gateway.deliveries import Delivery, DeliveryStore
+from gateway.domain import ActivityKind, SyncMode, Trigger
 from gateway.errors import StoreAuthError, StoreError
-from gateway.integrations import CallCounter, IntegrationService
+from gateway.events import EventPublisher, ProductChanged
+from gateway.healthwatch import HealthWatch
+from gateway.integration_store import Integration, IntegrationStore
+from gateway.integrations import IntegrationService
+from gateway.jobqueue import JobQueue
+from gateway.lifecycle import LifecycleService
+from gateway.mapping import map_one, prefetch
 from gateway.model import Product
-from gateway.products import Outcome, product_id
-from gateway.storage.mongo import Doc
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
+from gateway.plugins import PluginRegistry
+from gateway.products import Outcome, ProductStore, product_id
+from gateway.runs import Run
+from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-APPLY_JOB = "apply_webhooks"
+#: Store-wide mapping facts (currency, locales) are reused by webhook batches this long instead of
+#: asking the store on every delivery. Sync runs always ask afresh.
 MAPPING_CONTEXT_TTL = 300.0
-INTEGRATION_CACHE_TTL = 2.0
 
 
 class WebhookService:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.integrations = IntegrationService(gw)
+    def __init__(
+        self,
+        *,
+        integrations: IntegrationService,
+        lifecycle: LifecycleService,
+        store: IntegrationStore,
+        deliveries: DeliveryStore,
+        products: ProductStore,
+        conflicts: ConflictService,
+        activity: ActivityLog,
+        publisher: EventPublisher,
+        health: HealthWatch,
+        jobs: JobQueue,
+        registry: PluginRegistry,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.integrations = integrations
+        self.lifecycle = lifecycle
+        self.store = store
+        self.deliveries = deliveries
+        self.products = products
+        self.conflicts = conflicts
+        self.activity = activity
+        self.publisher = publisher
+        self.health = health
+        self.jobs = jobs
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self._mapping_contexts: dict[str, tuple[float, MappingContext]] = {}
 
     async def receive(
         self, platform: str, integration_id: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, str]:
         """Verify, record, enqueue. Returns the HTTP status and a short message."""
-        integration = await self._integration(integration_id)
-        if integration is None or integration.get("platform") != platform:
+        integration = await self.store.get_cached(integration_id)
+        if integration is None or integration.platform != platform:
             metrics.WEBHOOKS.labels(platform=platform, outcome="unknown").inc()
             return 404, "unknown integration"
-        adapter = self.gw.registry.adapters.get(platform)
+        adapter = self.registry.adapters.get(platform)
         if adapter is None:
             return 404, "platform not installed"
         secrets = self.integrations.credentials(integration)
         try:
             verified = adapter.verify_webhook(headers, body, secrets) and adapter.webhook_from_store(
-                headers, body, integration["store_url"]
+                headers, body, integration.store_url
             )
         except Exception:  # noqa: BLE001 - a plugin bug must read as "not verified", not a 500
             log.warning("verify_webhook raised", exc_info=True)
@@ -73,227 +105,155 @@ class WebhookService:
             return 200, "unreadable delivery ignored"
         if event is None:
             return 200, "ok"
-        age = (self.gw.now() - event.triggered_at).total_seconds() if event.triggered_at else 0.0
-        if age > self.gw.settings.webhook_max_age_seconds:
+        age = (self.clock() - event.triggered_at).total_seconds() if event.triggered_at else 0.0
+        if age > self.settings.webhook_max_age_seconds:
             return await self._reject(integration, platform, "is a replay of an old delivery")
-        now = self.gw.now()
-        try:
-            # The dedupe log: one small document per delivery id, kept a week.
-            await self.gw.db.deliveries.insert_one(
-                {
-                    "account_id": integration["account_id"],
-                    "integration_id": integration_id,
-                    "delivery_id": event.delivery_id,
-                    "topic": event.topic,
-                    "external_id": event.external_id,
-                    "received_at": now,
-                }
-            )
-        except DuplicateKeyError:
+        now = self.clock()
+        first_time = await self.deliveries.record(integration.account_id, integration_id, event, now)
+        if not first_time:
             metrics.WEBHOOKS.labels(platform=platform, outcome="duplicate").inc()
             return 200, "duplicate delivery"
-        # The work queue: removed once applied, so claiming stays cheap however many deliveries came before.
         # (A crash between these two writes loses the change until the next scheduled sync, which exists to
         # catch exactly what webhooks miss.)
-        await self.gw.db.queue.insert_one(
-            {
-                "account_id": integration["account_id"],
-                "integration_id": integration_id,
-                "delivery_id": event.delivery_id,
-                "kind": event.kind.value,
-                "external_id": event.external_id,
-                "product": dict(event.product) if event.product is not None else None,
-                "store_updated_at": event.store_updated_at,
-                "triggered_at": event.triggered_at,
-                "received_at": now,
-                "received_mono": time.time(),
-                "claim": None,
-            }
-        )
+        await self.deliveries.enqueue(integration.account_id, integration_id, event, now)
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
-        if integration.get("settings", {}).get("mode") == SyncMode.MANUAL.value:
-            updated = await self.gw.db.integrations.find_one_and_update(
-                {"_id": integration_id},
-                {"$inc": {"pending_changes": 1}, "$set": self._delivery_seen()},
-                return_document=True,
-            )
-            if updated is not None:
-                await self.integrations.publish_health(updated)
+        if integration.settings.mode is SyncMode.MANUAL:
+            await self.store.add_pending_change(integration_id, self.clock())
+            await self.health.refresh(integration_id)
             return 200, "recorded for the next Sync Now"
         # Deliveries within one short window share a job: a burst is applied together.
-        window = self.gw.settings.webhook_coalesce_seconds
+        window = self.settings.webhook_coalesce_seconds
         bucket = int(time.time() / window) if window > 0 else uuid.uuid4().hex
-        await self.gw.enqueue(
-            APPLY_JOB, integration_id, job_id=f"wh:{integration_id}:{bucket}", defer_by=window or None
+        await self.jobs.enqueue(
+            APPLY_JOB, integration_id, job_id=apply_job_id(integration_id, bucket), defer_by=window or None
         )
         return 200, "ok"
 
-    async def _integration(self, integration_id: str) -> Doc | None:
-        cached = self.gw.webhook_integrations.get(integration_id)
-        if cached is not None and cached[0] > time.monotonic():
-            doc: Doc | None = cached[1]
-            return doc
-        doc = await self.integrations.get_any(integration_id)
-        if doc is None:
-            return None  # never cached: a store pings its hook while the integration is still being saved
-        if len(self.gw.webhook_integrations) > 1_000:
-            self.gw.webhook_integrations.clear()  # bounded
-        self.gw.webhook_integrations[integration_id] = (time.monotonic() + INTEGRATION_CACHE_TTL, doc)
-        return doc
-
-    def _delivery_seen(self) -> Doc:
-        return {"webhooks.last_delivery_at": self.gw.now(), "webhooks.silent": False}
-
-    async def _reject(self, integration: Doc, platform: str, why: str) -> tuple[int, str]:
+    async def _reject(self, integration: Integration, platform: str, why: str) -> tuple[int, str]:
         metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
-        await self.gw.activity.record(
-            integration["account_id"],
+        await self.activity.record(
+            integration.account_id,
             ActivityKind.WEBHOOK_REJECTED,
             f"A change notification claiming to come from your store {why} and was ignored",
-            integration_id=integration["_id"],
+            integration_id=integration.id,
         )
         return 401, f"delivery {why}"
 
     async def apply_pending(self, integration_id: str, run_id: str | None = None) -> int:
         """Apply every pending delivery of the integration; returns how many products changed."""
-        gw = self.gw
-        integration = await self.integrations.get_any(integration_id)
+        integration = await self.store.get_any(integration_id)
         if integration is None:
             return 0
-        from gateway.lifecycle import paused
-
-        if paused(integration):
+        if integration.paused:
             # Credentials rejected or app removed: no calls to the store. The full sync that follows a
             # reconnect catches up these changes.
-            await gw.db.queue.delete_many({"integration_id": integration_id, "claim": None})
+            await self.deliveries.drop_unclaimed(integration_id)
             return 0
         token = uuid.uuid4().hex
-        await gw.db.queue.update_many(
-            {"integration_id": integration_id, "claim": None}, {"$set": {"claim": token, "claimed_at": gw.now()}}
-        )
-        claimed = {"integration_id": integration_id, "claim": token}
-        deliveries = [d async for d in gw.db.queue.find(claimed).sort("received_at", 1)]
+        deliveries = await self.deliveries.claim(integration_id, token, self.clock())
         if not deliveries:
             return 0
-        latest: dict[str, Doc] = {}
+        latest: dict[str, Delivery] = {}
         for delivery in deliveries:
-            current = latest.get(delivery["external_id"])
+            current = latest.get(delivery.external_id)
             if current is None or _newer_or_same(delivery, current):
-                latest[delivery["external_id"]] = delivery
-        webhooks = integration.get("webhooks", {})
-        last = webhooks.get("last_delivery_at")
-        if webhooks.get("silent") or last is None or (gw.now() - last).total_seconds() > 60:
+                latest[delivery.external_id] = delivery
+        webhooks = integration.webhooks
+        last = webhooks.last_delivery_at
+        if webhooks.silent or last is None or (self.clock() - last).total_seconds() > 60:
             # Deliveries are arriving: the light's "webhooks silent" reason no longer holds. Written at
             # most once a minute, so a burst of deliveries does not rewrite the integration each time.
-            await gw.db.integrations.update_one({"_id": integration_id}, {"$set": self._delivery_seen()})
-            if webhooks.get("silent"):
-                refreshed = await self.integrations.get_any(integration_id)
-                if refreshed is not None:
-                    await self.integrations.publish_health(refreshed)
+            await self.store.mark_deliveries_arriving(integration_id, self.clock())
+            if webhooks.silent:
+                await self.health.refresh(integration_id)
         changed = await self._apply(integration, list(latest.values()), run_id)
-        await gw.db.queue.delete_many(claimed)
+        await self.deliveries.done(integration_id, token)
         now = time.time()
         for delivery in deliveries:
-            started = delivery.get("triggered_at")
-            latency = now - started.timestamp() if isinstance(started, datetime) else now - delivery["received_mono"]
+            started = delivery.triggered_at
+            latency = now - (started.timestamp() if started is not None else delivery.received_mono)
             metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
         return changed
 
-    async def release_stale_claims(self, older_than: float = 120.0) -> list[str]:
-        """Deliveries claimed by a worker that died go back to the queue; returns their integrations."""
-        cutoff = self.gw.now() - timedelta(seconds=older_than)
-        stale = {"claim": {"$ne": None}, "claimed_at": {"$lt": cutoff}}
-        integrations = sorted({d["integration_id"] async for d in self.gw.db.queue.find(stale, {"integration_id": 1})})
-        if integrations:
-            await self.gw.db.queue.update_many(stale, {"$set": {"claim": None}})
-        return integrations
+    async def apply_held(self, run: Run) -> None:
+        """The step a Sync Now run takes first: apply the changes that manual mode kept waiting."""
+        if run.trigger is Trigger.MANUAL:
+            await self.apply_pending(run.integration_id, run.id)
 
-    async def _apply(self, integration: Doc, deliveries: list[Doc], run_id: str | None) -> int:
-        gw = self.gw
-        adapter = gw.registry.adapter(integration["platform"])
-        account_id, integration_id = integration["account_id"], integration["_id"]
-        counter = CallCounter(integration_id)
+    async def _apply(self, integration: Integration, deliveries: list[Delivery], run_id: str | None) -> int:
+        adapter = self.registry.adapter(integration.platform)
+        account_id, integration_id = integration.account_id, integration.id
+        counter = self.integrations.counter(integration_id)
         conn = self.integrations.connection(integration, counter)
-        conflicts = ConflictService(gw)
         changed: list[str] = []
         try:
             context = await self._mapping_context(adapter, conn)
             refresh: list[str] = []
             for delivery in deliveries:
-                kind = ChangeKind(delivery["kind"])
-                if kind is ChangeKind.DELETE:
-                    if await gw.products.mark_removed(integration_id, [delivery["external_id"]], run_id):
-                        changed.append(product_id(integration_id, delivery["external_id"]))
-                elif kind is ChangeKind.REFRESH or delivery.get("product") is None:
-                    refresh.append(delivery["external_id"])
+                if delivery.kind is ChangeKind.DELETE:
+                    if await self.products.mark_removed(integration_id, [delivery.external_id], run_id):
+                        changed.append(product_id(integration_id, delivery.external_id))
+                elif delivery.kind is ChangeKind.REFRESH or delivery.product is None:
+                    refresh.append(delivery.external_id)
                 else:
-                    mapped = map_one(gw, adapter, delivery["product"], context)
+                    mapped = map_one(self.registry, adapter, delivery.product, context)
                     if isinstance(mapped, Product):
-                        changed += await self._write(conflicts, account_id, integration_id, mapped, run_id)
+                        changed += await self._write(account_id, integration_id, mapped, run_id)
                     else:
-                        log.warning("webhook product could not be mapped: %s", mapped.get("message"))
+                        log.warning("webhook product could not be mapped: %s", mapped.message)
             if refresh:
                 request = FetchRequest(mode=FetchMode.IDS, ids=tuple(refresh))
                 async for page in prefetch(adapter.fetch_products(conn, request), 1):
                     for native in page.items:
-                        mapped = map_one(gw, adapter, native, context)
+                        mapped = map_one(self.registry, adapter, native, context)
                         if isinstance(mapped, Product):
-                            changed += await self._write(conflicts, account_id, integration_id, mapped, run_id)
+                            changed += await self._write(account_id, integration_id, mapped, run_id)
                     if page.missing_ids:
-                        await gw.products.mark_removed(integration_id, page.missing_ids, run_id)
+                        await self.products.mark_removed(integration_id, page.missing_ids, run_id)
                         changed += [product_id(integration_id, e) for e in page.missing_ids]
         except StoreAuthError as exc:
-            from gateway.lifecycle import LifecycleService
-
-            await LifecycleService(gw).credentials_rejected(integration, exc.message)
+            await self.lifecycle.credentials_rejected(integration, exc.message)
         except StoreError as exc:
             log.warning("could not fetch products for webhooks: %s", exc.message)
         finally:
             await conn.close()
-            await counter.flush(gw)
+            await counter.flush()
         for pid in changed:
-            metrics.WEBHOOKS.labels(platform=integration["platform"], outcome="applied").inc()
-            await gw.publisher.account_event(
-                account_id,
-                {
-                    "kind": EventKind.PRODUCT_CHANGED.value,
-                    "integration_id": integration_id,
-                    "at": gw.now(),
-                    "product_id": pid,
-                },
+            metrics.WEBHOOKS.labels(platform=integration.platform, outcome="applied").inc()
+            await self.publisher.publish(
+                ProductChanged(account_id=account_id, integration_id=integration_id, at=self.clock(), product_id=pid)
             )
         return len(changed)
 
     async def _mapping_context(self, adapter: PlatformAdapter, conn: Connection) -> MappingContext:
-        cached = self.gw.mapping_contexts.get(conn.integration_id)
+        cached = self._mapping_contexts.get(conn.integration_id)
         if cached is not None and cached[0] > time.monotonic():
-            context: MappingContext = cached[1]
-            return context
+            return cached[1]
         context = await adapter.mapping_context(conn)
-        self.gw.mapping_contexts[conn.integration_id] = (time.monotonic() + MAPPING_CONTEXT_TTL, context)
+        if len(self._mapping_contexts) > 1_000:
+            self._mapping_contexts.clear()  # bounded
+        self._mapping_contexts[conn.integration_id] = (time.monotonic() + MAPPING_CONTEXT_TTL, context)
         return context
 
     async def _write(
         self,
-        conflicts: ConflictService,
         account_id: str,
         integration_id: str,
         product: Product,
         run_id: str | None,
     ) -> list[str]:
-        result = await self.gw.products.write_one(
+        result = await self.products.write_one(
             account_id, integration_id, product, product.content_hash(), run_id, skip_older=True
         )
         for found in result.conflicts:
-            await conflicts.record(account_id, integration_id, result.product_id, found, run_id)
+            await self.conflicts.record(account_id, integration_id, result.product_id, found, run_id)
         if result.outcome in (Outcome.ADDED, Outcome.UPDATED):
             return [result.product_id]
         return []
 
 
-def _newer_or_same(candidate: Doc, current: Doc) -> bool:
-    a: Any = candidate.get("store_updated_at")
-    b: Any = current.get("store_updated_at")
+def _newer_or_same(candidate: Delivery, current: Delivery) -> bool:
+    a, b = candidate.store_updated_at, current.store_updated_at
     if a is None or b is None:
         return True  # fall back to arrival order
-    return bool(a >= b)
+    return a >= b

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -12,10 +13,11 @@ from urllib.parse import parse_qsl, urlsplit
 from alana_bigcommerce.simulator import BigCommerceSimulator
 from alana_shopify.simulator import ShopifySimulator
 from alana_woocommerce.simulator import WooCommerceSimulator
-from gwtest import Api
+from gwtest import Api, wait_run
 
-from gateway.events import account_channel
-from gateway.flows import install_flow
+from gateway.constants import account_channel
+from gateway.events import Event
+from gateway.runs import Run
 from gateway.services import Gateway
 from gateway.simkit import Simulator
 from gateway.testing.installkit import Browser, Page
@@ -88,7 +90,7 @@ def app_settings(stores: Stores) -> dict[str, Any]:
 def register_apps(gw: Gateway, stores: Stores) -> None:
     """What an operator enters in each platform's app dashboard (the gateway's callback URLs)."""
     for sim in stores.all():
-        flow = install_flow(gw, sim.platform)
+        flow = gw.flows.install_flow(sim.platform)
         assert flow is not None, sim.platform
         sim.register_app(flow.app_registration())
 
@@ -144,24 +146,22 @@ async def health(api: Api, integration_id: str) -> dict[str, Any]:
     return result
 
 
-async def first_run(gw: Gateway, integration_id: str) -> dict[str, Any]:
-    from gwtest import wait_run
-
+async def first_run(gw: Gateway, integration_id: str) -> Run:
     runs = await gw.runs.latest(integration_id, 1)
     assert runs, "no run was queued"
-    return await wait_run(gw, runs[0]["_id"], 120)
+    return await wait_run(gw, runs[0].id, 120)
 
 
 @contextlib.asynccontextmanager
-async def account_events(gw: Gateway, account: str = "acct-1") -> Any:
+async def account_events(gw: Gateway, account: str = "acct-1") -> AsyncIterator[asyncio.Queue[Event]]:
     async with gw.hub.listen(account_channel(account)) as queue:
         yield queue
 
 
-async def next_event(queue: asyncio.Queue[dict[str, Any]], kind: str) -> dict[str, Any]:
+async def next_event(queue: asyncio.Queue[Event], kind: str) -> Event:
     """The next event of `kind` on an account channel (30 s at most)."""
     async with asyncio.timeout(30):
         while True:
             event = await queue.get()
-            if event.get("kind") == kind:
+            if event.kind == kind:
                 return event

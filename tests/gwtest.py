@@ -12,6 +12,9 @@ from typing import Any
 import aiohttp
 
 from gateway.auth import issue_token
+from gateway.constants import run_channel
+from gateway.events import Event, RunEvent
+from gateway.runs import Run
 from gateway.services import Gateway
 from gateway.settings import Settings
 
@@ -95,16 +98,15 @@ async def connect(api: Api, sim: Any, platform: str = "toy", account: str = "acc
     return str(data["connectIntegration"]["id"])
 
 
-async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> dict[str, Any]:
+async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> Run:
     """Wait for a run to end by following its progress channel (no polling sleeps)."""
-    from gateway.events import run_channel
 
-    async def follow() -> dict[str, Any]:
+    async def follow() -> Run:
         async with gw.hub.listen(run_channel(run_id)) as queue:
             while True:
                 run = await gw.runs.get_any(run_id)
                 assert run is not None
-                if run["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                if run.status.finished:
                     return run
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.get(), timeout=2.0)
@@ -112,8 +114,14 @@ async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> dict[str, A
     return await asyncio.wait_for(follow(), limit)
 
 
-def worker_env(gw: Gateway, plugins: str = "gateway.testing.toy", **extra: str) -> dict[str, str]:
-    s = gw.settings
+async def progress_of(queue: asyncio.Queue[Event]) -> int:
+    """How many products a run has processed, by its next event on the run's channel."""
+    event = await asyncio.wait_for(queue.get(), 60)
+    return event.run.progress.processed if isinstance(event, RunEvent) else 0
+
+
+def worker_env(gw: Gateway | Settings, plugins: str = "gateway.testing.toy", **extra: str) -> dict[str, str]:
+    s = gw.settings if isinstance(gw, Gateway) else gw
     env = dict(os.environ)
     env.update(
         {

@@ -153,7 +153,7 @@ async def test_bad_connect_input_names_the_field_and_saves_nothing(
 
 async def test_settings_change_and_disconnect(gw: Gateway, api: Api, worker: object, toy_store: ToySimulator) -> None:
     integration_id = await connect(api, toy_store)
-    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
+    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
     assert len(toy_store.hooks) == 1
     data = await api.query(
         """mutation($id: ID!) { updateSyncSettings(integrationId: $id, settings: {mode: MANUAL}) {
@@ -227,3 +227,41 @@ async def test_health_endpoints_and_metrics(gw: Gateway, api: Api) -> None:
     finally:
         await gw.db.close()
         gw.db = real_db
+
+
+async def page_through(api: Api, field: str, args: str, first: int) -> list[dict[str, Any]]:
+    """Every node of a connection, read `first` at a time by following endCursor."""
+    query = (
+        f"query($after: String) {{ {field}(first: {first}, after: $after{args}) {{"
+        " edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }"
+    )
+    nodes: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = (await api.query(query, {"after": after}))[field]
+        nodes += [edge["node"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            assert len(page["edges"]) <= first
+            return nodes
+        assert len(page["edges"]) == first and page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
+        after = page["pageInfo"]["endCursor"]
+
+
+async def test_every_connection_pages_through_each_row_once(
+    gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
+) -> None:
+    integration_id = await connect(api, toy_store)
+    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
+    for _ in range(2):
+        data = await api.query("mutation($id: ID!) { syncNow(integrationId: $id) { id } }", {"id": integration_id})
+        await wait_run(gw, data["syncNow"]["id"])
+    whole = await api.query("{ products(first: 250) { totalCount edges { node { id } } } }")
+    products = await page_through(api, "products", "", 7)
+    assert [p["id"] for p in products] == [e["node"]["id"] for e in whole["products"]["edges"]]
+    assert len({p["id"] for p in products}) == whole["products"]["totalCount"] == 30
+    runs = await page_through(api, "syncRuns", f', integrationId: "{integration_id}"', 1)
+    assert len({r["id"] for r in runs}) == len(runs) == 3
+    entries = await page_through(api, "activityLog", "", 2)
+    assert len({e["id"] for e in entries}) == len(entries) == await gw.db.activity.count_documents({})
+    empty = await api.query("{ conflicts(first: 5) { edges { cursor } pageInfo { hasNextPage endCursor } } }")
+    assert empty["conflicts"] == {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}

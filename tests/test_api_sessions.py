@@ -17,7 +17,7 @@ import jwt
 import pytest
 from gwtest import JWT_SECRET, Api
 
-from gateway.events import account_channel
+from gateway.constants import account_channel
 from gateway.services import Gateway
 
 

@@ -10,14 +10,14 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from arq.constants import job_key_prefix
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from gwtest import Api, connect, wait_run
 
-from gateway.domain import RunStatus, SyncFrequency, utcnow
-from gateway.events import account_channel
-from gateway.integrations import IntegrationService
-from gateway.scheduler import Scheduler
+from gateway.constants import account_channel, run_job_id
+from gateway.domain import HealthStatus, RunStatus, SyncFrequency, utcnow
+from gateway.events import HealthChanged
 from gateway.services import Gateway
 from gateway.testing.toy import ToySimulator
 
@@ -28,7 +28,7 @@ HEALTH = """query($id: ID!) { integration(id: $id) { pendingChanges productCount
 async def connected(gw: Gateway, api: Api, sim: ToySimulator, **settings: Any) -> str:
     integration_id = await connect(api, sim, **settings)
     run = (await gw.runs.latest(integration_id, 1))[0]
-    assert (await wait_run(gw, run["_id"]))["status"] == "SUCCEEDED"
+    assert (await wait_run(gw, run.id)).status == "SUCCEEDED"
     return integration_id
 
 
@@ -156,37 +156,37 @@ async def test_manual_mode_keeps_changes_for_sync_now(
 async def test_schedule_queues_once_when_due_and_red_after_failure(gw: Gateway, toy_store: ToySimulator) -> None:
     now = utcnow().replace(microsecond=0)
     gw.clock = lambda: now
-    service = IntegrationService(gw)
+    service = gw.integrations
     integration = await service.connect("acct-1", "toy", "sched", toy_store.store_url, toy_store.credentials())
-    first_run = (await gw.runs.latest(integration["_id"], 1))[0]
-    await gw.runs.finish(first_run["_id"], RunStatus.SUCCEEDED, "done")
+    first_run = (await gw.runs.latest(integration.id, 1))[0]
+    await gw.runs.finish(first_run.id, RunStatus.SUCCEEDED, "done")
     await gw.db.integrations.update_one(
-        {"_id": integration["_id"]},
+        {"_id": integration.id},
         {"$set": {"last_full_sync_at": now, "last_sync_at": now, "sync_cursor": now}},
     )
-    await service.update_settings("acct-1", integration["_id"], None, SyncFrequency.EVERY_15_MINUTES)
-    doc = await service.get("acct-1", integration["_id"])
-    assert doc["next_sync_at"] == now + timedelta(minutes=15)
+    await service.update_settings("acct-1", integration.id, None, SyncFrequency.EVERY_15_MINUTES)
+    doc = await service.get("acct-1", integration.id)
+    assert doc.next_sync_at == now + timedelta(minutes=15)
     assert (await service.health(doc)).status.value == "GREEN"
 
     gw.clock = lambda: now + timedelta(minutes=14, seconds=59)
-    assert await Scheduler(gw).queue_due() == []
+    assert await gw.scheduler.queue_due() == []
 
     gw.clock = lambda: now + timedelta(minutes=15)
-    one, two = await asyncio.gather(Scheduler(gw).queue_due(), Scheduler(gw).queue_due())
+    one, two = await asyncio.gather(gw.scheduler.queue_due(), gw.scheduler.queue_due())
     assert len(one) + len(two) == 1
     run = await gw.runs.get_any((one + two)[0])
-    assert run is not None and run["trigger"] == "SCHEDULED" and run["kind"] == "INCREMENTAL"
-    doc = await service.get("acct-1", integration["_id"])
-    assert doc["next_sync_at"] == now + timedelta(minutes=30)
+    assert run is not None and run.trigger == "SCHEDULED" and run.kind == "INCREMENTAL"
+    doc = await service.get("acct-1", integration.id)
+    assert doc.next_sync_at == now + timedelta(minutes=30)
 
-    await gw.runs.acquire_lease(run["_id"], "w", 5)
-    await gw.runs.finish(run["_id"], RunStatus.FAILED, "failed", {"failure": "the store answered HTTP 503"})
+    await gw.runs.acquire_lease(run.id, "w", 5)
+    await gw.runs.finish(run.id, RunStatus.FAILED, "failed", failure="the store answered HTTP 503")
     health = await service.health(doc)
     assert health.status.value == "RED" and "503" in (health.reason or "")
 
     gw.clock = lambda: now + timedelta(minutes=62)
-    overdue = await service.health(await service.get("acct-1", integration["_id"]))
+    overdue = await service.health(await service.get("acct-1", integration.id))
     assert overdue.status.value == "RED"
 
 
@@ -197,10 +197,10 @@ async def test_changes_only_a_scheduled_run_finds_turn_the_light_yellow(
     toy_store.deliver_webhooks = False  # the store stops delivering, but keeps changing
     toy_store.update_product("6", name="Missed by webhooks")
     await gw.db.integrations.update_one({"_id": integration_id}, {"$set": {"next_sync_at": utcnow()}})
-    queued = await Scheduler(gw).queue_due()
+    queued = await gw.scheduler.queue_due()
     assert len(queued) == 1
     run = await wait_run(gw, queued[0])
-    assert run["trigger"] == "SCHEDULED" and run["counts"]["updated"] == 1
+    assert run.trigger == "SCHEDULED" and run.counts.updated == 1
     data = await api.query(HEALTH, {"id": integration_id})
     assert data["integration"]["health"]["status"] == "YELLOW"
     assert "real-time" in data["integration"]["health"]["reason"]
@@ -209,7 +209,30 @@ async def test_changes_only_a_scheduled_run_finds_turn_the_light_yellow(
         toy_store.update_product("6", name="Delivered again")
         while True:  # the delivery clears the "silent" reason: the light turns green again
             event = await asyncio.wait_for(queue.get(), 20)
-            if event["kind"] == "HEALTH_CHANGED" and event["health"]["status"] == "GREEN":
+            if isinstance(event, HealthChanged) and event.health.status is HealthStatus.GREEN:
                 break
     data = await api.query(HEALTH, {"id": integration_id})
     assert data["integration"]["health"]["status"] == "GREEN", data
+
+
+async def test_a_queued_run_whose_job_was_lost_gets_it_back(gw: Gateway, toy_store: ToySimulator) -> None:
+    """Redis without persistence (the demo's Valkey) forgets queued jobs on a restart; the run stays QUEUED."""
+    now = utcnow()
+    gw.clock = lambda: now
+    integration = await gw.integrations.connect("acct-1", "toy", "lost", toy_store.store_url, toy_store.credentials())
+    run = (await gw.runs.latest(integration.id, 1))[0]
+    job_id = run_job_id(run.id)
+    queue = gw.settings.queue_name
+    assert await gw.redis.zscore(queue, job_id) is not None
+    gw.clock = lambda: now + timedelta(seconds=31)
+    await gw.scheduler.recover_orphans()  # the job is still there: nothing doubles
+    assert await gw.redis.zcard(queue) == 1
+
+    await gw.redis.delete(job_key_prefix + job_id)
+    await gw.redis.zrem(queue, job_id)
+    gw.clock = lambda: now + timedelta(seconds=29)
+    await gw.scheduler.recover_orphans()
+    assert await gw.redis.zscore(queue, job_id) is None  # queued only just now: its job may be on its way
+    gw.clock = lambda: now + timedelta(seconds=31)
+    await gw.scheduler.recover_orphans()
+    assert await gw.redis.zscore(queue, job_id) is not None and await gw.redis.zcard(queue) == 1

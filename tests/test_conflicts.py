@@ -28,7 +28,7 @@ SYNC = "mutation($id: ID!) { syncNow(integrationId: $id, full: true) { id } }"
 async def setup(gw: Gateway, api: Api, sim: ToySimulator) -> str:
     sim.deliver_webhooks = False  # store changes arrive through the syncs these tests drive
     integration_id = await connect(api, sim)
-    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
+    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
     return integration_id
 
 
@@ -64,7 +64,7 @@ async def test_store_change_to_an_edited_field_wins_and_can_be_reapplied(
 
     toy_store.update_product("2", name="Store title")  # title only: tags untouched in the store
     run = await sync(gw, api, integration_id)
-    assert run["counts"]["conflicts"] == 1
+    assert run.counts.conflicts == 1
     product = (await api.query(PRODUCT, {"id": pid}))["product"]
     assert product["title"] == "Store title"
     assert product["tags"] == ["alana"]  # the tags overlay stays: the store did not touch tags
@@ -72,12 +72,12 @@ async def test_store_change_to_an_edited_field_wins_and_can_be_reapplied(
     assert len(conflicts) == 1
     conflict = conflicts[0]["node"]
     assert conflict["field"] == "title" and conflict["storeValue"] == "Store title"
-    assert conflict["alanaValue"] == "Alana title" and conflict["runId"] == run["_id"]
+    assert conflict["alanaValue"] == "Alana title" and conflict["runId"] == run.id
     overlay = next(o for o in (await gw.db.products.find_one({"_id": pid}))["overlays"] if o["field"] == "title")
     assert overlay["active"] is False and overlay["conflict_id"] == conflict["id"]  # kept, linked
 
     again = await sync(gw, api, integration_id)
-    assert again["counts"]["conflicts"] == 0  # an unchanged store raises nothing new
+    assert again.counts.conflicts == 0  # an unchanged store raises nothing new
 
     reapplied = await api.query(
         "mutation($id: ID!) { reapplyAlanaChange(conflictId: $id) { status } }", {"id": conflict["id"]}
@@ -118,7 +118,7 @@ async def test_edit_racing_a_run_on_the_same_product_loses_nothing(
         run = await sync(gw, api, integration_id)
     finally:
         gw.products.existing = original_existing  # type: ignore[method-assign]
-    assert injected.is_set() and run["counts"]["conflicts"] == 0
+    assert injected.is_set() and run.counts.conflicts == 0
     product = (await api.query(PRODUCT, {"id": pid}))["product"]
     assert product["title"] == "Edited during the run"  # the edit survived the run's write
     assert product["storeVersion"]["tags"] == ["store-new"]  # and so did the store's change
@@ -137,7 +137,7 @@ async def test_a_late_run_never_overwrites_a_newer_webhook_version(gw: Gateway, 
     result = await store.write_one("acct", "int", v1, v1.content_hash(), "run", skip_older=True)
     assert result.outcome.value == "STALE"
     doc = await store.get("acct", product_id("int", "9"))
-    assert doc is not None and doc["store"]["title"] == "v2"
+    assert doc is not None and doc.store["title"] == "v2"
 
 
 # ---- property: random interleavings of store changes and Alana edits --------------------------
@@ -198,19 +198,19 @@ async def _interleave(url: str, ops: list[tuple[str, str, str]]) -> None:
         doc = await store.get("acct", pid)
         assert doc is not None
         # No store version is lost: the stored store version is the latest one.
-        assert doc["store"]["title"] == state["title"] and doc["store"]["description"] == state["description"]
-        for overlay in doc["overlays"]:
+        assert doc.store["title"] == state["title"] and doc.store["description"] == state["description"]
+        for overlay in doc.overlays:
             # Every overlay is active, or linked to the conflict that deactivated it (or was made
             # moot because the store adopted Alana's value).
-            assert overlay["active"] or overlay.get("conflict_id") or overlay.get("deactivated_at")
+            assert overlay.active or overlay.conflict_id or overlay.deactivated_at
         for field in FIELDS:
-            active = [o for o in doc["overlays"] if o["field"] == field and o["active"]]
+            active = [o for o in doc.overlays if o.field == field and o.active]
             assert len(active) <= 1
             if store_changed_since_edit.get(field) and active:
                 raise AssertionError(f"{field}: the store changed after the edit but the overlay is still active")
             if active:
-                assert active[0]["base"] == doc["store"][field]
-        linked = sum(1 for o in doc["overlays"] if o.get("conflict_id"))
+                assert active[0].base == doc.store[field]
+        linked = sum(1 for o in doc.overlays if o.conflict_id)
         assert linked == conflicts
     finally:
         await db.client.drop_database(db.db.name)

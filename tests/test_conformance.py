@@ -18,6 +18,7 @@ from gateway.errors import StoreError
 from gateway.model import Image, Money, Product
 from gateway.testing import conformance
 from gateway.testing.conformance import ConformanceKit, ConformanceOptions
+from gateway.testing.kit import corrupt
 from gateway.testing.toy import ToyAdapter, ToySimulator
 
 Check = Callable[[ConformanceKit], Awaitable[None]]
@@ -280,3 +281,9 @@ def test_gateway_platform_option_names_a_platform_that_is_not_installed(tmp_path
     result = run_pytest(tmp_path, "--gateway-platform=nosuchplatform", "-k", "simulator_contract")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "no installed plugin provides platform 'nosuchplatform'" in result.stdout, result.stdout
+
+
+def test_a_corrupted_value_differs_even_to_a_case_insensitive_check() -> None:
+    # Shopify compares its hex HMAC lower-cased: a digest ending in "a" must not come back ending in "A".
+    for value in ("3f9a", "3f9A", "3f9b", "7", "a", ""):
+        assert corrupt(value).lower() != value.lower()

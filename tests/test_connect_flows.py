@@ -36,7 +36,8 @@ from gql.transport.websockets import WebsocketsTransport
 from gwtest import Api, wait_run
 
 from gateway.connect import cookie_name
-from gateway.events import account_channel
+from gateway.constants import account_channel
+from gateway.events import ConnectFinished
 from gateway.services import Gateway
 from gateway.testing.installkit import Browser
 
@@ -92,7 +93,8 @@ async def test_each_platform_connects_through_its_install_flow(
         finished = await next_event(events, "CONNECT_FINISHED")
     assert landed.url.startswith(return_url(api)) and landed.status == 200
     assert query_of(landed.url) == {"tab": "stores", "connectAttempt": attempt["id"], "status": "CONNECTED"}
-    assert finished["connect_attempt"]["_id"] == attempt["id"] and finished["connect_attempt"]["status"] == "CONNECTED"
+    assert isinstance(finished, ConnectFinished)
+    assert finished.attempt.id == attempt["id"] and finished.attempt.status == "CONNECTED"
 
     after = (await api.query(ATTEMPT, {"id": attempt["id"]}))["connectAttempt"]
     assert after["status"] == "CONNECTED" and after["authorizeUrl"] is None and after["error"] is None
@@ -106,8 +108,8 @@ async def test_each_platform_connects_through_its_install_flow(
     raw = repr(stored)
     assert opened and all(value not in raw for value in opened.values())
     run = await first_run(gw, integration["id"])
-    assert run["trigger"] == "INITIAL" and run["kind"] == "FULL" and run["status"] == "SUCCEEDED"
-    assert run["counts"]["added"] == len(sim.product_ids())
+    assert run.trigger == "INITIAL" and run.kind == "FULL" and run.status == "SUCCEEDED"
+    assert run.counts.added == len(sim.product_ids())
     assert (await health(api, integration["id"]))["status"] == "GREEN"
     assert "INTEGRATION_CONNECTED" in await kinds(api, integration["id"])
     # The attempt is another account's business only to its own account.
@@ -169,7 +171,7 @@ async def test_an_install_begun_on_shopify_is_claimed_by_the_signed_in_merchant(
 
     claimed = (await api.query(CLAIM, {"token": token, "name": "From the app store"}))["claimInstall"]
     assert claimed["name"] == "From the app store" and claimed["platform"] == "shopify"
-    assert (await first_run(gw, claimed["id"]))["status"] == "SUCCEEDED"
+    assert (await first_run(gw, claimed["id"])).status == "SUCCEEDED"
     again = await api.raw(CLAIM, {"token": token}, account="acct-2")
     assert (
         again["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "install link" in again["errors"][0]["message"]
@@ -191,7 +193,7 @@ async def test_an_external_bigcommerce_install_is_claimed_and_load_opens_alana(
     assert token, landed.url
     claimed = (await api.query(CLAIM, {"token": token}))["claimInstall"]
     assert claimed["platform"] == "bigcommerce" and sim.store_hash in claimed["name"]
-    assert (await first_run(gw, claimed["id"]))["status"] == "SUCCEEDED"
+    assert (await first_run(gw, claimed["id"])).status == "SUCCEEDED"
     load = await sim.app_event("load")
     opened = await browser.open(str(load), follow=False)
     assert opened.status == 302 and opened.location == f"{api.url}/"
@@ -218,7 +220,7 @@ async def test_reconnect_through_the_flow_keeps_everything(
             "syncNow"
         ]["id"],
     )
-    assert run["status"] == "FAILED"
+    assert run.status == "FAILED"
     light = await health(api, integration_id)
     assert light["status"] == "RED" and light["action"] == "RECONNECT" and "Reconnect the store" in light["reason"]
     assert (await kinds(api, integration_id)).count("CREDENTIALS_REJECTED") == 1
@@ -235,7 +237,7 @@ async def test_reconnect_through_the_flow_keeps_everything(
     restored = await gw.db.integrations.find_one({"_id": integration_id})
     assert restored is not None and restored["credentials_rejected"] is False
     rerun = await first_run(gw, integration_id)
-    assert rerun["trigger"] == "INITIAL" and rerun["status"] == "SUCCEEDED"
+    assert rerun.trigger == "INITIAL" and rerun.status == "SUCCEEDED"
     assert await gw.db.products.count_documents({"integration_id": integration_id}) == count
     kept = await gw.db.products.find_one({"_id": product["_id"]})
     assert kept is not None and any(o.get("active") and o["value"] == "Alana's title" for o in kept["overlays"])
@@ -258,7 +260,7 @@ async def test_reconnect_with_pasted_keys_where_there_is_no_flow(
     run_id = (await api.query("mutation($id: ID!) { syncNow(integrationId: $id) { id } }", {"id": integration_id}))[
         "syncNow"
     ]["id"]
-    assert (await wait_run(gw, run_id))["status"] == "FAILED"
+    assert (await wait_run(gw, run_id)).status == "FAILED"
     assert (await health(api, integration_id))["action"] == "RECONNECT"
 
     wrong = await api.raw(RECONNECT, {"id": integration_id, "credentials": {"token": "still-wrong"}})
@@ -273,7 +275,7 @@ async def test_reconnect_with_pasted_keys_where_there_is_no_flow(
     assert done["status"] == "CONNECTED" and done["authorizeUrl"] is None
     assert done["integration"]["id"] == integration_id
     rerun = await first_run(gw, integration_id)
-    assert rerun["status"] == "SUCCEEDED" and rerun["trigger"] == "INITIAL"
+    assert rerun.status == "SUCCEEDED" and rerun.trigger == "INITIAL"
     assert (await health(api, integration_id))["status"] == "GREEN"
 
 

@@ -30,10 +30,8 @@ from connectkit import (
 )
 from gwtest import Api, wait_run
 
-from gateway.scheduler import Scheduler
 from gateway.services import Gateway
 from gateway.testing.installkit import Browser
-from gateway.webhooks import WebhookService
 
 
 @pytest_asyncio.fixture
@@ -93,13 +91,13 @@ async def test_an_uninstall_stops_syncing_keeps_products_and_reconnect_restores(
     # Nothing hammers the store now: no scheduled run, no webhook apply.
     before = await runs_of(gw, integration_id)
     await make_due(gw, integration_id)
-    assert await Scheduler(gw).queue_due() == []
+    assert await gw.scheduler.queue_due() == []
     assert await runs_of(gw, integration_id) == before
     calls = sim.faults.api_requests
     await gw.db.queue.insert_one(
         {"integration_id": integration_id, "delivery_id": "d1", "kind": "REFRESH", "external_id": "1", "claim": None}
     )
-    assert await WebhookService(gw).apply_pending(integration_id) == 0
+    assert await gw.webhooks.apply_pending(integration_id) == 0
     assert sim.faults.api_requests == calls and await gw.db.queue.count_documents({}) == 0
 
     # A redelivered uninstall changes nothing more.
@@ -115,7 +113,7 @@ async def test_an_uninstall_stops_syncing_keeps_products_and_reconnect_restores(
     landed = await approve(browser, reconnect["authorizeUrl"])
     assert query_of(landed.url)["status"] == "CONNECTED"
     rerun = await first_run(gw, integration_id)
-    assert rerun["trigger"] == "INITIAL" and rerun["status"] == "SUCCEEDED"
+    assert rerun.trigger == "INITIAL" and rerun.status == "SUCCEEDED"
     assert (await health(api, integration_id))["status"] == "GREEN"
     assert sim.hooks, "the webhooks the uninstall deleted were registered again"
     assert {"INTEGRATION_RECONNECTED", "WEBHOOKS_REREGISTERED"} <= set(await kinds(api, integration_id))
@@ -135,14 +133,14 @@ async def test_revoked_credentials_are_rejected_once_and_pause_the_integration(
     sync = "mutation($id: ID!) { syncNow(integrationId: $id, full: true) { id } }"
     for _ in range(2):
         run = await wait_run(gw, (await api.query(sync, {"id": integration_id}))["syncNow"]["id"])
-        assert run["status"] == "FAILED"
+        assert run.status == "FAILED"
     light = await health(api, integration_id)
     assert light["status"] == "RED" and light["action"] == "RECONNECT"
     assert "no longer accepts Alana's access" in light["reason"]
     assert (await kinds(api, integration_id)).count("CREDENTIALS_REJECTED") == 1  # once, not per attempt
     before = await runs_of(gw, integration_id)
     await make_due(gw, integration_id)
-    await Scheduler(gw).tick()
+    await gw.scheduler.tick()
     assert await runs_of(gw, integration_id) == before
 
 

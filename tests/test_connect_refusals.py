@@ -296,9 +296,7 @@ async def test_an_unconfigured_app_and_unknown_attempts(gw: Gateway, api: Api, a
     real_clock = gw.clock
     gw.clock = lambda: real_clock() + timedelta(minutes=11)
     try:
-        from gateway.scheduler import Scheduler
-
-        await Scheduler(gw).maintain_connections()
+        await gw.scheduler.maintain_connections()
     finally:
         gw.clock = real_clock
     stored = await gw.db.connect_attempts.find_one({"_id": attempt["id"]})

@@ -8,13 +8,12 @@ from typing import Any
 
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
-from gwtest import Api, connect, start_worker, wait_run
+from gwtest import Api, connect, progress_of, start_worker, wait_run
 
+from gateway.constants import run_channel
 from gateway.domain import RunKind, Trigger
-from gateway.events import run_channel
-from gateway.integrations import IntegrationService
+from gateway.events import RunEvent
 from gateway.services import Gateway
-from gateway.syncs import SyncService
 from gateway.testing.toy import ToySimulator
 
 SYNC_NOW = "mutation($id: ID!, $full: Boolean) { syncNow(integrationId: $id, full: $full) { id status } }"
@@ -23,8 +22,8 @@ SYNC_NOW = "mutation($id: ID!, $full: Boolean) { syncNow(integrationId: $id, ful
 async def first_sync(gw: Gateway, api: Api, sim: ToySimulator) -> str:
     integration_id = await connect(api, sim)
     run = await gw.runs.latest(integration_id, 1)
-    done = await wait_run(gw, run[0]["_id"])
-    assert done["status"] == "SUCCEEDED", done
+    done = await wait_run(gw, run[0].id)
+    assert done.status == "SUCCEEDED", done
     return integration_id
 
 
@@ -38,8 +37,8 @@ async def test_full_then_incremental_then_removals(
 ) -> None:
     integration_id = await first_sync(gw, api, toy_store)
     unchanged = await sync_now(gw, api, integration_id, full=True)
-    assert unchanged["kind"] == "FULL"
-    assert unchanged["counts"] == {
+    assert unchanged.kind == "FULL"
+    assert unchanged.counts.as_dict() == {
         "added": 0,
         "updated": 0,
         "unchanged": 30,
@@ -56,16 +55,16 @@ async def test_full_then_incremental_then_removals(
     toy_store.delete_product("8")
     requests_before = toy_store.faults.api_requests
     incremental = await sync_now(gw, api, integration_id)
-    assert incremental["kind"] == "INCREMENTAL", incremental
-    assert incremental["counts"]["updated"] == 3, (incremental["counts"], incremental["progress"])
-    assert incremental["counts"]["removed"] == 0
+    assert incremental.kind == "INCREMENTAL", incremental
+    assert incremental.counts.updated == 3, (incremental.counts.as_dict(), incremental.progress)
+    assert incremental.counts.removed == 0
     assert toy_store.faults.api_requests - requests_before <= 3  # count + one page, not the catalog
     after = {d["_id"]: d["version"] async for d in gw.db.products.find({}, {"version": 1})}
     changed = {pid for pid in versions if after[pid] != versions[pid]}
     assert changed == {f"{integration_id}:{e}" for e in ("3", "4", "5")}
 
     full = await sync_now(gw, api, integration_id, full=True)
-    assert full["counts"]["removed"] == 2 and full["counts"]["unchanged"] == 28
+    assert full.counts.removed == 2 and full.counts.unchanged == 28
     removed = await gw.db.products.count_documents({"integration_id": integration_id, "removed": True})
     assert removed == 2  # kept and flagged, never deleted
     data = await api.query(
@@ -87,17 +86,17 @@ async def test_products_by_id_and_summary_errors(
         {"id": integration_id},
     )
     run = await wait_run(gw, data["syncNow"]["id"])
-    assert run["kind"] == "PRODUCTS"
-    assert run["counts"]["updated"] == 1 and run["counts"]["removed"] == 1
+    assert run.kind == "PRODUCTS"
+    assert run.counts.updated == 1 and run.counts.removed == 1
 
     toy_store.faults.set(malformed_ids=["5"])
     toy_store.update_product("5")
     run = await sync_now(gw, api, integration_id, full=True)
-    assert run["status"] == "SUCCEEDED"
-    assert run["counts"]["failed"] == 1
+    assert run.status == "SUCCEEDED"
+    assert run.counts.failed == 1
     summary = await api.query(
         "query($id: ID!) { syncRun(id: $id) { summary { failed errors { externalId code message } } } }",
-        {"id": run["_id"]},
+        {"id": run.id},
     )
     errors = summary["syncRun"]["summary"]["errors"]
     assert errors[0]["externalId"] == "5" and errors[0]["code"] == "BAD_PRICE"
@@ -120,7 +119,7 @@ async def test_store_that_rejects_credentials_fails_the_run_and_turns_red(
     integration_id = await first_sync(gw, api, toy_store)
     toy_store.token = "rotated"
     run = await sync_now(gw, api, integration_id)
-    assert run["status"] == "FAILED"
+    assert run.status == "FAILED"
     data = await api.query(
         "query($id: ID!) { integration(id: $id) { productCount health { status reason } } }",
         {"id": integration_id},
@@ -136,27 +135,27 @@ async def test_sync_now_returns_the_active_run_and_cancel_keeps_saved_products(
     sim = ToySimulator(products=200)
     await sim.start()
     try:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "acct-1", "toy", "slow", sim.store_url, sim.credentials(), options={"page_size": 10}
         )
-        first = await gw.runs.latest(integration["_id"], 1)
-        await wait_run(gw, first[0]["_id"])
+        first = await gw.runs.latest(integration.id, 1)
+        await wait_run(gw, first[0].id)
         sim.faults.set(slow_ms=40)
-        data = await api.query(SYNC_NOW, {"id": integration["_id"], "full": True})
-        again = await api.query(SYNC_NOW, {"id": integration["_id"], "full": True})
+        data = await api.query(SYNC_NOW, {"id": integration.id, "full": True})
+        again = await api.query(SYNC_NOW, {"id": integration.id, "full": True})
         run_id = data["syncNow"]["id"]
         assert again["syncNow"]["id"] == run_id
         async with gw.hub.listen(run_channel(run_id)) as queue:
             while True:
-                message = await asyncio.wait_for(queue.get(), 30)
-                if message["processed"] >= 30:
+                event = await asyncio.wait_for(queue.get(), 30)
+                if isinstance(event, RunEvent) and event.run.progress.processed >= 30:
                     break
         cancelled = await api.query("mutation($id: ID!) { cancelSyncRun(runId: $id) { id } }", {"id": run_id})
         assert cancelled["cancelSyncRun"]["id"] == run_id
         run = await wait_run(gw, run_id)
-        assert run["status"] == "CANCELLED"
-        assert 30 <= run["progress"]["processed"] < 200
-        assert await gw.db.products.count_documents({"integration_id": integration["_id"], "removed": False}) == 200
+        assert run.status == "CANCELLED"
+        assert 30 <= run.progress.processed < 200
+        assert await gw.db.products.count_documents({"integration_id": integration.id, "removed": False}) == 200
     finally:
         await sim.stop()
 
@@ -165,10 +164,10 @@ async def test_progress_subscription_is_monotonic_and_completes(gw: Gateway, api
     sim = ToySimulator(products=120)
     await sim.start()
     try:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "acct-1", "toy", "progress", sim.store_url, sim.credentials(), options={"page_size": 20}
         )
-        run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
+        run_id = (await gw.runs.latest(integration.id, 1))[0].id
         transport = WebsocketsTransport(
             url=api.url.replace("http", "ws") + "/graphql",
             init_payload={"Authorization": f"Bearer {api.token('acct-1')}"},
@@ -185,7 +184,7 @@ async def test_progress_subscription_is_monotonic_and_completes(gw: Gateway, api
         assert events[-1]["status"] == "SUCCEEDED" and events[-1]["percent"] == 100.0
         assert events[-1]["processed"] == 120 and events[-1]["total"] == 120
         run = await gw.runs.get_any(run_id)
-        assert run is not None and run["queued_at"] <= run["started_at"] <= run["finished_at"]
+        assert run is not None and run.queued_at <= run.started_at <= run.finished_at
     finally:
         await sim.stop()
 
@@ -196,22 +195,22 @@ async def test_a_killed_worker_is_resumed_with_exactly_the_right_products(gw: Ga
     first = await start_worker(gw)
     second: asyncio.subprocess.Process | None = None
     try:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "acct-1", "toy", "kill", sim.store_url, sim.credentials(), options={"page_size": 10}
         )
-        run_id = (await gw.runs.latest(integration["_id"], 1))[0]["_id"]
+        run_id = (await gw.runs.latest(integration.id, 1))[0].id
         sim.faults.set(slow_ms=30)
         async with gw.hub.listen(run_channel(run_id)) as queue:
-            while (await asyncio.wait_for(queue.get(), 60))["processed"] < 40:
+            while (await progress_of(queue)) < 40:
                 pass
         first.send_signal(signal.SIGKILL)
         await first.wait()
         sim.faults.set(slow_ms=0)
         second = await start_worker(gw)
         run = await wait_run(gw, run_id, 60)
-        assert run["status"] == "SUCCEEDED" and run["attempts"] >= 2
-        assert run["counts"]["added"] == 150 and run["counts"]["unchanged"] == 0
-        ids = [d["external_id"] async for d in gw.db.products.find({"integration_id": integration["_id"]})]
+        assert run.status == "SUCCEEDED" and run.attempts >= 2
+        assert run.counts.added == 150 and run.counts.unchanged == 0
+        ids = [d["external_id"] async for d in gw.db.products.find({"integration_id": integration.id})]
         assert sorted(ids, key=int) == [str(i) for i in range(1, 151)]
     finally:
         for process in (first, second):
@@ -222,12 +221,10 @@ async def test_a_killed_worker_is_resumed_with_exactly_the_right_products(gw: Ga
 
 
 async def test_one_active_run_per_integration_is_enforced_by_the_database(gw: Gateway, toy_store: ToySimulator) -> None:
-    integration = await IntegrationService(gw).connect(
-        "acct-1", "toy", "x", toy_store.store_url, toy_store.credentials()
-    )
-    service = SyncService(gw)
+    integration = await gw.integrations.connect("acct-1", "toy", "x", toy_store.store_url, toy_store.credentials())
+    service = gw.syncs
     results = await asyncio.gather(*(service.queue(integration, Trigger.MANUAL, kind=RunKind.FULL) for _ in range(5)))
-    assert len({run["_id"] for run, _ in results}) == 1
+    assert len({run.id for run, _ in results}) == 1
 
 
 async def test_the_worker_serves_its_own_metrics(gw: Gateway, toy_store: ToySimulator) -> None:
@@ -238,11 +235,9 @@ async def test_the_worker_serves_its_own_metrics(gw: Gateway, toy_store: ToySimu
     port = free_port()
     worker = await start_worker(gw, GATEWAY_WORKER_METRICS_PORT=str(port), GATEWAY_HOST="127.0.0.1")
     try:
-        integration = await IntegrationService(gw).connect(
-            "acct-1", "toy", "m", toy_store.store_url, toy_store.credentials()
-        )
-        run = await wait_run(gw, (await gw.runs.latest(integration["_id"], 1))[0]["_id"])
-        assert run["status"] == "SUCCEEDED"
+        integration = await gw.integrations.connect("acct-1", "toy", "m", toy_store.store_url, toy_store.credentials())
+        run = await wait_run(gw, (await gw.runs.latest(integration.id, 1))[0].id)
+        assert run.status == "SUCCEEDED"
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:
             text = await response.text()
         assert 'gateway_sync_runs_total{status="SUCCEEDED"} 1.0' in text

@@ -7,26 +7,38 @@ from typing import Any
 
 import pytest
 
-from gateway.domain import HealthAction, HealthStatus
+from gateway.domain import HealthAction, HealthStatus, RunKind, RunStatus, Trigger, WebhookState
 from gateway.health import compute_health
+from gateway.integration_store import Integration, WebhookInfo
+from gateway.runs import Run
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 
-def integration(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "settings": {"mode": "AUTOMATIC", "frequency": "EVERY_HOUR"},
+def integration(**fields: Any) -> Integration:
+    values: dict[str, Any] = {
         "next_sync_at": NOW + timedelta(minutes=30),
         "last_sync_at": NOW - timedelta(minutes=30),
         "last_full_sync_at": NOW - timedelta(minutes=30),
         "webhooks": {"state": "REGISTERED"},
         "pending_changes": 0,
+        **fields,
     }
-    return {**base, **fields}
+    webhooks = values.pop("webhooks")
+    info = WebhookInfo(
+        WebhookState(webhooks["state"]), error=webhooks.get("error"), silent=webhooks.get("silent", False)
+    )
+    return Integration("i", "a", "toy", "Toy", "http://toy", NOW - timedelta(days=1), webhooks=info, **values)
+
+
+def run(doc: dict[str, Any] | None) -> Run | None:
+    if doc is None:
+        return None
+    return Run("r", "a", "i", Trigger.MANUAL, RunKind.FULL, RunStatus(doc["status"]), NOW, failure=doc.get("failure"))
 
 
 def test_green_has_no_action() -> None:
-    health = compute_health(integration(), {"status": "SUCCEEDED"}, None, NOW)
+    health = compute_health(integration(), run({"status": "SUCCEEDED"}), None, NOW)
     assert (health.status, health.reason, health.action) == (HealthStatus.GREEN, None, None)
 
 
@@ -64,14 +76,17 @@ def test_each_problem_has_its_status_and_action(
     status: HealthStatus,
     action: HealthAction,
 ) -> None:
-    health = compute_health(integration(**fields), last, active, NOW)
+    health = compute_health(integration(**fields), run(last), run(active), NOW)
     assert (health.status, health.action) == (status, action)
     assert health.reason
 
 
 def test_red_outranks_yellow_and_the_first_red_decides_the_action() -> None:
     health = compute_health(
-        integration(credentials_rejected=True, pending_changes=2), {"status": "FAILED"}, {"status": "QUEUED"}, NOW
+        integration(credentials_rejected=True, pending_changes=2),
+        run({"status": "FAILED"}),
+        run({"status": "QUEUED"}),
+        NOW,
     )
     assert health.status is HealthStatus.RED
     assert health.action is HealthAction.RECONNECT

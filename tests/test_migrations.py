@@ -16,14 +16,13 @@ import pytest
 import pytest_asyncio
 
 from gateway.domain import RunKind, Trigger
-from gateway.engine import SyncEngine
-from gateway.integrations import IntegrationService
+from gateway.integration_store import Integration
 from gateway.migrations import COLLECTION, MIGRATIONS, Step, canonical_shape, run_migrations
 from gateway.model import hash_document
 from gateway.plugins import load_plugins
+from gateway.runs import Run
 from gateway.services import Gateway
 from gateway.simkit import Simulator
-from gateway.syncs import SyncService
 from gateway.testing.toy import ToySimulator
 
 ACCOUNT = "acct-1"
@@ -85,29 +84,29 @@ async def stores() -> AsyncIterator[list[Simulator]]:
         await sim.stop()
 
 
-async def full_sync(gw: Gateway, integration: dict[str, Any]) -> dict[str, Any]:
-    run, _ = await SyncService(gw).queue(integration, Trigger.MANUAL, kind=RunKind.FULL)
-    done = await SyncEngine(gw).run(run["_id"])
-    assert done is not None and done["status"] == "SUCCEEDED", done
+async def full_sync(gw: Gateway, integration: Integration) -> Run:
+    run, _ = await gw.syncs.queue(integration, Trigger.MANUAL, kind=RunKind.FULL)
+    done = await gw.engine.run(run.id)
+    assert done is not None and done.status == "SUCCEEDED", done
     return done
 
 
-async def connect_and_sync(gw: Gateway, sim: Simulator) -> dict[str, Any]:
-    integration = await IntegrationService(gw).connect(
+async def connect_and_sync(gw: Gateway, sim: Simulator) -> Integration:
+    integration = await gw.integrations.connect(
         ACCOUNT, sim.platform, f"{sim.platform} store", sim.store_url, sim.credentials()
     )
-    first = (await gw.runs.latest(integration["_id"], 1))[0]
-    done = await SyncEngine(gw).run(first["_id"])
-    assert done is not None and done["status"] == "SUCCEEDED", done
+    first = (await gw.runs.latest(integration.id, 1))[0]
+    done = await gw.engine.run(first.id)
+    assert done is not None and done.status == "SUCCEEDED", done
     return integration
 
 
-async def store_in_old_shape(gw: Gateway, integration: dict[str, Any]) -> int:
+async def store_in_old_shape(gw: Gateway, integration: Integration) -> int:
     """Rewrite an integration's products as the gateway stored them before; how many differ."""
     differing = 0
-    cursor = gw.db.products.find({"integration_id": integration["_id"]}).sort("_id", 1)
+    cursor = gw.db.products.find({"integration_id": integration.id}).sort("_id", 1)
     for index, doc in enumerate([d async for d in cursor]):
-        old = old_shape(doc["store"], integration["platform"], index)
+        old = old_shape(doc["store"], integration.platform, index)
         old_hash = hash_document(old)
         differing += old_hash != doc["hash"]
         await gw.db.products.update_one({"_id": doc["_id"]}, {"$set": {"store": old, "hash": old_hash}})
@@ -130,7 +129,7 @@ async def test_stored_products_move_to_the_canonical_shape_once_and_stay_unchang
     for integration in integrations:
         # Every product reads differently in the old shape: without the migration all would count as updated.
         assert await store_in_old_shape(gw, integration) == 40
-    sample = await gw.db.products.find_one({"integration_id": integrations[1]["_id"], "store.handle": {"$ne": None}})
+    sample = await gw.db.products.find_one({"integration_id": integrations[1].id, "store.handle": {"$ne": None}})
     assert sample is not None and sample["store"]["handle"].startswith("/")
     await gw.db.db[COLLECTION].delete_many({})  # a database from before the migration existed
 
@@ -157,8 +156,8 @@ async def test_stored_products_move_to_the_canonical_shape_once_and_stay_unchang
 
     for integration in integrations:
         run = await full_sync(gw, integration)
-        assert run["counts"]["unchanged"] == 40, run["counts"]
-        assert run["counts"]["updated"] == 0 and run["counts"]["added"] == 0 and run["counts"]["failed"] == 0
+        assert run.counts.unchanged == 40, run.counts
+        assert run.counts.updated == 0 and run.counts.added == 0 and run.counts.failed == 0
 
 
 async def test_processes_starting_together_run_it_once(gw: Gateway) -> None:
@@ -181,7 +180,7 @@ async def test_processes_starting_together_run_it_once(gw: Gateway) -> None:
     assert record is not None and record["state"] == "done" and record["counts"]["rewritten"] == 30
     versions = {d["_id"]: d["version"] for d in docs}
     assert {d["_id"]: d["version"] async for d in gw.db.products.find({})} == {k: v + 1 for k, v in versions.items()}
-    assert integration["platform"] == "toy"
+    assert integration.platform == "toy"
 
 
 async def test_a_migration_whose_runner_died_is_taken_over_from_its_checkpoint(gw: Gateway) -> None:

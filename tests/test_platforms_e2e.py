@@ -16,7 +16,8 @@ import pytest
 import pytest_asyncio
 from gwtest import Api, connect, wait_run
 
-from gateway.events import account_channel
+from gateway.constants import account_channel
+from gateway.events import ProductChanged
 from gateway.plugins import load_plugins
 from gateway.services import Gateway
 from gateway.simkit import Simulator
@@ -42,15 +43,15 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
 
 async def first_sync(gw: Gateway, api: Api, sim: Simulator) -> tuple[str, dict[str, Any]]:
     integration_id = await connect(api, sim, platform=sim.platform)
-    run = await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"], 180)
-    assert run["status"] == "SUCCEEDED", run
+    run = await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id, 180)
+    assert run.status == "SUCCEEDED", run
     return integration_id, run
 
 
 async def test_full_then_incremental(gw: Gateway, api: Api, worker: object, store: Simulator) -> None:
     integration_id, run = await first_sync(gw, api, store)
     total = len(store.product_ids())
-    assert run["counts"]["added"] == total and run["counts"]["failed"] == 0
+    assert run.counts.added == total and run.counts.failed == 0
     if store.platform == "shopify":
         widest = await gw.db.products.aggregate(
             [{"$project": {"n": {"$size": "$store.variants"}}}, {"$sort": {"n": -1}}, {"$limit": 1}]
@@ -67,8 +68,8 @@ async def test_full_then_incremental(gw: Gateway, api: Api, worker: object, stor
     for external_id in edited:
         store.update_product(external_id)
     run = await wait_run(gw, (await api.query(SYNC_NOW, {"id": integration_id}))["syncNow"]["id"], 120)
-    assert run["kind"] == "INCREMENTAL" and run["status"] == "SUCCEEDED"
-    assert run["counts"]["updated"] == 10 and run["counts"]["added"] == 0
+    assert run.kind == "INCREMENTAL" and run.status == "SUCCEEDED"
+    assert run.counts.updated == 10 and run.counts.added == 0
     after = {e: (await gw.db.products.find_one({"external_id": e}))["hash"] for e in edited}
     assert all(before[e] != after[e] for e in edited)
 
@@ -86,7 +87,7 @@ async def test_store_changes_arrive_in_real_time(gw: Gateway, api: Api, worker: 
                 sim.update_product(target)
                 while True:
                     event = await asyncio.wait_for(queue.get(), 30)
-                    if event.get("kind") == "PRODUCT_CHANGED" and event.get("product_id") == pid:
+                    if isinstance(event, ProductChanged) and event.product_id == pid:
                         break
             after = await gw.db.products.find_one({"_id": pid})
             assert before is not None and after is not None

@@ -77,3 +77,34 @@ def test_process_product_hook_can_enrich_a_mapped_product() -> None:
 
     base = Product(external_id="1", title="t", store_updated_at=datetime.now(UTC))
     assert registry.process_product("toy", {}, base).tags == ["from-toy"]
+
+
+def enricher(name: str, **marks: bool) -> types.ModuleType:
+    """A plugin module whose process_product appends a tag (and shows what it was given)."""
+    module = types.ModuleType(name)
+
+    @hookimpl(**marks)
+    def process_product(platform: str, native: dict[str, object], product: Product) -> Product | None:
+        return product.model_copy(update={"tags": [*product.tags, name]})
+
+    module.process_product = process_product  # type: ignore[attr-defined]
+    return module
+
+
+def test_two_enrichers_run_in_order_each_seeing_the_previous_result() -> None:
+    from datetime import UTC, datetime
+
+    base = Product(external_id="1", title="t", store_updated_at=datetime.now(UTC))
+    registry = load_plugins([], extra=[enricher("first"), enricher("second")])
+    assert registry.process_product("toy", {}, base).tags == ["first", "second"]
+
+    keeper = types.ModuleType("keeper")
+
+    @hookimpl
+    def process_product(platform: str, native: dict[str, object], product: Product) -> Product | None:
+        return None  # keeps what it was given: the change before it stays
+
+    keeper.process_product = process_product  # type: ignore[attr-defined]
+    marked = [enricher("late", trylast=True), enricher("a"), keeper, enricher("early", tryfirst=True), enricher("b")]
+    registry = load_plugins([], extra=marked)
+    assert registry.process_product("toy", {}, base).tags == ["early", "a", "b", "late"]

@@ -21,10 +21,10 @@ from alana_shopify.client import ShopifyBudget
 from alana_shopify.simulator import ShopifySimulator
 from gwtest import Api, start_worker, wait_run
 
-from gateway.engine import SyncEngine
-from gateway.events import run_channel
-from gateway.integrations import IntegrationService, seal_context
-from gateway.ratebudget import RATE_KEY_PREFIX, RedisRateState
+from gateway.constants import RATE_KEY_PREFIX, account_channel, run_channel
+from gateway.domain import RunStatus, utcnow
+from gateway.integration_store import Integration, seal_context
+from gateway.ratebudget import RedisRateState
 from gateway.services import Gateway
 
 
@@ -47,37 +47,37 @@ async def test_a_run_and_a_webhook_storm_on_two_workers_share_one_shopify_bucket
     ]
     storm: list[str] = []
     try:
-        integration = await IntegrationService(gw).connect(
+        integration = await gw.integrations.connect(
             "acct-1", "shopify", "Shared bucket", sim.store_url, sim.credentials(), options={"bulk_threshold": 0}
         )
-        run = (await gw.runs.latest(integration["_id"], 1))[0]
+        run = (await gw.runs.latest(integration.id, 1))[0]
         products = sim.product_ids()
-        async with asyncio.timeout(180), gw.hub.listen(run_channel(run["_id"])) as progress:
+        async with asyncio.timeout(180), gw.hub.listen(run_channel(run.id)) as progress:
             # The storm: a few product edits at every progress event of the run, for as long as it runs.
-            while (await gw.runs.get_any(run["_id"]) or {}).get("status") in ("QUEUED", "RUNNING"):
+            while (current := await gw.runs.get_any(run.id)) is not None and current.active:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(progress.get(), timeout=2.0)
-                current = await gw.runs.get_any(run["_id"])
-                if current is not None and current["status"] == "RUNNING" and len(storm) < 150:
+                current = await gw.runs.get_any(run.id)
+                if current is not None and current.status == RunStatus.RUNNING and len(storm) < 150:
                     for external_id in products[len(storm) * 7 % len(products) :][:3]:
                         sim.update_product(external_id, title=f"Storm {len(storm)}")
                         storm.append(external_id)
-        done = await wait_run(gw, run["_id"], 60)
+        done = await wait_run(gw, run.id, 60)
         await sim.drain_deliveries()
-        await applied(gw, integration["_id"], len(storm))
+        await applied(gw, integration.id, len(storm))
     finally:
         await stop(workers)
         await sim.stop()
 
-    assert done["status"] == "SUCCEEDED", done.get("failure")
-    assert done["counts"]["failed"] == 0
+    assert done.status == RunStatus.SUCCEEDED, done.failure
+    assert done.counts.failed == 0
     # Some products of the storm were stored by a webhook batch before the run reached them.
-    assert await gw.db.products.count_documents({"integration_id": integration["_id"]}) == 300
+    assert await gw.db.products.count_documents({"integration_id": integration.id}) == 300
     assert len(storm) >= 30, "the run ended before the storm got going"
     assert sim.stats["throttled"] == 0, f"Shopify answered THROTTLED {sim.stats['throttled']} time(s)"
     # Every edit of the storm is stored: the run and the webhook batches both read the store.
     for external_id in set(storm):
-        stored = await gw.db.products.find_one({"_id": f"{integration['_id']}:{external_id}"})
+        stored = await gw.db.products.find_one({"_id": f"{integration.id}:{external_id}"})
         assert stored is not None and stored["store"]["title"] == sim.catalog.products[int(external_id)].title
     # The bucket both workers spent is one Redis state, with the figures the shop gave.
     state = RedisRateState.for_store(gw.redis, sim.store_url)
@@ -90,8 +90,6 @@ async def test_a_run_and_a_webhook_storm_on_two_workers_share_one_shopify_bucket
 
 async def applied(gw: Gateway, integration_id: str, deliveries: int) -> None:
     """Wait until every delivery was received and applied: the queue is empty."""
-    from gateway.events import account_channel
-
     async with asyncio.timeout(60), gw.hub.listen(account_channel("acct-1")) as events:
         while await gw.db.deliveries.count_documents({"integration_id": integration_id}) < deliveries or (
             await gw.db.queue.count_documents({"integration_id": integration_id})
@@ -107,34 +105,35 @@ TIGHT: dict[str, Any] = {"quota": 30, "window_ms": 3000, "other_apps_share": 0.0
 async def test_two_processes_syncing_one_bigcommerce_store_never_draw_a_429(gw: Gateway, api: Api) -> None:
     sim = BigCommerceSimulator(2500, seed=4, **TIGHT)
     await sim.start()
-    service = IntegrationService(gw)
+    service = gw.integrations
     options = {"quota_share": 1.0, "page_size": 50, "page_concurrency": 8}
     workers: list[asyncio.subprocess.Process] = []
     try:
         # The second account's integration of the same store syncs in this process...
         here = await service.connect("acct-2", "bigcommerce", "Here", sim.store_url, sim.credentials(), options=options)
-        here_run = (await gw.runs.latest(here["_id"], 1))[0]
-        here_task = asyncio.ensure_future(SyncEngine(gw).run(here_run["_id"]))
-        async with gw.hub.listen(run_channel(here_run["_id"])) as progress:
+        here_run = (await gw.runs.latest(here.id, 1))[0]
+        here_task = asyncio.ensure_future(gw.engine.run(here_run.id))
+        async with gw.hub.listen(run_channel(here_run.id)) as progress:
             await asyncio.wait_for(progress.get(), 30)  # it holds the run's lease: no worker takes it
         # ...while the first account's syncs in a worker process, at the same time.
         workers.append(await start_worker(gw))
         there = await service.connect(
             "acct-1", "bigcommerce", "There", sim.store_url, sim.credentials(), options=options
         )
-        there_run = (await gw.runs.latest(there["_id"], 1))[0]
-        done_there = await wait_run(gw, there_run["_id"], 180)
+        there_run = (await gw.runs.latest(there.id, 1))[0]
+        done_there = await wait_run(gw, there_run.id, 180)
         done_here = await asyncio.wait_for(here_task, 180)
     finally:
         await stop(workers)
         await sim.stop()
 
-    assert done_here is not None and done_here["status"] == "SUCCEEDED", done_here
-    assert done_there["status"] == "SUCCEEDED", done_there.get("failure")
-    assert done_here["counts"]["added"] == done_there["counts"]["added"] == 2500
+    assert done_here is not None and done_here.status == RunStatus.SUCCEEDED, done_here
+    assert done_there.status == RunStatus.SUCCEEDED, done_there.failure
+    assert done_here.counts.added == done_there.counts.added == 2500
     # This process never works queued runs (no worker here), so the worker process ran the other one, and
     # the two ran at the same time.
-    assert done_there["started_at"] < done_here["finished_at"]
+    assert done_there.started_at is not None and done_here.finished_at is not None
+    assert done_there.started_at < done_here.finished_at
     assert sim.faults.api_requests > 4 * TIGHT["quota"]  # the quota bound them for several windows
     assert sim.rate_limited == 0, f"the store answered 429 {sim.rate_limited} time(s)"
 
@@ -143,17 +142,24 @@ async def test_every_connection_to_a_store_spends_one_shared_state(gw: Gateway) 
     """Runs and webhook batches (`connection`), connect checks (`connection_for`) and webhook repair all
     build their clients through the connection's factory: each client's budget is bound to the store's
     state in Redis, the same for every integration of the store (and per app on Shopify)."""
-    service = IntegrationService(gw)
+    service = gw.integrations
     shopify = gw.registry.adapter("shopify")
     store = "https://alana-shared.myshopify.com"
     app = {"access_token": "shpat_one", "client_secret": "shpss_app"}
-    doc: dict[str, Any] = {"_id": "one", "account_id": "acct-1", "store_url": store, "options": {}}
-    doc["credentials"] = gw.box.seal(app, seal_context(doc))
+    saved = Integration(
+        id="one",
+        account_id="acct-1",
+        platform="shopify",
+        name="Saved",
+        store_url=store,
+        created_at=utcnow(),
+        credentials=gw.box.seal(app, seal_context("acct-1", "one")),
+    )
     keys = []
     for conn in (
         service.connection_for("check", store + "/", app),
         service.connection_for("other-account", store, {**app, "access_token": "shpat_two"}),
-        service.connection(doc),
+        service.connection(saved),
         service.connection_for("custom-app", store, {**app, "client_secret": "shpss_another"}),
     ):
         budget = shopify.client(conn).budget

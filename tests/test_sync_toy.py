@@ -16,8 +16,8 @@ async def test_connect_runs_first_full_sync(gw: Gateway, api: Api, worker: objec
     data = await api.query(RUNS, {"id": integration_id})
     run_id = data["integration"]["syncRuns"][0]["id"]
     run = await wait_run(gw, run_id)
-    assert run["status"] == "SUCCEEDED", run
-    assert run["counts"]["added"] == 30
+    assert run.status == "SUCCEEDED", run
+    assert run.counts.added == 30
     data = await api.query(RUNS, {"id": integration_id})
     assert data["integration"]["productCount"] == 30
     # Sync Now again: incremental, nothing changed.
@@ -25,4 +25,4 @@ async def test_connect_runs_first_full_sync(gw: Gateway, api: Api, worker: objec
         "mutation($id: ID!) { syncNow(integrationId: $id, full: true) { id status } }", {"id": integration_id}
     )
     run = await wait_run(gw, body["syncNow"]["id"])
-    assert run["counts"]["unchanged"] == 30 and run["counts"]["added"] == 0
+    assert run.counts.unchanged == 30 and run.counts.added == 0

@@ -26,10 +26,10 @@ from connectkit import (
 from gwtest import Api, wait_run
 
 from gateway.errors import CredentialsRejected
-from gateway.integrations import IntegrationService, seal_context
+from gateway.integration_store import Integration
 from gateway.services import Gateway
 from gateway.testing.installkit import Browser
-from gateway.tokens import Expiry, TokenKeeper
+from gateway.tokens import Expiry
 
 
 @pytest_asyncio.fixture
@@ -54,7 +54,7 @@ async def shopify_integration(gw: Gateway, api: Api, worker: object, stores: Sto
         )
     finally:
         await browser.close()
-    assert (await first_run(gw, integration_id))["status"] == "SUCCEEDED"
+    assert (await first_run(gw, integration_id)).status == "SUCCEEDED"
     return integration_id
 
 
@@ -66,7 +66,12 @@ async def make_due(gw: Gateway, integration_id: str) -> None:
 
 
 def opened(gw: Gateway, doc: dict[str, Any]) -> dict[str, str]:
-    return gw.box.open(doc["credentials"], seal_context(doc))
+    return gw.box.open(doc["credentials"], Integration.from_doc(doc).seal_context)
+
+
+def record(doc: dict[str, Any] | None) -> Integration:
+    assert doc is not None
+    return Integration.from_doc(doc)
 
 
 async def test_many_processes_asking_at_once_cause_one_refresh(
@@ -74,7 +79,7 @@ async def test_many_processes_asking_at_once_cause_one_refresh(
 ) -> None:
     sim = stores.shopify
     before = await gw.db.integrations.find_one({"_id": shopify_integration})
-    assert before is not None and Expiry.of(before) is not None
+    assert before is not None and Expiry.of(record(before)) is not None
     assert before["tokens"]["lifetime"] == pytest.approx(3600, abs=5)
     old = opened(gw, before)
     await make_due(gw, shopify_integration)
@@ -82,7 +87,7 @@ async def test_many_processes_asking_at_once_cause_one_refresh(
     others = [await Gateway.create(gw.settings, registry=gw.registry) for _ in range(3)]
     try:
         results = await asyncio.gather(
-            *(TokenKeeper(g).refresh(shopify_integration) for g in [gw, *others] for _ in range(5))
+            *(g.tokens.refresh(shopify_integration) for g in [gw, *others] for _ in range(5))
         )
     finally:
         for other in others:
@@ -96,7 +101,7 @@ async def test_many_processes_asking_at_once_cause_one_refresh(
     assert stored["access_token"] in tokens and stored["refresh_token"] != old["refresh_token"]
     assert stored["client_secret"] == old["client_secret"]  # what verifies webhooks is kept
     assert stored["access_token"] not in repr(after)  # sealed at rest
-    assert Expiry.of(after) is not None and not Expiry.of(after).due(gw.now())  # type: ignore[union-attr]
+    assert Expiry.of(record(after)) is not None and not Expiry.of(record(after)).due(gw.now())  # type: ignore[union-attr]
 
 
 async def test_a_refresh_that_outlived_its_lock_loses_cleanly(
@@ -104,22 +109,19 @@ async def test_a_refresh_that_outlived_its_lock_loses_cleanly(
 ) -> None:
     sim = stores.shopify
     await make_due(gw, shopify_integration)
-    current = await gw.db.integrations.find_one({"_id": shopify_integration})
-    assert current is not None
+    current = record(await gw.db.integrations.find_one({"_id": shopify_integration}))
     expiry = Expiry.of(current)
     assert expiry is not None
     # Both refresh with the same stored refresh token, as if the lock had expired under the first one: the
     # platform accepts both (the previous refresh token stays valid until its replacement is used).
-    first, second = await asyncio.gather(
-        TokenKeeper(gw)._refresh(current, expiry), TokenKeeper(gw)._refresh(current, expiry)
-    )
+    first, second = await asyncio.gather(gw.tokens._refresh(current, expiry), gw.tokens._refresh(current, expiry))
     assert sim.app.tokens.refreshes == 2
     assert first[1]["access_token"] == second[1]["access_token"]  # the loser took the winner's pair
     stored = opened(gw, await gw.db.integrations.find_one({"_id": shopify_integration}))  # type: ignore[arg-type]
     assert stored["access_token"] == first[1]["access_token"]
     # The stored pair keeps working: the next refresh succeeds.
     await make_due(gw, shopify_integration)
-    _, renewed = await TokenKeeper(gw).refresh(shopify_integration)
+    _, renewed = await gw.tokens.refresh(shopify_integration)
     assert renewed["access_token"] != stored["access_token"] and sim.app.tokens.refreshes == 3
 
 
@@ -132,7 +134,7 @@ async def test_a_connection_refreshes_before_a_request_once_due(
     await make_due(gw, shopify_integration)
     doc = await gw.db.integrations.find_one({"_id": shopify_integration})
     assert doc is not None
-    conn = IntegrationService(gw).connection(doc)
+    conn = gw.integrations.connection(record(doc))
     adapter = ShopifyAdapter()
     old = dict(conn.credentials)
     sim.expire_tokens()  # the old token is dead now: a request with it would get 401
@@ -160,12 +162,12 @@ async def test_a_refused_refresh_rejects_the_credentials_once(
     sim.revoke_credentials()  # every token and refresh token dies: the next refresh answers invalid_grant
     await make_due(gw, shopify_integration)
     with pytest.raises(CredentialsRejected):
-        await TokenKeeper(gw).refresh(shopify_integration)
+        await gw.tokens.refresh(shopify_integration)
     run_id = (
         await api.query("mutation($id: ID!) { syncNow(integrationId: $id) { id } }", {"id": shopify_integration})
     )["syncNow"]["id"]
     run = await wait_run(gw, run_id)
-    assert run["status"] == "FAILED"
+    assert run.status == "FAILED"
     light = await health(api, shopify_integration)
     assert light["status"] == "RED" and light["action"] == "RECONNECT"
     assert (await kinds(api, shopify_integration)).count("CREDENTIALS_REJECTED") == 1

@@ -71,7 +71,7 @@ async def test_syncing_across_token_expiries_with_two_workers_and_webhooks(
     try:
         connected = await connect_through(api, browser, "shopify", sim.install_store)
         integration_id = connected["integration"]["id"]
-        assert (await first_run(gw, integration_id))["status"] == "SUCCEEDED"
+        assert (await first_run(gw, integration_id)).status == "SUCCEEDED"
         products = sim.product_ids()
         changes = 0
         sync = "mutation($id: ID!) { syncNow(integrationId: $id, full: true) { id } }"
@@ -82,7 +82,7 @@ async def test_syncing_across_token_expiries_with_two_workers_and_webhooks(
                     sim.update_product(external_id)  # the webhook stream, applied by the workers meanwhile
                     changes += 1
                 run = await wait_run(gw, run_id, 120)
-                assert run["status"] == "SUCCEEDED", run.get("failure")
+                assert run.status == "SUCCEEDED", run.failure
             await sim.drain_deliveries()
     finally:
         await browser.close()

@@ -19,7 +19,6 @@ from gateway.plugins import load_plugins
 from gateway.products import product_id
 from gateway.services import Gateway
 from gateway.simkit import Simulator
-from gateway.webhooks import WebhookService
 
 
 async def _simulator(platform: str, products: int) -> Simulator:
@@ -56,8 +55,8 @@ async def test_a_forged_bigcommerce_deletion_leaves_a_live_product_alone(
     sim = bigcommerce
     # Manual mode: deliveries are recorded, and this test applies them itself (no timing involved).
     integration_id = await connect(api, sim, platform="bigcommerce", mode="MANUAL")
-    run = await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"], 120)
-    assert run["status"] == "SUCCEEDED"
+    run = await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id, 120)
+    assert run.status == "SUCCEEDED"
     live, doomed = sim.product_ids()[3], sim.product_ids()[4]
     hook = next(iter(sim.hooks.values()))
     forged = {
@@ -73,12 +72,12 @@ async def test_a_forged_bigcommerce_deletion_leaves_a_live_product_alone(
         f"{api.url}/webhooks/bigcommerce/{integration_id}", json=forged, headers=hook.headers
     ) as response:
         assert response.status == 200
-    await WebhookService(gw).apply_pending(integration_id)
+    await gw.webhooks.apply_pending(integration_id)
     assert not await _removed(gw, integration_id, live)
 
     sim.delete_product(doomed)  # a genuine deletion, delivered by the store
     await sim.drain_deliveries()
-    await WebhookService(gw).apply_pending(integration_id)
+    await gw.webhooks.apply_pending(integration_id)
     assert await _removed(gw, integration_id, doomed)
     assert not await _removed(gw, integration_id, live)
 

@@ -16,8 +16,6 @@ from connectkit import Stores, first_run, health, kinds, start_stores, stop_stor
 from gwtest import Api, connect, wait_run
 
 from gateway.api.app import create_app
-from gateway.hookrepair import WebhookRepairService
-from gateway.scheduler import Scheduler
 from gateway.services import Gateway
 
 
@@ -73,7 +71,7 @@ async def test_a_dead_webhook_is_registered_again_and_a_run_catches_up(
     sim = stores.of(platform)
     integration_id = await connect(api, sim, platform=platform)
     await first_run(gw, integration_id)
-    repair = WebhookRepairService(gw)
+    repair = gw.repairs
     assert await repair.check_due() == []  # just checked when connecting
 
     outage.down = True
@@ -91,7 +89,7 @@ async def test_a_dead_webhook_is_registered_again_and_a_run_catches_up(
 
     # The store cannot be reached for the repair: YELLOW with REREGISTER_WEBHOOKS, and it tries again later.
     sim.faults.set(burst_500=1000)
-    await Scheduler(gw).tick()
+    await gw.scheduler.tick()
     sim.faults.reset()
     light = await health(api, integration_id)
     assert light["status"] == "YELLOW" and light["action"] == "REREGISTER_WEBHOOKS"
@@ -100,12 +98,12 @@ async def test_a_dead_webhook_is_registered_again_and_a_run_catches_up(
 
     runs_before = await gw.db.runs.count_documents({"integration_id": integration_id})
     await last_checked(gw, integration_id, timedelta(minutes=16))
-    await Scheduler(gw).tick()
+    await gw.scheduler.tick()
     assert "WEBHOOKS_REREGISTERED" in await kinds(api, integration_id)
     latest = (await gw.runs.latest(integration_id, 1))[0]
     assert await gw.db.runs.count_documents({"integration_id": integration_id}) == runs_before + 1
-    assert latest["trigger"] == "SCHEDULED" and latest["kind"] == "FULL"
-    assert (await wait_run(gw, latest["_id"]))["status"] == "SUCCEEDED"
+    assert latest.trigger == "SCHEDULED" and latest.kind == "FULL"
+    assert (await wait_run(gw, latest.id)).status == "SUCCEEDED"
     for external_id in missed:  # caught up what the dead hook missed
         product = await gw.db.products.find_one({"external_id": external_id, "integration_id": integration_id})
         assert product is not None and product["store"]["title"] != titles[external_id]
@@ -120,7 +118,7 @@ async def test_a_dead_webhook_is_registered_again_and_a_run_catches_up(
 async def test_webhooks_are_checked_daily(gw: Gateway, api: Api, stores: Stores) -> None:
     sim = stores.woocommerce
     integration_id = await connect(api, sim, platform="woocommerce")
-    repair = WebhookRepairService(gw)
+    repair = gw.repairs
     await last_checked(gw, integration_id, timedelta(hours=23))
     assert await repair.check_due() == []
     await last_checked(gw, integration_id, timedelta(hours=25))

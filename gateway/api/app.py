@@ -20,13 +20,13 @@ from gateway.api import connect as connect_routes
 from gateway.api import pages
 from gateway.api.context import Context
 from gateway.api.cors import OriginPolicy, cors_middleware
+from gateway.api.permissions import public
 from gateway.api.schema import build_schema
 from gateway.api.websocket import ExpiringSessionHandler
 from gateway.errors import GatewayError
 from gateway.logs import bind_context
 from gateway.services import Gateway
 from gateway.settings import Settings
-from gateway.webhooks import WebhookService
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ def create_app(gw: Gateway) -> web.Application:
         allow_queries_via_get=False,
     )
 
+    @public("GraphQL: every root field declares its own permission classes (IsAuthenticated)")
     async def graphql(request: web.Request) -> web.StreamResponse:
         if pages.wants_explorer(request):
             return await pages.explorer(request)
@@ -125,13 +126,14 @@ def create_app(gw: Gateway) -> web.Application:
         metrics.HTTP_REQUESTS.labels(status=str(response.status)).inc()
         return response
 
+    @public("a store's delivery: verified with the integration's webhook secret before anything is stored")
     async def webhook(request: web.Request) -> web.Response:
         started = time.perf_counter()
         request, body = await _read_body(request, settings.max_webhook_bytes)
         if body is None:
             return web.json_response({"error": "payload too large"}, status=413)
         try:
-            status, message = await WebhookService(gw).receive(
+            status, message = await gw.webhooks.receive(
                 request.match_info["platform"], request.match_info["integration_id"], request.headers, body
             )
         except GatewayError as exc:
@@ -139,9 +141,11 @@ def create_app(gw: Gateway) -> web.Application:
         metrics.WEBHOOK_RESPONSE.observe(time.perf_counter() - started)
         return web.json_response({"status": message}, status=status)
 
+    @public("liveness probe: says nothing but ok")
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    @public("readiness probe: dependency names and installed platforms, no account data")
     async def readyz(request: web.Request) -> web.Response:
         problems: list[str] = []
         try:
@@ -157,6 +161,7 @@ def create_app(gw: Gateway) -> web.Application:
         plugins = sorted(gw.registry.adapters)
         return web.json_response({"status": "ready", "platforms": plugins, "plugin_errors": gw.registry.load_errors})
 
+    @public("Prometheus metrics: counters labelled by platform and outcome, no account data")
     async def prometheus(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -17,7 +17,8 @@ import logging
 
 from aiohttp import web
 
-from gateway.connect import ConnectService, Reply, cookie_name
+from gateway.api.permissions import public
+from gateway.connect import Reply, cookie_name
 from gateway.errors import GatewayError
 from gateway.installflow import FlowRequest
 from gateway.services import Gateway
@@ -77,13 +78,15 @@ def add_routes(app: web.Application, gw: Gateway) -> None:
     def answer(reply: Reply) -> web.Response:
         return render(reply, secure=secure)
 
+    @public("a merchant's browser following beginConnect's authorizeUrl: the attempt id is the capability")
     async def start(request: web.Request) -> web.Response:
         platform = request.match_info["platform"]
-        service = ConnectService(gw)
+        service = gw.connect
         return answer(
             await service.start(platform, request.match_info["attempt_id"], request.cookies.get(cookie_name(platform)))
         )
 
+    @public("the platform's return: the flow verifies it (signature, single-use state, browser binding)")
     async def callback(request: web.Request) -> web.Response:
         if request.method not in ("GET", "POST"):
             raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
@@ -93,28 +96,28 @@ def add_routes(app: web.Application, gw: Gateway) -> None:
             return web.Response(status=413, text="payload too large")
         flow_request = FlowRequest.of(request.method, request.query.items(), request.headers, body)
         try:
-            reply = await ConnectService(gw).callback(
-                platform, flow_request, request.cookies.get(cookie_name(platform))
-            )
+            reply = await gw.connect.callback(platform, flow_request, request.cookies.get(cookie_name(platform)))
         except GatewayError as exc:
             log.warning("connect callback failed", extra={"platform": platform, "error": type(exc).__name__})
             reply = Reply(503, message="Alana could not finish connecting right now; please try again.", page=True)
         return answer(reply)
 
+    @public("the platform's app callbacks: the flow verifies their signature")
     async def app_event(request: web.Request) -> web.Response:
         platform = request.match_info["platform"]
         flow_request = FlowRequest.of("GET", request.query.items(), request.headers)
-        reply = await ConnectService(gw).app_request(
+        reply = await gw.connect.app_request(
             platform, request.match_info["event"], flow_request, request.cookies.get(cookie_name(platform))
         )
         return answer(reply)
 
+    @public("the platform's app-level webhooks: the flow verifies them with the app's secret")
     async def app_webhook(request: web.Request) -> web.Response:
         body = await read(request)
         if body is None:
             return web.Response(status=413, text="payload too large")
         flow_request = FlowRequest.of("POST", request.query.items(), request.headers, body)
-        return answer(await ConnectService(gw).app_webhook(request.match_info["platform"], flow_request))
+        return answer(await gw.connect.app_webhook(request.match_info["platform"], flow_request))
 
     app.router.add_get("/connect/{platform}/start/{attempt_id}", start)
     app.router.add_route("*", "/connect/{platform}/callback", callback)

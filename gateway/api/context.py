@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import strawberry
 from aiohttp import web
 
 from gateway.auth import claims_from_authorization
 from gateway.errors import Unauthenticated
-from gateway.integrations import IntegrationService
-
-if TYPE_CHECKING:
-    from gateway.services import Gateway
+from gateway.services import Gateway
 
 
 @dataclass
@@ -30,8 +26,12 @@ class Context:
 
     @property
     def account_id(self) -> str:
-        """The caller's account; UNAUTHENTICATED without a valid token, or once it expires (a websocket
-        context lives as long as its connection)."""
+        """The caller's account (fields declare IsAuthenticated, gateway.api.permissions)."""
+        return self.authenticate()
+
+    def authenticate(self) -> str:
+        """The account of the caller's token; UNAUTHENTICATED without a valid token, or once it expires (a
+        websocket context lives as long as its connection)."""
         if self._account_id is None or time.time() >= self._expires_at:
             secret = self.gw.settings.jwt_secret
             if not secret:
@@ -48,12 +48,8 @@ class Context:
     @property
     def expires_at(self) -> float:
         """When the caller's token expires (epoch seconds); UNAUTHENTICATED without a valid token."""
-        _ = self.account_id
+        self.authenticate()
         return self._expires_at
-
-    @cached_property
-    def integrations(self) -> IntegrationService:
-        return IntegrationService(self.gw)
 
 
 Info = strawberry.Info[Context, None]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.api.permissions import public
+
 STATIC = Path(__file__).parent / "static"
 
 
@@ -49,6 +51,7 @@ def _page(request: web.Request, name: str) -> web.FileResponse:
     return response
 
 
+@public("the Integrations page: static HTML; its data comes through GraphQL with a token")
 async def console(request: web.Request) -> web.FileResponse:
     """Settings > Integrations."""
     return _page(request, "index.html")
@@ -62,10 +65,12 @@ def wants_explorer(request: web.Request) -> bool:
     return "text/html" in accept and "application/json" not in accept.split(",")[0]
 
 
+@public("GraphiQL: static HTML; queries go through GraphQL with a token")
 async def explorer(request: web.Request) -> web.FileResponse:
     return _page(request, "graphiql.html")
 
 
+@public("the page's static files")
 async def asset(request: web.Request) -> web.FileResponse:
     """A file under static/. Revalidated on every load (cheap: ETag / Last-Modified), so an upgrade shows at once."""
     root = STATIC.resolve()

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.constants import query_cost_key
+
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "gw:cost:"
 
 # KEYS[1] bucket; ARGV: burst, rate per second, cost. Returns {taken (0/1), tokens left as a string}.
 _TAKE = """
@@ -59,7 +60,7 @@ class CostBucket:
         """Take `cost` points from the caller's bucket. Allowed when Redis cannot be reached: the
         per-request ceiling still holds, and one Redis blip should not take the API down with it."""
         try:
-            reply = self.redis.eval(_TAKE, 1, KEY_PREFIX + caller, str(self.burst), str(self.rate), str(cost))
+            reply = self.redis.eval(_TAKE, 1, query_cost_key(caller), str(self.burst), str(self.rate), str(cost))
             taken, tokens = await reply  # type: ignore[misc]
         except (RedisError, OSError):
             log.warning("query cost rate not checked: Redis unavailable", exc_info=True)

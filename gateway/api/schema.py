@@ -13,22 +13,24 @@ from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 
 from gateway.api import limits
-from gateway.api.connect_types import BeginConnectInput, ConnectAttempt
 from gateway.api.context import Info
 from gateway.api.guard import QueryGuard
+from gateway.api.pagination import create_connection_slice, page_request
+from gateway.api.permissions import ACCOUNT
 from gateway.api.scalars import SCALAR_OVERRIDES
 from gateway.api.types import (
     ActivityConnection,
     ActivityEdge,
     ActivityEntry,
+    BeginConnectInput,
     Conflict,
     ConflictConnection,
     ConflictEdge,
+    ConnectAttempt,
     ConnectIntegrationInput,
     CredentialField,
     Integration,
     IntegrationEvent,
-    PageInfo,
     PlatformInfo,
     Product,
     ProductConnection,
@@ -39,24 +41,19 @@ from gateway.api.types import (
     SyncRunConnection,
     SyncRunEdge,
     SyncSettingsInput,
-    check_first,
-    decode_cursor,
-    encode_cursor,
 )
-from gateway.conflicts import ConflictService
-from gateway.connect import ConnectService
-from gateway.domain import ConflictStatus, RunStatus
+from gateway.constants import account_channel, run_channel
+from gateway.domain import ConflictStatus, EventKind, RunStatus
 from gateway.errors import ErrorCode, GatewayError, NotFound
-from gateway.events import account_channel, run_channel
-from gateway.flows import methods as connect_methods
+from gateway.events import HealthChanged, RunEvent, run_event
 from gateway.model import ProductStatus
-from gateway.syncs import SyncService, progress_message
+from gateway.pagination import PageRequest
 
 log = logging.getLogger(__name__)
 
 
-def _first(info: Info, first: int | None, default: int = 50) -> int:
-    return check_first(default if first is None else first, info.context.gw.settings.max_page_size)
+def _page(info: Info, first: int | None, after: str | None, default: int = 50) -> PageRequest:
+    return page_request(first, after, default=default, maximum=info.context.gw.settings.max_page_size)
 
 
 def _enum_value(value: Any) -> str | None:
@@ -65,9 +62,10 @@ def _enum_value(value: Any) -> str | None:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Installed platform plugins, built-in and third-party alike.")
+    @strawberry.field(
+        description="Installed platform plugins, built-in and third-party alike.", permission_classes=ACCOUNT
+    )
     def platforms(self, info: Info) -> list[PlatformInfo]:
-        _ = info.context.account_id
         result = []
         for adapter in sorted(info.context.gw.registry.adapters.values(), key=lambda a: a.info.id):
             meta = adapter.info
@@ -81,23 +79,24 @@ class Query:
                         CredentialField(name=f.name, label=f.label, secret=f.secret, required=f.required)
                         for f in meta.credential_fields
                     ],
-                    connect_methods=list(connect_methods(info.context.gw, adapter)),
+                    connect_methods=list(info.context.gw.flows.methods(adapter)),
                 )
             )
         return result
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def integrations(self, info: Info) -> list[Integration]:
-        return [Integration.from_doc(d) for d in await info.context.integrations.list(info.context.account_id)]
+        return [Integration.from_record(d) for d in await info.context.gw.integrations.list(info.context.account_id)]
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def integration(self, info: Info, id: strawberry.ID) -> Integration | None:
         # Another account's id reads exactly like a missing one: NOT_FOUND, no hint.
-        return Integration.from_doc(await info.context.integrations.get(info.context.account_id, str(id)))
+        return Integration.from_record(await info.context.gw.integrations.get(info.context.account_id, str(id)))
 
     @strawberry.field(
         description="Canonical products, newest store change first. Cursor-paginated; `first` is capped "
-        "(at least 250 allowed)."
+        "(at least 250 allowed).",
+        permission_classes=ACCOUNT,
     )
     async def products(
         self,
@@ -108,66 +107,42 @@ class Query:
         first: int | None = 50,
         after: str | None = None,
     ) -> ProductConnection:
-        gw = info.context.gw
-        limits.text(search, "search", gw.settings.max_name_chars)
-        first = _first(info, first)
-        query = gw.products.list_filter(
+        limits.text(search, "search", info.context.gw.settings.max_name_chars)
+        page = await info.context.gw.products.page(
             info.context.account_id,
-            str(integration_id) if integration_id else None,
-            search,
-            _enum_value(status),
+            _page(info, first, after),
+            integration_id=str(integration_id) if integration_id else None,
+            search=search,
+            status=_enum_value(status),
         )
-        total = await gw.db.products.count_documents(query)
-        position = decode_cursor(after)
-        page_query = dict(query)
-        if position is not None:
-            at, pid = position
-            keyset = {"$or": [{"store_updated_at": {"$lt": at}}, {"store_updated_at": at, "_id": {"$lt": pid}}]}
-            page_query = {"$and": [query, keyset]}
-        cursor = gw.db.products.find(page_query).sort([("store_updated_at", -1), ("_id", -1)]).limit(first + 1)
-        docs = [d async for d in cursor]
-        edges = [
-            ProductEdge(cursor=encode_cursor(d["store_updated_at"], d["_id"]), node=Product.from_doc(d))
-            for d in docs[:first]
-        ]
-        return ProductConnection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
-            total_count=total,
-        )
+        edges, page_info = create_connection_slice(page, Product.from_record, ProductEdge)
+        return ProductConnection(edges=edges, page_info=page_info, total_count=page.total or 0)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
-        doc = await info.context.gw.products.get(info.context.account_id, str(id))
-        if doc is None:
+        found = await info.context.gw.products.get(info.context.account_id, str(id))
+        if found is None:
             raise NotFound("no product with that id", field="id")
-        return Product.from_doc(doc)
+        return Product.from_record(found)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def sync_run(self, info: Info, id: strawberry.ID) -> SyncRun | None:
-        doc = await info.context.gw.runs.get(info.context.account_id, str(id))
-        if doc is None:
+        found = await info.context.gw.runs.get(info.context.account_id, str(id))
+        if found is None:
             raise NotFound("no sync run with that id", field="id")
-        return SyncRun.from_doc(doc)
+        return SyncRun.from_run(found)
 
-    @strawberry.field(description="Sync history, newest first.")
+    @strawberry.field(description="Sync history, newest first.", permission_classes=ACCOUNT)
     async def sync_runs(
         self, info: Info, integration_id: strawberry.ID, first: int | None = 20, after: str | None = None
     ) -> SyncRunConnection:
-        first = _first(info, first, 20)
-        await info.context.integrations.get(info.context.account_id, str(integration_id))
-        docs = await info.context.gw.runs.page(
-            info.context.account_id, str(integration_id), first, decode_cursor(after)
-        )
-        edges = [
-            SyncRunEdge(cursor=encode_cursor(d["queued_at"], d["_id"]), node=SyncRun.from_doc(d)) for d in docs[:first]
-        ]
-        return SyncRunConnection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
-        )
+        page = _page(info, first, after, 20)
+        await info.context.gw.integrations.get(info.context.account_id, str(integration_id))
+        runs = await info.context.gw.runs.page(info.context.account_id, str(integration_id), page)
+        edges, page_info = create_connection_slice(runs, SyncRun.from_run, SyncRunEdge)
+        return SyncRunConnection(edges=edges, page_info=page_info)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=ACCOUNT)
     async def conflicts(
         self,
         info: Info,
@@ -177,25 +152,17 @@ class Query:
         after: str | None = None,
         product_id: strawberry.ID | None = None,
     ) -> ConflictConnection:
-        first = _first(info, first)
-        docs = await ConflictService(info.context.gw).page(
+        conflicts = await info.context.gw.conflicts.page(
             info.context.account_id,
             str(integration_id) if integration_id else None,
             _enum_value(status),
-            first,
-            decode_cursor(after),
+            _page(info, first, after),
             str(product_id) if product_id else None,
         )
-        edges = [
-            ConflictEdge(cursor=encode_cursor(d["detected_at"], d["_id"]), node=Conflict.from_doc(d))
-            for d in docs[:first]
-        ]
-        return ConflictConnection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
-        )
+        edges, page_info = create_connection_slice(conflicts, Conflict.from_record, ConflictEdge)
+        return ConflictConnection(edges=edges, page_info=page_info)
 
-    @strawberry.field(description="The activity log, newest first.")
+    @strawberry.field(description="The activity log, newest first.", permission_classes=ACCOUNT)
     async def activity_log(
         self,
         info: Info,
@@ -203,38 +170,31 @@ class Query:
         first: int | None = 50,
         after: str | None = None,
     ) -> ActivityConnection:
-        first = _first(info, first)
-        docs = await info.context.gw.activity.page(
-            info.context.account_id,
-            str(integration_id) if integration_id else None,
-            first,
-            decode_cursor(after),
+        entries = await info.context.gw.activity.page(
+            info.context.account_id, str(integration_id) if integration_id else None, _page(info, first, after)
         )
-        edges = [
-            ActivityEdge(cursor=encode_cursor(d["at"], d["_id"]), node=ActivityEntry.from_doc(d)) for d in docs[:first]
-        ]
-        return ActivityConnection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None),
-        )
+        edges, page_info = create_connection_slice(entries, ActivityEntry.from_record, ActivityEdge)
+        return ActivityConnection(edges=edges, page_info=page_info)
 
     @strawberry.field(
         description="A connect attempt started by beginConnect or reconnectIntegration (poll it, or watch "
-        "integrationEvents)."
+        "integrationEvents).",
+        permission_classes=ACCOUNT,
     )
     async def connect_attempt(self, info: Info, id: strawberry.ID) -> ConnectAttempt | None:
-        return ConnectAttempt.from_doc(await ConnectService(info.context.gw).attempt(info.context.account_id, str(id)))
+        return ConnectAttempt.from_attempt(await info.context.gw.connect.attempt(info.context.account_id, str(id)))
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Connect a store. The plugin checks the credentials against the store before anything is saved."
+        description="Connect a store. The plugin checks the credentials against the store before anything is saved.",
+        permission_classes=ACCOUNT,
     )
     async def connect_integration(self, info: Info, input: ConnectIntegrationInput) -> Integration:
         limits.connect_input(info.context.gw.settings, input)
         settings = input.settings
-        doc = await info.context.integrations.connect(
+        found = await info.context.gw.integrations.connect(
             info.context.account_id,
             input.platform.strip(),
             input.name,
@@ -243,16 +203,17 @@ class Mutation:
             mode=settings.mode if settings else None,
             frequency=settings.frequency if settings else None,
         )
-        return Integration.from_doc(doc)
+        return Integration.from_record(found)
 
     @strawberry.mutation(
         description="Connect a store through the platform's own install flow (Shopify OAuth, BigCommerce single-click "
         "app, WooCommerce key approval). The frontend sends the merchant's browser to authorizeUrl; the platform "
-        "calls the gateway back, and the integration is created then."
+        "calls the gateway back, and the integration is created then.",
+        permission_classes=ACCOUNT,
     )
     async def begin_connect(self, info: Info, input: BeginConnectInput) -> ConnectAttempt:
         settings = input.settings
-        doc = await ConnectService(info.context.gw).begin(
+        attempt = await info.context.gw.connect.begin(
             info.context.account_id,
             input.platform,
             input.name,
@@ -261,13 +222,14 @@ class Mutation:
             frequency=settings.frequency if settings else None,
             return_url=input.return_url,
         )
-        return ConnectAttempt.from_doc(doc)
+        return ConnectAttempt.from_attempt(attempt)
 
     @strawberry.mutation(
         description="The same flow for an existing integration whose credentials were rejected, revoked or expired: "
         "products, edits, conflicts and history are kept. With `credentials` (keys named by the platform's "
         "credentialFields) it reconnects at once with pasted keys, for platforms without an install flow here; the "
-        "attempt then comes back CONNECTED, without an authorizeUrl."
+        "attempt then comes back CONNECTED, without an authorizeUrl.",
+        permission_classes=ACCOUNT,
     )
     async def reconnect_integration(
         self,
@@ -276,42 +238,44 @@ class Mutation:
         return_url: str | None = None,
         credentials: JSON | None = None,
     ) -> ConnectAttempt:
-        doc = await ConnectService(info.context.gw).reconnect(
+        attempt = await info.context.gw.connect.reconnect(
             info.context.account_id, str(integration_id), return_url, credentials
         )
-        return ConnectAttempt.from_doc(doc)
+        return ConnectAttempt.from_attempt(attempt)
 
     @strawberry.mutation(
         description="Claim, for the caller's account, an install that began on the platform's side (an app-store "
-        "install); the token comes in the frontend redirect."
+        "install); the token comes in the frontend redirect.",
+        permission_classes=ACCOUNT,
     )
     async def claim_install(
         self, info: Info, token: str, name: str | None = None, settings: SyncSettingsInput | None = None
     ) -> Integration:
-        doc = await ConnectService(info.context.gw).claim(
+        found = await info.context.gw.connect.claim(
             info.context.account_id,
             token,
             name,
             mode=settings.mode if settings else None,
             frequency=settings.frequency if settings else None,
         )
-        return Integration.from_doc(doc)
+        return Integration.from_record(found)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=ACCOUNT)
     async def update_sync_settings(
         self, info: Info, integration_id: strawberry.ID, settings: SyncSettingsInput
     ) -> Integration:
-        doc = await info.context.integrations.update_settings(
+        found = await info.context.gw.integrations.update_settings(
             info.context.account_id,
             str(integration_id),
             settings.mode,
             settings.frequency,
         )
-        return Integration.from_doc(doc)
+        return Integration.from_record(found)
 
     @strawberry.mutation(
         description="Sync Now. With productExternalIds, only those products. While a run is queued or running "
-        "for the integration, returns that run instead of starting another. `full` forces a full catalog walk."
+        "for the integration, returns that run instead of starting another. `full` forces a full catalog walk.",
+        permission_classes=ACCOUNT,
     )
     async def sync_now(
         self,
@@ -321,24 +285,28 @@ class Mutation:
         full: bool | None = None,
     ) -> SyncRun:
         limits.ids(info.context.gw.settings, product_external_ids, "productExternalIds")
-        run = await SyncService(info.context.gw).sync_now(
+        run = await info.context.gw.syncs.sync_now(
             info.context.account_id, str(integration_id), product_external_ids, full
         )
-        return SyncRun.from_doc(run)
+        return SyncRun.from_run(run)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=ACCOUNT)
     async def cancel_sync_run(self, info: Info, run_id: strawberry.ID) -> SyncRun:
-        return SyncRun.from_doc(await SyncService(info.context.gw).cancel(info.context.account_id, str(run_id)))
+        return SyncRun.from_run(await info.context.gw.syncs.cancel(info.context.account_id, str(run_id)))
 
     @strawberry.mutation(
         description="Stops all syncing, removes the webhooks the gateway registered on the store, and deletes "
-        "stored credentials."
+        "stored credentials.",
+        permission_classes=ACCOUNT,
     )
     async def disconnect_integration(self, info: Info, integration_id: strawberry.ID) -> strawberry.ID:
-        return strawberry.ID(await info.context.integrations.disconnect(info.context.account_id, str(integration_id)))
+        return strawberry.ID(
+            await info.context.gw.integrations.disconnect(info.context.account_id, str(integration_id))
+        )
 
     @strawberry.mutation(
-        description="Alana's own change to a product (an enhancement layered over the store's version)."
+        description="Alana's own change to a product (an enhancement layered over the store's version).",
+        permission_classes=ACCOUNT,
     )
     async def edit_product(self, info: Info, product_id: strawberry.ID, input: ProductEditInput) -> Product:
         limits.product_edit(info.context.gw.settings, input)
@@ -350,20 +318,23 @@ class Mutation:
             if input.attributes is not None
             else None,
         }
-        doc = await ConflictService(info.context.gw).edit_product(info.context.account_id, str(product_id), values)
-        return Product.from_doc(doc)
+        found = await info.context.gw.conflicts.edit_product(info.context.account_id, str(product_id), values)
+        return Product.from_record(found)
 
-    @strawberry.mutation(description="Re-apply the Alana change that the store overwrote in this conflict.")
+    @strawberry.mutation(
+        description="Re-apply the Alana change that the store overwrote in this conflict.", permission_classes=ACCOUNT
+    )
     async def reapply_alana_change(self, info: Info, conflict_id: strawberry.ID) -> Conflict:
-        doc = await ConflictService(info.context.gw).reapply(info.context.account_id, str(conflict_id))
-        return Conflict.from_doc(doc)
+        found = await info.context.gw.conflicts.reapply(info.context.account_id, str(conflict_id))
+        return Conflict.from_record(found)
 
 
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
         description="Live progress of one run: the current state at once, then every change; completes after "
-        "the run ends."
+        "the run ends.",
+        permission_classes=ACCOUNT,
     )
     async def sync_progress(self, info: Info, run_id: strawberry.ID) -> AsyncGenerator[SyncProgress, None]:
         gw = info.context.gw
@@ -373,30 +344,30 @@ class Subscription:
             run = await gw.runs.get(account_id, str(run_id))
             if run is None:
                 raise NotFound("no sync run with that id", field="runId")
-            state = progress_message(run)
-            yield SyncProgress.from_message(state)
-            seq = state["seq"]
-            finished = RunStatus(state["status"]).finished
-            while not finished:
+            yield SyncProgress.from_run(run)
+            seq = run.progress.seq
+            while not run.status.finished:
                 try:
-                    message = await asyncio.wait_for(queue.get(), timeout=5.0)
+                    event = await asyncio.wait_for(queue.get(), timeout=5.0)
+                    if not isinstance(event, RunEvent):
+                        continue
+                    latest = event.run
                 except TimeoutError:
                     # A quiet channel: re-read the state (covers a Redis blip or a dead worker).
-                    run = await gw.runs.get(account_id, str(run_id))
-                    if run is None:
+                    found = await gw.runs.get(account_id, str(run_id))
+                    if found is None:
                         return
-                    message = progress_message(run)
-                    if message["seq"] <= seq and not RunStatus(message["status"]).finished:
-                        continue
-                finished = RunStatus(message["status"]).finished
-                if message.get("seq", 0) < seq and not finished:
-                    continue
-                seq = max(seq, message.get("seq", 0))
-                yield SyncProgress.from_message(message)
+                    latest = found
+                if latest.progress.seq <= seq and not latest.status.finished:
+                    continue  # older than what was shown already
+                run, seq = latest, max(seq, latest.progress.seq)
+                yield SyncProgress.from_run(run)
 
     @strawberry.subscription(
         description="Everything that happens to the account's integrations (or one of them): runs, health "
-        "changes, conflicts, product changes."
+        "changes, conflicts, product changes. A subscriber first gets the current state: a HEALTH_CHANGED with "
+        "each watched integration's health, and RUN_QUEUED or RUN_PROGRESS for a run that is queued or running.",
+        permission_classes=ACCOUNT,
     )
     async def integration_events(
         self, info: Info, integration_id: strawberry.ID | None = None
@@ -404,13 +375,28 @@ class Subscription:
         gw = info.context.gw
         account_id = info.context.account_id
         if integration_id is not None:
-            await info.context.integrations.get(account_id, str(integration_id))
+            await gw.integrations.get(account_id, str(integration_id))
         async with gw.hub.listen(account_channel(account_id)) as queue:
+            # Subscribed first, then the state: an event published in between comes after it.
+            if integration_id is not None:
+                watched = [await gw.integrations.get(account_id, str(integration_id))]
+            else:
+                watched = await gw.integrations.list(account_id)
+            for integration in watched:
+                now = gw.now()
+                health = await gw.health.current(integration)
+                yield IntegrationEvent.from_event(
+                    HealthChanged(account_id=account_id, integration_id=integration.id, at=now, health=health)
+                )
+                active = await gw.runs.active(integration.id)
+                if active is not None:
+                    kind = EventKind.RUN_QUEUED if active.status is RunStatus.QUEUED else EventKind.RUN_PROGRESS
+                    yield IntegrationEvent.from_event(run_event(kind, active, now))
             while True:
-                message = await queue.get()
-                if integration_id is not None and message.get("integration_id") != str(integration_id):
+                event = await queue.get()
+                if integration_id is not None and event.integration_id != str(integration_id):
                     continue
-                yield IntegrationEvent.from_message(message)
+                yield IntegrationEvent.from_event(event)
 
 
 class ErrorCodes(SchemaExtension):

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
-import base64
-import json
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
+from gateway.activity import ActivityRecord
 from gateway.adapter import ConnectMethod
 from gateway.api.context import Info
-from gateway.domain import ActivityKind, ConflictStatus, HealthAction, HealthStatus, SyncFrequency, SyncMode
+from gateway.api.pagination import PageInfo, check_first
+from gateway.conflict_store import ConflictRecord
+from gateway.connectstore import Attempt, AttemptView
+from gateway.domain import (
+    ActivityKind,
+    ConflictStatus,
+    ConnectStatus,
+    HealthAction,
+    HealthStatus,
+    SyncFrequency,
+    SyncMode,
+)
 from gateway.domain import EventKind as IntegrationEventKind
 from gateway.domain import RunStatus as SyncRunStatus
 from gateway.domain import Trigger as SyncTrigger
-from gateway.errors import BadInput
+from gateway.events import ConflictDetected, ConnectFinished, Event, HealthChanged, ProductChanged, RunEvent
+from gateway.health import Health
+from gateway.integration_store import Integration as IntegrationRecord
 from gateway.model import Availability, ProductStatus
-from gateway.products import effective
-from gateway.runs import percent, summary_of
-from gateway.storage.mongo import Doc
+from gateway.products import StoredProduct
+from gateway.runs import Run
 
 # The domain's enums are exposed as they are, registered under the contract's names.
 strawberry.enum(SyncMode, name="SyncMode")
@@ -41,37 +53,7 @@ strawberry.enum(ConflictStatus, name="ConflictStatus")
 strawberry.enum(ActivityKind, name="ActivityKind")
 strawberry.enum(IntegrationEventKind, name="IntegrationEventKind")
 strawberry.enum(ConnectMethod, name="ConnectMethod")
-
-if TYPE_CHECKING:
-    from gateway.api.connect_types import ConnectAttempt
-
-
-# ---- cursors -------------------------------------------------------------------------------------
-def encode_cursor(at: datetime | None, doc_id: str) -> str:
-    raw = json.dumps([at.isoformat() if at else None, doc_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(cursor: str | None, field: str = "after") -> tuple[datetime | None, str] | None:
-    if not cursor:
-        return None
-    try:
-        at, doc_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return (datetime.fromisoformat(at) if at else None, str(doc_id))
-    except (ValueError, TypeError):
-        raise BadInput("the cursor is not one this API returned", field=field) from None
-
-
-def check_first(first: int, maximum: int, field: str = "first") -> int:
-    if first < 1 or first > maximum:
-        raise BadInput(f"{field} must be between 1 and {maximum}", field=field)
-    return first
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+strawberry.enum(ConnectStatus, name="ConnectStatus")
 
 
 # ---- platforms -----------------------------------------------------------------------------------
@@ -107,16 +89,14 @@ class SyncProgress:
     message: str | None
 
     @staticmethod
-    def from_message(message: Doc) -> SyncProgress:
-        processed = int(message.get("processed") or 0)
-        total = message.get("total")
+    def from_run(run: Run) -> SyncProgress:
         return SyncProgress(
-            run_id=strawberry.ID(message["run_id"]),
-            status=SyncRunStatus(message["status"]),
-            processed=processed,
-            total=total,
-            percent=100.0 if message["status"] == "SUCCEEDED" else percent(processed, total),
-            message=message.get("message"),
+            run_id=strawberry.ID(run.id),
+            status=run.status,
+            processed=run.progress.processed,
+            total=run.progress.total,
+            percent=100.0 if run.status is SyncRunStatus.SUCCEEDED else run.progress.percent,
+            message=run.progress.message,
         )
 
 
@@ -153,35 +133,30 @@ class SyncRun:
     failure: str | None = strawberry.field(description="Why the run failed, in words a merchant understands")
 
     @staticmethod
-    def from_doc(doc: Doc) -> SyncRun:
-        from gateway.syncs import progress_message
-
-        summary = summary_of(doc)
+    def from_run(run: Run) -> SyncRun:
+        summary = run.summary
         return SyncRun(
-            id=strawberry.ID(doc["_id"]),
-            integration_id=strawberry.ID(doc["integration_id"]),
-            trigger=SyncTrigger(doc["trigger"]),
-            status=SyncRunStatus(doc["status"]),
-            queued_at=doc["queued_at"],
-            started_at=doc.get("started_at"),
-            finished_at=doc.get("finished_at"),
-            progress=SyncProgress.from_message(progress_message(doc)),
+            id=strawberry.ID(run.id),
+            integration_id=strawberry.ID(run.integration_id),
+            trigger=run.trigger,
+            status=run.status,
+            queued_at=run.queued_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            progress=SyncProgress.from_run(run),
             summary=None
             if summary is None
             else SyncSummary(
-                added=summary["added"],
-                updated=summary["updated"],
-                unchanged=summary["unchanged"],
-                removed=summary["removed"],
-                failed=summary["failed"],
-                conflicts=summary["conflicts"],
-                errors=[
-                    SyncError(external_id=e.get("external_id"), code=e["code"], message=e["message"])
-                    for e in summary["errors"]
-                ],
+                added=summary.counts.added,
+                updated=summary.counts.updated,
+                unchanged=summary.counts.unchanged,
+                removed=summary.counts.removed,
+                failed=summary.counts.failed,
+                conflicts=summary.counts.conflicts,
+                errors=[SyncError(external_id=e.external_id, code=e.code, message=e.message) for e in summary.errors],
             ),
-            kind=doc.get("kind", "FULL"),
-            failure=doc.get("failure"),
+            kind=run.kind.value,
+            failure=run.failure,
         )
 
 
@@ -217,21 +192,14 @@ class SyncHealth:
     )
 
     @staticmethod
-    def from_parts(
-        status: str,
-        reason: str | None,
-        last_sync_at: datetime | None,
-        next_sync_at: datetime | None,
-        last_run: Doc | None,
-        action: str | None = None,
-    ) -> SyncHealth:
+    def from_health(health: Health) -> SyncHealth:
         return SyncHealth(
-            status=HealthStatus(status),
-            reason=reason,
-            last_sync_at=last_sync_at,
-            next_sync_at=next_sync_at,
-            last_run=SyncRun.from_doc(last_run) if last_run else None,
-            action=HealthAction(action) if action else None,
+            status=health.status,
+            reason=health.reason,
+            last_sync_at=health.last_sync_at,
+            next_sync_at=health.next_sync_at,
+            last_run=SyncRun.from_run(health.last_run) if health.last_run else None,
+            action=health.action,
         )
 
 
@@ -252,62 +220,51 @@ class Integration:
     settings: SyncSettings
     webhooks: WebhookStatus
     credential_names: list[str] = strawberry.field(description="Names of the stored credentials (never values)")
-    _doc: strawberry.Private[Doc]
+    _record: strawberry.Private[IntegrationRecord]
 
     @staticmethod
-    def from_doc(doc: Doc) -> Integration:
-        webhooks = doc.get("webhooks", {})
+    def from_record(integration: IntegrationRecord) -> Integration:
         return Integration(
-            id=strawberry.ID(doc["_id"]),
-            platform=doc["platform"],
-            name=doc["name"],
-            store_url=doc["store_url"],
-            created_at=doc["created_at"],
-            settings=SyncSettings(
-                mode=SyncMode(doc["settings"]["mode"]), frequency=SyncFrequency(doc["settings"]["frequency"])
-            ),
+            id=strawberry.ID(integration.id),
+            platform=integration.platform,
+            name=integration.name,
+            store_url=integration.store_url,
+            created_at=integration.created_at,
+            settings=SyncSettings(mode=integration.settings.mode, frequency=integration.settings.frequency),
             webhooks=WebhookStatus(
-                state=webhooks.get("state", "NONE"),
-                error=webhooks.get("error"),
-                last_delivery_at=webhooks.get("last_delivery_at"),
+                state=integration.webhooks.state.value,
+                error=integration.webhooks.error,
+                last_delivery_at=integration.webhooks.last_delivery_at,
             ),
-            credential_names=list(doc.get("credential_names", [])),
-            _doc=doc,
+            credential_names=list(integration.credential_names),
+            _record=integration,
         )
 
     @strawberry.field
     async def health(self, info: Info) -> SyncHealth:
-        health = await info.context.integrations.health(self._doc)
-        return SyncHealth.from_parts(
-            health.status.value,
-            health.reason,
-            health.last_sync_at,
-            health.next_sync_at,
-            health.last_run,
-            health.action.value if health.action else None,
-        )
+        return SyncHealth.from_health(await info.context.gw.integrations.health(self._record))
 
     @strawberry.field
     async def product_count(self, info: Info) -> int:
-        return await info.context.gw.products.count(self._doc["account_id"], self._doc["_id"])
+        return await info.context.gw.products.count(self._record.account_id, self._record.id)
 
     @strawberry.field(description="Sync history, newest first.")
     async def sync_runs(self, info: Info, first: int | None = 10) -> list[SyncRun]:
         first = check_first(10 if first is None else first, 100)
-        return [SyncRun.from_doc(d) for d in await info.context.gw.runs.latest(self._doc["_id"], first)]
+        return [SyncRun.from_run(r) for r in await info.context.gw.runs.latest(self._record.id, first)]
 
     @strawberry.field(description="The queued or running run, if any.")
     async def current_run(self, info: Info) -> SyncRun | None:
-        run = await info.context.gw.runs.active(self._doc["_id"])
-        return SyncRun.from_doc(run) if run else None
+        run = await info.context.gw.runs.active(self._record.id)
+        return SyncRun.from_run(run) if run else None
 
     @strawberry.field(description="Store changes announced by webhooks and not yet applied.")
     def pending_changes(self) -> int:
-        return int(self._doc.get("pending_changes", 0))
+        return self._record.pending_changes
 
     @strawberry.field(description="Calls made to the store's API in the last 24 hours.")
     async def api_calls_last24h(self, info: Info) -> int:
-        return await info.context.integrations.api_calls_24h(self._doc["_id"])
+        return await info.context.gw.integrations.api_calls_24h(self._record.id)
 
 
 # ---- products ------------------------------------------------------------------------------------
@@ -317,7 +274,7 @@ class Money:
     currency_code: str
 
     @staticmethod
-    def of(value: Doc | None) -> Money | None:
+    def of(value: Mapping[str, Any] | None) -> Money | None:
         if not value:
             return None
         return Money(amount=str(value["amount"]), currency_code=value["currency"])
@@ -354,7 +311,7 @@ class Identifiers:
     warnings: list[str]
 
     @staticmethod
-    def of(doc: Doc | None) -> Identifiers:
+    def of(doc: Mapping[str, Any] | None) -> Identifiers:
         doc = doc or {}
         return Identifiers(
             sku=doc.get("sku"),
@@ -395,7 +352,7 @@ class FieldEdit:
     edited_at: datetime
 
 
-def _variant(v: Doc) -> Variant:
+def _variant(v: Mapping[str, Any]) -> Variant:
     return Variant(
         external_id=v["external_id"],
         title=v.get("title") or "",
@@ -442,15 +399,17 @@ class Product:
     warnings: list[str] = strawberry.field(description="Non-fatal problems found while mapping")
 
     @staticmethod
-    def from_doc(doc: Doc) -> Product:
-        store = doc["store"]
-        eff = effective(doc)
+    def from_record(product: StoredProduct) -> Product:
+        # The store version is the canonical product as JSON (gateway.model.Product.to_document()).
+        store = product.store
+        store_version: Any = dict(store)  # served as the JSON scalar
+        eff = product.effective
         identifiers = store.get("identifiers") or {}
         sku = identifiers.get("sku") or next((v.get("sku") for v in store.get("variants", []) if v.get("sku")), None)
         return Product(
-            id=strawberry.ID(doc["_id"]),
-            integration_id=strawberry.ID(doc["integration_id"]),
-            external_id=doc["external_id"],
+            id=strawberry.ID(product.id),
+            integration_id=strawberry.ID(product.integration_id),
+            external_id=product.external_id,
             status=ProductStatus(store["status"]),
             availability=Availability(store.get("availability", "IN_STOCK")),
             title=eff["title"],
@@ -471,15 +430,13 @@ class Product:
             variants=[_variant(v) for v in store.get("variants", [])],
             sku=sku,
             identifiers=Identifiers.of(identifiers),
-            store_updated_at=doc["store_updated_at"],
-            synced_at=doc.get("synced_at") or doc["store_updated_at"],
+            store_updated_at=product.store_updated_at,
+            synced_at=product.synced_at or product.store_updated_at,
             alana_edits=[
-                FieldEdit(field=o["field"], value=o["value"], edited_at=o["edited_at"])
-                for o in doc.get("overlays", [])
-                if o.get("active")
+                FieldEdit(field=o.field, value=o.value, edited_at=o.edited_at) for o in product.overlays if o.active
             ],
-            store_version=store,
-            removed=bool(doc.get("removed")),
+            store_version=store_version,
+            removed=product.removed,
             warnings=list(store.get("warnings", [])),
         )
 
@@ -511,17 +468,17 @@ class Conflict:
     run_id: strawberry.ID | None
 
     @staticmethod
-    def from_doc(doc: Doc) -> Conflict:
+    def from_record(conflict: ConflictRecord) -> Conflict:
         return Conflict(
-            id=strawberry.ID(doc["_id"]),
-            integration_id=strawberry.ID(doc["integration_id"]),
-            product_id=strawberry.ID(doc["product_id"]),
-            field=doc["field"],
-            store_value=doc.get("store_value"),
-            alana_value=doc.get("alana_value"),
-            detected_at=doc["detected_at"],
-            status=ConflictStatus(doc["status"]),
-            run_id=strawberry.ID(doc["run_id"]) if doc.get("run_id") else None,
+            id=strawberry.ID(conflict.id),
+            integration_id=strawberry.ID(conflict.integration_id),
+            product_id=strawberry.ID(conflict.product_id),
+            field=conflict.field,
+            store_value=conflict.store_value,
+            alana_value=conflict.alana_value,
+            detected_at=conflict.detected_at,
+            status=conflict.status,
+            run_id=strawberry.ID(conflict.run_id) if conflict.run_id else None,
         )
 
 
@@ -549,19 +506,19 @@ class ActivityEntry:
     conflict_id: strawberry.ID | None
 
     @staticmethod
-    def from_doc(doc: Doc) -> ActivityEntry:
-        def opt(key: str) -> strawberry.ID | None:
-            return strawberry.ID(doc[key]) if doc.get(key) else None
+    def from_record(entry: ActivityRecord) -> ActivityEntry:
+        def opt(value: str | None) -> strawberry.ID | None:
+            return strawberry.ID(value) if value else None
 
         return ActivityEntry(
-            id=strawberry.ID(doc["_id"]),
-            integration_id=opt("integration_id"),
-            at=doc["at"],
-            kind=ActivityKind(doc["kind"]),
-            message=doc["message"],
-            run_id=opt("run_id"),
-            product_id=opt("product_id"),
-            conflict_id=opt("conflict_id"),
+            id=strawberry.ID(entry.id),
+            integration_id=opt(entry.integration_id),
+            at=entry.at,
+            kind=entry.kind,
+            message=entry.message,
+            run_id=opt(entry.run_id),
+            product_id=opt(entry.product_id),
+            conflict_id=opt(entry.conflict_id),
         )
 
 
@@ -577,6 +534,46 @@ class ActivityConnection:
     page_info: PageInfo
 
 
+# ---- connect attempts ----------------------------------------------------------------------------
+@strawberry.type(description="One run through a platform's install flow (beginConnect or reconnectIntegration).")
+class ConnectAttempt:
+    id: strawberry.ID
+    platform: str
+    status: ConnectStatus
+    expires_at: datetime
+    error: str | None = strawberry.field(description="Why it did not connect, in a merchant's words (FAILED, EXPIRED).")
+    _view: strawberry.Private[AttemptView]
+
+    @staticmethod
+    def from_view(view: AttemptView) -> ConnectAttempt:
+        return ConnectAttempt(
+            id=strawberry.ID(view.id),
+            platform=view.platform,
+            status=view.status,
+            expires_at=view.expires_at,
+            error=view.error,
+            _view=view,
+        )
+
+    @staticmethod
+    def from_attempt(attempt: Attempt) -> ConnectAttempt:
+        return ConnectAttempt.from_view(attempt.view())
+
+    @strawberry.field(description="Where to send the merchant's browser; null once the attempt has ended.")
+    def authorize_url(self, info: Info) -> str | None:
+        if self.status is not ConnectStatus.PENDING or not self._view.startable:
+            return None
+        return info.context.gw.connect.start_url(self.platform, str(self.id))
+
+    @strawberry.field(description="The connected (or reconnected) integration, once status is CONNECTED.")
+    async def integration(self, info: Info) -> Integration | None:
+        integration_id = self._view.integration_id
+        if self.status is not ConnectStatus.CONNECTED or not integration_id:
+            return None
+        found = await info.context.gw.integration_store.get(info.context.account_id, integration_id)
+        return Integration.from_record(found) if found else None
+
+
 @strawberry.type
 class IntegrationEvent:
     integration_id: strawberry.ID
@@ -586,35 +583,20 @@ class IntegrationEvent:
     health: SyncHealth | None
     conflict: Conflict | None
     product_id: strawberry.ID | None
-    connect_attempt: Annotated[ConnectAttempt, strawberry.lazy("gateway.api.connect_types")] | None = strawberry.field(
-        default=None, description="Set for CONNECT_FINISHED."
-    )
+    connect_attempt: ConnectAttempt | None = strawberry.field(default=None, description="Set for CONNECT_FINISHED.")
 
     @staticmethod
-    def from_message(message: Doc) -> IntegrationEvent:
-        from gateway.api.connect_types import ConnectAttempt
-
-        health = message.get("health")
+    def from_event(event: Event) -> IntegrationEvent:
+        """Every event kind's GraphQL shape, in one place."""
         return IntegrationEvent(
-            integration_id=strawberry.ID(message["integration_id"]),
-            at=message["at"],
-            kind=IntegrationEventKind(message["kind"]),
-            run=SyncRun.from_doc(message["run"]) if message.get("run") else None,
-            health=SyncHealth.from_parts(
-                health["status"],
-                health.get("reason"),
-                health.get("last_sync_at"),
-                health.get("next_sync_at"),
-                None,
-                health.get("action"),
-            )
-            if health
-            else None,
-            conflict=Conflict.from_doc(message["conflict"]) if message.get("conflict") else None,
-            product_id=strawberry.ID(message["product_id"]) if message.get("product_id") else None,
-            connect_attempt=ConnectAttempt.from_doc(message["connect_attempt"])
-            if message.get("connect_attempt")
-            else None,
+            integration_id=strawberry.ID(event.integration_id),
+            at=event.at,
+            kind=event.kind,
+            run=SyncRun.from_run(event.run) if isinstance(event, RunEvent) else None,
+            health=SyncHealth.from_health(event.health) if isinstance(event, HealthChanged) else None,
+            conflict=Conflict.from_record(event.conflict) if isinstance(event, ConflictDetected) else None,
+            product_id=strawberry.ID(event.product_id) if isinstance(event, ProductChanged) else None,
+            connect_attempt=ConnectAttempt.from_view(event.attempt) if isinstance(event, ConnectFinished) else None,
         )
 
 
@@ -623,6 +605,23 @@ class IntegrationEvent:
 class SyncSettingsInput:
     mode: SyncMode | None = None
     frequency: SyncFrequency | None = None
+
+
+@strawberry.input
+class BeginConnectInput:
+    platform: str
+    name: str
+    store: str | None = strawberry.field(
+        default=None,
+        description="Shopify: the shop (name.myshopify.com, or a simulator's URL); WooCommerce: the site URL; "
+        "BigCommerce: optional (the merchant picks the store on BigCommerce's side).",
+    )
+    settings: SyncSettingsInput | None = None
+    return_url: str | None = strawberry.field(
+        default=None,
+        description="Where the merchant's browser lands afterwards; must be on an allowed frontend origin. The "
+        "gateway appends connectAttempt=<id>&status=<ConnectStatus>.",
+    )
 
 
 @strawberry.input

@@ -4,6 +4,7 @@ Collections (every document carries `account_id`; repositories always filter by 
     integrations       one connected store
     products           canonical products, unique per (integration_id, external_id)
     sync_runs          runs with progress, summary and checkpoint; one active run per integration
+    run_seen           the external ids each page of a full run saw (its removal detection), until it ends
     conflicts          store-won conflicts and their re-application
     activity           the merchant-facing activity log
     webhook_deliveries received deliveries, unique per (integration_id, delivery_id): the dedupe log
@@ -21,6 +22,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+
+from gateway.pagination import PageRequest, Slice
 
 Doc = dict[str, Any]
 
@@ -41,6 +44,10 @@ class Database:
     @property
     def runs(self) -> AsyncCollection[Doc]:
         return self.db["sync_runs"]
+
+    @property
+    def run_seen(self) -> AsyncCollection[Doc]:
+        return self.db["run_seen"]
 
     @property
     def conflicts(self) -> AsyncCollection[Doc]:
@@ -77,6 +84,19 @@ class Database:
         await self.client.close()
 
 
+async def find_page(
+    collection: AsyncCollection[Doc], query: Doc, key: str, page: PageRequest, projection: Doc | None = None
+) -> Slice[Doc]:
+    """One page of `query`, newest `key` first (ties by _id), after `page.after`: keyset pagination."""
+    if page.after is not None:
+        at, row_id = page.after
+        keyset: Doc = {"$or": [{key: {"$lt": at}}, {key: at, "_id": {"$lt": row_id}}]}
+        query = {"$and": [query, keyset]} if "$or" in query else {**query, **keyset}
+    cursor = collection.find(query, projection).sort([(key, DESCENDING), ("_id", DESCENDING)]).limit(page.first + 1)
+    rows = [doc async for doc in cursor]
+    return Slice.of(rows, [(doc.get(key), doc["_id"]) for doc in rows], page)
+
+
 def connect(url: str, database: str, **kwargs: Any) -> Database:
     """A lazily connecting client; nothing is sent until the first command."""
     client: AsyncMongoClient[Doc] = AsyncMongoClient(
@@ -111,6 +131,14 @@ async def ensure_indexes(database: Database) -> None:
                 name="one_active_run",
             ),
             IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
+        ]
+    )
+    await database.run_seen.create_indexes(
+        [
+            IndexModel([("run_id", ASCENDING)]),
+            IndexModel([("integration_id", ASCENDING)]),
+            # A run deletes its pages when it ends; these outlive only a run that never ends.
+            IndexModel([("at", ASCENDING)], expireAfterSeconds=7 * 86_400),
         ]
     )
     await database.conflicts.create_indexes(

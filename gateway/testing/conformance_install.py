@@ -29,7 +29,6 @@ from typing import Any
 import pytest
 
 from gateway.adapter import (
-    Capability,
     Connection,
     ConnectMethod,
     HookState,
@@ -433,7 +432,7 @@ async def test_revoked_credentials_raise_store_auth_error(conformance: Conforman
         ("check_credentials", lambda c: kit.adapter.check_credentials(c)),
         ("a FULL fetch", lambda c: kit.fetch(c)),
     ]
-    if Capability.WEBHOOKS in kit.adapter.info.capabilities:
+    if "webhooks" in kit.adapter.info.capabilities:
         calls.append(("register_webhooks", lambda c: kit.adapter.register_webhooks(c, "https://example.com/hook")))
     for what, call in calls:
         fresh = kit.connect(sim)

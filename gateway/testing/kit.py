@@ -390,10 +390,11 @@ def describe(delivery: Delivery) -> str:
 
 
 def corrupt(value: str) -> str:
-    """A different value of the same shape (so only its content is wrong)."""
+    """A different value of the same shape (so only its content is wrong), also to a case-insensitive
+    comparison: a hex digest ending in "a" must not come back ending in "A"."""
     if not value:
         return "wrong"
-    last = "A" if value[-1] != "A" else "B"
+    last = "A" if value[-1].lower() != "a" else "B"
     return value[:-1] + last if len(value) > 1 else last
 
 

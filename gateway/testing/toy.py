@@ -34,6 +34,7 @@ from gateway.adapter import (
     PlatformInfo,
     WebhookEvent,
     WebhookRegistration,
+    make_http_client,
 )
 from gateway.errors import MappingError, StorePayloadError
 from gateway.httpclient import HttpClient
@@ -53,8 +54,6 @@ class ToyAdapter(PlatformAdapter):
     )
 
     def http(self, conn: Connection) -> HttpClient:
-        from gateway.adapter import make_http_client
-
         return make_http_client(conn, headers={"X-Toy-Token": conn.credentials.get("token", "")})
 
     async def check_credentials(self, conn: Connection) -> None:

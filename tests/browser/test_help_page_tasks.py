@@ -12,6 +12,7 @@ from pagekit import GatedToy, Shots, card, sign_in
 from playwright.async_api import expect
 
 from gateway.products import product_id
+from gateway.runs import Run
 from gateway.services import Gateway
 
 NAME = "My toy store"
@@ -29,8 +30,8 @@ RECORD_BAR = """() => {
 }"""
 
 
-async def first_run(gw: Gateway, integration_id: str) -> dict[str, Any]:
-    return await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
+async def first_run(gw: Gateway, integration_id: str) -> Run:
+    return await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
 
 
 async def test_connect_with_keys_change_settings_and_sync_now(
@@ -153,7 +154,7 @@ async def test_sync_chosen_products_while_history_stays_open(
     await expect(store.locator(".summary .count.unchanged dd")).to_have_text("3")
     await expect(history).to_have_attribute("open", "")
     latest = (await gw.runs.latest(integration_id, 1))[0]
-    assert latest["kind"] == "PRODUCTS" and sorted(latest["product_ids"]) == ["3", "4", "7"]
+    assert latest.kind == "PRODUCTS" and sorted(latest.product_ids) == ["3", "4", "7"]
     await shots(page, "chosen-products-synced")
 
 

@@ -76,7 +76,7 @@ async def test_connect_and_reconnect_through_shopifys_screen(
     await page.get_by_role("button", name="Install").click()
     await expect(page.get_by_text("Your store is connected")).to_be_visible()
     runs = await gw.runs.latest(integration["id"], 1)
-    await wait_run(gw, runs[0]["_id"])
+    await wait_run(gw, runs[0].id)
     await expect(card(page, NAME, "GREEN")).to_be_visible()
     assert [i["id"] for i in (await api.query("{ integrations { id } }"))["integrations"]] == [integration["id"]]
     await shots(page, "reconnected-green")

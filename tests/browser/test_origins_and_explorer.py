@@ -78,7 +78,7 @@ async def test_a_page_on_an_allowed_origin_uses_the_api_and_others_are_refused(
     shots: Shots,
 ) -> None:
     integration_id = await connect(api, gated_store)
-    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
+    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
     name = f"My {gated_store.platform} store"
 
     await sign_in(page, f"http://127.0.0.1:{ALLOWED_PORT}/", api.token())  # waits for the live websocket
@@ -107,7 +107,7 @@ async def test_graphiql_works_offline_under_the_content_security_policy(
     gw: Gateway, api: Api, worker: Worker, gated_store: GatedToy, context: Any, page: Any, shots: Shots
 ) -> None:
     integration_id = await connect(api, gated_store)
-    run = await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
+    run = await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
     outside: list[str] = []
 
     async def only_the_gateway(route: Any) -> None:
@@ -126,7 +126,7 @@ async def test_graphiql_works_offline_under_the_content_security_policy(
     await expect(page.locator(".result-window")).to_contain_text(f"My {gated_store.platform} store")
     await shots(page, "graphiql-query")
 
-    subscription = f'subscription {{ syncProgress(runId: "{run["_id"]}") {{ status processed percent }} }}'
+    subscription = f'subscription {{ syncProgress(runId: "{run.id}") {{ status processed percent }} }}'
     await page.evaluate("q => localStorage.setItem('graphiql:query', q)", subscription)
     await page.reload()
     await expect(page.locator(".graphiql-container")).to_be_visible()

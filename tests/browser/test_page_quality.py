@@ -18,7 +18,7 @@ async def busy_store(gw: Gateway, api: Api, sim: GatedToy) -> str:
     """A store with something in every section: history, a failed product, a conflict."""
     sim.deliver_webhooks = False
     integration_id = await connect(api, sim)
-    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
+    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
     await api.query(
         'mutation($id: ID!) { editProduct(productId: $id, input: {title: "Alana title"}) { id } }',
         {"id": product_id(integration_id, "2")},
@@ -91,7 +91,7 @@ async def test_keyboard_only(
     gw: Gateway, api: Api, worker: Worker, gated_store: GatedToy, page: Any, shots: Shots
 ) -> None:
     integration_id = await connect(api, gated_store)
-    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0]["_id"])
+    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
     name = f"My {gated_store.platform} store"
     await page.goto(f"{api.url}/")
     await page.keyboard.type(api.token())  # the token field has focus on arrival

@@ -38,7 +38,7 @@ from typing import Any
 from alana_shopify.client import ShopifyGraphQL
 from alana_shopify.fetch import normalize
 from alana_shopify.queries import BULK_POLL, BULK_RUN
-from gateway.errors import StoreHTTPError, StorePayloadError, StoreRequestRefused, StoreUnreachable
+from gateway.errors import StoreError, StoreHTTPError, StorePayloadError, StoreRequestRefused, StoreUnreachable
 from gateway.httpclient import MAX_DOWNLOAD_BYTES, RETRY_STATUSES, backoff_delay, origin, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ DOWNLOAD_TRIES = 6
 RESULT_ORIGINS = ("https://storage.googleapis.com",)
 
 
-class BulkUnavailable(Exception):
+class BulkUnavailable(StoreError):
     """No bulk result to read (another operation runs, it failed, or it expired): read paginated."""
 
 

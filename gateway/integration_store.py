@@ -1,0 +1,531 @@
+"""Connected stores in MongoDB: the integration documents and the store API calls counted per hour.
+
+Data access only: what the documents hold and how they change. Connecting, settings and
+disconnecting (the workflows) are gateway.integrations; credentials arrive here already sealed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from gateway.adapter import ConnectMethod
+from gateway.domain import HealthAction, HealthStatus, SyncFrequency, SyncMode, WebhookState
+from gateway.storage.mongo import Database, Doc
+
+#: The webhook endpoint may read an integration this old: a burst of deliveries costs one read.
+CACHE_SECONDS = 2.0
+CACHE_LIMIT = 1_000
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    mode: SyncMode = SyncMode.AUTOMATIC
+    frequency: SyncFrequency = SyncFrequency.EVERY_HOUR
+
+
+@dataclass(frozen=True)
+class WebhookInfo:
+    """The store's change notifications: registered or not, and whether they still arrive."""
+
+    state: WebhookState = WebhookState.NONE
+    hook_ids: tuple[str, ...] = ()
+    callback_url: str | None = None
+    error: str | None = None
+    last_delivery_at: datetime | None = None
+    #: Changes reached the gateway only through a scheduled run: deliveries may not be arriving.
+    silent: bool = False
+    #: When the scheduler last asked the store about the registration (gateway.hookrepair).
+    checked_at: datetime | None = None
+    #: Why the last repair failed; None once one succeeds (health YELLOW meanwhile).
+    repair_error: str | None = None
+    repaired_at: datetime | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> WebhookInfo:
+        return cls(
+            state=WebhookState(doc.get("state", WebhookState.NONE)),
+            hook_ids=tuple(doc.get("hook_ids") or ()),
+            callback_url=doc.get("callback_url"),
+            error=doc.get("error"),
+            last_delivery_at=doc.get("last_delivery_at"),
+            silent=bool(doc.get("silent")),
+            checked_at=doc.get("checked_at"),
+            repair_error=doc.get("repair_error"),
+            repaired_at=doc.get("repaired_at"),
+        )
+
+    def to_doc(self) -> Doc:
+        return {
+            "state": self.state.value,
+            "hook_ids": list(self.hook_ids),
+            "callback_url": self.callback_url,
+            "error": self.error,
+            "last_delivery_at": self.last_delivery_at,
+            "silent": self.silent,
+            "checked_at": self.checked_at,
+            "repair_error": self.repair_error,
+            "repaired_at": self.repaired_at,
+        }
+
+
+@dataclass(frozen=True)
+class TokenLifetimes:
+    """What an integration keeps, unsealed, about expiring credentials (gateway.tokens refreshes them)."""
+
+    expires_at: datetime
+    refresh_expires_at: datetime | None = None
+    #: The access token's whole lifetime in seconds, as issued (a refresh is due a third of it ahead).
+    lifetime: float | None = None
+    scopes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> TokenLifetimes | None:
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("expires_at"), datetime):
+            return None
+        lifetime = doc.get("lifetime")
+        return cls(
+            expires_at=doc["expires_at"],
+            refresh_expires_at=doc.get("refresh_expires_at"),
+            lifetime=float(lifetime) if isinstance(lifetime, int | float) else None,
+            scopes=tuple(doc.get("scopes") or ()),
+        )
+
+    def to_doc(self) -> Doc:
+        return {
+            "expires_at": self.expires_at,
+            "refresh_expires_at": self.refresh_expires_at,
+            "lifetime": self.lifetime,
+            "scopes": list(self.scopes),
+        }
+
+
+@dataclass(frozen=True)
+class HealthMark:
+    """The light as last published for the integration (what decides whether a change is news)."""
+
+    status: HealthStatus
+    reason: str | None
+    action: HealthAction | None
+
+
+@dataclass(frozen=True)
+class Integration:
+    id: str
+    account_id: str
+    platform: str
+    name: str
+    store_url: str
+    created_at: datetime
+    settings: SyncSettings = field(default_factory=SyncSettings)
+    webhooks: WebhookInfo = field(default_factory=WebhookInfo)
+    #: Credentials and webhook secrets, sealed (gateway.crypto); opened only to talk to the store.
+    credentials: str | None = field(default=None, repr=False)
+    credential_names: tuple[str, ...] = ()
+    #: The platform plugin's own options (page sizes, thresholds), as given at connect.
+    options: Mapping[str, Any] = field(default_factory=dict)
+    next_sync_at: datetime | None = None
+    last_full_sync_at: datetime | None = None
+    last_sync_at: datetime | None = None
+    #: Where the next incremental run starts (the newest store change seen).
+    sync_cursor: datetime | None = None
+    pending_changes: int = 0
+    credentials_rejected: bool = False
+    credentials_rejected_reason: str | None = None
+    #: The app was removed from the store on the platform (gateway.lifecycle).
+    app_uninstalled: bool = False
+    health: HealthMark | None = None
+    #: How it was connected: pasted keys or the platform's install flow (None: before install flows).
+    connected_via: ConnectMethod | None = None
+    #: The platform's stable name of the store (gateway.installflow), once known.
+    store_key: str | None = None
+    #: Lifetimes of expiring credentials; None for credentials that do not expire.
+    tokens: TokenLifetimes | None = None
+    #: What the platform said about the approving account at install (ids, never secrets).
+    app_account: Mapping[str, Any] = field(default_factory=dict)
+    reconnected_at: datetime | None = None
+
+    @property
+    def paused(self) -> bool:
+        """Credentials rejected or app removed: nothing may call the store until the merchant reconnects."""
+        return self.credentials_rejected or self.app_uninstalled
+
+    @property
+    def seal_context(self) -> str:
+        """What the sealed credentials are bound to (a blob copied to another integration fails to open)."""
+        return seal_context(self.account_id, self.id)
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> Integration:
+        settings = doc.get("settings") or {}
+        health = doc.get("health")
+        via = doc.get("connected_via")
+        return cls(
+            id=doc["_id"],
+            account_id=doc["account_id"],
+            platform=doc["platform"],
+            name=doc["name"],
+            store_url=doc["store_url"],
+            created_at=doc["created_at"],
+            settings=SyncSettings(
+                SyncMode(settings.get("mode", SyncMode.AUTOMATIC)),
+                SyncFrequency(settings.get("frequency", SyncFrequency.EVERY_HOUR)),
+            ),
+            webhooks=WebhookInfo.from_doc(doc.get("webhooks") or {}),
+            credentials=doc.get("credentials"),
+            credential_names=tuple(doc.get("credential_names") or ()),
+            options=dict(doc.get("options") or {}),
+            next_sync_at=doc.get("next_sync_at"),
+            last_full_sync_at=doc.get("last_full_sync_at"),
+            last_sync_at=doc.get("last_sync_at"),
+            sync_cursor=doc.get("sync_cursor"),
+            pending_changes=int(doc.get("pending_changes") or 0),
+            credentials_rejected=bool(doc.get("credentials_rejected")),
+            credentials_rejected_reason=doc.get("credentials_rejected_reason"),
+            app_uninstalled=bool(doc.get("app_uninstalled")),
+            connected_via=ConnectMethod(via) if via else None,
+            store_key=doc.get("store_key"),
+            tokens=TokenLifetimes.from_doc(doc.get("tokens")),
+            app_account=dict(doc.get("app_account") or {}),
+            reconnected_at=doc.get("reconnected_at"),
+            health=None
+            if not health
+            else HealthMark(
+                HealthStatus(health["status"]),
+                health.get("reason"),
+                HealthAction(health["action"]) if health.get("action") else None,
+            ),
+        )
+
+    def to_doc(self) -> Doc:
+        return {
+            "_id": self.id,
+            "account_id": self.account_id,
+            "platform": self.platform,
+            "name": self.name,
+            "store_url": self.store_url,
+            "created_at": self.created_at,
+            "settings": {"mode": self.settings.mode.value, "frequency": self.settings.frequency.value},
+            "webhooks": self.webhooks.to_doc(),
+            "credentials": self.credentials,
+            "credential_names": list(self.credential_names),
+            "options": dict(self.options),
+            "next_sync_at": self.next_sync_at,
+            "last_full_sync_at": self.last_full_sync_at,
+            "last_sync_at": self.last_sync_at,
+            "sync_cursor": self.sync_cursor,
+            "pending_changes": self.pending_changes,
+            "credentials_rejected": self.credentials_rejected,
+            "credentials_rejected_reason": self.credentials_rejected_reason,
+            "app_uninstalled": self.app_uninstalled,
+            "connected_via": self.connected_via.value if self.connected_via else None,
+            "store_key": self.store_key,
+            "tokens": self.tokens.to_doc() if self.tokens else None,
+            "app_account": dict(self.app_account),
+            "reconnected_at": self.reconnected_at,
+        }
+
+
+def seal_context(account_id: str, integration_id: str) -> str:
+    """What an integration's sealed credentials are bound to."""
+    return f"{account_id}/{integration_id}"
+
+
+def _one(doc: Doc | None) -> Integration | None:
+    return None if doc is None else Integration.from_doc(doc)
+
+
+class IntegrationStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        #: Integrations as recently read, for `get_cached`; every write through this store drops the
+        #: entry, so in this process a change is seen at once (other processes: within CACHE_SECONDS).
+        self._cache: dict[str, tuple[float, Integration]] = {}
+
+    # ---- reads --------------------------------------------------------------------------------
+    async def list(self, account_id: str) -> list[Integration]:
+        cursor = self.db.integrations.find({"account_id": account_id}).sort([("created_at", 1)])
+        return [Integration.from_doc(doc) async for doc in cursor]
+
+    async def get(self, account_id: str, integration_id: str) -> Integration | None:
+        return _one(await self.db.integrations.find_one({"_id": integration_id, "account_id": account_id}))
+
+    async def get_any(self, integration_id: str) -> Integration | None:
+        """For workers and webhooks, which act for the integration's own account."""
+        return _one(await self.db.integrations.find_one({"_id": integration_id}))
+
+    async def get_cached(self, integration_id: str) -> Integration | None:
+        """`get_any`, answered from memory when read within the last CACHE_SECONDS."""
+        cached = self._cache.get(integration_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        doc = await self.get_any(integration_id)
+        if doc is None:
+            return None  # never cached: a store pings its hook while the integration is still being saved
+        if len(self._cache) > CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[integration_id] = (time.monotonic() + CACHE_SECONDS, doc)
+        return doc
+
+    async def exists(self, integration_id: str) -> bool:
+        return await self.db.integrations.count_documents({"_id": integration_id}) > 0
+
+    async def due(self, now: datetime) -> AsyncIterator[Integration]:
+        """Automatic integrations whose scheduled sync is due."""
+        cursor = self.db.integrations.find(
+            {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$lte": now}}, {"credentials": 0}
+        )
+        async for doc in cursor:
+            yield Integration.from_doc(doc)
+
+    # ---- writes -------------------------------------------------------------------------------
+    async def insert(self, integration: Integration) -> None:
+        await self.db.integrations.insert_one(integration.to_doc())
+
+    async def _update(self, query: Doc, update: Doc) -> Integration | None:
+        self._cache.pop(query["_id"], None)
+        doc = await self.db.integrations.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        return _one(doc)
+
+    async def update_settings(
+        self, account_id: str, integration_id: str, settings: SyncSettings, next_sync_at: datetime | None
+    ) -> Integration | None:
+        fields = {
+            "settings": {"mode": settings.mode.value, "frequency": settings.frequency.value},
+            "next_sync_at": next_sync_at,
+        }
+        return await self._update({"_id": integration_id, "account_id": account_id}, {"$set": fields})
+
+    async def record_sync(
+        self,
+        integration_id: str,
+        at: datetime,
+        *,
+        full: bool,
+        sync_cursor: datetime | None,
+        clear_pending: bool,
+        webhooks_silent: bool | None,
+    ) -> Integration | None:
+        """A run succeeded at `at`: the last-sync times, the incremental cursor, the flags it settles."""
+        fields: Doc = {"last_sync_at": at, "credentials_rejected": False}
+        if full:
+            fields["last_full_sync_at"] = at
+        if sync_cursor is not None:
+            fields["sync_cursor"] = sync_cursor
+        if clear_pending:
+            fields["pending_changes"] = 0
+        if webhooks_silent is not None:
+            fields["webhooks.silent"] = webhooks_silent
+        return await self._update({"_id": integration_id}, {"$set": fields})
+
+    # ---- the lifecycle between connecting and disconnecting (gateway.lifecycle) ----------------
+    async def mark_credentials_rejected(self, integration_id: str, reason: str, at: datetime) -> Integration | None:
+        """Pause the integration; None when it already was paused (so the first rejection alone is news)."""
+        query: Doc = {"_id": integration_id, "credentials_rejected": {"$ne": True}, "app_uninstalled": {"$ne": True}}
+        fields = {"credentials_rejected": True, "credentials_rejected_at": at, "credentials_rejected_reason": reason}
+        return await self._update(query, {"$set": fields})
+
+    async def mark_uninstalled(self, integration_id: str, at: datetime) -> Integration | None:
+        """The app was removed from the store; None when that was known already (a redelivery)."""
+        query: Doc = {"_id": integration_id, "app_uninstalled": {"$ne": True}}
+        return await self._update(query, {"$set": {"app_uninstalled": True, "app_uninstalled_at": at}})
+
+    async def by_store_key(
+        self, platform: str, store_key: str, *, via_app_only: bool = False
+    ) -> builtins.list[Integration]:
+        """Integrations (in every account) of the store the platform names `store_key`."""
+        query: Doc = {"platform": platform, "store_key": store_key}
+        if via_app_only:
+            query["connected_via"] = ConnectMethod.INSTALL_FLOW.value
+        return [Integration.from_doc(doc) async for doc in self.db.integrations.find(query)]
+
+    async def without_store_key(self, platform: str) -> builtins.list[Integration]:
+        """Integrations connected with pasted keys before their store key was known."""
+        cursor = self.db.integrations.find({"platform": platform, "store_key": None})
+        return [Integration.from_doc(doc) async for doc in cursor]
+
+    async def set_store_key(self, integration_id: str, store_key: str) -> None:
+        await self._update({"_id": integration_id}, {"$set": {"store_key": store_key}})
+
+    async def restore(
+        self,
+        integration_id: str,
+        *,
+        credentials: str,
+        credential_names: tuple[str, ...],
+        connected_via: ConnectMethod,
+        tokens: TokenLifetimes | None,
+        webhooks: WebhookInfo,
+        at: datetime,
+        store_key: str | None,
+    ) -> Integration | None:
+        """New (sealed) credentials for an integration, its pause lifted; None when it is gone."""
+        fields: Doc = {
+            "credentials": credentials,
+            "credential_names": list(credential_names),
+            "credentials_rejected": False,
+            "app_uninstalled": False,
+            "credentials_rejected_reason": None,
+            "connected_via": connected_via.value,
+            "tokens": tokens.to_doc() if tokens else None,
+            "webhooks": webhooks.to_doc(),
+            "reconnected_at": at,
+        }
+        if store_key:
+            fields["store_key"] = store_key
+        return await self._update({"_id": integration_id}, {"$set": fields})
+
+    async def replace_credentials(
+        self,
+        integration_id: str,
+        expected: str | None,
+        credentials: str,
+        *,
+        credential_names: tuple[str, ...] | None = None,
+        tokens: TokenLifetimes | None = None,
+    ) -> Integration | None:
+        """Seal `credentials` over the sealed blob `expected`, only if that still is the stored one (a token
+        refresh or webhook secrets never overwrite a newer pair); None when it no longer was."""
+        fields: Doc = {"credentials": credentials}
+        if credential_names is not None:
+            fields["credential_names"] = list(credential_names)
+            fields["tokens"] = tokens.to_doc() if tokens else None
+        return await self._update({"_id": integration_id, "credentials": expected}, {"$set": fields})
+
+    async def move_store(self, account_id: str, old_url: str, new_url: str) -> None:
+        """The store answers at another URL now (the demo's simulated stores after a restart)."""
+        self._cache.clear()
+        await self.db.integrations.update_many(
+            {"account_id": account_id, "store_url": old_url}, {"$set": {"store_url": new_url}}
+        )
+
+    async def erase(self, integration_id: str) -> None:
+        """Delete the integration whatever its account (a platform's request to erase a store's data)."""
+        self._cache.pop(integration_id, None)
+        await self.db.integrations.delete_one({"_id": integration_id})
+        await self.db.api_calls.delete_many({"integration_id": integration_id})
+
+    # ---- webhook checks (gateway.hookrepair) ------------------------------------------------------
+    async def webhook_checks_due(
+        self, daily: datetime, soon: datetime, limit: int
+    ) -> builtins.list[tuple[str, datetime | None]]:
+        """(id, last check) of unpaused integrations whose registration is due a check: last checked before
+        `daily`, or before `soon` when deliveries went silent, the registration failed, or a repair did."""
+        query: Doc = {
+            "credentials_rejected": {"$ne": True},
+            "app_uninstalled": {"$ne": True},
+            "webhooks.state": {"$in": [WebhookState.REGISTERED.value, WebhookState.FAILED.value]},
+            "$or": [
+                {"webhooks.checked_at": None},
+                {"webhooks.checked_at": {"$lt": daily}},
+                {"webhooks.silent": True, "webhooks.checked_at": {"$lt": soon}},
+                {"webhooks.state": WebhookState.FAILED.value, "webhooks.checked_at": {"$lt": soon}},
+                {"webhooks.repair_error": {"$type": "string"}, "webhooks.checked_at": {"$lt": soon}},
+            ],
+        }
+        cursor = self.db.integrations.find(query, {"_id": 1, "webhooks.checked_at": 1}).limit(limit)
+        return [(doc["_id"], (doc.get("webhooks") or {}).get("checked_at")) async for doc in cursor]
+
+    async def claim_webhook_check(
+        self, integration_id: str, last_checked: datetime | None, at: datetime
+    ) -> Integration | None:
+        """Take the check (one conditional update: with any number of workers, one does it)."""
+        query: Doc = {"_id": integration_id, "webhooks.checked_at": last_checked}
+        return await self._update(query, {"$set": {"webhooks.checked_at": at}})
+
+    async def record_webhook_check(self, integration_id: str, repair_error: str | None) -> Integration | None:
+        """A check found nothing to repair (None), or a repair failed (why)."""
+        return await self._update({"_id": integration_id}, {"$set": {"webhooks.repair_error": repair_error}})
+
+    async def record_webhook_repair(
+        self, integration_id: str, hook_ids: tuple[str, ...], callback_url: str, at: datetime
+    ) -> Integration | None:
+        fields = {
+            "webhooks.state": WebhookState.REGISTERED.value,
+            "webhooks.hook_ids": list(hook_ids),
+            "webhooks.callback_url": callback_url,
+            "webhooks.error": None,
+            "webhooks.repair_error": None,
+            "webhooks.silent": False,
+            "webhooks.repaired_at": at,
+        }
+        return await self._update({"_id": integration_id}, {"$set": fields})
+
+    async def mark_deliveries_arriving(self, integration_id: str, at: datetime) -> Integration | None:
+        """A delivery arrived: notifications work (the light's "webhooks silent" reason no longer holds)."""
+        fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
+        return await self._update({"_id": integration_id}, {"$set": fields})
+
+    async def claim_due(self, integration_id: str, expected: datetime, next_sync_at: datetime) -> Integration | None:
+        """Move `next_sync_at` on, if it still is `expected` (exactly one scheduler wins)."""
+        return await self._update(
+            {"_id": integration_id, "next_sync_at": expected}, {"$set": {"next_sync_at": next_sync_at}}
+        )
+
+    async def add_pending_change(self, integration_id: str, at: datetime) -> Integration | None:
+        """One more change waiting for Sync Now (manual mode); a delivery arrived at `at`."""
+        fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
+        return await self._update({"_id": integration_id}, {"$inc": {"pending_changes": 1}, "$set": fields})
+
+    async def mark_health(self, integration_id: str, seen: HealthMark | None, new: HealthMark) -> bool:
+        """Record `new` as the published light if it still is `seen`: True for the one caller that
+        changed it (that caller publishes the transition; any other saw it already done)."""
+        expected: Any = None if seen is None else _mark_doc(seen)
+        query: Doc = {"_id": integration_id, "health": expected}
+        result = await self.db.integrations.update_one(query, {"$set": {"health": _mark_doc(new)}})
+        self._cache.pop(integration_id, None)
+        return result.modified_count == 1
+
+    async def delete(self, account_id: str, integration_id: str) -> None:
+        self._cache.pop(integration_id, None)
+        await self.db.integrations.delete_one({"_id": integration_id, "account_id": account_id})
+        await self.db.api_calls.delete_many({"integration_id": integration_id})
+
+    # ---- store API calls ----------------------------------------------------------------------
+    async def add_api_calls(self, integration_id: str, hour: datetime, count: int) -> None:
+        await self.db.api_calls.update_one(
+            {"integration_id": integration_id, "hour": hour}, {"$inc": {"count": count}}, upsert=True
+        )
+
+    async def api_calls_since(self, integration_id: str, since: datetime) -> int:
+        cursor = await self.db.api_calls.aggregate(
+            [
+                {"$match": {"integration_id": integration_id, "hour": {"$gte": since}}},
+                {"$group": {"_id": None, "n": {"$sum": "$count"}}},
+            ]
+        )
+        async for row in cursor:
+            return int(row["n"])
+        return 0
+
+
+def _mark_doc(mark: HealthMark) -> Doc:
+    return {"status": mark.status.value, "reason": mark.reason, "action": mark.action.value if mark.action else None}
+
+
+class CallCounter:
+    """Counts store API calls in memory; `flush` adds them to the hourly bucket in MongoDB."""
+
+    def __init__(self, integration_id: str, store: IntegrationStore, clock: Callable[[], datetime]) -> None:
+        self.integration_id = integration_id
+        self.store = store
+        self.clock = clock
+        self.pending = 0
+        self.total = 0
+
+    def __call__(self) -> None:
+        self.pending += 1
+        self.total += 1
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        count, self.pending = self.pending, 0
+        hour = self.clock().replace(minute=0, second=0, microsecond=0)
+        await self.store.add_api_calls(self.integration_id, hour, count)
