@@ -158,8 +158,8 @@ class Budget:
     instead of `observe` when the request got no response (a timeout, a refused connection).
 
     Keep the model in `self.shared`, the store's `RateState` (gateway/ratebudget.py): a bucket, a
-    window or a pause that every process talking to the store shares. The engine's HTTP clients bind it
-    to Redis (`bind`, before the first request); a client built without the engine keeps it in memory.
+    window or a pause that every process talking to the store shares. The core's connections bind it to
+    Redis (`bind`, before the first request); a client built without them keeps it in memory.
     """
 
     _shared: RateState | None = None
@@ -245,8 +245,8 @@ class HttpClient:
     `resolver` replaces the name resolution under the guard (tests; a deployment's own DNS).
     `prepare` is awaited before every attempt of every request, before the headers are read: the core
     refreshes an expiring token there and swaps it into `headers` (gateway/tokens.py).
-    `rate_state` is the store's shared rate-limit state, bound to the budget (the engine's factory passes
-    one in Redis, so every process spends one budget per store; gateway/ratebudget.py).
+    `rate_state` is the store's shared rate-limit state, bound to the budget (the core's connection factory,
+    gateway/integrations.py, passes one in Redis, so every process spends one budget per store; gateway/ratebudget.py).
     """
 
     def __init__(

@@ -17,7 +17,7 @@ one of three primitives, through the `RateState` the connection's HTTP client is
 Two backends implement them. `RedisRateState` keeps the state in Redis under one key per store and
 primitive and changes it only in Lua scripts, which are atomic and read the clock with Redis TIME, so
 processes with skewed clocks agree. `LocalRateState` keeps it in memory, for one process (plugin unit
-tests, the conformance kit, a client built without the engine's factory); it takes an injectable clock.
+tests, the conformance kit, a client built without the core's connection factory); it takes an injectable clock.
 Both answer the same way; tests/test_ratebudget.py runs one suite against both.
 
 Which store? `store_identity` of the connection's store URL (host, port and path; the scheme and a
