@@ -243,8 +243,8 @@ class HttpClient:
 
     `allow_private` turns the private-address guard off; None follows GATEWAY_ALLOW_PRIVATE_URLS.
     `resolver` replaces the name resolution under the guard (tests; a deployment's own DNS).
-    `prepare` is awaited before every attempt of every request, before the headers are read: the core
-    refreshes an expiring token there and swaps it into `headers` (gateway/tokens.py).
+    `prepare` is awaited before every attempt of every request, after the budget granted it and before the
+    headers are read: the core refreshes an expiring token there and swaps it into `headers` (gateway/tokens.py).
     `rate_state` is the store's shared rate-limit state, bound to the budget (the core's connection factory,
     gateway/integrations.py, passes one in Redis, so every process spends one budget per store; gateway/ratebudget.py).
     """
@@ -359,10 +359,17 @@ class HttpClient:
         url = self.url_for(path)
         attempt = 0
         while True:
-            if self.prepare is not None:
-                await self.prepare()
-            merged = {**self.headers, **(headers or {})}
             ticket = await self.budget.acquire(cost)
+            if self.prepare is not None:
+                # After the budget's wait, which a shared bucket can make longer than what is left of a
+                # short-lived token: the credentials are checked just before the request goes out.
+                try:
+                    await self.prepare()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await self.budget.abandon(cost, ticket)
+                    raise
+            merged = {**self.headers, **(headers or {})}
             try:
                 response = await self._send(method, url, params, json_body, data, merged)
             except (TimeoutError, aiohttp.ClientError) as exc:
