@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -98,7 +99,11 @@ class SyncEngine:
 
     async def run(self, run_id: str, before: Sequence[RunStep] = ()) -> Run | None:
         """Execute the run; `before` are steps done under its lease before the store is read."""
-        lease = await RunLease.acquire(self.runs, run_id, self.worker_id, self.lease_seconds)
+        # One owner per attempt, not per process: a job arq hands this process twice (its job was
+        # re-enqueued while the first attempt still ran, e.g. after Redis lost its in-progress key)
+        # must not share the first attempt's lease and count every product twice.
+        owner = f"{self.worker_id}:{uuid.uuid4().hex[:6]}"
+        lease = await RunLease.acquire(self.runs, run_id, owner, self.lease_seconds)
         if lease is None:
             return None  # finished, cancelled, or another worker holds it
         integration = await self.integrations.get_any(lease.run.integration_id)
