@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from gateway.adapter import ConnectMethod
 from gateway.domain import HealthAction, HealthStatus, SyncFrequency, SyncMode, WebhookState
@@ -285,8 +286,24 @@ class IntegrationStore:
             yield Integration.from_doc(doc)
 
     # ---- writes -------------------------------------------------------------------------------
-    async def insert(self, integration: Integration) -> None:
-        await self.db.integrations.insert_one(integration.to_doc())
+    async def insert(self, integration: Integration, store_identity: str | None = None) -> Integration | None:
+        """Save a new integration; None when saved. With `store_identity` (which store it is), the database
+        keeps one integration per store and account: the one already holding it comes back instead."""
+        doc = integration.to_doc()
+        if store_identity is not None:
+            doc["store_identity"] = store_identity
+        try:
+            await self.db.integrations.insert_one(doc)
+        except DuplicateKeyError:
+            if store_identity is None:
+                raise
+            found = await self.db.integrations.find_one(
+                {"account_id": integration.account_id, "store_identity": store_identity}
+            )
+            if found is None:  # pragma: no cover - disconnected in between: the caller may try again
+                raise
+            return Integration.from_doc(found)
+        return None
 
     async def _update(self, query: Doc, update: Doc) -> Integration | None:
         self._cache.pop(query["_id"], None)

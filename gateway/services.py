@@ -138,6 +138,7 @@ class Gateway:
             syncs=self.syncs,
             tokens=self.tokens,
             registry=registry,
+            flows=self.flows,
             box=self.box,
             settings=settings,
             clock=now,

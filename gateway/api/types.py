@@ -14,7 +14,7 @@ from gateway.adapter import ConnectMethod
 from gateway.api.context import Info
 from gateway.api.pagination import PageInfo, check_first
 from gateway.conflict_store import ConflictRecord
-from gateway.connectstore import Attempt, AttemptView
+from gateway.connectstore import Attempt, AttemptKind, AttemptView
 from gateway.domain import (
     ActivityKind,
     ConflictStatus,
@@ -569,6 +569,17 @@ class ConnectAttempt:
     async def integration(self, info: Info) -> Integration | None:
         integration_id = self._view.integration_id
         if self.status is not ConnectStatus.CONNECTED or not integration_id:
+            return None
+        found = await info.context.gw.integration_store.get(info.context.account_id, integration_id)
+        return Integration.from_record(found) if found else None
+
+    @strawberry.field(
+        description="Set when a connect FAILED because the store is already connected in this account (one store "
+        "is one integration): that integration; reconnect it (reconnectIntegration) instead."
+    )
+    async def existing_integration(self, info: Info) -> Integration | None:
+        integration_id = self._view.integration_id
+        if self.status is not ConnectStatus.FAILED or self._view.kind is AttemptKind.RECONNECT or not integration_id:
             return None
         found = await info.context.gw.integration_store.get(info.context.account_id, integration_id)
         return Integration.from_record(found) if found else None
