@@ -8,7 +8,7 @@ cheap however many deliveries came before.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,13 +88,21 @@ class DeliveryStore:
             }
         )
 
-    async def claim(self, integration_id: str, token: str, now: datetime) -> list[Delivery]:
-        """Take every unclaimed delivery of the integration under `token`, oldest first."""
-        await self.db.queue.update_many(
-            {"integration_id": integration_id, "claim": None}, {"$set": {"claim": token, "claimed_at": now}}
-        )
+    async def claim(
+        self, integration_id: str, token: str, now: datetime, external_ids: Sequence[str] | None = None
+    ) -> list[Delivery]:
+        """Take every unclaimed delivery of the integration (of these products only, when given) under
+        `token`, oldest first."""
+        unclaimed: Doc = {"integration_id": integration_id, "claim": None}
+        if external_ids is not None:
+            unclaimed["external_id"] = {"$in": list(external_ids)}
+        await self.db.queue.update_many(unclaimed, {"$set": {"claim": token, "claimed_at": now}})
         claimed = {"integration_id": integration_id, "claim": token}
         return [Delivery.from_doc(d) async for d in self.db.queue.find(claimed).sort("received_at", 1)]
+
+    async def waiting(self, integration_id: str) -> int:
+        """How many deliveries wait, unclaimed, for the integration."""
+        return await self.db.queue.count_documents({"integration_id": integration_id, "claim": None})
 
     async def done(self, integration_id: str, token: str) -> None:
         await self.db.queue.delete_many({"integration_id": integration_id, "claim": token})
@@ -107,9 +115,11 @@ class DeliveryStore:
             await self.db.queue.update_many(stale, {"$set": {"claim": None}})
         return integrations
 
-    async def drop_unclaimed(self, integration_id: str) -> None:
-        """Forget what waits for an integration that may not call its store (a full sync catches it up)."""
-        await self.db.queue.delete_many({"integration_id": integration_id, "claim": None})
+    async def drop_unclaimed(self, integration_id: str) -> int:
+        """Forget what waits for an integration that may not call its store (a full sync catches it up);
+        returns how many were dropped."""
+        result = await self.db.queue.delete_many({"integration_id": integration_id, "claim": None})
+        return result.deleted_count
 
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.queue.delete_many({"integration_id": integration_id})

@@ -326,17 +326,18 @@ class IntegrationStore:
         *,
         full: bool,
         sync_cursor: datetime | None,
-        clear_pending: bool,
         webhooks_silent: bool | None,
+        pending_changes: int | None = None,
     ) -> Integration | None:
-        """A run succeeded at `at`: the last-sync times, the incremental cursor, the flags it settles."""
+        """A run succeeded at `at`: the last-sync times, the incremental cursor, the flags it settles, and
+        (after a Sync Now of the whole store) how many changes still wait: those that arrived meanwhile."""
         fields: Doc = {"last_sync_at": at, "credentials_rejected": False}
+        if pending_changes is not None:
+            fields["pending_changes"] = pending_changes
         if full:
             fields["last_full_sync_at"] = at
         if sync_cursor is not None:
             fields["sync_cursor"] = sync_cursor
-        if clear_pending:
-            fields["pending_changes"] = 0
         if webhooks_silent is not None:
             fields["webhooks.silent"] = webhooks_silent
         return await self._update({"_id": integration_id}, {"$set": fields})
@@ -489,6 +490,17 @@ class IntegrationStore:
         """One more change waiting for Sync Now (manual mode); a delivery arrived at `at`."""
         fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
         return await self._update({"_id": integration_id}, {"$inc": {"pending_changes": 1}, "$set": fields})
+
+    async def settle_pending_changes(self, integration_id: str, applied: int) -> Integration | None:
+        """`applied` of the changes waiting for Sync Now were applied (or dropped): they wait no more.
+        Changes that arrived meanwhile, or that a Sync Now of chosen products left alone, still do."""
+        if applied <= 0:
+            return None
+        await self._update({"_id": integration_id}, {"$inc": {"pending_changes": -applied}})
+        # Deliveries enqueued before a switch to manual mode were never counted: never below zero.
+        return await self._update(
+            {"_id": integration_id, "pending_changes": {"$lt": 0}}, {"$set": {"pending_changes": 0}}
+        )
 
     async def mark_health(self, integration_id: str, seen: HealthMark | None, new: HealthMark) -> bool:
         """Record `new` as the published light if it still is `seen`: True for the one caller that

@@ -377,12 +377,17 @@ class IntegrationService:
             # looks: changes it still finds are changes the webhooks missed.
             registered = integration.webhooks.state is WebhookState.REGISTERED
             silent = registered and run.counts.added + run.counts.updated > 0
+        waiting = None
+        if run.trigger is Trigger.MANUAL and run.kind is not RunKind.PRODUCTS:
+            # A Sync Now of the whole store applied what waited (counted as it went, settled here
+            # against the queue itself); a Sync Now of chosen products leaves the others waiting.
+            waiting = await self.deliveries.waiting(integration.id)
         await self.store.record_sync(
             integration.id,
             self.clock(),
             full=run.kind is RunKind.FULL,
             sync_cursor=cursor,
-            clear_pending=run.trigger is Trigger.MANUAL,
+            pending_changes=waiting,
             webhooks_silent=silent,
         )
 

@@ -149,6 +149,7 @@ class Gateway:
             store=self.integration_store,
             deliveries=self.deliveries,
             products=self.products,
+            runs=self.runs,
             conflicts=self.conflicts,
             activity=self.activity,
             publisher=self.publisher,

@@ -31,7 +31,7 @@ const API = meta && meta.content ? meta.content : new URL("/graphql", window.loc
 const TOKEN_KEY = "alana.gateway.token";
 
 // ---- operations -----------------------------------------------------------------------------------
-const RUN = `id integrationId status trigger kind queuedAt startedAt finishedAt failure
+const RUN = `id integrationId status trigger kind reused queuedAt startedAt finishedAt failure
   progress { runId status processed total percent message }
   summary { added updated unchanged removed failed conflicts }`;
 const HEALTH = "status reason action lastSyncAt nextSyncAt";
@@ -502,7 +502,9 @@ class Card {
         const d = await api(`mutation SyncSome($id: ID!, $ids: [String!]) { syncNow(integrationId: $id, productExternalIds: $ids) { ${RUN} } }`, { id: this.id, ids });
         this.idsInput.value = "";
         this.follow(d.syncNow);
-        notice(`Syncing ${plural(ids.length, "product")} from ${this.data.name}.`);
+        notice(d.syncNow.reused
+          ? `A sync of ${this.data.name} was already running: it is shown instead. Try the products again when it ends.`
+          : `Syncing ${plural(ids.length, "product")} from ${this.data.name}.`);
       }, error);
     });
     // Finding a product's store ID: search the synced products by title or SKU.
@@ -776,7 +778,7 @@ class Card {
     }
     let run;
     try {
-      const d = await api(`query Run($id: ID!) { syncRun(id: $id) { ${RUN} summary { errors { externalId code message } } } }`, { id: runId });
+      const d = await api(`query Run($id: ID!) { syncRun(id: $id) { ${RUN} summary { errors { externalId code message } pendingChangesApplied { count } } } }`, { id: runId });
       run = d.syncRun;
     } catch (exc) {
       return;
@@ -813,6 +815,7 @@ class Card {
       this.summaryBox,
       h("h4", {}, head, when ? " · " : "", when),
       run.failure ? h("p", { class: "error-text", text: run.failure }) : null,
+      s && s.pendingChangesApplied ? h("p", { class: "muted", text: `Included: ${plural(s.pendingChangesApplied.count, "change")} that waited for Sync Now.` }) : null,
       items.length ? h("dl", { class: "counts" }, items.map(([label, n]) => h("div", { class: `count ${label.toLowerCase()}` }, h("dt", { text: label }), h("dd", { text: fmt(n) })))) : null,
       errors && errors.length ? this.errorList(errors, s.failed) : null,
       !errors && s && s.failed ? this.lazyErrors(run.id, s.failed) : null,
@@ -826,11 +829,11 @@ class Card {
     return h(
       "div",
       { class: "errors" },
-      h("h5", { text: `${plural(failed || errors.length, "product")} could not be synced` }),
+      h("h5", { text: failed ? `${plural(failed, "product")} could not be synced` : "Details" }),
       h(
         "ul",
         {},
-        shown.map((e) => h("li", {}, h("strong", { text: e.externalId ? `Product ${e.externalId}` : "The store" }), `: ${e.message} `, h("span", { class: "muted", text: `(${e.code})` }))),
+        shown.map((e) => h("li", {}, h("strong", { text: e.externalId ? `Product ${e.externalId}` : "This sync" }), `: ${e.message} `, h("span", { class: "muted", text: `(${e.code})` }))),
       ),
       errors.length > shown.length ? h("p", { class: "muted", text: `and ${fmt(errors.length - shown.length)} more` }) : null,
     );
@@ -899,6 +902,7 @@ class Card {
   async syncNow(button) {
     await busy(button, async () => {
       const d = await api(`mutation SyncNow($id: ID!) { syncNow(integrationId: $id) { ${RUN} } }`, { id: this.id });
+      if (d.syncNow.reused) notice(`A sync of ${this.data.name} is already running: showing its progress.`);
       this.follow(d.syncNow);
       this.scheduleRefresh();
     }, this.syncError);
@@ -1189,6 +1193,7 @@ const ACTIVITY_WORDS = {
   CONFLICT: "Conflict",
   CHANGE_REAPPLIED: "Change re-applied",
   WEBHOOK_REJECTED: "Webhook rejected",
+  WEBHOOK_CHANGES_APPLIED: "Store changes",
   PRODUCT_EDITED: "Product edited",
 };
 
