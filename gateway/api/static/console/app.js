@@ -561,7 +561,7 @@ class Card {
     if (d.settings) this.setSettings(d.settings);
     if (integration.syncRuns) {
       for (const run of [...integration.syncRuns].reverse()) this.upsertRun(run);
-      const lastDone = integration.syncRuns.find((r) => FINISHED.has(r.status));
+      const lastDone = integration.syncRuns.find((r) => FINISHED.has(r.status) && r.kind !== "DIGEST");
       if (lastDone && !this.following && this.summaryBox.hidden) this.showSummary(lastDone, true);
     }
     if ("currentRun" in integration) {
@@ -643,7 +643,8 @@ class Card {
     this.refreshWanted = false;
     this.refreshing = true;
     try {
-      const d = await api(`query Counts($id: ID!) { integration(id: $id) { id productCount pendingChanges apiCallsLast24h health { ${HEALTH} } currentRun { ${RUN} } } }`, { id: this.id });
+      // The newest runs too: the hour's digest of store notifications grows without run events of its own.
+      const d = await api(`query Counts($id: ID!) { integration(id: $id) { id productCount pendingChanges apiCallsLast24h health { ${HEALTH} } currentRun { ${RUN} } syncRuns(first: 3) { ${RUN} } } }`, { id: this.id });
       if (d.integration) {
         this.update(d.integration);
         if (d.integration.currentRun) this.follow(d.integration.currentRun);
@@ -810,11 +811,13 @@ class Card {
           ["Conflicts", s.conflicts],
         ]
       : [];
-    const errors = s && s.errors ? s.errors : null;
+    // Why the run failed or stopped is its failure line, with its code; the list is what else it found.
+    const why = s && s.errors ? s.errors.find((e) => !e.externalId && e.message === run.failure) : null;
+    const errors = s && s.errors ? s.errors.filter((e) => e !== why) : null;
     fill(
       this.summaryBox,
       h("h4", {}, head, when ? " · " : "", when),
-      run.failure ? h("p", { class: "error-text", text: run.failure }) : null,
+      run.failure ? h("p", { class: "error-text failure" }, run.failure, why ? h("span", { class: "muted code", text: ` (${why.code})` }) : null) : null,
       s && s.pendingChangesApplied ? h("p", { class: "muted", text: `Included: ${plural(s.pendingChangesApplied.count, "change")} that waited for Sync Now.` }) : null,
       items.length ? h("dl", { class: "counts" }, items.map(([label, n]) => h("div", { class: `count ${label.toLowerCase()}` }, h("dt", { text: label }), h("dd", { text: fmt(n) })))) : null,
       errors && errors.length ? this.errorList(errors, s.failed) : null,
@@ -829,7 +832,7 @@ class Card {
     return h(
       "div",
       { class: "errors" },
-      h("h5", { text: failed ? `${plural(failed, "product")} could not be synced` : "Details" }),
+      h("h5", { text: failed ? `${plural(failed, "product")} could not be synced` : errors.every((e) => e.code === "NOT_FOUND") ? "Not found in the store" : "Details" }),
       h(
         "ul",
         {},
@@ -883,11 +886,18 @@ class Card {
     this.runs.set(run.id, { run: merged, row });
     row.li.dataset.status = merged.status;
     setText(row.status, RUN_WORDS[merged.status] || merged.status);
-    setText(row.what, `${TRIGGER_WORDS[merged.trigger] || merged.trigger}${KIND_WORDS[merged.kind] ? ` (${KIND_WORDS[merged.kind]})` : ""}`);
+    const digest = merged.kind === "DIGEST";
+    row.li.classList.toggle("digest", digest);
+    setText(row.what, digest ? "Store changes (this hour)" : `${TRIGGER_WORDS[merged.trigger] || merged.trigger}${KIND_WORDS[merged.kind] ? ` (${KIND_WORDS[merged.kind]})` : ""}`);
     setTime(row.when, merged.startedAt || merged.queuedAt);
     const s = merged.summary;
     let counts = "";
-    if (s) {
+    if (s && digest) {
+      // An hour's digest grows as notifications arrive: what arrived, then what became of it (no duration).
+      const parts = [[s.added, "added"], [s.updated, "updated"], [s.removed, "removed"], [s.unchanged, "unchanged"], [s.failed, "failed"], [s.conflicts, "conflicts"]]
+        .filter(([n]) => n).map(([n, word]) => `${fmt(n)} ${word}`);
+      counts = `${(merged.progress && merged.progress.message) || ""}${parts.length ? `: ${parts.join(", ")}` : ""}`;
+    } else if (s) {
       counts = `${fmt(s.added)} added, ${fmt(s.updated)} updated, ${fmt(s.unchanged)} unchanged, ${fmt(s.removed)} removed, ${fmt(s.failed)} failed, ${fmt(s.conflicts)} conflicts`;
       const took = duration(merged.startedAt, merged.finishedAt);
       if (took) counts += ` · took ${took}`;
