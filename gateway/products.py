@@ -247,6 +247,7 @@ class ProductStore:
                 "created_run": 1,
                 "updated_run": 1,
                 "held_run": 1,
+                "held_seen_run": 1,
                 "removed_run": 1,
                 "store_updated_at": 1,
             },
@@ -308,10 +309,16 @@ class ProductStore:
         `nothing_stored` (a first load) skips reading what is stored; a product that appears meanwhile
         (a webhook) makes its insert collide and is decided again. `held_counted`: the run has counted the
         held changes it applied first, so a product they wrote (`held_run`) is written if the store has
-        changed it again, but not counted a second time.
+        changed it again, but not counted a second time; one they found unchanged (`held_seen_run`) and
+        that the store has changed since moves from the run's "unchanged" to what the walk made of it.
         """
         existing = {} if nothing_stored or not products else await self.existing(integration_id, list(products))
-        counted_before = {e for e, doc in existing.items() if held_counted and doc.get("held_run") == run_id}
+        counted_before = {
+            e
+            for e, doc in existing.items()
+            if held_counted and run_id in (doc.get("held_run"), doc.get("held_seen_run"))
+        }
+        held_unchanged = {e for e in counted_before if existing[e].get("held_run") != run_id}
         #: Each product's counter ("added", "updated" or "unchanged"), as finally decided.
         tally: dict[str, str] = {}
         written: set[str] = set()  # written by this attempt: PRODUCT_CHANGED
@@ -360,10 +367,12 @@ class ProductStore:
                 written.add(external_id)
             found += [(outcome.product_id, conflict) for conflict in outcome.conflicts]
         counted = [tally[e] for e in products if e not in counted_before]
+        # Counted "unchanged" by the held step, changed by the walk: counted as what the walk did instead.
+        recounted = [tally[e] for e in products if e in held_unchanged and tally[e] != "unchanged"]
         counts = RunCounts(
-            added=counted.count("added"),
-            updated=counted.count("updated"),
-            unchanged=counted.count("unchanged"),
+            added=counted.count("added") + recounted.count("added"),
+            updated=counted.count("updated") + recounted.count("updated"),
+            unchanged=counted.count("unchanged") - len(recounted),
             conflicts=len(found),
         )
         changed = tuple(product_id(integration_id, e) for e in products if e in written)
@@ -486,10 +495,12 @@ class ProductStore:
 
         `skip_older`: a store version older than the stored one changes nothing (late webhooks).
         `held`: a change manual mode kept waiting, applied by run `run_id` before it reads the store;
-        the product remembers it (`held_run`) so that run counts it once (see `write_page`).
+        the product remembers it (`held_run` when written, `held_seen_run` when it changed nothing) so
+        that run counts it once (see `write_page`).
         """
         pid = product_id(integration_id, product.external_id)
         marks: Doc = {"held_run": run_id} if held else {}
+        seen: Doc = {"held_seen_run": run_id} if held else {}
         for _ in range(20):
             doc = await self.db.products.find_one({"_id": pid})
             if doc is None:
@@ -501,10 +512,10 @@ class ProductStore:
                 except DuplicateKeyError:
                     continue  # someone else inserted it first: decide again against theirs
             if skip_older and older(product.store_updated_at, doc.get("store_updated_at")):
-                await self._mark(pid, marks)
+                await self._mark(pid, seen)
                 return WriteResult(Outcome.STALE, pid)
             if doc.get("hash") == content_hash and not doc.get("removed"):
-                await self._mark(pid, marks)
+                await self._mark(pid, seen)
                 return WriteResult(Outcome.UNCHANGED, pid)
             new_store = product.to_document()
             overlays, conflicts = detect_conflicts(doc, new_store)

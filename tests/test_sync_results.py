@@ -87,6 +87,24 @@ async def test_a_sync_now_counts_the_conflicts_of_the_changes_it_applies_and_lis
     assert await title(gw, integration_id, "2") == "The store's title"
 
 
+async def test_a_waiting_change_that_changed_nothing_does_not_hide_a_newer_store_change(
+    gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
+) -> None:
+    integration_id = await connected(gw, api, toy_store, mode="MANUAL")
+    toy_store.notify_again("2")  # a repeated notification: what Alana has already
+    await toy_store.drain_deliveries()
+    toy_store.deliver_webhooks = False
+    toy_store.update_product("2", name="Changed after the notification")  # no notification this time
+
+    run = await sync_now(gw, api, integration_id)
+    summary = run["summary"]
+    assert summary["pendingChangesApplied"]["products"] == [{"externalId": "2", "outcome": "UNCHANGED"}]
+    # Was "updated: 0" (the walk's update hidden behind the waiting change's "unchanged").
+    assert summary["updated"] == 1 == await gw.db.products.count_documents({"updated_run": run["id"]})
+    assert summary["unchanged"] == run["progress"]["processed"] - 1
+    assert await title(gw, integration_id, "2") == "Changed after the notification"
+
+
 async def test_a_failed_sync_now_counts_the_waiting_changes_it_applied_and_says_why(
     gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
 ) -> None:
