@@ -237,6 +237,32 @@ async def test_product_lists_read_each_product_once_in_order_with_exact_totals(g
     assert other.items == [] and await gw.products.total("acct-2", integration_id="i1") == 0
 
 
+async def test_a_cursor_stays_valid_while_products_change(gw: Gateway) -> None:
+    rng = random.Random(11)
+    await seed_products(gw, "i1", rng, 120)
+    before = await expected(gw, "i1")
+    first = await gw.products.page(ACCOUNT, PageRequest(20), integration_id="i1")
+    assert [p.id for p in first.items] == before[:20]
+    # Meanwhile: new products (newest: above the cursor), one of the rest changed (it moves above it too),
+    # one of the rest removed.
+    later = datetime.now(UTC)
+    news = {f"new-{i}": product(f"new-{i}", at=later) for i in range(5)}
+    await gw.products.write_page(ACCOUNT, "i1", "run-2", news)
+    changed, gone = before[60], before[70]
+    await gw.products.write_one(ACCOUNT, "i1", product(changed.split(":", 1)[1], at=later, version=9), "changed", None)
+    assert await gw.products.mark_removed("i1", [gone.split(":", 1)[1]], None) == 1
+    rest: list[str] = []
+    page = PageRequest(20, first.positions[-1])
+    while True:
+        found = await gw.products.page(ACCOUNT, page, integration_id="i1")
+        rest += [p.id for p in found.items]
+        if not found.has_next:
+            break
+        page = PageRequest(20, found.positions[-1])
+    # The rest of the list as it was, each once and in order, less what moved above the cursor or went.
+    assert rest == [pid for pid in before[20:] if pid not in (changed, gone)]
+
+
 async def test_search_finds_words_from_their_start_and_skus_from_theirs(gw: Gateway) -> None:
     titles = {
         "1": ("Organic Cotton Tee", "ABC-123-RED"),
