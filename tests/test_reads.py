@@ -10,6 +10,7 @@ narrow on the embedded server). No timing here: the latencies are measured in be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from arq.worker import Worker
 from gwtest import Api, connect, wait_run
 from pymongo import IndexModel
 
+from gateway.constants import account_channel
 from gateway.migrations import COLLECTION, run_migrations
 from gateway.model import Identifiers, Product, ProductStatus, Variant
 from gateway.pagination import PageRequest
@@ -377,6 +379,20 @@ async def test_a_recount_repairs_drift_but_never_races_a_writer(gw: Gateway) -> 
     await assert_counts_exact(gw, "i1")
 
 
+async def wait_for_applied(gw: Gateway, integration_id: str, count: int) -> None:
+    """Until `count` deliveries were received and none waits to be applied (woken by the account's events)."""
+
+    async def applied() -> None:
+        async with gw.hub.listen(account_channel(ACCOUNT)) as queue:
+            while await gw.db.deliveries.count_documents({"integration_id": integration_id}) < count or (
+                await gw.db.queue.count_documents({"integration_id": integration_id})
+            ):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.get(), 0.5)
+
+    await asyncio.wait_for(applied(), 30)
+
+
 async def test_syncs_and_disconnect_keep_counts_exact(
     gw: Gateway, api: Api, worker: object, toy_store: ToySimulator
 ) -> None:
@@ -395,6 +411,18 @@ async def test_syncs_and_disconnect_keep_counts_exact(
     assert (await api.query(card, {"id": integration_id}))["integration"]["productCount"] == 27
     totals = await api.query("{ products { totalCount } all: products(integrationId: null) { totalCount } }")
     assert totals["products"]["totalCount"] == totals["all"]["totalCount"] == 27
+    await assert_counts_exact(gw, integration_id)
+    # Webhooks, applied by the worker as they arrive: a removal, a new product, a status change.
+    toy_store.deliver_webhooks = True
+    kept = toy_store.product_ids()
+    toy_store.delete_product(kept[0])
+    toy_store.create_product()
+    toy_store.update_product(kept[1], status="DRAFT")
+    await wait_for_applied(gw, integration_id, 3)
+    assert (await api.query(card, {"id": integration_id}))["integration"]["productCount"] == 27
+    drafts = await api.query("{ products(status: DRAFT) { totalCount edges { node { externalId } } } }")
+    assert drafts["products"]["totalCount"] == 1
+    assert [e["node"]["externalId"] for e in drafts["products"]["edges"]] == [kept[1]]
     await assert_counts_exact(gw, integration_id)
     await api.query("mutation($id: ID!) { disconnectIntegration(integrationId: $id) }", {"id": integration_id})
     assert await gw.db.product_counts.find_one({"_id": integration_id}) is None
