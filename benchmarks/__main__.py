@@ -2,7 +2,7 @@
 
 python -m benchmarks                 # everything, at the sizes the issues ask for
 python -m benchmarks --only sync     # one group: sync, queue, memory, webhooks, shopify, shopify_paths,
-                                     # bigcommerce, hostile
+                                     # bigcommerce, hostile, reads
 python -m benchmarks --quick         # small sizes, to check the harness
 """
 
@@ -23,7 +23,7 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 
 
 def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, Any]]]]:
-    from benchmarks import hostile, ratelimits, shopify_paths, sync, webhooks
+    from benchmarks import hostile, ratelimits, reads, shopify_paths, sync, webhooks
 
     n = 300 if quick else 10_000
     big = 1_000 if quick else 50_000
@@ -41,6 +41,9 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
         ),
         "bigcommerce": lambda m, r: ratelimits.bigcommerce_quota(m, r, 1_000 if quick else 20_000, quick),
         "hostile": lambda m, r: hostile.hostile_api(m, r, quick),
+        "reads": lambda m, r: reads.read_latency(
+            m, r, 2_000 if quick else 50_000, 3 if quick else 30, 500 if quick else 10_000
+        ),
     }
 
 
