@@ -2,7 +2,8 @@
 
 python -m benchmarks                 # everything, at the sizes the issues ask for
 python -m benchmarks --only sync     # one group: sync, queue, memory, webhooks, shopify, shopify_paths,
-                                     # bigcommerce, hostile, reads
+                                     # bigcommerce, hostile, reads, burst, soak, fair, bucket (the last
+                                     # four on the multi-process rig)
 python -m benchmarks --quick         # small sizes, to check the harness
 """
 
@@ -23,7 +24,7 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 
 
 def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, Any]]]]:
-    from benchmarks import hostile, ratelimits, reads, shopify_paths, sync, webhooks
+    from benchmarks import hostile, ratelimits, reads, scale, shopify_paths, sync, webhooks
 
     n = 300 if quick else 10_000
     big = 1_000 if quick else 50_000
@@ -44,6 +45,11 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
         "reads": lambda m, r: reads.read_latency(
             m, r, 2_000 if quick else 50_000, 3 if quick else 30, 500 if quick else 10_000
         ),
+        # On the rig (gateway.testing.rig), which brings servers of its own.
+        "burst": lambda m, r: scale.webhook_burst(quick),
+        "soak": lambda m, r: scale.soak(quick),
+        "fair": lambda m, r: scale.fair_work(quick),
+        "bucket": lambda m, r: scale.shared_bucket(quick),
     }
 
 

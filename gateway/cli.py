@@ -40,9 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from arq.worker import Worker
-
-    from gateway.jobs import worker_settings
+    from gateway.jobs import GatewayWorker, worker_settings
     from gateway.logs import configure_logging
     from gateway.settings import get_settings
 
@@ -54,7 +52,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return int(check_health(worker_settings(settings)))
     configure_logging(settings.log_level)
     _require_secrets(settings)
-    worker = Worker(**worker_settings(settings))
+    worker = GatewayWorker(**worker_settings(settings))
     worker.run()
     return 0
 

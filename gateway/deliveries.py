@@ -3,6 +3,11 @@
 The dedupe log keeps one small document per delivery id for a week, so a redelivery is recognised.
 The work queue holds what waits to be applied and loses each entry once applied, so claiming stays
 cheap however many deliveries came before.
+
+A worker claims an integration's waiting deliveries under a lease (`claim_expires`) that it renews
+while it applies them; claims whose lease ran out (the worker died, froze, or lost MongoDB half-way)
+go back to the queue (`release_expired`). Deliveries of a manual-mode integration are `held` for
+Sync Now; any other delivery waiting unclaimed for long has lost its apply job (`waiting_since`).
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from bson.errors import InvalidDocument
 from pymongo.errors import DuplicateKeyError
 
 from gateway.adapter import ChangeKind, WebhookEvent
+from gateway.errors import BadInput
 from gateway.storage.mongo import Database, Doc
 
 
@@ -71,41 +78,82 @@ class DeliveryStore:
             return False
         return True
 
-    async def enqueue(self, account_id: str, integration_id: str, event: WebhookEvent, now: datetime) -> None:
-        await self.db.queue.insert_one(
-            {
-                "account_id": account_id,
-                "integration_id": integration_id,
-                "delivery_id": event.delivery_id,
-                "kind": event.kind.value,
-                "external_id": event.external_id,
-                "product": dict(event.product) if event.product is not None else None,
-                "store_updated_at": event.store_updated_at,
-                "triggered_at": event.triggered_at,
-                "received_at": now,
-                "received_mono": time.time(),
-                "claim": None,
-            }
-        )
+    async def enqueue(
+        self, account_id: str, integration_id: str, event: WebhookEvent, now: datetime, *, held: bool = False
+    ) -> Any:
+        """Queue a delivery to be applied; returns its queue id (for `unqueue`). `held`: kept for Sync Now.
 
-    async def claim(self, integration_id: str, token: str, now: datetime) -> list[Delivery]:
-        """Take every unclaimed delivery of the integration under `token`, oldest first."""
+        BadInput when the body holds what BSON cannot store (an integer past 64 bits): nothing is stored.
+        """
+        try:
+            result = await self.db.queue.insert_one(
+                {
+                    "account_id": account_id,
+                    "integration_id": integration_id,
+                    "delivery_id": event.delivery_id,
+                    "kind": event.kind.value,
+                    "external_id": event.external_id,
+                    "product": dict(event.product) if event.product is not None else None,
+                    "store_updated_at": event.store_updated_at,
+                    "triggered_at": event.triggered_at,
+                    "received_at": now,
+                    "received_mono": time.time(),
+                    "held": held,
+                    "claim": None,
+                }
+            )
+        except (OverflowError, InvalidDocument) as exc:  # raised while encoding, before anything is sent
+            raise BadInput(f"the delivery's body cannot be stored ({exc})") from None
+        return result.inserted_id
+
+    async def unqueue(self, queue_id: Any) -> None:
+        """Take back a delivery just queued (it turned out to be a redelivery)."""
+        await self.db.queue.delete_one({"_id": queue_id})
+
+    async def claim(self, integration_id: str, token: str, now: datetime, lease: timedelta) -> list[Delivery]:
+        """Take every unclaimed delivery of the integration under `token` for `lease`, oldest first."""
         await self.db.queue.update_many(
-            {"integration_id": integration_id, "claim": None}, {"$set": {"claim": token, "claimed_at": now}}
+            {"integration_id": integration_id, "claim": None},
+            {"$set": {"claim": token, "claimed_at": now, "claim_expires": now + lease}},
         )
         claimed = {"integration_id": integration_id, "claim": token}
         return [Delivery.from_doc(d) async for d in self.db.queue.find(claimed).sort("received_at", 1)]
 
+    async def renew(self, integration_id: str, token: str, now: datetime, lease: timedelta) -> int:
+        """Extend the lease of the claim `token`; returns how many deliveries it still holds."""
+        result = await self.db.queue.update_many(
+            {"integration_id": integration_id, "claim": token}, {"$set": {"claim_expires": now + lease}}
+        )
+        return result.matched_count
+
+    async def release(self, integration_id: str, token: str) -> None:
+        """Give the claim `token` back unapplied (its apply failed): another job takes it."""
+        await self.db.queue.update_many({"integration_id": integration_id, "claim": token}, {"$set": {"claim": None}})
+
     async def done(self, integration_id: str, token: str) -> None:
         await self.db.queue.delete_many({"integration_id": integration_id, "claim": token})
 
-    async def release_stale(self, cutoff: datetime) -> list[str]:
-        """Claims older than `cutoff` (their worker died) go back to the queue; returns their integrations."""
-        stale = {"claim": {"$ne": None}, "claimed_at": {"$lt": cutoff}}
-        integrations = sorted({d["integration_id"] async for d in self.db.queue.find(stale, {"integration_id": 1})})
+    async def release_expired(self, now: datetime, legacy_cutoff: datetime) -> list[str]:
+        """Claims whose lease ran out go back to the queue; returns their integrations. (A claim made by a
+        release without leases counts as expired once claimed before `legacy_cutoff`.)"""
+        expired = {
+            "claim": {"$ne": None},
+            "$or": [
+                {"claim_expires": {"$lt": now}},
+                {"claim_expires": {"$exists": False}, "claimed_at": {"$lt": legacy_cutoff}},
+            ],
+        }
+        integrations = sorted({d["integration_id"] async for d in self.db.queue.find(expired, {"integration_id": 1})})
         if integrations:
-            await self.db.queue.update_many(stale, {"$set": {"claim": None}})
+            await self.db.queue.update_many(expired, {"$set": {"claim": None}})
         return integrations
+
+    async def waiting_since(self, cutoff: datetime, limit: int = 1_000) -> list[str]:
+        """Integrations with a delivery waiting unclaimed (and not held for Sync Now) since before `cutoff`:
+        its apply job was lost (Redis was down when it was queued, or restarted without its data)."""
+        waiting = {"claim": None, "held": {"$ne": True}, "received_at": {"$lt": cutoff}}
+        found = self.db.queue.find(waiting, {"integration_id": 1}).limit(limit)
+        return sorted({d["integration_id"] async for d in found})
 
     async def drop_unclaimed(self, integration_id: str) -> None:
         """Forget what waits for an integration that may not call its store (a full sync catches it up)."""

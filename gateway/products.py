@@ -18,6 +18,14 @@ Reads page through `feed`, the list key (`feed_key`: the store change time with 
 in its low bits), in narrow ranges (gateway.storage.keyset). `search` goes through `search_tokens`,
 the words of the title and the SKUs (and each word's first three letters): a term matches a title
 where it begins a word, and a SKU from its start; `search_title` and `search_skus` decide it exactly.
+
+A removal is a store version too, and nothing older brings a product back:
+- it records when it was decided (`removed_at`) and the store time it stands for (`removal_version`);
+- a store body not newer than both that and the last version stored (a late or replayed webhook)
+  changes nothing;
+- what a sync read (a page, a webhook's read-back) brings a removed product back only when the read
+  began after the removal (`observed_after`): a page fetched before a webhook removed the product is
+  older than that removal, whatever the page says.
 """
 
 from __future__ import annotations
@@ -284,10 +292,15 @@ def store_field_value(store: Doc, name: str) -> Any:
     return store.get(name)
 
 
-def classify(product: Product, content_hash: str, old: Doc | None, run_id: str) -> Decision:
-    """The decision for one mapped product of run `run_id`, given its stored hash, version and flags."""
+def classify(
+    product: Product, content_hash: str, old: Doc | None, run_id: str, observed_after: datetime | None = None
+) -> Decision:
+    """The decision for one mapped product of run `run_id`, given its stored hash, version and flags, when
+    the store was read after `observed_after`."""
     if old is None:
         return Decision.INSERT
+    if removed_since(old, observed_after):
+        return Decision.UNCHANGED  # removed (by a webhook) after this page was read: the page is older
     if older(product.store_updated_at, old.get("store_updated_at")):
         return Decision.UNCHANGED  # a newer version already arrived (a webhook overtook this run): keep it
     if old.get("hash") == content_hash and not old.get("removed"):
@@ -353,6 +366,7 @@ class ProductStore:
                 "created_run": 1,
                 "updated_run": 1,
                 "store_updated_at": 1,
+                "removed_at": 1,
             },
         )
         return {doc["external_id"]: doc async for doc in cursor}
@@ -501,11 +515,13 @@ class ProductStore:
         products: Mapping[str, Product],
         *,
         nothing_stored: bool = False,
+        observed_after: datetime | None = None,
     ) -> PageWrite:
         """Write one page of a run: only what changed, in one unordered bulk write (version-guarded).
 
         `nothing_stored` (a first load) skips reading what is stored; a product that appears meanwhile
-        (a webhook) makes its insert collide and is decided again.
+        (a webhook) makes its insert collide and is decided again. `observed_after`: the store was read
+        after this moment (a removed product comes back only if it was removed before).
         """
         existing = {} if nothing_stored or not products else await self.existing(integration_id, list(products))
         #: Each product's counter ("added", "updated" or "unchanged"), as finally decided.
@@ -525,7 +541,7 @@ class ProductStore:
             if max_updated is None or product.store_updated_at > max_updated:
                 max_updated = product.store_updated_at
             old = existing.get(external_id)
-            decision = classify(product, content_hash, old, run_id)
+            decision = classify(product, content_hash, old, run_id, observed_after)
             tally[external_id] = _COUNTER[decision]
             if decision is Decision.INSERT:
                 inserts.append(self.new_document(account_id, integration_id, product, content_hash, run_id, store))
@@ -553,7 +569,15 @@ class ProductStore:
             slow += [(products[e], h) for e, h in guarded.items() if now.get(e, {}).get("hash") != h]
         found: list[tuple[str, ConflictFound]] = []
         for product, content_hash in slow:
-            outcome = await self.write_one(account_id, integration_id, product, content_hash, run_id, skip_older=True)
+            outcome = await self.write_one(
+                account_id,
+                integration_id,
+                product,
+                content_hash,
+                run_id,
+                skip_older=True,
+                observed_after=observed_after,
+            )
             external_id = product.external_id
             if outcome.outcome in (Outcome.UNCHANGED, Outcome.STALE):
                 tally[external_id] = "unchanged"
@@ -615,7 +639,15 @@ class ProductStore:
         removed = 0
         for start in range(0, len(gone), 1000):
             ids = [product_id(integration_id, e) for e in gone[start : start + 1000]]
-            marks = {"removed": True, "removed_at": utcnow(), "removed_run": run_id, "removed_sweep": run_id}
+            # The run read the store from `started_at` on without finding them: a store version of that
+            # time or older cannot be newer than their removal.
+            marks = {
+                "removed": True,
+                "removed_at": utcnow(),
+                "removal_version": started_at,
+                "removed_run": run_id,
+                "removed_sweep": run_id,
+            }
             removed += await self._remove(integration_id, ids, marks)
         if retried:  # a scan, so only when an earlier attempt may have swept some already
             return await self.db.products.count_documents({"integration_id": integration_id, "removed_sweep": run_id})
@@ -702,10 +734,13 @@ class ProductStore:
         run_id: str | None,
         *,
         skip_older: bool = False,
+        observed_after: datetime | None = None,
     ) -> WriteResult:
         """Write one store version safely (conditional on version), detecting overlay conflicts.
 
-        `skip_older`: a store version older than the stored one changes nothing (late webhooks).
+        `skip_older`: a store version older than the stored one changes nothing (late webhooks), and so
+        does one of a removed product dated at or before its removal. `observed_after`: the product was
+        read from the store after this moment; a product removed since stays removed.
         """
         pid = product_id(integration_id, product.external_id)
         for _ in range(20):
@@ -719,7 +754,11 @@ class ProductStore:
                         continue  # someone else inserted it first: decide again against theirs
                     change.add(new["status"], 1, new["feed"])
                     return WriteResult(Outcome.ADDED, pid)
+            if removed_since(doc, observed_after):
+                return WriteResult(Outcome.STALE, pid)
             if skip_older and older(product.store_updated_at, doc.get("store_updated_at")):
+                return WriteResult(Outcome.STALE, pid)
+            if skip_older and observed_after is None and not newer_than_removal(product.store_updated_at, doc):
                 return WriteResult(Outcome.STALE, pid)
             if doc.get("hash") == content_hash and not doc.get("removed"):
                 return WriteResult(Outcome.UNCHANGED, pid)
@@ -749,11 +788,17 @@ class ProductStore:
                 return WriteResult(outcome, pid, tuple(conflicts))
         raise RuntimeError(f"product {pid} kept changing under 20 consecutive writes")
 
-    async def mark_removed(self, integration_id: str, external_ids: Iterable[str], run_id: str | None) -> int:
+    async def mark_removed(
+        self, integration_id: str, external_ids: Iterable[str], run_id: str | None, *, version: datetime | None = None
+    ) -> int:
+        """Mark products removed (never deleted). `version`: the store time the removal stands for (the
+        delivery's receipt; by default now, when the store was just asked): no older body revives them."""
         ids = [product_id(integration_id, e) for e in external_ids]
         if not ids:
             return 0
-        return await self._remove(integration_id, ids, {"removed": True, "removed_at": utcnow(), "removed_run": run_id})
+        now = utcnow()
+        marks = {"removed": True, "removed_at": now, "removal_version": version or now, "removed_run": run_id}
+        return await self._remove(integration_id, ids, marks)
 
     async def _remove(self, integration_id: str, ids: list[str], marks: Doc) -> int:
         """Mark removed those of `ids` not removed yet; returns how many this call marked.
@@ -832,3 +877,23 @@ def older(new: datetime | None, stored: datetime | None) -> bool:
     if new is None or stored is None:
         return False
     return new < stored
+
+
+def newer_than_removal(new: datetime | None, doc: Doc) -> bool:
+    """False when `doc` is removed and a store version dated `new` is not newer than the removal.
+
+    The removal stands after the last store version applied (a replay of that very body is not newer)
+    and after the store time it was decided at (`removal_version`, this side's clock: a store whose
+    clock runs ahead can only slip a body through within that difference)."""
+    if not doc.get("removed") or new is None:
+        return True
+    marks = [m for m in (doc.get("store_updated_at"), doc.get("removal_version") or doc.get("removed_at")) if m]
+    return all(new > mark for mark in marks)
+
+
+def removed_since(doc: Doc, observed_after: datetime | None) -> bool:
+    """True when `doc` was removed at or after `observed_after` (what was read then is older)."""
+    if observed_after is None or not doc.get("removed"):
+        return False
+    removed_at = doc.get("removed_at")
+    return removed_at is not None and removed_at >= observed_after

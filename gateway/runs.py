@@ -24,6 +24,11 @@ from gateway.storage.keyset import KeyPage, read_page
 from gateway.storage.mongo import RUNS, Database, Doc
 
 MAX_ERRORS_KEPT = 200
+#: A summary in a list of runs carries its first errors (a run read alone carries all it kept), so a
+#: list of a hundred runs stays small however many products failed.
+LISTED_ERRORS = 20
+#: Runs as lists read them.
+_LISTED: Doc = {"errors": {"$slice": LISTED_ERRORS}}
 #: What a run's progress says before a worker takes it, and when one does.
 WAITING = "Waiting to start"
 STARTING = "Starting"
@@ -117,7 +122,7 @@ class Run:
     product_ids: tuple[str, ...] = ()
     progress: RunProgress = field(default_factory=RunProgress)
     counts: RunCounts = field(default_factory=RunCounts)
-    #: Empty in lists of runs (they are not read there; see RunStore.latest).
+    #: The first MAX_ERRORS_KEPT; in lists of runs, the first LISTED_ERRORS (RunStore.latest, page).
     errors: tuple[SyncError, ...] = ()
     checkpoint: Checkpoint | None = None
     attempts: int = 0
@@ -247,14 +252,14 @@ class RunStore:
     async def latest(
         self, integration_id: str, limit: int = 10, finished_only: bool = False, *, since: datetime | None = None
     ) -> list[Run]:
-        """The newest runs, without their error lists. `since`: no run is older (e.g. the integration's creation);
-        it only saves queries."""
+        """The newest runs, with their first LISTED_ERRORS errors. `since`: no run is older (e.g. the
+        integration's creation); it only saves queries."""
         found = await read_page(
             self.db.runs,
             RUNS,
             {"integration_id": integration_id},
             KeyPage(limit),
-            projection={"errors": 0},
+            projection=_LISTED,
             accept=(lambda doc: not doc.get("active")) if finished_only else None,
             floor=since,
         )
@@ -428,6 +433,7 @@ class RunStore:
             RUNS,
             {"integration_id": integration_id},
             KeyPage(page.first, page.after),
+            projection=_LISTED,
             accept=lambda doc: doc.get("account_id") == account_id,
             floor=since,
         )

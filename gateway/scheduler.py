@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from gateway.connect import ConnectService
-from gateway.constants import APPLY_JOB, RUN_JOB, run_job_id
+from gateway.constants import APPLY_JOB, RUN_JOB, apply_job_id, run_job_id
 from gateway.deliveries import DeliveryStore
 from gateway.domain import RunKind, Trigger
 from gateway.hookrepair import WebhookRepairService
@@ -28,8 +28,10 @@ FULL_RUN_EVERY = timedelta(days=1)
 #: A run queued longer ago than this may have lost its job (Redis restarted without persistence, as the
 #: demo's Valkey does): its job is put on the queue again, which arq ignores while the job is still there.
 STALE_QUEUED = timedelta(seconds=30)
-#: Deliveries claimed longer ago than this belong to a worker that died.
-STALE_CLAIM = timedelta(seconds=120)
+#: A claim made by a release without claim leases is taken for a dead worker's after this.
+LEGACY_STALE_CLAIM = timedelta(seconds=120)
+#: A delivery waiting unclaimed this long lost its apply job (Redis was down or lost its data).
+STALE_WAITING = timedelta(seconds=30)
 
 
 class Scheduler:
@@ -91,9 +93,14 @@ class Scheduler:
         return queued
 
     async def recover_webhooks(self) -> None:
-        """Deliveries a dead worker had claimed are applied by another."""
-        for integration_id in await self.deliveries.release_stale(self.clock() - STALE_CLAIM):
-            await self.jobs.enqueue(APPLY_JOB, integration_id)
+        """Deliveries whose claim's lease ran out (the worker died, froze, or lost MongoDB half-way) are applied
+        by another job, and so are deliveries that wait without a job (their job was lost with Redis)."""
+        now = self.clock()
+        released = await self.deliveries.release_expired(now, now - LEGACY_STALE_CLAIM)
+        waiting = await self.deliveries.waiting_since(now - STALE_WAITING)
+        for integration_id in sorted({*released, *waiting}):
+            # One recovery job at a time per integration: a backlog does not get a job per tick.
+            await self.jobs.enqueue(APPLY_JOB, integration_id, job_id=apply_job_id(integration_id, "recover"))
 
     async def recover_orphans(self) -> list[str]:
         """Runs whose worker died (lease expired) get a fresh job; they resume from their checkpoint. Runs

@@ -72,7 +72,8 @@ class SyncService:
                 integration_id=integration.id,
                 run_id=run.id,
             )
-            await self.jobs.enqueue(RUN_JOB, run.id, job_id=run_job_id(run.id))
+            # The run is QUEUED in MongoDB: while Redis is down, the scheduler gives it its job once it is back.
+            await self.jobs.try_enqueue(RUN_JOB, run.id, job_id=run_job_id(run.id))
             await self.publisher.publish(run_event(EventKind.RUN_QUEUED, run, self.clock()))
             await self.health.refresh(integration.id)
         return run, created

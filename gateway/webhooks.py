@@ -9,11 +9,14 @@ store version older than the stored one changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from gateway import metrics
 from gateway.activity import ActivityLog
@@ -21,8 +24,8 @@ from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, Map
 from gateway.conflicts import ConflictService
 from gateway.constants import APPLY_JOB, apply_job_id
 from gateway.deliveries import Delivery, DeliveryStore
-from gateway.domain import ActivityKind, SyncMode, Trigger
-from gateway.errors import StoreAuthError, StoreError
+from gateway.domain import ActivityKind, SyncMode, Trigger, utcnow
+from gateway.errors import BadInput, StoreAuthError, StoreError
 from gateway.events import EventPublisher, ProductChanged
 from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration, IntegrationStore
@@ -109,40 +112,60 @@ class WebhookService:
         if age > self.settings.webhook_max_age_seconds:
             return await self._reject(integration, platform, "is a replay of an old delivery")
         now = self.clock()
-        first_time = await self.deliveries.record(integration.account_id, integration_id, event, now)
-        if not first_time:
+        manual = integration.settings.mode is SyncMode.MANUAL
+        # Queued first, then logged for dedupe: a crash (or a MongoDB outage) between the two leaves a queued
+        # change without its log entry, and the platform's retry queues it again (applying twice is harmless).
+        # The other order would answer that retry "duplicate" and lose the change.
+        try:
+            queued = await self.deliveries.enqueue(integration.account_id, integration_id, event, now, held=manual)
+        except BadInput:
+            if event.product is None or "fetch_by_ids" not in adapter.info.capabilities:
+                metrics.WEBHOOKS.labels(platform=platform, outcome="unstorable").inc()
+                return 400, "the delivery carries a value that cannot be stored (such as an integer past 64 bits)"
+            # The body cannot be kept: the product is read back from the store instead.
+            event = replace(event, kind=ChangeKind.REFRESH, product=None)
+            queued = await self.deliveries.enqueue(integration.account_id, integration_id, event, now, held=manual)
+        if not await self.deliveries.record(integration.account_id, integration_id, event, now):
+            await self.deliveries.unqueue(queued)
             metrics.WEBHOOKS.labels(platform=platform, outcome="duplicate").inc()
             return 200, "duplicate delivery"
-        # (A crash between these two writes loses the change until the next scheduled sync, which exists to
-        # catch exactly what webhooks miss.)
-        await self.deliveries.enqueue(integration.account_id, integration_id, event, now)
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
-        if integration.settings.mode is SyncMode.MANUAL:
+        if manual:
             await self.store.add_pending_change(integration_id, self.clock())
             await self.health.refresh(integration_id)
             return 200, "recorded for the next Sync Now"
         # Deliveries within one short window share a job: a burst is applied together.
         window = self.settings.webhook_coalesce_seconds
         bucket = int(time.time() / window) if window > 0 else uuid.uuid4().hex
-        await self.jobs.enqueue(
+        # Safe in MongoDB already: without Redis, the scheduler gives it a job later (no need to have it resent).
+        await self.jobs.try_enqueue(
             APPLY_JOB, integration_id, job_id=apply_job_id(integration_id, bucket), defer_by=window or None
         )
         return 200, "ok"
 
     async def _reject(self, integration: Integration, platform: str, why: str) -> tuple[int, str]:
         metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
-        await self.activity.record(
+        # Counted into one entry a minute: a flood of forgeries must not flood the merchant's log.
+        await self.activity.record_repeated(
             integration.account_id,
             ActivityKind.WEBHOOK_REJECTED,
             f"A change notification claiming to come from your store {why} and was ignored",
+            f"{{count}} change notifications claiming to come from your store {why} and were ignored",
             integration_id=integration.id,
+            reason=why,
         )
         return 401, f"delivery {why}"
 
     async def apply_pending(self, integration_id: str, run_id: str | None = None) -> int:
-        """Apply every pending delivery of the integration; returns how many products changed."""
+        """Apply every pending delivery of the integration; returns how many products changed.
+
+        The deliveries are claimed under a lease renewed while they are applied: if this worker dies or
+        freezes, or the apply fails, they go back to the queue for another job (never lost, never held)."""
         integration = await self.store.get_any(integration_id)
         if integration is None:
+            # Disconnected (a delivery accepted from another API's cached read just before): nothing waits
+            # for an integration that is gone.
+            await self.deliveries.delete_integration(integration_id)
             return 0
         if integration.paused:
             # Credentials rejected or app removed: no calls to the store. The full sync that follows a
@@ -150,9 +173,40 @@ class WebhookService:
             await self.deliveries.drop_unclaimed(integration_id)
             return 0
         token = uuid.uuid4().hex
-        deliveries = await self.deliveries.claim(integration_id, token, self.clock())
+        lease = timedelta(seconds=self.settings.run_lease_seconds)
+        deliveries = await self.deliveries.claim(integration_id, token, self.clock(), lease)
         if not deliveries:
             return 0
+        renewing = asyncio.get_running_loop().create_task(self._renew(integration_id, token, lease))
+        try:
+            changed = await self._apply_claimed(integration, deliveries, run_id)
+        except BaseException:
+            with contextlib.suppress(Exception):  # MongoDB may be what failed: then the lease runs out
+                await self.deliveries.release(integration_id, token)
+            raise
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+        await self.deliveries.done(integration_id, token)
+        now = time.time()
+        for delivery in deliveries:
+            started = delivery.triggered_at
+            latency = now - (started.timestamp() if started is not None else delivery.received_mono)
+            metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
+        return changed
+
+    async def _renew(self, integration_id: str, token: str, lease: timedelta) -> None:
+        """Keep the claim's lease while its deliveries are applied (three renewals per lease)."""
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                await self.deliveries.renew(integration_id, token, self.clock(), lease)
+            except Exception:  # noqa: BLE001 - MongoDB unreachable: the apply itself will say so
+                log.warning("could not renew a webhook claim", exc_info=True)
+
+    async def _apply_claimed(self, integration: Integration, deliveries: list[Delivery], run_id: str | None) -> int:
+        integration_id = integration.id
         latest: dict[str, Delivery] = {}
         for delivery in deliveries:
             current = latest.get(delivery.external_id)
@@ -166,14 +220,7 @@ class WebhookService:
             await self.store.mark_deliveries_arriving(integration_id, self.clock())
             if webhooks.silent:
                 await self.health.refresh(integration_id)
-        changed = await self._apply(integration, list(latest.values()), run_id)
-        await self.deliveries.done(integration_id, token)
-        now = time.time()
-        for delivery in deliveries:
-            started = delivery.triggered_at
-            latency = now - (started.timestamp() if started is not None else delivery.received_mono)
-            metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
-        return changed
+        return await self._apply(integration, list(latest.values()), run_id)
 
     async def apply_held(self, run: Run) -> None:
         """The step a Sync Now run takes first: apply the changes that manual mode kept waiting."""
@@ -191,7 +238,11 @@ class WebhookService:
             refresh: list[str] = []
             for delivery in deliveries:
                 if delivery.kind is ChangeKind.DELETE:
-                    if await self.products.mark_removed(integration_id, [delivery.external_id], run_id):
+                    # The store had removed it when the delivery arrived: no body of before then revives it.
+                    removed = await self.products.mark_removed(
+                        integration_id, [delivery.external_id], run_id, version=delivery.received_at
+                    )
+                    if removed:
                         changed.append(product_id(integration_id, delivery.external_id))
                 elif delivery.kind is ChangeKind.REFRESH or delivery.product is None:
                     refresh.append(delivery.external_id)
@@ -203,11 +254,12 @@ class WebhookService:
                         log.warning("webhook product could not be mapped: %s", mapped.message)
             if refresh:
                 request = FetchRequest(mode=FetchMode.IDS, ids=tuple(refresh))
+                reading_since = utcnow()
                 async for page in prefetch(adapter.fetch_products(conn, request), 1):
                     for native in page.items:
                         mapped = map_one(self.registry, adapter, native, context)
                         if isinstance(mapped, Product):
-                            changed += await self._write(account_id, integration_id, mapped, run_id)
+                            changed += await self._write(account_id, integration_id, mapped, run_id, reading_since)
                     if page.missing_ids:
                         await self.products.mark_removed(integration_id, page.missing_ids, run_id)
                         changed += [product_id(integration_id, e) for e in page.missing_ids]
@@ -241,9 +293,18 @@ class WebhookService:
         integration_id: str,
         product: Product,
         run_id: str | None,
+        observed_after: datetime | None = None,
     ) -> list[str]:
+        """Write a product a delivery carried (`observed_after` None: judged by its store time) or one read
+        back from the store after `observed_after`."""
         result = await self.products.write_one(
-            account_id, integration_id, product, product.content_hash(), run_id, skip_older=True
+            account_id,
+            integration_id,
+            product,
+            product.content_hash(),
+            run_id,
+            skip_older=True,
+            observed_after=observed_after,
         )
         for found in result.conflicts:
             await self.conflicts.record(account_id, integration_id, result.product_id, found, run_id)

@@ -164,7 +164,7 @@ async def read_page(
     if set(eq) != set(shape.fields) or any(isinstance(v, Mapping) for v in eq.values()):
         raise ValueError(f"a {shape.collection} page is read by equality on {shape.fields}, not {list(eq)}")
     axis, key = shape.axis, shape.key
-    if projection is not None and any(projection.values()):
+    if projection is not None and any(v and not isinstance(v, Mapping) for v in projection.values()):
         projection = {**projection, key: 1}  # an inclusion projection still reads the key (the positions)
     need = page.first + 1
     rows: list[Doc] = []

@@ -54,7 +54,10 @@ class ToyAdapter(PlatformAdapter):
     )
 
     def http(self, conn: Connection) -> HttpClient:
-        return make_http_client(conn, headers={"X-Toy-Token": conn.credentials.get("token", "")})
+        # Options a test can set at connect: `timeout` (seconds per request) lets a fault test see a
+        # store that stops answering in seconds rather than the default half minute.
+        extra = {"timeout": float(conn.options["timeout"])} if "timeout" in conn.options else {}
+        return make_http_client(conn, headers={"X-Toy-Token": conn.credentials.get("token", "")}, **extra)
 
     async def check_credentials(self, conn: Connection) -> None:
         await self.client(conn).get_json("/api/products", params={"per_page": 1})
