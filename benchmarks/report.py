@@ -99,6 +99,7 @@ def _reads_section(r: dict[str, Any]) -> list[str]:
     if not isinstance(reads, dict) or "idle_ms" not in reads:
         return []
     before = r.get("reads_before") if isinstance(r.get("reads_before"), dict) else None
+    when = f", run at {reads['run_at']}" if "run_at" in reads else ""
     lines = [
         "## Reads (issue 13)",
         "",
@@ -106,8 +107,8 @@ def _reads_section(r: dict[str, Any]) -> list[str]:
         "a real `alana-gateway serve`, one at a time; p50 / p95 in ms. During a sync: while a worker process runs "
         f"the full sync of another store ({_get(reads, 'during_sync', 'synced_products')} products, "
         f"{_get(reads, 'during_sync', 'sync_seconds')} s). Load average of the shared machine at the start and end: "
-        f"{reads.get('load_average')}. Targets: p95 < {READ_TARGETS[0]:g} ms idle, < {READ_TARGETS[1]:g} ms during "
-        "a sync.",
+        f"{reads.get('load_average')}{when}. Targets: p95 < {READ_TARGETS[0]:g} ms idle, < {READ_TARGETS[1]:g} ms "
+        "during a sync.",
         "",
     ]
     header = "| query | idle | during a sync |"
