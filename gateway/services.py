@@ -44,6 +44,7 @@ from gateway.lifecycle import LifecycleService
 from gateway.migrations import run_migrations
 from gateway.plugins import PluginRegistry, load_plugins
 from gateway.products import ProductStore
+from gateway.ratebudget import RedisRateState
 from gateway.runs import RunStore
 from gateway.scheduler import Scheduler
 from gateway.settings import Settings
@@ -138,8 +139,10 @@ class Gateway:
             syncs=self.syncs,
             tokens=self.tokens,
             registry=registry,
+            flows=self.flows,
             box=self.box,
             settings=settings,
+            rate_states=lambda store_url: RedisRateState.for_store(redis, store_url),
             clock=now,
         )
         self.webhooks = WebhookService(
@@ -148,6 +151,7 @@ class Gateway:
             store=self.integration_store,
             deliveries=self.deliveries,
             products=self.products,
+            runs=self.runs,
             conflicts=self.conflicts,
             activity=self.activity,
             publisher=self.publisher,

@@ -70,7 +70,7 @@ UNSENT_FIELDS = {"connectIntegration"}
 #: ALANA_FUZZ_EXAMPLES=5000 explores further, with fresh random inputs (the suite runs fixed ones).
 EXPLORE = int(os.environ.get("ALANA_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
-    max_examples=EXPLORE or 150,
+    max_examples=EXPLORE or 60,
     derandomize=not EXPLORE,
     deadline=None,
     database=None,
@@ -567,7 +567,7 @@ async def fuzz_webhook(surface: Surface, platform: str, case: tuple[str, bytes, 
         assert status in (401, 404), (status, answer)
 
 
-WEBHOOK_FUZZ = settings(FUZZ, max_examples=EXPLORE or 60)
+WEBHOOK_FUZZ = settings(FUZZ, max_examples=EXPLORE or 30)
 
 
 @WEBHOOK_FUZZ

@@ -32,9 +32,9 @@ async def post_answer(api: Api, integration_id: str, body: bytes, headers: dict[
         return r.status, str((await r.json())["status"])
 
 
-async def connected(gw: Gateway, api: Api, sim: ToySimulator, **settings: Any) -> str:
+async def connected(gw: Gateway, api: Api, sim: ToySimulator, account: str = "acct-1", **settings: Any) -> str:
     """Connected, with its first sync run here (no worker: every job these tests queue stays queued)."""
-    integration_id = await connect(api, sim, **settings)
+    integration_id = await connect(api, sim, account=account, **settings)
     run = (await gw.runs.latest(integration_id, 1))[0]
     done = await gw.engine.run(run.id)
     assert done is not None and done.status == "SUCCEEDED"
@@ -150,11 +150,12 @@ async def test_a_claim_being_applied_keeps_its_lease(gw: Gateway, api: Api, toy_
 
 async def test_a_delivery_waiting_without_a_job_gets_one(gw: Gateway, api: Api, toy_store: ToySimulator) -> None:
     integration_id = await connected(gw, api, toy_store)
-    held = await connected(gw, api, toy_store, mode="MANUAL")  # a second integration of the same store
+    # The same store in another account (one store is one integration per account).
+    held = await connected(gw, api, toy_store, account="acct-2", mode="MANUAL")
     event = WebhookEvent("lost-job", "upsert", ChangeKind.REFRESH, "3")
     # Queued while Redis was down: no apply job was enqueued for it.
     await gw.deliveries.enqueue("acct-1", integration_id, event, gw.now())
-    await gw.deliveries.enqueue("acct-1", held, event, gw.now(), held=True)
+    await gw.deliveries.enqueue("acct-2", held, event, gw.now(), held=True)
     later(gw, STALE_WAITING.total_seconds() - 1)
     assert await gw.deliveries.waiting_since(gw.now() - STALE_WAITING) == []
     later(gw, STALE_WAITING.total_seconds() + 1)
