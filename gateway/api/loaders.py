@@ -43,6 +43,7 @@ class Loaders:
         self.active: DataLoader[str, Run | None] = DataLoader(load_fn=self._active, cache=False)
         self.recent: DataLoader[RecentRuns, list[Run]] = DataLoader(load_fn=self._recent, cache=False)
         self.api_calls: DataLoader[str, int] = DataLoader(load_fn=self._api_calls, cache=False)
+        self.last_finished: DataLoader[RecentRuns, Run | None] = DataLoader(load_fn=self._last_finished, cache=False)
 
     def recent_runs(self, integration: Integration, limit: int) -> RecentRuns:
         return RecentRuns(integration.id, runs_since(integration), limit)
@@ -67,6 +68,13 @@ class Loaders:
         )
         runs = dict(zip(ids, read, strict=True))
         return [runs[key.integration_id][: key.limit] for key in keys]
+
+    async def _last_finished(self, keys: Sequence[RecentRuns]) -> list[Run | None]:
+        # The newest run a worker executed (not a webhook digest): the light's last run.
+        read = await asyncio.gather(
+            *(self.gw.runs.latest(k.integration_id, 1, finished_only=True, since=k.since) for k in keys)
+        )
+        return [runs[0] if runs else None for runs in read]
 
     async def _api_calls(self, ids: Sequence[str]) -> list[int]:
         unique = list(dict.fromkeys(ids))

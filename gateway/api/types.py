@@ -24,6 +24,7 @@ from gateway.domain import (
     ConnectStatus,
     HealthAction,
     HealthStatus,
+    RunKind,
     SyncFrequency,
     SyncMode,
 )
@@ -300,11 +301,14 @@ class Integration:
     @strawberry.field
     async def health(self, info: Info) -> SyncHealth:
         loaders = info.context.loaders
-        # The newest two runs hold the last finished one: only one run is ever queued or running.
+        # The newest two runs usually hold the last finished one (only one run is ever queued or running);
+        # when webhook digests came after it, it is read on its own.
         recent, active = await asyncio.gather(
             loaders.recent.load(loaders.recent_runs(self._record, 2)), loaders.active.load(self._record.id)
         )
-        last_finished = next((run for run in recent if not run.active), None)
+        last_finished = next((run for run in recent if not run.active and run.kind is not RunKind.DIGEST), None)
+        if last_finished is None and any(run.kind is RunKind.DIGEST for run in recent):
+            last_finished = await loaders.last_finished.load(loaders.recent_runs(self._record, 1))
         return SyncHealth.from_health(info.context.gw.integrations.health_of(self._record, last_finished, active))
 
     @strawberry.field(description="Products synced from this store and not removed (kept as products are written).")
