@@ -8,12 +8,12 @@ cheap however many deliveries came before.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from gateway.adapter import ChangeKind, WebhookEvent
 from gateway.storage.mongo import Database, Doc
@@ -50,43 +50,72 @@ class Delivery:
         )
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A verified delivery on its way into the log and the queue."""
+
+    account_id: str
+    integration_id: str
+    event: WebhookEvent
+    received_at: datetime
+
+
+def _queue_doc(arrival: Arrival, wall: float) -> Doc:
+    event = arrival.event
+    return {
+        "account_id": arrival.account_id,
+        "integration_id": arrival.integration_id,
+        "delivery_id": event.delivery_id,
+        "kind": event.kind.value,
+        "external_id": event.external_id,
+        "product": dict(event.product) if event.product is not None else None,
+        "store_updated_at": event.store_updated_at,
+        "triggered_at": event.triggered_at,
+        "received_at": arrival.received_at,
+        "received_mono": wall,
+        "claim": None,
+    }
+
+
 class DeliveryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record(self, account_id: str, integration_id: str, event: WebhookEvent, now: datetime) -> bool:
-        """Log a delivery; False when its (integration, delivery id) was seen before."""
-        try:
-            await self.db.deliveries.insert_one(
-                {
-                    "account_id": account_id,
-                    "integration_id": integration_id,
-                    "delivery_id": event.delivery_id,
-                    "topic": event.topic,
-                    "external_id": event.external_id,
-                    "received_at": now,
-                }
-            )
-        except DuplicateKeyError:
-            return False
-        return True
-
-    async def enqueue(self, account_id: str, integration_id: str, event: WebhookEvent, now: datetime) -> None:
-        await self.db.queue.insert_one(
+    async def record_batch(self, deliveries: Sequence[Arrival]) -> list[bool]:
+        """Log and queue many deliveries (the webhook endpoint's concurrent ones): one write to the dedupe
+        log and one to the queue for the whole batch, in that order. Returns, per delivery, False when its
+        (integration, delivery id) was seen before (it is not queued again)."""
+        if not deliveries:
+            return []
+        logged = [
             {
-                "account_id": account_id,
-                "integration_id": integration_id,
-                "delivery_id": event.delivery_id,
-                "kind": event.kind.value,
-                "external_id": event.external_id,
-                "product": dict(event.product) if event.product is not None else None,
-                "store_updated_at": event.store_updated_at,
-                "triggered_at": event.triggered_at,
-                "received_at": now,
-                "received_mono": time.time(),
-                "claim": None,
+                "account_id": d.account_id,
+                "integration_id": d.integration_id,
+                "delivery_id": d.event.delivery_id,
+                "topic": d.event.topic,
+                "external_id": d.event.external_id,
+                "received_at": d.received_at,
             }
-        )
+            for d in deliveries
+        ]
+        seen_before: set[int] = set()
+        try:
+            await self.db.deliveries.insert_many(logged, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            seen_before = {int(e["index"]) for e in errors}
+        fresh = [n not in seen_before for n in range(len(deliveries))]
+        wall = time.time()
+        queued = [_queue_doc(d, wall) for d, new in zip(deliveries, fresh, strict=True) if new]
+        if queued:
+            await self.db.queue.insert_many(queued, ordered=False)
+        return fresh
+
+    async def waiting(self, integration_id: str) -> bool:
+        """True when a delivery of the integration waits unclaimed."""
+        return await self.db.queue.find_one({"integration_id": integration_id, "claim": None}, {"_id": 1}) is not None
 
     async def claim(self, integration_id: str, token: str, now: datetime) -> list[Delivery]:
         """Take every unclaimed delivery of the integration under `token`, oldest first."""

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -22,6 +22,7 @@ from gateway.storage.mongo import Database, Doc
 #: The webhook endpoint may read an integration this old: a burst of deliveries costs one read.
 CACHE_SECONDS = 2.0
 CACHE_LIMIT = 1_000
+MILLISECOND = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -276,13 +277,14 @@ class IntegrationStore:
     async def exists(self, integration_id: str) -> bool:
         return await self.db.integrations.count_documents({"_id": integration_id}) > 0
 
-    async def due(self, now: datetime) -> AsyncIterator[Integration]:
-        """Automatic integrations whose scheduled sync is due."""
-        cursor = self.db.integrations.find(
-            {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$lte": now}}, {"credentials": 0}
+    async def next_due_at(self) -> datetime | None:
+        """When the next scheduled sync of any automatic integration falls due (None: none is scheduled)."""
+        doc = await self.db.integrations.find_one(
+            {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$ne": None}},
+            {"next_sync_at": 1},
+            sort=[("next_sync_at", 1)],
         )
-        async for doc in cursor:
-            yield Integration.from_doc(doc)
+        return None if doc is None else doc["next_sync_at"]
 
     # ---- writes -------------------------------------------------------------------------------
     async def insert(self, integration: Integration) -> None:
@@ -462,16 +464,48 @@ class IntegrationStore:
         fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
         return await self._update({"_id": integration_id}, {"$set": fields})
 
-    async def claim_due(self, integration_id: str, expected: datetime, next_sync_at: datetime) -> Integration | None:
-        """Move `next_sync_at` on, if it still is `expected` (exactly one scheduler wins)."""
-        return await self._update(
-            {"_id": integration_id, "next_sync_at": expected}, {"$set": {"next_sync_at": next_sync_at}}
-        )
+    async def claim_due(self, now: datetime, token: str) -> builtins.list[Integration]:
+        """Claim every automatic integration whose scheduled sync is due at `now`, for the scheduler tick
+        `token`: a few writes however many are due (one per frequency among them), and one read back.
 
-    async def add_pending_change(self, integration_id: str, at: datetime) -> Integration | None:
-        """One more change waiting for Sync Now (manual mode); a delivery arrived at `at`."""
+        Each claim moves `next_sync_at` a period on (at least half a period past `now`, so a long outage
+        queues one catch-up run, not one per missed period) in the same conditional update that marks it
+        with `token`; the condition is `next_sync_at <= now` again, so of any number of schedulers
+        ticking together exactly one claims each due run.
+        """
+        automatic = {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$lte": now}}
+        due: dict[str, builtins.list[str]] = {}
+        async for doc in self.db.integrations.find(automatic, {"settings.frequency": 1}):
+            frequency = (doc.get("settings") or {}).get("frequency", SyncFrequency.EVERY_HOUR.value)
+            due.setdefault(frequency, []).append(doc["_id"])
+        if not due:
+            return []
+        for frequency, ids in due.items():
+            period = SyncFrequency(frequency).period
+            for integration_id in ids:
+                self._cache.pop(integration_id, None)
+            await self.db.integrations.update_many(
+                {**automatic, "_id": {"$in": ids}, "settings.frequency": frequency},
+                [
+                    {
+                        "$set": {
+                            "next_sync_at": {
+                                "$max": [{"$add": ["$next_sync_at", period // MILLISECOND]}, now + period / 2]
+                            },
+                            # The due time it served stays with the claim (lateness is measured from it).
+                            "schedule_claim": {"token": token, "due": "$next_sync_at", "at": now},
+                        }
+                    }
+                ],
+            )
+        every = [integration_id for ids in due.values() for integration_id in ids]
+        cursor = self.db.integrations.find({"_id": {"$in": every}, "schedule_claim.token": token}, {"credentials": 0})
+        return [Integration.from_doc(doc) async for doc in cursor]
+
+    async def add_pending_change(self, integration_id: str, at: datetime, count: int = 1) -> Integration | None:
+        """`count` more changes waiting for Sync Now (manual mode); the last delivery arrived at `at`."""
         fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
-        return await self._update({"_id": integration_id}, {"$inc": {"pending_changes": 1}, "$set": fields})
+        return await self._update({"_id": integration_id}, {"$inc": {"pending_changes": count}, "$set": fields})
 
     async def mark_health(self, integration_id: str, seen: HealthMark | None, new: HealthMark) -> bool:
         """Record `new` as the published light if it still is `seen`: True for the one caller that

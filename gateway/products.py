@@ -189,7 +189,7 @@ def store_field_value(store: Doc, name: str) -> Any:
     return store.get(name)
 
 
-def classify(product: Product, content_hash: str, old: Doc | None, run_id: str) -> Decision:
+def classify(product: Product, content_hash: str, old: Doc | None, run_id: str | None) -> Decision:
     """The decision for one mapped product of run `run_id`, given its stored hash, version and flags."""
     if old is None:
         return Decision.INSERT
@@ -295,12 +295,13 @@ class ProductStore:
         self,
         account_id: str,
         integration_id: str,
-        run_id: str,
+        run_id: str | None,
         products: Mapping[str, Product],
         *,
         nothing_stored: bool = False,
     ) -> PageWrite:
-        """Write one page of a run: only what changed, in one unordered bulk write (version-guarded).
+        """Write one page of a run (or a webhook batch: `run_id` None): only what changed, in one unordered
+        bulk write (version-guarded); a version older than the stored one changes nothing.
 
         `nothing_stored` (a first load) skips reading what is stored; a product that appears meanwhile
         (a webhook) makes its insert collide and is decided again.

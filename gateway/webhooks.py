@@ -2,9 +2,15 @@
 
 Receiving never maps or fetches: it verifies the signature with the platform's scheme, records the
 delivery under a unique (integration, delivery id) key so a redelivery is stored once, and enqueues
-the apply job. Applying claims every pending delivery of the integration at once, coalesces bursts
-for the same product to its newest version, and writes through the version-guarded path, where a
-store version older than the stored one changes nothing.
+the apply job. Concurrent deliveries share their writes (`WriteBatcher`: one insert into the dedupe
+log and one into the queue for all of them), and each integration's apply job is queued once per
+coalescing window, so a bulk edit's burst costs MongoDB a few writes per batch, not several per
+delivery; the answer still waits until the delivery is stored.
+
+Applying is one job per integration at a time (`apply_queued`, under a Redis lock): each pass claims
+every pending delivery, coalesces them to the newest version of each product, and writes them in
+bulk through the version-guarded path, where a store version older than the stored one changes
+nothing; then it looks again, until nothing waits.
 """
 
 from __future__ import annotations
@@ -13,14 +19,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+
+from redis.asyncio import Redis
 
 from gateway import metrics
 from gateway.activity import ActivityLog
 from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, MappingContext, PlatformAdapter
+from gateway.batching import WriteBatcher
 from gateway.conflicts import ConflictService
-from gateway.constants import APPLY_JOB, apply_job_id
-from gateway.deliveries import Delivery, DeliveryStore
+from gateway.constants import apply_lock_key
+from gateway.deliveries import Arrival, Delivery, DeliveryStore
 from gateway.domain import ActivityKind, SyncMode, Trigger
 from gateway.errors import StoreAuthError, StoreError
 from gateway.events import EventPublisher, ProductChanged
@@ -29,10 +39,11 @@ from gateway.integration_store import Integration, IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
 from gateway.lifecycle import LifecycleService
+from gateway.locks import RedisLock, remaining
 from gateway.mapping import map_one, prefetch
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
-from gateway.products import Outcome, ProductStore, product_id
+from gateway.products import ProductStore, product_id
 from gateway.runs import Run
 from gateway.settings import Settings
 
@@ -41,6 +52,23 @@ log = logging.getLogger(__name__)
 #: Store-wide mapping facts (currency, locales) are reused by webhook batches this long instead of
 #: asking the store on every delivery. Sync runs always ask afresh.
 MAPPING_CONTEXT_TTL = 300.0
+#: How long an apply job may hold an integration's lock without renewing it (each pass renews it); a
+#: worker that dies holding it delays that integration's deliveries at most this long.
+APPLY_LOCK_SECONDS = 30.0
+#: Products per bulk write when a pass applies many (batches of about this size suit MongoDB best).
+WRITE_CHUNK = 500
+#: Integrations whose apply job this process remembers having queued for the current window.
+SCHEDULED_LIMIT = 10_000
+#: The most deliveries one intake write carries.
+INTAKE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """A verified delivery waiting for the intake's next write, with the integration it was checked against."""
+
+    delivery: Arrival
+    integration: Integration
 
 
 class WebhookService:
@@ -57,6 +85,7 @@ class WebhookService:
         publisher: EventPublisher,
         health: HealthWatch,
         jobs: JobQueue,
+        redis: Redis,
         registry: PluginRegistry,
         settings: Settings,
         clock: Callable[[], datetime],
@@ -74,7 +103,12 @@ class WebhookService:
         self.registry = registry
         self.settings = settings
         self.clock = clock
+        self.redis = redis
         self._mapping_contexts: dict[str, tuple[float, MappingContext]] = {}
+        #: Concurrent deliveries (any integration) share one write to the log and the queue.
+        self._intake: WriteBatcher[_Arrival, bool] = WriteBatcher(self._store_batch, max_items=INTAKE_BATCH)
+        #: integration id -> the coalescing window whose apply job this process queued last.
+        self._scheduled: dict[str, int] = {}
 
     async def receive(
         self, platform: str, integration_id: str, headers: Mapping[str, str], body: bytes
@@ -108,26 +142,59 @@ class WebhookService:
         age = (self.clock() - event.triggered_at).total_seconds() if event.triggered_at else 0.0
         if age > self.settings.webhook_max_age_seconds:
             return await self._reject(integration, platform, "is a replay of an old delivery")
-        now = self.clock()
-        first_time = await self.deliveries.record(integration.account_id, integration_id, event, now)
-        if not first_time:
+        # Stored (logged and queued, with whatever else arrived meanwhile) before the answer: a delivery
+        # answered 200 is in MongoDB.
+        arrival = _Arrival(Arrival(integration.account_id, integration_id, event, self.clock()), integration)
+        if not await self._intake.submit(arrival):
             metrics.WEBHOOKS.labels(platform=platform, outcome="duplicate").inc()
             return 200, "duplicate delivery"
-        # (A crash between these two writes loses the change until the next scheduled sync, which exists to
-        # catch exactly what webhooks miss.)
-        await self.deliveries.enqueue(integration.account_id, integration_id, event, now)
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
         if integration.settings.mode is SyncMode.MANUAL:
-            await self.store.add_pending_change(integration_id, self.clock())
-            await self.health.refresh(integration_id)
             return 200, "recorded for the next Sync Now"
-        # Deliveries within one short window share a job: a burst is applied together.
-        window = self.settings.webhook_coalesce_seconds
-        bucket = int(time.time() / window) if window > 0 else uuid.uuid4().hex
-        await self.jobs.enqueue(
-            APPLY_JOB, integration_id, job_id=apply_job_id(integration_id, bucket), defer_by=window or None
-        )
         return 200, "ok"
+
+    async def _store_batch(self, arrivals: list[_Arrival]) -> list[bool]:
+        """The intake's write: every delivery of the batch logged and queued together, then what the
+        new ones ask for done once per integration (manual mode: the waiting count and the light;
+        automatic: an apply job)."""
+        fresh = await self.deliveries.record_batch([a.delivery for a in arrivals])
+        metrics.RECEIVE_BATCH.observe(len(arrivals))
+        held: dict[str, int] = {}
+        applied: dict[str, None] = {}  # ordered: integrations in arrival order
+        for arrival, new in zip(arrivals, fresh, strict=True):
+            if not new:
+                continue
+            if arrival.integration.settings.mode is SyncMode.MANUAL:
+                held[arrival.integration.id] = held.get(arrival.integration.id, 0) + 1
+            else:
+                applied[arrival.integration.id] = None
+        for integration_id, count in held.items():
+            await self.store.add_pending_change(integration_id, self.clock(), count)
+            await self.health.refresh(integration_id)
+        for integration_id in applied:
+            await self._schedule_apply(integration_id)
+        return fresh
+
+    async def _schedule_apply(self, integration_id: str) -> None:
+        """Deliveries within one short window share a job: a burst is applied together. This process
+        asks Redis once per integration and window (arq would refuse the same job id anyway)."""
+        window = self.settings.webhook_coalesce_seconds
+        if window <= 0:
+            await self.jobs.enqueue_apply(integration_id, uuid.uuid4().hex)
+            return
+        # Read after the deliveries were stored: the window's job runs after the window ends, so it
+        # finds them.
+        bucket = int(time.time() / window)
+        if self._scheduled.get(integration_id) == bucket:
+            return
+        if len(self._scheduled) > SCHEDULED_LIMIT:
+            self._scheduled.clear()
+        self._scheduled[integration_id] = bucket
+        try:
+            await self.jobs.enqueue_apply(integration_id, bucket, defer_by=window)
+        except BaseException:
+            self._scheduled.pop(integration_id, None)
+            raise
 
     async def _reject(self, integration: Integration, platform: str, why: str) -> tuple[int, str]:
         metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
@@ -139,20 +206,56 @@ class WebhookService:
         )
         return 401, f"delivery {why}"
 
+    async def apply_queued(self, integration_id: str) -> int:
+        """The apply job: applies what waits for the integration, pass after pass until nothing does,
+        as the integration's only applier (a Redis lock), so one store's burst holds one webhook slot
+        and each pass takes everything that arrived during the previous one. Returns how many
+        products changed."""
+        changed = 0
+        while True:
+            key = apply_lock_key(integration_id)
+            lock = await RedisLock.acquire(self.redis, key, APPLY_LOCK_SECONDS)
+            if lock is None:
+                # The holder applies these deliveries too: it looks again after letting go. Should it
+                # die first, this follow-up (one per integration and lock period) takes over.
+                period = int(time.time() / APPLY_LOCK_SECONDS)
+                await self.jobs.enqueue_apply(
+                    integration_id, f"after-{period}", defer_by=await remaining(self.redis, key) + 0.5
+                )
+                return changed
+            try:
+                while True:
+                    claimed, applied = await self._apply_pass(integration_id, None)
+                    changed += applied
+                    if not claimed:
+                        break
+                    await lock.extend()
+            finally:
+                await lock.release()
+            # Deliveries stored between the last pass and the release found the lock held: theirs.
+            if not await self.deliveries.waiting(integration_id):
+                return changed
+
     async def apply_pending(self, integration_id: str, run_id: str | None = None) -> int:
-        """Apply every pending delivery of the integration; returns how many products changed."""
+        """Apply every pending delivery of the integration once; returns how many products changed."""
+        _, changed = await self._apply_pass(integration_id, run_id)
+        return changed
+
+    async def _apply_pass(self, integration_id: str, run_id: str | None) -> tuple[int, int]:
+        """Claim every waiting delivery and apply them, coalesced per product: (claimed, changed)."""
         integration = await self.store.get_any(integration_id)
         if integration is None:
-            return 0
+            return 0, 0
         if integration.paused:
             # Credentials rejected or app removed: no calls to the store. The full sync that follows a
             # reconnect catches up these changes.
             await self.deliveries.drop_unclaimed(integration_id)
-            return 0
+            return 0, 0
         token = uuid.uuid4().hex
         deliveries = await self.deliveries.claim(integration_id, token, self.clock())
         if not deliveries:
-            return 0
+            return 0, 0
+        metrics.APPLY_BATCH.observe(len(deliveries))
         latest: dict[str, Delivery] = {}
         for delivery in deliveries:
             current = latest.get(delivery.external_id)
@@ -173,7 +276,7 @@ class WebhookService:
             started = delivery.triggered_at
             latency = now - (started.timestamp() if started is not None else delivery.received_mono)
             metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
-        return changed
+        return len(deliveries), changed
 
     async def apply_held(self, run: Run) -> None:
         """The step a Sync Now run takes first: apply the changes that manual mode kept waiting."""
@@ -181,24 +284,27 @@ class WebhookService:
             await self.apply_pending(run.integration_id, run.id)
 
     async def _apply(self, integration: Integration, deliveries: list[Delivery], run_id: str | None) -> int:
+        """Apply one delivery per product: the products they carry (or the store's current versions, for
+        notifications without one) written in bulk, removals marked together."""
         adapter = self.registry.adapter(integration.platform)
         account_id, integration_id = integration.account_id, integration.id
         counter = self.integrations.counter(integration_id)
         conn = self.integrations.connection(integration, counter)
         changed: list[str] = []
+        upserts: dict[str, Product] = {}
+        removals: list[str] = []
         try:
             context = await self._mapping_context(adapter, conn)
             refresh: list[str] = []
             for delivery in deliveries:
                 if delivery.kind is ChangeKind.DELETE:
-                    if await self.products.mark_removed(integration_id, [delivery.external_id], run_id):
-                        changed.append(product_id(integration_id, delivery.external_id))
+                    removals.append(delivery.external_id)
                 elif delivery.kind is ChangeKind.REFRESH or delivery.product is None:
                     refresh.append(delivery.external_id)
                 else:
                     mapped = map_one(self.registry, adapter, delivery.product, context)
                     if isinstance(mapped, Product):
-                        changed += await self._write(account_id, integration_id, mapped, run_id)
+                        upserts[mapped.external_id] = mapped
                     else:
                         log.warning("webhook product could not be mapped: %s", mapped.message)
             if refresh:
@@ -207,10 +313,8 @@ class WebhookService:
                     for native in page.items:
                         mapped = map_one(self.registry, adapter, native, context)
                         if isinstance(mapped, Product):
-                            changed += await self._write(account_id, integration_id, mapped, run_id)
-                    if page.missing_ids:
-                        await self.products.mark_removed(integration_id, page.missing_ids, run_id)
-                        changed += [product_id(integration_id, e) for e in page.missing_ids]
+                            upserts[mapped.external_id] = mapped
+                    removals += page.missing_ids
         except StoreAuthError as exc:
             await self.lifecycle.credentials_rejected(integration, exc.message)
         except StoreError as exc:
@@ -218,11 +322,24 @@ class WebhookService:
         finally:
             await conn.close()
             await counter.flush()
-        for pid in changed:
-            metrics.WEBHOOKS.labels(platform=integration.platform, outcome="applied").inc()
-            await self.publisher.publish(
-                ProductChanged(account_id=account_id, integration_id=integration_id, at=self.clock(), product_id=pid)
-            )
+        # What was read is written even when a refresh failed half-way.
+        products = list(upserts.values())
+        for start in range(0, len(products), WRITE_CHUNK):
+            chunk = {p.external_id: p for p in products[start : start + WRITE_CHUNK]}
+            written = await self.products.write_page(account_id, integration_id, run_id, chunk)
+            for pid, found in written.conflicts:
+                await self.conflicts.record(account_id, integration_id, pid, found, run_id)
+            changed += written.changed_ids
+        if removals:
+            present = await self.products.existing(integration_id, removals)
+            live = [e for e in removals if e in present and not present[e].get("removed")]
+            if await self.products.mark_removed(integration_id, live, run_id):
+                changed += [product_id(integration_id, e) for e in live]
+        metrics.WEBHOOKS.labels(platform=integration.platform, outcome="applied").inc(len(changed))
+        at = self.clock()
+        await self.publisher.publish_many(
+            [ProductChanged(account_id=account_id, integration_id=integration_id, at=at, product_id=p) for p in changed]
+        )
         return len(changed)
 
     async def _mapping_context(self, adapter: PlatformAdapter, conn: Connection) -> MappingContext:
@@ -234,22 +351,6 @@ class WebhookService:
             self._mapping_contexts.clear()  # bounded
         self._mapping_contexts[conn.integration_id] = (time.monotonic() + MAPPING_CONTEXT_TTL, context)
         return context
-
-    async def _write(
-        self,
-        account_id: str,
-        integration_id: str,
-        product: Product,
-        run_id: str | None,
-    ) -> list[str]:
-        result = await self.products.write_one(
-            account_id, integration_id, product, product.content_hash(), run_id, skip_older=True
-        )
-        for found in result.conflicts:
-            await self.conflicts.record(account_id, integration_id, result.product_id, found, run_id)
-        if result.outcome in (Outcome.ADDED, Outcome.UPDATED):
-            return [result.product_id]
-        return []
 
 
 def _newer_or_same(candidate: Delivery, current: Delivery) -> bool:

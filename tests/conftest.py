@@ -3,7 +3,6 @@ in-process arq worker, a toy store, and a GraphQL client."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,11 +10,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from arq.worker import Worker
 from gwtest import Api, make_settings
 
 from gateway.api.app import create_app
-from gateway.jobs import stop_worker, worker_settings
+from gateway.jobs import Workers
 from gateway.services import Gateway
 from gateway.simkit import free_port
 from gateway.testing import toy
@@ -53,11 +51,12 @@ async def api(gw: Gateway) -> AsyncIterator[Api]:
 
 
 @pytest_asyncio.fixture
-async def worker(gw: Gateway) -> AsyncIterator[Worker]:
-    instance = Worker(**worker_settings(gw.settings, ctx={"gateway": gw, "owns_gateway": False}, handle_signals=False))
-    task = asyncio.ensure_future(instance.async_run())
+async def worker(gw: Gateway) -> AsyncIterator[Workers]:
+    """Every lane of a worker, in this process, on the test's Gateway (scheduler included)."""
+    instance = Workers(gw)
+    instance.start()
     yield instance
-    await stop_worker(instance, task)
+    await instance.stop()
 
 
 @pytest_asyncio.fixture
