@@ -95,17 +95,27 @@ class SyncEngine:
         self.worker_id = worker_id
         #: A run whose worker stops renewing its lease is taken over after this.
         self.lease_seconds = settings.run_lease_seconds
+        #: Runs this process is executing. A run can have two jobs (one on the runs lane, one a Sync Now
+        #: press added: gateway.syncs), and the lease alone lets its owner in again: every lane of a
+        #: worker process shares this engine, so the second job must stop here.
+        self._working: set[str] = set()
 
     async def run(self, run_id: str, before: Sequence[RunStep] = ()) -> Run | None:
         """Execute the run; `before` are steps done under its lease before the store is read."""
-        lease = await RunLease.acquire(self.runs, run_id, self.worker_id, self.lease_seconds)
-        if lease is None:
-            return None  # finished, cancelled, or another worker holds it
-        integration = await self.integrations.get_any(lease.run.integration_id)
-        if integration is None:
-            return await self.runs.finish(run_id, RunStatus.FAILED, "The integration was disconnected")
-        with bind_context(run_id=run_id, integration_id=integration.id):
-            return await _Execution(self, lease, integration, before).execute()
+        if run_id in self._working:
+            return None
+        self._working.add(run_id)
+        try:
+            lease = await RunLease.acquire(self.runs, run_id, self.worker_id, self.lease_seconds)
+            if lease is None:
+                return None  # finished, cancelled, or another worker holds it
+            integration = await self.integrations.get_any(lease.run.integration_id)
+            if integration is None:
+                return await self.runs.finish(run_id, RunStatus.FAILED, "The integration was disconnected")
+            with bind_context(run_id=run_id, integration_id=integration.id):
+                return await _Execution(self, lease, integration, before).execute()
+        finally:
+            self._working.discard(run_id)
 
     async def started(self, run: Run) -> None:
         """A worker took the run: the activity log (first attempt only), RUN_STARTED, the light."""

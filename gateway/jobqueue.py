@@ -36,6 +36,12 @@ class JobQueue:
         """The job of one attempt at a run (arq refuses a second one while the first is queued or kept)."""
         await self.enqueue(RUN_JOB, run_id, lane=run_lane(trigger), job_id=run_job_id(run_id, attempt))
 
+    async def hasten_run(self, run_id: str) -> None:
+        """A second job for a run queued on the runs lane, on the Sync Now lane: a merchant pressed Sync
+        Now while it waited behind other stores' runs. Whichever job comes first works the run; the
+        other finds it taken (its lease, gateway.engine)."""
+        await self.enqueue(RUN_JOB, run_id, lane=Lane.SYNC_NOW, job_id=f"{run_job_id(run_id)}:now")
+
     async def enqueue_apply(self, integration_id: str, window: int | str, defer_by: float | None = None) -> None:
         """The job applying an integration's waiting deliveries (one per coalescing window)."""
         await self.enqueue(
