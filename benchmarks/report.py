@@ -148,13 +148,15 @@ def render_report(r: dict[str, Any]) -> str:
         f"{_get(r, 'soak', 'simulated_minutes')} simulated minutes: due runs / run / missed / duplicated | "
         f"{_get(r, 'soak', 'due_runs')} / {_get(r, 'soak', 'scheduled_runs')} / {_get(r, 'soak', 'missed')} / "
         f"{_get(r, 'soak', 'duplicated')} | every due run once |",
-        f"| ... lateness (tick granularity + queued -> started), p50 / p99; the clock ran "
+        f"| ... lateness (due -> claimed by a tick + queued -> started), p50 / p99; the clock ran "
         f"{_get(r, 'soak', 'clock_speed')}x and the ticks fell {_get(r, 'soak', 'ticks_behind_real_time_s')} s "
         f"behind it | {_get(r, 'soak', 'lateness_ms', 'p50')} ms / {_get(r, 'soak', 'lateness_ms', 'p99')} ms "
         f"| p99 < 5 s |",
         f"| ... scheduler tick with runs due, p50 / p99; idle tick by number of integrations | "
         f"{_get(r, 'soak', 'tick_ms_with_runs_due', 'p50')} ms / {_get(r, 'soak', 'tick_ms_with_runs_due', 'p99')}"
         f" ms; {_by_size(_get(r, 'soak', 'idle_tick_ms_by_integrations'))} | flat in integrations |",
+        f"| ... maintenance pass (once per interval: orphans, webhook checks, connect attempts) by number of "
+        f"integrations | {_by_size(_get(r, 'soak', 'maintenance_ms_by_integrations'))} | |",
         f"| fair work: {_get(r, 'fair', 'integrations')} integrations, one in a "
         f"{_get(r, 'fair', 'big_store_products')}-product full sync, webhooks at "
         f"{_get(r, 'fair', 'webhooks_per_second')}/s to the others: webhook -> stored p50 / p99 | "

@@ -136,6 +136,13 @@ class DeliveryStore:
             await self.db.queue.update_many(stale, {"$set": {"claim": None}})
         return integrations
 
+    async def unclaimed_before(self, cutoff: datetime) -> list[str]:
+        """Integrations with a delivery received before `cutoff` that nobody claimed yet: its apply job
+        was lost (Redis lost it, or enqueueing failed after the delivery was stored), or the integration
+        is in manual mode and keeps it for Sync Now on purpose."""
+        old = {"claim": None, "received_at": {"$lt": cutoff}}
+        return sorted(await self.db.queue.distinct("integration_id", old))
+
     async def drop_unclaimed(self, integration_id: str) -> None:
         """Forget what waits for an integration that may not call its store (a full sync catches it up)."""
         await self.db.queue.delete_many({"integration_id": integration_id, "claim": None})

@@ -6,11 +6,12 @@ disconnecting (the workflows) are gateway.integrations; credentials arrive here 
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -23,6 +24,8 @@ from gateway.storage.mongo import Database, Doc
 CACHE_SECONDS = 2.0
 CACHE_LIMIT = 1_000
 MILLISECOND = timedelta(milliseconds=1)
+#: Earlier than any scheduled time: the lower bound that keeps range queries on `next_sync_at` indexed.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,9 @@ class IntegrationStore:
         #: Integrations as recently read, for `get_cached`; every write through this store drops the
         #: entry, so in this process a change is seen at once (other processes: within CACHE_SECONDS).
         self._cache: dict[str, tuple[float, Integration]] = {}
+        #: Reads in flight for `get_cached`: a burst of deliveries arriving together on a cold (or just
+        #: expired) entry shares one read instead of each sending its own.
+        self._loading: dict[str, asyncio.Future[Integration | None]] = {}
 
     # ---- reads --------------------------------------------------------------------------------
     async def list(self, account_id: str) -> list[Integration]:
@@ -266,32 +272,65 @@ class IntegrationStore:
         cached = self._cache.get(integration_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        doc = await self.get_any(integration_id)
-        if doc is None:
-            return None  # never cached: a store pings its hook while the integration is still being saved
-        if len(self._cache) > CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[integration_id] = (time.monotonic() + CACHE_SECONDS, doc)
-        return doc
+        loading = self._loading.get(integration_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(integration_id))
+            # Read here too, so a read nobody waits for any more (its callers went away) logs nothing.
+            loading.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._loading[integration_id] = loading
+        # Shielded: a caller that goes away does not cancel the read the others wait for.
+        return await asyncio.shield(loading)
+
+    async def _load(self, integration_id: str) -> Integration | None:
+        mine = asyncio.current_task()
+        try:
+            doc = await self.get_any(integration_id)
+            # Not cached when a write dropped the entry meanwhile (the read may predate the write), nor
+            # when the integration is missing: a store pings its hook while it is still being saved.
+            current = self._loading.get(integration_id)
+            if doc is not None and current is not None and current is mine:
+                if len(self._cache) > CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[integration_id] = (time.monotonic() + CACHE_SECONDS, doc)
+            return doc
+        finally:
+            if self._loading.get(integration_id) is mine:
+                del self._loading[integration_id]
+
+    def _forget(self, integration_id: str) -> None:
+        """A write changed the integration: the cached copy, and any read in flight, are stale."""
+        self._cache.pop(integration_id, None)
+        self._loading.pop(integration_id, None)
 
     async def exists(self, integration_id: str) -> bool:
         return await self.db.integrations.count_documents({"_id": integration_id}) > 0
 
-    async def next_due_at(self) -> datetime | None:
-        """When the next scheduled sync of any automatic integration falls due (None: none is scheduled)."""
-        doc = await self.db.integrations.find_one(
-            {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$ne": None}},
+    async def automatic_among(self, integration_ids: builtins.list[str]) -> builtins.list[str]:
+        """Those of the given integrations that are in automatic mode."""
+        if not integration_ids:
+            return []
+        query = {"_id": {"$in": integration_ids}, "settings.mode": SyncMode.AUTOMATIC.value}
+        return [doc["_id"] async for doc in self.db.integrations.find(query, {"_id": 1})]
+
+    async def next_due_at(self, before: datetime) -> datetime | None:
+        """When the next scheduled sync of any automatic integration falls due, if that is before
+        `before` (None: nothing falls due until then).
+
+        A bounded range on the `next_sync_at` index, not a sort: the embedded server walks the whole
+        collection for a sort with a limit, and for a range open at the bottom (nulls sort first)."""
+        cursor = self.db.integrations.find(
+            {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$gte": EPOCH, "$lt": before}},
             {"next_sync_at": 1},
-            sort=[("next_sync_at", 1)],
         )
-        return None if doc is None else doc["next_sync_at"]
+        found: builtins.list[datetime] = [doc["next_sync_at"] async for doc in cursor]
+        return min(found, default=None)
 
     # ---- writes -------------------------------------------------------------------------------
     async def insert(self, integration: Integration) -> None:
         await self.db.integrations.insert_one(integration.to_doc())
 
     async def _update(self, query: Doc, update: Doc) -> Integration | None:
-        self._cache.pop(query["_id"], None)
+        self._forget(query["_id"])
         doc = await self.db.integrations.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
         return _one(doc)
 
@@ -403,13 +442,14 @@ class IntegrationStore:
     async def move_store(self, account_id: str, old_url: str, new_url: str) -> None:
         """The store answers at another URL now (the demo's simulated stores after a restart)."""
         self._cache.clear()
+        self._loading.clear()
         await self.db.integrations.update_many(
             {"account_id": account_id, "store_url": old_url}, {"$set": {"store_url": new_url}}
         )
 
     async def erase(self, integration_id: str) -> None:
         """Delete the integration whatever its account (a platform's request to erase a store's data)."""
-        self._cache.pop(integration_id, None)
+        self._forget(integration_id)
         await self.db.integrations.delete_one({"_id": integration_id})
         await self.db.api_calls.delete_many({"integration_id": integration_id})
 
@@ -473,7 +513,8 @@ class IntegrationStore:
         with `token`; the condition is `next_sync_at <= now` again, so of any number of schedulers
         ticking together exactly one claims each due run.
         """
-        automatic = {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$lte": now}}
+        # Bounded below as well: nulls sort first, so an open range walks every unscheduled integration.
+        automatic = {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$gte": EPOCH, "$lte": now}}
         due: dict[str, builtins.list[str]] = {}
         async for doc in self.db.integrations.find(automatic, {"settings.frequency": 1}):
             frequency = (doc.get("settings") or {}).get("frequency", SyncFrequency.EVERY_HOUR.value)
@@ -483,7 +524,7 @@ class IntegrationStore:
         for frequency, ids in due.items():
             period = SyncFrequency(frequency).period
             for integration_id in ids:
-                self._cache.pop(integration_id, None)
+                self._forget(integration_id)
             await self.db.integrations.update_many(
                 {**automatic, "_id": {"$in": ids}, "settings.frequency": frequency},
                 [
@@ -513,11 +554,11 @@ class IntegrationStore:
         expected: Any = None if seen is None else _mark_doc(seen)
         query: Doc = {"_id": integration_id, "health": expected}
         result = await self.db.integrations.update_one(query, {"$set": {"health": _mark_doc(new)}})
-        self._cache.pop(integration_id, None)
+        self._forget(integration_id)
         return result.modified_count == 1
 
     async def delete(self, account_id: str, integration_id: str) -> None:
-        self._cache.pop(integration_id, None)
+        self._forget(integration_id)
         await self.db.integrations.delete_one({"_id": integration_id, "account_id": account_id})
         await self.db.api_calls.delete_many({"integration_id": integration_id})
 

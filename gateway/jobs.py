@@ -41,16 +41,15 @@ async def apply_webhooks(ctx: dict[str, Any], integration_id: str) -> int:
 
 
 async def _scheduler_loop(gw: Gateway) -> None:
-    """Tick the scheduler (claims in MongoDB keep several workers from doubling up): every
+    """Turn the scheduler (claims in MongoDB keep several workers from doubling up): every
     GATEWAY_SCHEDULER_INTERVAL, and sooner when a scheduled run falls due before that."""
     while True:
         try:
-            await gw.scheduler.tick()
+            pause = await gw.scheduler.step()
             depth = await gw.jobs.depth()
             metrics.QUEUE_DEPTH.set(sum(depth.values()))
             for lane, jobs in depth.items():
                 metrics.LANE_DEPTH.labels(lane=lane.value).set(jobs)
-            pause = await gw.scheduler.pause()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a bad tick must not stop scheduling

@@ -61,25 +61,47 @@ class Scheduler:
         self.connect = connect
         self.jobs = jobs
         self.clock = clock
-        #: The longest pause between ticks (GATEWAY_SCHEDULER_INTERVAL).
+        #: The longest pause between ticks (GATEWAY_SCHEDULER_INTERVAL), and between maintenance passes.
         self.interval = interval
+        self._next_maintenance = 0.0
 
     async def tick(self) -> list[str]:
-        """Queue every due scheduled run (once across workers) and recover orphaned runs."""
-        started = time.perf_counter()
+        """Queue every due scheduled run (once across workers), recover orphaned runs and deliveries, and
+        maintain connections: everything the loop does, at once."""
         queued = await self.queue_due()
+        await self.maintain()
+        return queued
+
+    async def maintain(self) -> None:
+        """Orphaned runs and deliveries recovered, webhook registrations checked, connect attempts expired."""
+        started = time.perf_counter()
         await self.recover_orphans()
         await self.recover_webhooks()
         await self.maintain_connections()
+        metrics.SCHEDULER_MAINTENANCE.observe(time.perf_counter() - started)
+
+    async def step(self) -> float:
+        """One turn of the worker's scheduler loop; returns the seconds to wait before the next.
+
+        Due runs are claimed on every turn, and the loop turns when the next run falls due, so runs start
+        on time; that path reads only the `next_sync_at` index, so it costs the same however many
+        integrations there are. Maintenance (`maintain`, which reads more widely: webhook checks) runs at
+        most once per interval, however often due runs make the loop turn."""
+        started = time.perf_counter()
+        await self.queue_due()
         metrics.SCHEDULER_TICK.observe(time.perf_counter() - started)
-        return queued
+        if time.monotonic() >= self._next_maintenance:
+            self._next_maintenance = time.monotonic() + self.interval
+            await self.maintain()
+        return await self.pause()
 
     async def pause(self) -> float:
         """Seconds to wait before the next tick: the interval, or less when a scheduled run falls due sooner."""
-        due = await self.integrations.next_due_at()
+        now = self.clock()
+        due = await self.integrations.next_due_at(now + timedelta(seconds=self.interval))
         if due is None:
             return self.interval
-        return max(MIN_PAUSE, min(self.interval, (due - self.clock()).total_seconds()))
+        return max(MIN_PAUSE, min(self.interval, (due - now).total_seconds()))
 
     async def maintain_connections(self) -> None:
         """Webhook registrations checked and repaired (gateway/hookrepair.py); connect attempts expired."""
@@ -100,9 +122,16 @@ class Scheduler:
         return [run.id for run in await self.syncs.queue_many(wanted, Trigger.SCHEDULED)]
 
     async def recover_webhooks(self) -> None:
-        """Deliveries a dead worker had claimed are applied by another."""
+        """Deliveries a dead worker had claimed are applied by another, and deliveries whose apply job
+        was lost (stored, then Redis lost the job or enqueueing failed) get one."""
         for integration_id in await self.deliveries.release_stale(self.clock() - STALE_CLAIM):
             await self.jobs.enqueue_apply(integration_id, uuid.uuid4().hex)
+        forgotten = await self.deliveries.unclaimed_before(self.clock() - STALE_CLAIM)
+        # Manual mode keeps its deliveries for Sync Now on purpose (a paused integration's apply drops them).
+        for integration_id in await self.integrations.automatic_among(forgotten):
+            # One job per integration and STALE_CLAIM period, however many schedulers see it.
+            period = int(time.time() / STALE_CLAIM.total_seconds())
+            await self.jobs.enqueue_apply(integration_id, f"recover-{period}")
 
     async def recover_orphans(self) -> list[str]:
         """Runs whose worker died (lease expired) get a fresh job; they resume from their checkpoint. Runs

@@ -156,7 +156,12 @@ async def ensure_indexes(database: Database) -> None:
         ]
     )
     await database.queue.create_indexes(
-        [IndexModel([("integration_id", ASCENDING), ("claim", ASCENDING)]), IndexModel([("claimed_at", ASCENDING)])]
+        [
+            IndexModel([("integration_id", ASCENDING), ("claim", ASCENDING)]),
+            IndexModel([("claimed_at", ASCENDING)]),
+            # Deliveries nobody claimed for long (their apply job was lost): gateway.scheduler.
+            IndexModel([("claim", ASCENDING), ("received_at", ASCENDING)]),
+        ]
     )
     await database.api_calls.create_indexes(
         [IndexModel([("integration_id", ASCENDING), ("hour", ASCENDING)], unique=True)]
