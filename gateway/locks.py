@@ -10,9 +10,6 @@ import uuid
 from redis.asyncio import Redis
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-_EXTEND = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-)
 
 
 class RedisLock:
@@ -29,10 +26,6 @@ class RedisLock:
         if await redis.set(key, token, nx=True, px=int(seconds * 1000)):
             return cls(redis, key, token, seconds)
         return None
-
-    async def extend(self) -> bool:
-        """Another `seconds` from now; False when the lock had expired (someone else may hold it now)."""
-        return bool(await self.redis.eval(_EXTEND, 1, self.key, self.token, str(int(self.seconds * 1000))))  # type: ignore[misc]
 
     async def release(self) -> None:
         await self.redis.eval(_RELEASE, 1, self.key, self.token)  # type: ignore[misc]

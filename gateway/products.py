@@ -13,6 +13,7 @@ the run did not see (the run keeps what it saw in MongoDB: gateway.runs.RunStore
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -68,6 +69,10 @@ class Decision(Enum):
     ADDED_BEFORE = "added_before"  # an earlier attempt of this same run inserted it: counted as it did
     UPDATED_BEFORE = "updated_before"  # an earlier attempt of this same run updated it
 
+
+#: Products mapped or hashed between two turns of the event loop (a run's page is CPU work that would
+#: otherwise hold up every other job of its worker process for the whole page).
+YIELD_EVERY = 25
 
 #: The counter a decision adds to (UPDATE and CHECK_OVERLAYS are settled when written).
 _COUNTER = {
@@ -315,7 +320,9 @@ class ProductStore:
         guarded: dict[str, str] = {}
         slow: list[tuple[Product, str]] = []
         max_updated: datetime | None = None
-        for external_id, product in products.items():
+        for n, (external_id, product) in enumerate(products.items(), 1):
+            if not n % YIELD_EVERY:
+                await asyncio.sleep(0)  # hashing is CPU work: other jobs get the event loop in between
             store = product.to_document()  # dumped once: hashed and stored as is
             content_hash = hash_document(store)
             if max_updated is None or product.store_updated_at > max_updated:

@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 #: Store-wide mapping facts (currency, locales) are reused by webhook batches this long instead of
 #: asking the store on every delivery. Sync runs always ask afresh.
 MAPPING_CONTEXT_TTL = 300.0
-#: How long an apply job may hold an integration's lock without renewing it (each pass renews it); a
-#: worker that dies holding it delays that integration's deliveries at most this long.
+#: How long an apply job may hold an integration's lock (one pass); a worker that dies holding it
+#: delays that integration's deliveries at most this long.
 APPLY_LOCK_SECONDS = 30.0
 #: Products per bulk write when a pass applies many (batches of about this size suit MongoDB best).
 WRITE_CHUNK = 500
@@ -208,9 +208,9 @@ class WebhookService:
 
     async def apply_queued(self, integration_id: str) -> int:
         """The apply job: applies what waits for the integration, pass after pass until nothing does,
-        as the integration's only applier (a Redis lock), so one store's burst holds one webhook slot
-        and each pass takes everything that arrived during the previous one. Returns how many
-        products changed."""
+        as the integration's only applier (a Redis lock, held for one pass at a time), so one store's
+        burst holds one webhook slot and each pass takes everything that arrived during the previous
+        one. Returns how many products changed."""
         changed = 0
         while True:
             key = apply_lock_key(integration_id)
@@ -224,15 +224,12 @@ class WebhookService:
                 )
                 return changed
             try:
-                while True:
-                    claimed, applied = await self._apply_pass(integration_id, None)
-                    changed += applied
-                    if not claimed:
-                        break
-                    await lock.extend()
+                _, applied = await self._apply_pass(integration_id, None)
+                changed += applied
             finally:
                 await lock.release()
-            # Deliveries stored between the last pass and the release found the lock held: theirs.
+            # What arrived during the pass (its apply jobs found the lock held and left it to us), or
+            # between the pass and the release: another pass.
             if not await self.deliveries.waiting(integration_id):
                 return changed
 
