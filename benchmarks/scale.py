@@ -432,6 +432,8 @@ async def fair_work(quick: bool) -> dict[str, Any]:
         listener = asyncio.ensure_future(listen())
         await listening.wait()
         sent: dict[str, float] = {}
+        answered: list[float] = []
+        sent_at: dict[str, datetime] = {}
         pressed: dict[str, datetime] = {}
         rng = random.Random(3)
         api = rig.apis[0]
@@ -445,9 +447,11 @@ async def fair_work(quick: bool) -> dict[str, Any]:
             body, headers = toy_delivery(
                 secrets[integration_id], toy_product(external_id, f"Webhook {n}", stamp + timedelta(seconds=n))
             )
-            sent[f"{integration_id}:{external_id}"] = time.perf_counter()
+            sent[f"{integration_id}:{external_id}"] = at = time.perf_counter()
+            sent_at[f"{integration_id}:{external_id}"] = utcnow()
             async with session.post(f"{api.url}/webhooks/toy/{integration_id}", data=body, headers=headers) as r:
                 await r.read()
+            answered.append(time.perf_counter() - at)
 
         async def press(integration_id: str) -> None:
             at = utcnow()
@@ -487,7 +491,19 @@ async def fair_work(quick: bool) -> dict[str, Any]:
             run = await wait_run(gw, run_id, 300)
             if run.started_at is not None:
                 started_delays.append(max(0.0, (run.started_at - at).total_seconds()))
-        latencies = [changed[key] - at for key, at in sent.items() if key in changed]
+        # Stored: when the worker wrote the product (its created_at in MongoDB), from when the delivery
+        # was sent; both wall clocks of this machine. (The PRODUCT_CHANGED event reaches this process
+        # later still, and this process also plays the stores: its own load would count.)
+        written = {
+            d["_id"]: d["created_at"]
+            async for d in gw.db.products.find({"_id": {"$in": list(sent_at)}}, {"created_at": 1})
+        }
+        latencies = [
+            max(0.0, (written[key].replace(tzinfo=UTC) - at).total_seconds())
+            for key, at in sent_at.items()
+            if key in written
+        ]
+        seen_latencies = [changed[key] - at for key, at in sent.items() if key in changed]
         processed = (big_after.progress.processed if big_after is not None else 0) - big_before
         return {
             "integrations": small + 1,
@@ -496,6 +512,9 @@ async def fair_work(quick: bool) -> dict[str, Any]:
             "window_seconds": window,
             "deliveries": len(sent),
             "webhook_to_stored_ms": ms(latencies),
+            "webhook_to_event_seen_here_ms": ms(seen_latencies),
+            # The part of it the API took to answer (the rest is the apply job on a worker).
+            "webhook_answered_ms": ms(answered),
             "not_stored": len(set(sent) - set(changed)),
             "sync_now_presses": len(pressed),
             "sync_now_to_started_ms": ms(started_delays),
