@@ -2,8 +2,8 @@
 
 python -m benchmarks                 # everything, at the sizes the issues ask for
 python -m benchmarks --only sync     # one group: sync, queue, memory, webhooks, shopify, shopify_paths,
-                                     # bigcommerce, hostile, burst, soak, fair, bucket (the last four on
-                                     # the multi-process rig)
+                                     # bigcommerce, shopify_shared, hostile, burst, soak, fair, bucket (the
+                                     # last four on the multi-process rig)
 python -m benchmarks --quick         # small sizes, to check the harness
 """
 
@@ -41,6 +41,7 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
             m, r, 120 if quick else 400, 30, {"paginated": 1, "bulk": 1 if quick else 3, "chosen": 1 if quick else 3}
         ),
         "bigcommerce": lambda m, r: ratelimits.bigcommerce_quota(m, r, 1_000 if quick else 20_000, quick),
+        "shopify_shared": lambda m, r: ratelimits.shopify_shared_bucket(m, r, 150 if quick else 600, 2.0),
         "hostile": lambda m, r: hostile.hostile_api(m, r, quick),
         # On the rig (gateway.testing.rig), which brings servers of its own.
         "burst": lambda m, r: scale.webhook_burst(quick),

@@ -122,6 +122,12 @@ def render_report(r: dict[str, Any]) -> str:
         f"| BigCommerce {_get(r, 'bigcommerce', 'products')}-product full sync under a binding quota: duration / "
         f"quota minimum | {_get(r, 'bigcommerce', 'ratio_to_minimum')} ({_get(r, 'bigcommerce', 'seconds')} s vs "
         f"{_get(r, 'bigcommerce', 'minimum_seconds')} s; 429s: {_get(r, 'bigcommerce', 'responses_429')}) | <= 1.15 |",
+        f"| Shopify {_get(r, 'shopify_shared', 'products')}-product paginated sync and "
+        f"{_get(r, 'shopify_shared', 'webhooks_during_run')} product webhooks on one shop, 2 worker processes, one "
+        f"shared Standard bucket: run duration / bucket minimum for the points both spent | "
+        f"{_get(r, 'shopify_shared', 'ratio_to_minimum')} ({_get(r, 'shopify_shared', 'seconds')} s vs "
+        f"{_get(r, 'shopify_shared', 'minimum_seconds')} s; THROTTLED: "
+        f"{_get(r, 'shopify_shared', 'throttled_responses')}) | <= 1.15 |",
         *_hostile_rows(r),
         "",
         "### Many stores, several processes (on the multi-process rig: real `serve` and `worker` processes)",

@@ -1,12 +1,20 @@
-"""The activity log: what happened to an integration, in a merchant's words."""
+"""The activity log: what happened to an integration, in a merchant's words.
+
+What can happen many times a second (a store, or someone pretending to be one, sending deliveries
+that fail verification) is counted into one entry per integration and minute (`record_repeated`),
+so the log stays readable and its size bounded whatever arrives.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from pymongo.errors import DuplicateKeyError
 
 from gateway.domain import ActivityKind, utcnow
 from gateway.pagination import PageRequest, Slice
@@ -27,12 +35,17 @@ class ActivityRecord:
 
     @classmethod
     def from_doc(cls, doc: Doc) -> ActivityRecord:
+        message = doc["message"]
+        count = int(doc.get("count") or 1)
+        many = (doc.get("details") or {}).get("message_many")
+        if count > 1 and isinstance(many, str):
+            message = many.format(count=count)
         return cls(
             id=doc["_id"],
             account_id=doc["account_id"],
             at=doc["at"],
             kind=ActivityKind(doc["kind"]),
-            message=doc["message"],
+            message=message,
             integration_id=doc.get("integration_id"),
             run_id=doc.get("run_id"),
             product_id=doc.get("product_id"),
@@ -91,6 +104,33 @@ class ActivityLog:
         ]
         if docs:
             await self.db.activity.insert_many(docs)
+
+    async def record_repeated(
+        self, account_id: str, kind: ActivityKind, one: str, many: str, *, integration_id: str, reason: str
+    ) -> None:
+        """Count one more occurrence into this minute's entry of `kind` and `reason` for the integration.
+
+        `one` is the message of a single occurrence; `many` the message of several, with `{count}`."""
+        now = utcnow()
+        minute = now.replace(second=0, microsecond=0)
+        key = f"{kind.value}|{integration_id}|{reason}|{minute.isoformat()}"
+        entry = hashlib.sha256(key.encode()).hexdigest()[:32]
+        fields: Doc = {
+            "account_id": account_id,
+            "integration_id": integration_id,
+            "at": now,
+            "kind": kind.value,
+            "message": one,
+            "run_id": None,
+            "product_id": None,
+            "conflict_id": None,
+            "details": {"message_many": many, "reason": reason},
+        }
+        update = {"$setOnInsert": fields, "$inc": {"count": 1}}
+        try:
+            await self.db.activity.update_one({"_id": entry}, update, upsert=True)
+        except DuplicateKeyError:  # two processes created it at once: the other one won, count into it
+            await self.db.activity.update_one({"_id": entry}, {"$inc": {"count": 1}})
 
     async def page(self, account_id: str, integration_id: str | None, page: PageRequest) -> Slice[ActivityRecord]:
         query: Doc = {"account_id": account_id}

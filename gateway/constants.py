@@ -83,3 +83,14 @@ def token_refresh_lock_key(integration_id: str) -> str:
 def query_cost_key(caller: str) -> str:
     """One API caller's token bucket of GraphQL query cost (gateway.api.ratelimit)."""
     return f"gw:cost:{caller}"
+
+
+#: Every key of a store's shared rate-limit state (gateway.ratebudget) starts with this.
+RATE_KEY_PREFIX = "alana:rate:"
+
+
+def rate_key(store: str, name: str) -> str:
+    """One primitive (bucket, window, pause; `name` may end in `:holds` or `:claims`) of a store's rate state.
+    `store` is the store's identity; the braces make every key of one store hash to one cluster slot (a
+    script touches several)."""
+    return f"{RATE_KEY_PREFIX}{{{store}}}:{name}"

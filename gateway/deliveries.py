@@ -3,6 +3,15 @@
 The dedupe log keeps one small document per delivery id for a week, so a redelivery is recognised.
 The work queue holds what waits to be applied and loses each entry once applied, so claiming stays
 cheap however many deliveries came before.
+
+A worker claims an integration's waiting deliveries under a lease (`claim_expires`) that it renews
+while it applies them; claims whose lease ran out (the worker died, froze, or lost MongoDB half-way)
+go back to the queue (`release_expired`). Deliveries of a manual-mode integration are `held` for
+Sync Now; any other delivery waiting unclaimed for long has lost its apply job (`waiting_since`).
+
+The webhook endpoint's concurrent deliveries are written together (`record_batch`: one write to the
+queue, one to the log, whatever their number), which is what keeps a merchant's bulk edit from
+queueing up behind MongoDB round trips.
 """
 
 from __future__ import annotations
@@ -10,9 +19,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import bson
+from bson.errors import InvalidDocument
 from pymongo.errors import BulkWriteError
 
 from gateway.adapter import ChangeKind, WebhookEvent
@@ -58,6 +69,8 @@ class Arrival:
     integration_id: str
     event: WebhookEvent
     received_at: datetime
+    #: Kept for Sync Now (manual mode).
+    held: bool = False
 
 
 def _queue_doc(arrival: Arrival, wall: float) -> Doc:
@@ -73,30 +86,61 @@ def _queue_doc(arrival: Arrival, wall: float) -> Doc:
         "triggered_at": event.triggered_at,
         "received_at": arrival.received_at,
         "received_mono": wall,
+        "held": arrival.held,
         "claim": None,
     }
+
+
+def storable(event: WebhookEvent) -> bool:
+    """False when the delivery's body holds what BSON cannot store (an integer past 64 bits)."""
+    if event.product is None:
+        return True
+    try:
+        bson.encode({"product": dict(event.product)})
+    except (OverflowError, InvalidDocument):
+        return False
+    return True
 
 
 class DeliveryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record_batch(self, deliveries: Sequence[Arrival]) -> list[bool]:
-        """Log and queue many deliveries (the webhook endpoint's concurrent ones): one write to the dedupe
-        log and one to the queue for the whole batch, in that order. Returns, per delivery, False when its
-        (integration, delivery id) was seen before (it is not queued again)."""
-        if not deliveries:
+    async def record_batch(self, arrivals: Sequence[Arrival]) -> list[bool]:
+        """Queue and log many deliveries (the webhook endpoint's concurrent ones): one write to the queue
+        and one to the dedupe log for the whole batch. Returns, per delivery, False when its
+        (integration, delivery id) was seen before (it is taken back off the queue).
+
+        Queued first, then logged: a crash (or a MongoDB outage) between the two leaves queued changes
+        without their log entries, and the platform's retries queue them again (applying twice is
+        harmless). The other order would answer those retries "duplicate" and lose the changes."""
+        if not arrivals:
             return []
+        queued = await self.enqueue_many(arrivals)
+        fresh = await self.record_many(arrivals)
+        again = [queue_id for queue_id, new in zip(queued, fresh, strict=True) if not new]
+        if again:
+            await self.db.queue.delete_many({"_id": {"$in": again}})
+        return fresh
+
+    async def enqueue_many(self, arrivals: Sequence[Arrival]) -> list[Any]:
+        """Queue deliveries to be applied (their bodies `storable`); returns their queue ids, in order."""
+        wall = time.time()
+        result = await self.db.queue.insert_many([_queue_doc(a, wall) for a in arrivals])
+        return list(result.inserted_ids)
+
+    async def record_many(self, arrivals: Sequence[Arrival]) -> list[bool]:
+        """Log deliveries for dedupe; per delivery, False when its (integration, delivery id) was seen before."""
         logged = [
             {
-                "account_id": d.account_id,
-                "integration_id": d.integration_id,
-                "delivery_id": d.event.delivery_id,
-                "topic": d.event.topic,
-                "external_id": d.event.external_id,
-                "received_at": d.received_at,
+                "account_id": a.account_id,
+                "integration_id": a.integration_id,
+                "delivery_id": a.event.delivery_id,
+                "topic": a.event.topic,
+                "external_id": a.event.external_id,
+                "received_at": a.received_at,
             }
-            for d in deliveries
+            for a in arrivals
         ]
         seen_before: set[int] = set()
         try:
@@ -106,42 +150,67 @@ class DeliveryStore:
             if any(e.get("code") != 11000 for e in errors):
                 raise
             seen_before = {int(e["index"]) for e in errors}
-        fresh = [n not in seen_before for n in range(len(deliveries))]
-        wall = time.time()
-        queued = [_queue_doc(d, wall) for d, new in zip(deliveries, fresh, strict=True) if new]
-        if queued:
-            await self.db.queue.insert_many(queued, ordered=False)
-        return fresh
+        return [n not in seen_before for n in range(len(arrivals))]
+
+    async def enqueue(
+        self, account_id: str, integration_id: str, event: WebhookEvent, now: datetime, *, held: bool = False
+    ) -> Any:
+        """Queue one delivery (its body `storable`); returns its queue id. `held`: kept for Sync Now."""
+        return (await self.enqueue_many([Arrival(account_id, integration_id, event, now, held)]))[0]
+
+    async def record(self, account_id: str, integration_id: str, event: WebhookEvent, now: datetime) -> bool:
+        """Log one delivery; False when its (integration, delivery id) was seen before."""
+        return (await self.record_many([Arrival(account_id, integration_id, event, now)]))[0]
 
     async def waiting(self, integration_id: str) -> bool:
-        """True when a delivery of the integration waits unclaimed."""
-        return await self.db.queue.find_one({"integration_id": integration_id, "claim": None}, {"_id": 1}) is not None
+        """True when a delivery of the integration waits unclaimed (and not held for Sync Now)."""
+        query = {"integration_id": integration_id, "claim": None, "held": {"$ne": True}}
+        return await self.db.queue.find_one(query, {"_id": 1}) is not None
 
-    async def claim(self, integration_id: str, token: str, now: datetime) -> list[Delivery]:
-        """Take every unclaimed delivery of the integration under `token`, oldest first."""
+    async def claim(self, integration_id: str, token: str, now: datetime, lease: timedelta) -> list[Delivery]:
+        """Take every unclaimed delivery of the integration under `token` for `lease`, oldest first."""
         await self.db.queue.update_many(
-            {"integration_id": integration_id, "claim": None}, {"$set": {"claim": token, "claimed_at": now}}
+            {"integration_id": integration_id, "claim": None},
+            {"$set": {"claim": token, "claimed_at": now, "claim_expires": now + lease}},
         )
         claimed = {"integration_id": integration_id, "claim": token}
         return [Delivery.from_doc(d) async for d in self.db.queue.find(claimed).sort("received_at", 1)]
 
+    async def renew(self, integration_id: str, token: str, now: datetime, lease: timedelta) -> int:
+        """Extend the lease of the claim `token`; returns how many deliveries it still holds."""
+        result = await self.db.queue.update_many(
+            {"integration_id": integration_id, "claim": token}, {"$set": {"claim_expires": now + lease}}
+        )
+        return result.matched_count
+
+    async def release(self, integration_id: str, token: str) -> None:
+        """Give the claim `token` back unapplied (its apply failed): another job takes it."""
+        await self.db.queue.update_many({"integration_id": integration_id, "claim": token}, {"$set": {"claim": None}})
+
     async def done(self, integration_id: str, token: str) -> None:
         await self.db.queue.delete_many({"integration_id": integration_id, "claim": token})
 
-    async def release_stale(self, cutoff: datetime) -> list[str]:
-        """Claims older than `cutoff` (their worker died) go back to the queue; returns their integrations."""
-        stale = {"claim": {"$ne": None}, "claimed_at": {"$lt": cutoff}}
-        integrations = sorted({d["integration_id"] async for d in self.db.queue.find(stale, {"integration_id": 1})})
+    async def release_expired(self, now: datetime, legacy_cutoff: datetime) -> list[str]:
+        """Claims whose lease ran out go back to the queue; returns their integrations. (A claim made by a
+        release without leases counts as expired once claimed before `legacy_cutoff`.)"""
+        expired = {
+            "claim": {"$ne": None},
+            "$or": [
+                {"claim_expires": {"$lt": now}},
+                {"claim_expires": {"$exists": False}, "claimed_at": {"$lt": legacy_cutoff}},
+            ],
+        }
+        integrations = sorted({d["integration_id"] async for d in self.db.queue.find(expired, {"integration_id": 1})})
         if integrations:
-            await self.db.queue.update_many(stale, {"$set": {"claim": None}})
+            await self.db.queue.update_many(expired, {"$set": {"claim": None}})
         return integrations
 
-    async def unclaimed_before(self, cutoff: datetime) -> list[str]:
-        """Integrations with a delivery received before `cutoff` that nobody claimed yet: its apply job
-        was lost (Redis lost it, or enqueueing failed after the delivery was stored), or the integration
-        is in manual mode and keeps it for Sync Now on purpose."""
-        old = {"claim": None, "received_at": {"$lt": cutoff}}
-        return sorted(await self.db.queue.distinct("integration_id", old))
+    async def waiting_since(self, cutoff: datetime, limit: int = 1_000) -> list[str]:
+        """Integrations with a delivery waiting unclaimed (and not held for Sync Now) since before `cutoff`:
+        its apply job was lost (Redis was down when it was queued, or restarted without its data)."""
+        waiting = {"claim": None, "held": {"$ne": True}, "received_at": {"$lt": cutoff}}
+        found = self.db.queue.find(waiting, {"integration_id": 1}).limit(limit)
+        return sorted({d["integration_id"] async for d in found})
 
     async def drop_unclaimed(self, integration_id: str) -> None:
         """Forget what waits for an integration that may not call its store (a full sync catches it up)."""

@@ -26,7 +26,7 @@ from gateway import metrics
 from gateway.activity import ActivityLog
 from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext, Page
 from gateway.conflicts import ConflictService
-from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus
+from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, utcnow
 from gateway.errors import LeaseLost, RunCancelled, StoreAuthError, StoreError
 from gateway.events import EventPublisher, ProductChanged, run_event
 from gateway.healthwatch import HealthWatch
@@ -205,6 +205,8 @@ class _Execution:
         self.message = STARTING
         self.checkpoint = run.checkpoint or Checkpoint()
         self.nothing_stored = False
+        #: This attempt began reading the store then: what it reads is no older (see gateway.products).
+        self.reading_since = utcnow()
         #: Run-level entries for the summary's errors, added when the run ends (once, whatever the attempt).
         self.notes: list[SyncError] = []
 
@@ -287,6 +289,7 @@ class _Execution:
         # A retry after the last page was checkpointed goes straight to the end-of-run work.
         if not self.checkpoint.complete:
             self.message = "Reading products from the store"
+            self.reading_since = utcnow()
             async for page in prefetch(self.adapter.fetch_products(conn, request), PREFETCH_PAGES):
                 await self.process_page(page, context)
         if run.kind is RunKind.FULL:
@@ -314,6 +317,7 @@ class _Execution:
             run.id,
             mapped,
             nothing_stored=self.nothing_stored,
+            observed_after=self.reading_since,
         )
         if run.kind is RunKind.FULL:  # kept with the run before its checkpoint: removals survive anything
             seen = [*mapped, *(e.external_id for e in errors if e.external_id)]

@@ -4,7 +4,8 @@ One place for what every connector otherwise re-invents: timeouts, retries with 
 and full jitter on 429 / 5xx / timeouts (honouring Retry-After and X-Retry-After, the longer of the
 two), a concurrency limit per integration, call counting, and a `Budget` hook through which each
 platform reads its own rate-limit signals (Shopify's cost extension, BigCommerce's quota headers)
-and slows down *before* it is throttled.
+and slows down *before* it is throttled. A budget keeps its model in the store's shared rate state
+(gateway/ratebudget.py), so every process talking to one store spends one budget.
 
 It is also the outbound guard (docs/writing-a-plugin.md, "Outbound requests"). Every request a plugin
 makes goes out through it, so the store URL checked at connect time cannot be turned against the
@@ -20,6 +21,7 @@ gateway later:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -46,6 +48,7 @@ from gateway.errors import (
     StoreRequestRefused,
     StoreUnreachable,
 )
+from gateway.ratebudget import LocalRateState, RateState
 from gateway.settings import get_settings
 from gateway.urls import address_refusal
 
@@ -147,17 +150,68 @@ class Response:
 class Budget:
     """A platform's rate-limit model. The default spends freely and never waits.
 
-    Subclass it in a plugin: `acquire` is awaited before each request (wait there until the budget can
-    pay `cost`), `observe` is called with every response (update the model from the platform's
-    headers or body) and returns seconds to wait before retrying that same request, or None when the
-    response is final. Returning a delay for a 200 response turns it into a retry (Shopify's THROTTLED
-    arrives with HTTP 200).
+    Subclass it in a plugin. `acquire` is awaited before each request: wait there until the budget can
+    pay `cost`, and return a ticket (anything: a reservation). `observe` is awaited with every response
+    and that ticket: update the model from the platform's headers or body, and return seconds to wait
+    before retrying that same request, or None when the response is final. Returning a delay for a 200
+    response turns it into a retry (Shopify's THROTTLED arrives with HTTP 200). `abandon` is awaited
+    instead of `observe` when the request got no response (a timeout, a refused connection).
+
+    Keep the model in `self.shared`, the store's `RateState` (gateway/ratebudget.py): a bucket, a
+    window or a pause that every process talking to the store shares. The core's connections bind it to
+    Redis (`bind`, before the first request); a client built without them keeps it in memory.
     """
 
-    async def acquire(self, cost: float = 1.0) -> None:
+    _shared: RateState | None = None
+
+    def bind(self, shared: RateState) -> None:
+        """Use `shared` for this store's state (the connection's HTTP client calls it)."""
+        self._shared = shared
+
+    @property
+    def shared(self) -> RateState:
+        if self._shared is None:
+            self._shared = self.local_state()
+        return self._shared
+
+    def local_state(self) -> RateState:
+        """The state used when nothing was bound: in memory, for this budget alone."""
+        return LocalRateState()
+
+    async def acquire(self, cost: float = 1.0) -> Any:
         return None
 
-    def observe(self, response: Response, cost: float = 1.0) -> float | None:
+    async def observe(self, response: Response, cost: float = 1.0, ticket: Any = None) -> float | None:
+        return None
+
+    async def abandon(self, cost: float = 1.0, ticket: Any = None) -> None:
+        return None
+
+
+class PauseBudget(Budget):
+    """For a platform that publishes no quota, only 429 / 503 with Retry-After (WooCommerce behind a host's
+    limiter): when the store tells one client to wait, every client of the store waits that long before
+    its next request, instead of each finding out with a refusal of its own."""
+
+    STATUSES = frozenset({429, 503})
+
+    def __init__(self, name: str = "retry-after") -> None:
+        self.name = name
+        #: Seconds this client waited for a pause another request (or process) was told about.
+        self.waited = 0.0
+
+    async def acquire(self, cost: float = 1.0) -> Any:
+        pause = self.shared.pause(self.name)
+        while (left := await pause.remaining()) > 0:
+            self.waited += left
+            await asyncio.sleep(left)
+        return None
+
+    async def observe(self, response: Response, cost: float = 1.0, ticket: Any = None) -> float | None:
+        if response.status in self.STATUSES:
+            delay = retry_after_seconds(response.headers)
+            if delay:
+                await self.shared.pause(self.name).extend(delay)
         return None
 
 
@@ -189,8 +243,10 @@ class HttpClient:
 
     `allow_private` turns the private-address guard off; None follows GATEWAY_ALLOW_PRIVATE_URLS.
     `resolver` replaces the name resolution under the guard (tests; a deployment's own DNS).
-    `prepare` is awaited before every attempt of every request, before the headers are read: the core
-    refreshes an expiring token there and swaps it into `headers` (gateway/tokens.py).
+    `prepare` is awaited before every attempt of every request, after the budget granted it and before the
+    headers are read: the core refreshes an expiring token there and swaps it into `headers` (gateway/tokens.py).
+    `rate_state` is the store's shared rate-limit state, bound to the budget (the core's connection factory,
+    gateway/integrations.py, passes one in Redis, so every process spends one budget per store; gateway/ratebudget.py).
     """
 
     def __init__(
@@ -210,6 +266,7 @@ class HttpClient:
         resolver: AbstractResolver | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         prepare: Callable[[], Awaitable[None]] | None = None,
+        rate_state: RateState | None = None,
     ) -> None:
         self.prepare = prepare
         self.base_url = base_url.rstrip("/")
@@ -220,6 +277,8 @@ class HttpClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.budget = budget or Budget()
+        if rate_state is not None:
+            self.budget.bind(rate_state)
         self.on_call = on_call
         self.calls = 0
         self.retries = 0
@@ -300,13 +359,21 @@ class HttpClient:
         url = self.url_for(path)
         attempt = 0
         while True:
+            ticket = await self.budget.acquire(cost)
             if self.prepare is not None:
-                await self.prepare()
+                # After the budget's wait, which a shared bucket can make longer than what is left of a
+                # short-lived token: the credentials are checked just before the request goes out.
+                try:
+                    await self.prepare()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await self.budget.abandon(cost, ticket)
+                    raise
             merged = {**self.headers, **(headers or {})}
-            await self.budget.acquire(cost)
             try:
                 response = await self._send(method, url, params, json_body, data, merged)
             except (TimeoutError, aiohttp.ClientError) as exc:
+                await self.budget.abandon(cost, ticket)
                 _raise_if_refused(exc)
                 if attempt >= self.max_retries:
                     raise StoreUnreachable(
@@ -316,7 +383,12 @@ class HttpClient:
                 await self._sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
                 attempt += 1
                 continue
-            wait = self.budget.observe(response, cost)
+            except BaseException:
+                # Refused, cut short, over the size limit or cancelled: no answer for the budget to read.
+                with contextlib.suppress(Exception):
+                    await self.budget.abandon(cost, ticket)
+                raise
+            wait = await self.budget.observe(response, cost, ticket)
             if response.status in RETRY_STATUSES or wait is not None:
                 if attempt >= self.max_retries:
                     if response.status == 429 or wait is not None:
@@ -498,6 +570,7 @@ __all__ = [
     "Download",
     "GuardedResolver",
     "HttpClient",
+    "PauseBudget",
     "Response",
     "StoreError",
     "backoff_delay",

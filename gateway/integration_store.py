@@ -305,13 +305,6 @@ class IntegrationStore:
     async def exists(self, integration_id: str) -> bool:
         return await self.db.integrations.count_documents({"_id": integration_id}) > 0
 
-    async def automatic_among(self, integration_ids: builtins.list[str]) -> builtins.list[str]:
-        """Those of the given integrations that are in automatic mode."""
-        if not integration_ids:
-            return []
-        query = {"_id": {"$in": integration_ids}, "settings.mode": SyncMode.AUTOMATIC.value}
-        return [doc["_id"] async for doc in self.db.integrations.find(query, {"_id": 1})]
-
     async def next_due_at(self, before: datetime) -> datetime | None:
         """When the next scheduled sync of any automatic integration falls due, if that is before
         `before` (None: nothing falls due until then).

@@ -43,6 +43,7 @@ from gateway.integration_store import (
 from gateway.lifecycle import callback_url
 from gateway.plugins import PluginRegistry
 from gateway.products import ProductStore
+from gateway.ratebudget import RateState
 from gateway.runs import Run, RunStore
 from gateway.settings import Settings
 from gateway.syncs import SyncService
@@ -76,6 +77,7 @@ class IntegrationService:
         registry: PluginRegistry,
         box: SecretBox,
         settings: Settings,
+        rate_states: Callable[[str], RateState],
         clock: Callable[[], datetime],
     ) -> None:
         self.store = store
@@ -90,6 +92,8 @@ class IntegrationService:
         self.registry = registry
         self.box = box
         self.settings = settings
+        #: The shared rate-limit state of the store at a URL (in Redis: one per store for every process).
+        self.rate_states = rate_states
         self.clock = clock
 
     # ---- reads --------------------------------------------------------------------------------
@@ -158,6 +162,9 @@ class IntegrationService:
         fresh: FreshCredentials | None = None,
     ) -> Connection:
         settings = self.settings
+        # One rate budget per store, shared by every process: runs, webhook batches, connect checks and
+        # webhook repair all build their clients here (gateway/ratebudget.py).
+        rate_state = self.rate_states(store_url)
 
         def factory(base_url: str, **kwargs: Any) -> HttpClient:
             defaults: dict[str, Any] = {
@@ -165,6 +172,7 @@ class IntegrationService:
                 "backoff_base": settings.http_backoff_base,
                 "on_call": counter,
                 "allow_private": settings.allow_private_urls,
+                "rate_state": rate_state,
             }
             client = HttpClient(base_url, **{**defaults, **kwargs})
             if fresh is not None:

@@ -30,7 +30,7 @@ class _WebhookCounter:
     def __init__(self) -> None:
         self._counter = Counter(
             "gateway_webhook_deliveries_total",
-            "Webhook deliveries by outcome (received, rejected, duplicate, applied, unknown, unparseable)",
+            "Webhook deliveries by outcome (received, rejected, duplicate, applied, unknown, unparseable, unstorable)",
             ["platform", "outcome"],
         )
 

@@ -9,6 +9,14 @@ guard.
 Change detection for a run's page is `write_page`: one read of the stored hashes, a `Decision` per
 product, one unordered bulk write. At the end of a full run, `sweep_unseen` marks removed the products
 the run did not see (the run keeps what it saw in MongoDB: gateway.runs.RunStore.record_seen).
+
+A removal is a store version too, and nothing older brings a product back:
+- it records when it was decided (`removed_at`) and the store time it stands for (`removal_version`);
+- a store body not newer than both that and the last version stored (a late or replayed webhook)
+  changes nothing;
+- what a sync read (a page, a webhook's read-back) brings a removed product back only when the read
+  began after the removal (`observed_after`): a page fetched before a webhook removed the product is
+  older than that removal, whatever the page says.
 """
 
 from __future__ import annotations
@@ -194,12 +202,26 @@ def store_field_value(store: Doc, name: str) -> Any:
     return store.get(name)
 
 
-def classify(product: Product, content_hash: str, old: Doc | None, run_id: str | None) -> Decision:
-    """The decision for one mapped product of run `run_id`, given its stored hash, version and flags."""
+def classify(
+    product: Product,
+    content_hash: str,
+    old: Doc | None,
+    run_id: str | None,
+    observed_after: datetime | None = None,
+    *,
+    carried: bool = False,
+) -> Decision:
+    """The decision for one mapped product of run `run_id` (None: a webhook's), given its stored hash,
+    version and flags, when the store was read after `observed_after`; `carried`: the body came in a
+    webhook delivery (a removed product is revived only by a body newer than its removal)."""
     if old is None:
         return Decision.INSERT
+    if removed_since(old, observed_after):
+        return Decision.UNCHANGED  # removed (by a webhook) after this page was read: the page is older
     if older(product.store_updated_at, old.get("store_updated_at")):
         return Decision.UNCHANGED  # a newer version already arrived (a webhook overtook this run): keep it
+    if carried and observed_after is None and not newer_than_removal(product.store_updated_at, old):
+        return Decision.UNCHANGED  # a late or replayed body of before its removal
     if old.get("hash") == content_hash and not old.get("removed"):
         # Written by an earlier attempt of this same run: count it as that attempt did.
         if old.get("created_run") == run_id:
@@ -252,6 +274,8 @@ class ProductStore:
                 "created_run": 1,
                 "updated_run": 1,
                 "store_updated_at": 1,
+                "removed_at": 1,
+                "removal_version": 1,
             },
         )
         return {doc["external_id"]: doc async for doc in cursor}
@@ -304,12 +328,16 @@ class ProductStore:
         products: Mapping[str, Product],
         *,
         nothing_stored: bool = False,
+        observed_after: datetime | None = None,
+        carried: bool = False,
     ) -> PageWrite:
         """Write one page of a run (or a webhook batch: `run_id` None): only what changed, in one unordered
         bulk write (version-guarded); a version older than the stored one changes nothing.
 
         `nothing_stored` (a first load) skips reading what is stored; a product that appears meanwhile
-        (a webhook) makes its insert collide and is decided again.
+        (a webhook) makes its insert collide and is decided again. `observed_after`: the store was read
+        after this moment (a removed product comes back only if it was removed before). `carried`: the
+        bodies came in webhook deliveries (one of before a product's removal does not bring it back).
         """
         existing = {} if nothing_stored or not products else await self.existing(integration_id, list(products))
         #: Each product's counter ("added", "updated" or "unchanged"), as finally decided.
@@ -328,7 +356,7 @@ class ProductStore:
             if max_updated is None or product.store_updated_at > max_updated:
                 max_updated = product.store_updated_at
             old = existing.get(external_id)
-            decision = classify(product, content_hash, old, run_id)
+            decision = classify(product, content_hash, old, run_id, observed_after, carried=carried)
             tally[external_id] = _COUNTER[decision]
             if decision is Decision.INSERT:
                 inserts.append(self.new_document(account_id, integration_id, product, content_hash, run_id, store))
@@ -351,7 +379,15 @@ class ProductStore:
             slow += [(products[e], h) for e, h in guarded.items() if now.get(e, {}).get("hash") != h]
         found: list[tuple[str, ConflictFound]] = []
         for product, content_hash in slow:
-            outcome = await self.write_one(account_id, integration_id, product, content_hash, run_id, skip_older=True)
+            outcome = await self.write_one(
+                account_id,
+                integration_id,
+                product,
+                content_hash,
+                run_id,
+                skip_older=True,
+                observed_after=observed_after,
+            )
             external_id = product.external_id
             if outcome.outcome in (Outcome.UNCHANGED, Outcome.STALE):
                 tally[external_id] = "unchanged"
@@ -389,12 +425,12 @@ class ProductStore:
         removed = 0
         for start in range(0, len(gone), 1000):
             ids = [product_id(integration_id, e) for e in gone[start : start + 1000]]
+            # The run read the store from `started_at` on without finding them: a store version of that
+            # time or older cannot be newer than their removal.
+            removal = {"removed": True, "removed_at": utcnow(), "removal_version": started_at}
             result = await self.db.products.update_many(
                 {"_id": {"$in": ids}, "removed": {"$ne": True}},
-                {
-                    "$set": {"removed": True, "removed_at": utcnow(), "removed_run": run_id, "removed_sweep": run_id},
-                    "$inc": {"version": 1},
-                },
+                {"$set": {**removal, "removed_run": run_id, "removed_sweep": run_id}, "$inc": {"version": 1}},
             )
             removed += result.modified_count
         if retried:  # a scan, so only when an earlier attempt may have swept some already
@@ -482,10 +518,13 @@ class ProductStore:
         run_id: str | None,
         *,
         skip_older: bool = False,
+        observed_after: datetime | None = None,
     ) -> WriteResult:
         """Write one store version safely (conditional on version), detecting overlay conflicts.
 
-        `skip_older`: a store version older than the stored one changes nothing (late webhooks).
+        `skip_older`: a store version older than the stored one changes nothing (late webhooks), and so
+        does one of a removed product dated at or before its removal. `observed_after`: the product was
+        read from the store after this moment; a product removed since stays removed.
         """
         pid = product_id(integration_id, product.external_id)
         for _ in range(20):
@@ -498,7 +537,11 @@ class ProductStore:
                     return WriteResult(Outcome.ADDED, pid)
                 except DuplicateKeyError:
                     continue  # someone else inserted it first: decide again against theirs
+            if removed_since(doc, observed_after):
+                return WriteResult(Outcome.STALE, pid)
             if skip_older and older(product.store_updated_at, doc.get("store_updated_at")):
+                return WriteResult(Outcome.STALE, pid)
+            if skip_older and observed_after is None and not newer_than_removal(product.store_updated_at, doc):
                 return WriteResult(Outcome.STALE, pid)
             if doc.get("hash") == content_hash and not doc.get("removed"):
                 return WriteResult(Outcome.UNCHANGED, pid)
@@ -518,14 +561,19 @@ class ProductStore:
                 return WriteResult(outcome, pid, tuple(conflicts))
         raise RuntimeError(f"product {pid} kept changing under 20 consecutive writes")
 
-    async def mark_removed(self, integration_id: str, external_ids: Iterable[str], run_id: str | None) -> int:
+    async def mark_removed(
+        self, integration_id: str, external_ids: Iterable[str], run_id: str | None, *, version: datetime | None = None
+    ) -> int:
+        """Mark products removed (never deleted). `version`: the store time the removal stands for (the
+        delivery's receipt; by default now, when the store was just asked): no older body revives them."""
         ids = [product_id(integration_id, e) for e in external_ids]
         if not ids:
             return 0
+        now = utcnow()
         result = await self.db.products.update_many(
             {"_id": {"$in": ids}, "removed": {"$ne": True}},
             {
-                "$set": {"removed": True, "removed_at": utcnow(), "removed_run": run_id},
+                "$set": {"removed": True, "removed_at": now, "removal_version": version or now, "removed_run": run_id},
                 "$inc": {"version": 1},
             },
         )
@@ -577,3 +625,23 @@ def older(new: datetime | None, stored: datetime | None) -> bool:
     if new is None or stored is None:
         return False
     return new < stored
+
+
+def newer_than_removal(new: datetime | None, doc: Doc) -> bool:
+    """False when `doc` is removed and a store version dated `new` is not newer than the removal.
+
+    The removal stands after the last store version applied (a replay of that very body is not newer)
+    and after the store time it was decided at (`removal_version`, this side's clock: a store whose
+    clock runs ahead can only slip a body through within that difference)."""
+    if not doc.get("removed") or new is None:
+        return True
+    marks = [m for m in (doc.get("store_updated_at"), doc.get("removal_version") or doc.get("removed_at")) if m]
+    return all(new > mark for mark in marks)
+
+
+def removed_since(doc: Doc, observed_after: datetime | None) -> bool:
+    """True when `doc` was removed at or after `observed_after` (what was read then is older)."""
+    if observed_after is None or not doc.get("removed"):
+        return False
+    removed_at = doc.get("removed_at")
+    return removed_at is not None and removed_at >= observed_after

@@ -23,6 +23,11 @@ from gateway.pagination import PageRequest, Slice
 from gateway.storage.mongo import Database, Doc, find_page
 
 MAX_ERRORS_KEPT = 200
+#: A summary in a list of runs carries its first errors (a run read alone carries all it kept), so a
+#: list of a hundred runs stays small however many products failed.
+LISTED_ERRORS = 20
+#: Runs as lists read them.
+_LISTED: Doc = {"errors": {"$slice": LISTED_ERRORS}}
 #: What a run's progress says before a worker takes it, and when one does.
 WAITING = "Waiting to start"
 STARTING = "Starting"
@@ -116,7 +121,7 @@ class Run:
     product_ids: tuple[str, ...] = ()
     progress: RunProgress = field(default_factory=RunProgress)
     counts: RunCounts = field(default_factory=RunCounts)
-    #: Empty in lists of runs (they are not read there; see RunStore.latest).
+    #: The first MAX_ERRORS_KEPT; in lists of runs, the first LISTED_ERRORS (RunStore.latest, page).
     errors: tuple[SyncError, ...] = ()
     checkpoint: Checkpoint | None = None
     attempts: int = 0
@@ -259,11 +264,11 @@ class RunStore:
         return _one(await self.db.runs.find_one({"integration_id": integration_id, "active": True}))
 
     async def latest(self, integration_id: str, limit: int = 10, finished_only: bool = False) -> list[Run]:
-        """The newest runs, without their error lists."""
+        """The newest runs, with their first LISTED_ERRORS errors."""
         query: Doc = {"integration_id": integration_id}
         if finished_only:
             query["active"] = {"$ne": True}
-        cursor = self.db.runs.find(query, {"errors": 0}).sort([("queued_at", -1), ("_id", -1)]).limit(limit)
+        cursor = self.db.runs.find(query, _LISTED).sort([("queued_at", -1), ("_id", -1)]).limit(limit)
         return [Run.from_doc(doc) async for doc in cursor]
 
     async def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Run | None:
@@ -428,7 +433,7 @@ class RunStore:
 
     async def page(self, account_id: str, integration_id: str, page: PageRequest) -> Slice[Run]:
         query: Doc = {"account_id": account_id, "integration_id": integration_id}
-        found = await find_page(self.db.runs, query, "queued_at", page)
+        found = await find_page(self.db.runs, query, "queued_at", page, _LISTED)
         return Slice([Run.from_doc(d) for d in found.items], found.positions, found.has_next)
 
 

@@ -33,8 +33,10 @@ FULL_RUN_EVERY = timedelta(days=1)
 #: A run queued longer ago than this may have lost its job (Redis restarted without persistence, as the
 #: demo's Valkey does): its job is put on the queue again, which arq ignores while the job is still there.
 STALE_QUEUED = timedelta(seconds=30)
-#: Deliveries claimed longer ago than this belong to a worker that died.
-STALE_CLAIM = timedelta(seconds=120)
+#: A claim made by a release without claim leases is taken for a dead worker's after this.
+LEGACY_STALE_CLAIM = timedelta(seconds=120)
+#: A delivery waiting unclaimed this long lost its apply job (Redis was down or lost its data).
+STALE_WAITING = timedelta(seconds=30)
 #: The shortest pause between ticks, whatever falls due (a due run another worker is claiming right now).
 MIN_PAUSE = 0.05
 
@@ -122,16 +124,14 @@ class Scheduler:
         return [run.id for run in await self.syncs.queue_many(wanted, Trigger.SCHEDULED)]
 
     async def recover_webhooks(self) -> None:
-        """Deliveries a dead worker had claimed are applied by another, and deliveries whose apply job
-        was lost (stored, then Redis lost the job or enqueueing failed) get one."""
-        for integration_id in await self.deliveries.release_stale(self.clock() - STALE_CLAIM):
-            await self.jobs.enqueue_apply(integration_id, uuid.uuid4().hex)
-        forgotten = await self.deliveries.unclaimed_before(self.clock() - STALE_CLAIM)
-        # Manual mode keeps its deliveries for Sync Now on purpose (a paused integration's apply drops them).
-        for integration_id in await self.integrations.automatic_among(forgotten):
-            # One job per integration and STALE_CLAIM period, however many schedulers see it.
-            period = int(time.time() / STALE_CLAIM.total_seconds())
-            await self.jobs.enqueue_apply(integration_id, f"recover-{period}")
+        """Deliveries whose claim's lease ran out (the worker died, froze, or lost MongoDB half-way) are applied
+        by another job, and so are deliveries that wait without a job (their job was lost with Redis)."""
+        now = self.clock()
+        released = await self.deliveries.release_expired(now, now - LEGACY_STALE_CLAIM)
+        waiting = await self.deliveries.waiting_since(now - STALE_WAITING)
+        for integration_id in sorted({*released, *waiting}):
+            # One recovery job at a time per integration: a backlog does not get a job per tick.
+            await self.jobs.enqueue_apply(integration_id, "recover")
 
     async def recover_orphans(self) -> list[str]:
         """Runs whose worker died (lease expired) get a fresh job; they resume from their checkpoint. Runs

@@ -44,6 +44,7 @@ from gateway.lifecycle import LifecycleService
 from gateway.migrations import run_migrations
 from gateway.plugins import PluginRegistry, load_plugins
 from gateway.products import ProductStore
+from gateway.ratebudget import RedisRateState
 from gateway.runs import RunStore
 from gateway.scheduler import Scheduler
 from gateway.settings import Settings
@@ -140,6 +141,7 @@ class Gateway:
             registry=registry,
             box=self.box,
             settings=settings,
+            rate_states=lambda store_url: RedisRateState.for_store(redis, store_url),
             clock=now,
         )
         self.webhooks = WebhookService(

@@ -80,7 +80,8 @@ class SyncService:
                 integration_id=integration.id,
                 run_id=run.id,
             )
-            await self.jobs.enqueue_run(run.id, trigger)
+            # The run is QUEUED in MongoDB: while Redis is down, the scheduler gives it its job once it is back.
+            await self.jobs.enqueue_run(run.id, trigger, best_effort=True)
             await self._announce(run)
         return run, created
 
@@ -98,7 +99,7 @@ class SyncService:
 
         async def enqueue(run: Run) -> None:
             async with limit:
-                await self.jobs.enqueue_run(run.id, trigger)
+                await self.jobs.enqueue_run(run.id, trigger, best_effort=True)
                 await self._announce(run)
 
         await asyncio.gather(*(enqueue(run) for run in runs))

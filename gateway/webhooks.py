@@ -8,19 +8,22 @@ coalescing window, so a bulk edit's burst costs MongoDB a few writes per batch, 
 delivery; the answer still waits until the delivery is stored.
 
 Applying is one job per integration at a time (`apply_queued`, under a Redis lock): each pass claims
-every pending delivery, coalesces them to the newest version of each product, and writes them in
-bulk through the version-guarded path, where a store version older than the stored one changes
-nothing; then it looks again, until nothing waits.
+every pending delivery under a lease renewed while it applies them (a worker that dies or freezes, or
+an apply that fails, gives them back), coalesces them to the newest version of each product, and
+writes them in bulk through the version-guarded path, where a store version older than the stored
+one changes nothing; then it looks again, until nothing waits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 
@@ -30,8 +33,8 @@ from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, Map
 from gateway.batching import WriteBatcher
 from gateway.conflicts import ConflictService
 from gateway.constants import apply_lock_key
-from gateway.deliveries import Arrival, Delivery, DeliveryStore
-from gateway.domain import ActivityKind, SyncMode, Trigger
+from gateway.deliveries import Arrival, Delivery, DeliveryStore, storable
+from gateway.domain import ActivityKind, SyncMode, Trigger, utcnow
 from gateway.errors import StoreAuthError, StoreError
 from gateway.events import EventPublisher, ProductChanged
 from gateway.healthwatch import HealthWatch
@@ -142,19 +145,26 @@ class WebhookService:
         age = (self.clock() - event.triggered_at).total_seconds() if event.triggered_at else 0.0
         if age > self.settings.webhook_max_age_seconds:
             return await self._reject(integration, platform, "is a replay of an old delivery")
-        # Stored (logged and queued, with whatever else arrived meanwhile) before the answer: a delivery
+        if not storable(event):
+            if event.product is None or "fetch_by_ids" not in adapter.info.capabilities:
+                metrics.WEBHOOKS.labels(platform=platform, outcome="unstorable").inc()
+                return 400, "the delivery carries a value that cannot be stored (such as an integer past 64 bits)"
+            # The body cannot be kept: the product is read back from the store instead.
+            event = replace(event, kind=ChangeKind.REFRESH, product=None)
+        manual = integration.settings.mode is SyncMode.MANUAL
+        # Stored (queued and logged, with whatever else arrived meanwhile) before the answer: a delivery
         # answered 200 is in MongoDB.
-        arrival = _Arrival(Arrival(integration.account_id, integration_id, event, self.clock()), integration)
-        if not await self._intake.submit(arrival):
+        arrival = Arrival(integration.account_id, integration_id, event, self.clock(), held=manual)
+        if not await self._intake.submit(_Arrival(arrival, integration)):
             metrics.WEBHOOKS.labels(platform=platform, outcome="duplicate").inc()
             return 200, "duplicate delivery"
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
-        if integration.settings.mode is SyncMode.MANUAL:
+        if manual:
             return 200, "recorded for the next Sync Now"
         return 200, "ok"
 
     async def _store_batch(self, arrivals: list[_Arrival]) -> list[bool]:
-        """The intake's write: every delivery of the batch logged and queued together, then what the
+        """The intake's write: every delivery of the batch queued and logged together, then what the
         new ones ask for done once per integration (manual mode: the waiting count and the light;
         automatic: an apply job)."""
         fresh = await self.deliveries.record_batch([a.delivery for a in arrivals])
@@ -164,7 +174,7 @@ class WebhookService:
         for arrival, new in zip(arrivals, fresh, strict=True):
             if not new:
                 continue
-            if arrival.integration.settings.mode is SyncMode.MANUAL:
+            if arrival.delivery.held:
                 held[arrival.integration.id] = held.get(arrival.integration.id, 0) + 1
             else:
                 applied[arrival.integration.id] = None
@@ -179,8 +189,10 @@ class WebhookService:
         """Deliveries within one short window share a job: a burst is applied together. This process
         asks Redis once per integration and window (arq would refuse the same job id anyway)."""
         window = self.settings.webhook_coalesce_seconds
+        # Best effort: the deliveries are safe in MongoDB already; without Redis, the scheduler gives
+        # them a job later (no need to have them resent).
         if window <= 0:
-            await self.jobs.enqueue_apply(integration_id, uuid.uuid4().hex)
+            await self.jobs.enqueue_apply(integration_id, uuid.uuid4().hex, best_effort=True)
             return
         # Read after the deliveries were stored: the window's job runs after the window ends, so it
         # finds them.
@@ -191,18 +203,21 @@ class WebhookService:
             self._scheduled.clear()
         self._scheduled[integration_id] = bucket
         try:
-            await self.jobs.enqueue_apply(integration_id, bucket, defer_by=window)
+            await self.jobs.enqueue_apply(integration_id, bucket, defer_by=window, best_effort=True)
         except BaseException:
             self._scheduled.pop(integration_id, None)
             raise
 
     async def _reject(self, integration: Integration, platform: str, why: str) -> tuple[int, str]:
         metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
-        await self.activity.record(
+        # Counted into one entry a minute: a flood of forgeries must not flood the merchant's log.
+        await self.activity.record_repeated(
             integration.account_id,
             ActivityKind.WEBHOOK_REJECTED,
             f"A change notification claiming to come from your store {why} and was ignored",
+            f"{{count}} change notifications claiming to come from your store {why} and were ignored",
             integration_id=integration.id,
+            reason=why,
         )
         return 401, f"delivery {why}"
 
@@ -234,7 +249,10 @@ class WebhookService:
                 return changed
 
     async def apply_pending(self, integration_id: str, run_id: str | None = None) -> int:
-        """Apply every pending delivery of the integration once; returns how many products changed."""
+        """Apply every pending delivery of the integration once; returns how many products changed.
+
+        The deliveries are claimed under a lease renewed while they are applied: if this worker dies or
+        freezes, or the apply fails, they go back to the queue for another job (never lost, never held)."""
         _, changed = await self._apply_pass(integration_id, run_id)
         return changed
 
@@ -242,6 +260,9 @@ class WebhookService:
         """Claim every waiting delivery and apply them, coalesced per product: (claimed, changed)."""
         integration = await self.store.get_any(integration_id)
         if integration is None:
+            # Disconnected (a delivery accepted from another API's cached read just before): nothing waits
+            # for an integration that is gone.
+            await self.deliveries.delete_integration(integration_id)
             return 0, 0
         if integration.paused:
             # Credentials rejected or app removed: no calls to the store. The full sync that follows a
@@ -249,10 +270,41 @@ class WebhookService:
             await self.deliveries.drop_unclaimed(integration_id)
             return 0, 0
         token = uuid.uuid4().hex
-        deliveries = await self.deliveries.claim(integration_id, token, self.clock())
+        lease = timedelta(seconds=self.settings.run_lease_seconds)
+        deliveries = await self.deliveries.claim(integration_id, token, self.clock(), lease)
         if not deliveries:
             return 0, 0
         metrics.APPLY_BATCH.observe(len(deliveries))
+        renewing = asyncio.get_running_loop().create_task(self._renew(integration_id, token, lease))
+        try:
+            changed = await self._apply_claimed(integration, deliveries, run_id)
+        except BaseException:
+            with contextlib.suppress(Exception):  # MongoDB may be what failed: then the lease runs out
+                await self.deliveries.release(integration_id, token)
+            raise
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+        await self.deliveries.done(integration_id, token)
+        now = time.time()
+        for delivery in deliveries:
+            started = delivery.triggered_at
+            latency = now - (started.timestamp() if started is not None else delivery.received_mono)
+            metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
+        return len(deliveries), changed
+
+    async def _renew(self, integration_id: str, token: str, lease: timedelta) -> None:
+        """Keep the claim's lease while its deliveries are applied (three renewals per lease)."""
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                await self.deliveries.renew(integration_id, token, self.clock(), lease)
+            except Exception:  # noqa: BLE001 - MongoDB unreachable: the apply itself will say so
+                log.warning("could not renew a webhook claim", exc_info=True)
+
+    async def _apply_claimed(self, integration: Integration, deliveries: list[Delivery], run_id: str | None) -> int:
+        integration_id = integration.id
         latest: dict[str, Delivery] = {}
         for delivery in deliveries:
             current = latest.get(delivery.external_id)
@@ -266,14 +318,7 @@ class WebhookService:
             await self.store.mark_deliveries_arriving(integration_id, self.clock())
             if webhooks.silent:
                 await self.health.refresh(integration_id)
-        changed = await self._apply(integration, list(latest.values()), run_id)
-        await self.deliveries.done(integration_id, token)
-        now = time.time()
-        for delivery in deliveries:
-            started = delivery.triggered_at
-            latency = now - (started.timestamp() if started is not None else delivery.received_mono)
-            metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
-        return len(deliveries), changed
+        return await self._apply(integration, list(latest.values()), run_id)
 
     async def apply_held(self, run: Run) -> None:
         """The step a Sync Now run takes first: apply the changes that manual mode kept waiting."""
@@ -281,37 +326,45 @@ class WebhookService:
             await self.apply_pending(run.integration_id, run.id)
 
     async def _apply(self, integration: Integration, deliveries: list[Delivery], run_id: str | None) -> int:
-        """Apply one delivery per product: the products they carry (or the store's current versions, for
-        notifications without one) written in bulk, removals marked together."""
+        """Apply one delivery per product: the products they carry, and the store's current versions of
+        those notified without one, each written in bulk; removals marked as of their delivery."""
         adapter = self.registry.adapter(integration.platform)
         account_id, integration_id = integration.account_id, integration.id
         counter = self.integrations.counter(integration_id)
         conn = self.integrations.connection(integration, counter)
         changed: list[str] = []
-        upserts: dict[str, Product] = {}
-        removals: list[str] = []
+        carried: dict[str, Product] = {}
+        read_back: dict[str, Product] = {}
+        missing: list[str] = []
+        reading_since: datetime | None = None
         try:
             context = await self._mapping_context(adapter, conn)
             refresh: list[str] = []
             for delivery in deliveries:
                 if delivery.kind is ChangeKind.DELETE:
-                    removals.append(delivery.external_id)
+                    # The store had removed it when the delivery arrived: no body of before then revives it.
+                    removed = await self.products.mark_removed(
+                        integration_id, [delivery.external_id], run_id, version=delivery.received_at
+                    )
+                    if removed:
+                        changed.append(product_id(integration_id, delivery.external_id))
                 elif delivery.kind is ChangeKind.REFRESH or delivery.product is None:
                     refresh.append(delivery.external_id)
                 else:
                     mapped = map_one(self.registry, adapter, delivery.product, context)
                     if isinstance(mapped, Product):
-                        upserts[mapped.external_id] = mapped
+                        carried[mapped.external_id] = mapped
                     else:
                         log.warning("webhook product could not be mapped: %s", mapped.message)
             if refresh:
                 request = FetchRequest(mode=FetchMode.IDS, ids=tuple(refresh))
+                reading_since = utcnow()
                 async for page in prefetch(adapter.fetch_products(conn, request), 1):
                     for native in page.items:
                         mapped = map_one(self.registry, adapter, native, context)
                         if isinstance(mapped, Product):
-                            upserts[mapped.external_id] = mapped
-                    removals += page.missing_ids
+                            read_back[mapped.external_id] = mapped
+                    missing += page.missing_ids
         except StoreAuthError as exc:
             await self.lifecycle.credentials_rejected(integration, exc.message)
         except StoreError as exc:
@@ -319,25 +372,41 @@ class WebhookService:
         finally:
             await conn.close()
             await counter.flush()
-        # What was read is written even when a refresh failed half-way.
-        products = list(upserts.values())
-        for start in range(0, len(products), WRITE_CHUNK):
-            chunk = {p.external_id: p for p in products[start : start + WRITE_CHUNK]}
-            written = await self.products.write_page(account_id, integration_id, run_id, chunk)
-            for pid, found in written.conflicts:
-                await self.conflicts.record(account_id, integration_id, pid, found, run_id)
-            changed += written.changed_ids
-        if removals:
-            present = await self.products.existing(integration_id, removals)
-            live = [e for e in removals if e in present and not present[e].get("removed")]
-            if await self.products.mark_removed(integration_id, live, run_id):
-                changed += [product_id(integration_id, e) for e in live]
+        # What was read is written even when a refresh failed half-way: carried bodies judged by their
+        # store time (and against a removal), bodies read back by when they were read.
+        changed += await self._write(integration, carried, run_id, None, carried=True)
+        changed += await self._write(integration, read_back, run_id, reading_since, carried=False)
+        if missing and await self.products.mark_removed(integration_id, missing, run_id):
+            changed += [product_id(integration_id, e) for e in missing]
         metrics.WEBHOOKS.labels(platform=integration.platform, outcome="applied").inc(len(changed))
         at = self.clock()
         await self.publisher.publish_many(
             [ProductChanged(account_id=account_id, integration_id=integration_id, at=at, product_id=p) for p in changed]
         )
         return len(changed)
+
+    async def _write(
+        self,
+        integration: Integration,
+        products: Mapping[str, Product],
+        run_id: str | None,
+        observed_after: datetime | None,
+        *,
+        carried: bool,
+    ) -> list[str]:
+        """Write products in bulk (chunks of WRITE_CHUNK), version-guarded; returns the ids that changed."""
+        account_id, integration_id = integration.account_id, integration.id
+        changed: list[str] = []
+        items = list(products.values())
+        for start in range(0, len(items), WRITE_CHUNK):
+            chunk = {p.external_id: p for p in items[start : start + WRITE_CHUNK]}
+            written = await self.products.write_page(
+                account_id, integration_id, run_id, chunk, observed_after=observed_after, carried=carried
+            )
+            for pid, found in written.conflicts:
+                await self.conflicts.record(account_id, integration_id, pid, found, run_id)
+            changed += written.changed_ids
+        return changed
 
     async def _mapping_context(self, adapter: PlatformAdapter, conn: Connection) -> MappingContext:
         cached = self._mapping_contexts.get(conn.integration_id)

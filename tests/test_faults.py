@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import signal
 import time
@@ -44,13 +45,16 @@ from gateway.testing.toy import ToySimulator
 
 pytestmark = [pytest.mark.rig, pytest.mark.timeout(420)]
 
-PRODUCTS = 2_000
+#: The store's size: big enough that the run outlasts the search for a fault's moment (freeze_at_a_moment)
+#: on a loaded machine; an 800-product store was not (its run ended first). ALANA_FAULT_PRODUCTS=5000 runs
+#: the matrix on a bigger store.
+PRODUCTS = int(os.environ.get("ALANA_FAULT_PRODUCTS", "2000"))
 #: Store edits per second while a test runs (each is a webhook delivery).
 EDITS_PER_SECOND = 10.0
 #: How long MongoDB or Valkey stays down.
 OUTAGE_SECONDS = 10.0
-#: How long the gateway gets, once the faults are over, to match the store. (Deliveries a worker holds
-#: when it dies wait 120 s today: the tests that hit that are the xfail ones, which fail before.)
+#: How long the gateway gets, once the faults are over, to match the store. (Deliveries a dead worker held
+#: go back to the queue when their claim's lease runs out: seconds on the rig.)
 SETTLE_LIMIT = 60.0
 
 RetryingToy = retrying(ToySimulator)
@@ -255,12 +259,6 @@ async def test_a_worker_killed_mid_run(healed: Rig) -> None:
     assert health["status"] == "GREEN" and health["lastRun"]["status"] == "SUCCEEDED", health
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deliveries a killed worker had claimed go back to the queue only after a fixed 120 s "
-    "(WebhookService.release_stale_claims, called by every scheduler tick with its default): not when the "
-    "worker's lease expires, so the dead worker's run is resumed and finished long before its webhooks apply",
-)
 async def test_a_worker_killed_while_it_applies_webhooks(healed: Rig) -> None:
     rig = healed
     victim, other = rig.workers
@@ -364,27 +362,43 @@ async def test_an_api_killed_mid_request_and_mid_subscription(healed: Rig) -> No
 # ---------------------------------------------------------------- the servers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 finding 6: a worker exits when Redis goes away (arq's poll loop raises "
-    "redis ConnectionError out of Worker.main and `alana-gateway worker` ends), so after a Valkey outage "
-    "no worker is left: the interrupted run stays RUNNING and runs queued later stay QUEUED",
-)
 async def test_valkey_stopped_for_ten_seconds(healed: Rig) -> None:
+    """Issue 11 finding 6: workers wait Redis out instead of exiting; the interrupted run finishes with an
+    exact summary, the webhooks sent meanwhile are applied, and a run queued meanwhile starts afterwards."""
     rig = healed
-    scenario = await Scenario.begin(rig)
-    async with rig.outage("valkey"):
-        started = time.monotonic()
-        assert await readyz_all(rig) == [503, 503]
-        await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - started)))
-    assert await readyz_all(rig) == [200, 200]
-    dead = [w.name for w in rig.workers if not w.running]
-    assert dead == [], f"workers exited during the outage: {dead}"
+    other = ToySimulator(products=20, seed=11)
+    await other.start()
+    try:
+        account = f"acct-{uuid.uuid4().hex[:8]}"
+        manual = await rig.gw.integrations.connect(
+            account, "toy", "Quiet store", other.store_url, other.credentials(), mode=SyncMode.MANUAL
+        )
+        first = (await rig.gw.runs.latest(manual.id, 1))[0]
+        assert (await wait_run(rig.gw, first.id)).status is RunStatus.SUCCEEDED
+        other.deliver_webhooks = False  # found by the run itself (held deliveries are counted apart: issue 15)
+        other.create_product(name="Added while nobody synced")
 
-    await finish_after_outage(rig, scenario)
-    await scenario.end()
-    await scenario.check(await scenario.settle())
-    assert (await scenario.health())["status"] == "GREEN"
+        scenario = await Scenario.begin(rig)
+        async with rig.outage("valkey"):
+            started = time.monotonic()
+            assert await readyz_all(rig) == [503, 503]
+            # Sync Now while Redis is down: the run is QUEUED in MongoDB, its job cannot be.
+            pressed = await rig.gw.syncs.sync_now(account, manual.id, None)
+            assert pressed.status is RunStatus.QUEUED
+            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - started)))
+        assert await readyz_all(rig) == [200, 200]
+        dead = [w.name for w in rig.workers if not w.running]
+        assert dead == [], f"workers exited during the outage: {dead}"
+
+        await finish_after_outage(rig, scenario)
+        await scenario.end()
+        await scenario.check(await scenario.settle())
+        assert (await scenario.health())["status"] == "GREEN"
+        # The run queued during the outage was picked up once Redis was back.
+        done = await wait_run(rig.gw, pressed.id, limit=120)
+        assert done.status is RunStatus.SUCCEEDED and done.counts.added == 1, done
+    finally:
+        await other.stop()
 
 
 async def mongodb_outage(rig: Rig, scenario: Scenario, *, while_applying: bool) -> None:
@@ -412,25 +426,9 @@ async def finish_after_outage(rig: Rig, scenario: Scenario) -> None:
         assert (await wait_run(rig.gw, await scenario.sync_now())).status is RunStatus.SUCCEEDED
 
 
-async def test_mongodb_stopped_for_ten_seconds_during_a_full_sync(healed: Rig) -> None:
-    # Without webhooks: the case with them is the next test, which fails today.
-    rig = healed
-    scenario = await Scenario.begin(rig, edits_per_second=0)
-    await mongodb_outage(rig, scenario, while_applying=False)
-    await finish_after_outage(rig, scenario)
-    await scenario.end()
-    await scenario.check(await scenario.settle())
-    assert (await scenario.health())["status"] == "GREEN"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="an apply_webhooks job that fails half-way (here: MongoDB goes away after it claimed its "
-    "deliveries) keeps the claims; nothing gives them back but release_stale_claims, 120 s later, so the "
-    "store's edits stay unapplied long after MongoDB is back and the interrupted run has finished (the "
-    "test stops MongoDB at a moment when deliveries are claimed, so it fails every time)",
-)
 async def test_mongodb_stopped_for_ten_seconds_during_a_full_sync_and_webhooks(healed: Rig) -> None:
+    """The full sync and the deliveries both live through the outage. (A separate run without webhooks
+    proved nothing more: the same run is checked here, with deliveries held by a worker as well.)"""
     rig = healed
     scenario = await Scenario.begin(rig)
     await mongodb_outage(rig, scenario, while_applying=True)

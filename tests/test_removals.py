@@ -249,3 +249,35 @@ async def test_a_product_a_webhook_wrote_during_a_full_run_is_not_removed_by_it(
         gw.products.write_page = original  # type: ignore[method-assign]
     assert done is not None and done.counts.removed == 0 and done.counts.unchanged == 30
     assert await gw.products.count("acct-1", integration.id) == 31
+
+
+async def test_a_page_read_before_a_webhook_removed_a_product_does_not_bring_it_back(
+    gw: Gateway, toy_store: ToySimulator
+) -> None:
+    integration = await gw.integrations.connect(
+        "acct-1", "toy", "stale page", toy_store.store_url, toy_store.credentials(), options={"page_size": 10}
+    )
+    assert (await gw.engine.run((await gw.runs.latest(integration.id, 1))[0].id)) is not None
+    toy_store.deliver_webhooks = False
+    original = gw.products.write_page
+    removed: list[int] = []
+
+    async def removal_then_page(*args: Any, **kwargs: Any) -> Any:
+        if "30" in args[3] and not removed:
+            # The run holds its last page (product 30 on it) when the store deletes product 30 and the
+            # deletion's webhook is applied; then the run writes the page it read before.
+            toy_store.delete_product("30")
+            removed.append(await gw.products.mark_removed(integration.id, ["30"], None))
+        return await original(*args, **kwargs)
+
+    gw.products.write_page = removal_then_page  # type: ignore[method-assign]
+    try:
+        run, _ = await gw.syncs.queue(integration, Trigger.MANUAL, kind=RunKind.FULL)
+        done = await gw.engine.run(run.id)
+    finally:
+        gw.products.write_page = original  # type: ignore[method-assign]
+    assert removed == [1]
+    assert done is not None and done.status is RunStatus.SUCCEEDED
+    # Not added back, not removed by the run either: the webhook removed it. Every product checked once.
+    assert (done.counts.added, done.counts.removed, done.counts.unchanged) == (0, 0, 30), done.counts
+    assert await gw.products.count("acct-1", integration.id) == 29

@@ -11,7 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from cross_web import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
@@ -67,6 +70,14 @@ class GatewayGraphQLView(GraphQLView[Context, None]):
             refused = {"id": data.get("id"), "type": "next", "payload": refused}
         return json.dumps(refused, separators=(",", ":"))
 
+    def parse_json(self, data: str | bytes) -> Any:
+        """The request body: a JSON object (one operation) or a list (a batch, which strawberry refuses);
+        anything else (`42`, `null`, a string) is a 400 like any other malformed body."""
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "the request body must be a JSON object with a `query`")
+        return parsed
+
     async def get_context(self, request: web.Request, response: Any) -> Context:
         return Context(gw=self.gw, request=request, response=response)
 
@@ -92,6 +103,19 @@ async def _read_body(request: web.Request, limit: int) -> tuple[web.Request, byt
         return limited, await limited.read()
     except web.HTTPRequestEntityTooLarge:
         return limited, None
+
+
+async def _receive(gw: Gateway, request: web.Request, body: bytes) -> tuple[int, str]:
+    try:
+        return await gw.webhooks.receive(
+            request.match_info["platform"], request.match_info["integration_id"], request.headers, body
+        )
+    except GatewayError as exc:
+        return 503, exc.message
+    except (PyMongoError, RedisError, OSError) as exc:
+        # A dependency is down: nothing was logged for dedupe, so the platform's retry is taken in full.
+        log.warning("a delivery could not be received: %s", type(exc).__name__)
+        return 503, "the gateway cannot store deliveries right now: send it again later"
 
 
 def create_app(gw: Gateway) -> web.Application:
@@ -132,12 +156,7 @@ def create_app(gw: Gateway) -> web.Application:
         request, body = await _read_body(request, settings.max_webhook_bytes)
         if body is None:
             return web.json_response({"error": "payload too large"}, status=413)
-        try:
-            status, message = await gw.webhooks.receive(
-                request.match_info["platform"], request.match_info["integration_id"], request.headers, body
-            )
-        except GatewayError as exc:
-            status, message = 503, exc.message
+        status, message = await _receive(gw, request, body)
         metrics.WEBHOOK_RESPONSE.observe(time.perf_counter() - started)
         return web.json_response({"status": message}, status=status)
 

@@ -20,11 +20,12 @@ from typing import Any, cast
 import graphql.validation.rules.overlapping_fields_can_be_merged as overlapping
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from gateway.api.context import Context
 from gateway.api.cost import CostLimits, QueryRefused, analyse
 from gateway.api.ratelimit import CostBucket
-from gateway.errors import GatewayError, RateLimited
+from gateway.errors import BadInput, GatewayError, RateLimited
 from gateway.settings import Settings
 
 # graphql-core meters OverlappingFieldsCanBeMerged (pairwise comparisons) and aborts validation when the
@@ -100,6 +101,15 @@ class QueryGuard(SchemaExtension):
             hide_suggestions(getattr(result, "errors", None))
         yield
 
+    def _subscription_over_http(self) -> bool:
+        """A subscription sent as an HTTP request (a websocket's context carries its connection_init payload)."""
+        if self.context is None or self.context.connection_params is not None:
+            return False
+        try:
+            return self.execution_context.operation_type is OperationType.SUBSCRIPTION
+        except RuntimeError:  # no operation in the document (or not the named one): validation says so
+            return False
+
     def _account(self) -> str | None:
         if self.context is None:
             return None
@@ -111,6 +121,10 @@ class QueryGuard(SchemaExtension):
     async def _refusal(self) -> GatewayError | None:
         ctx = self.execution_context
         assert ctx.graphql_document is not None
+        if self._subscription_over_http():
+            return BadInput(
+                "subscriptions are served over a websocket at /graphql (graphql-transport-ws), not over HTTP"
+            )
         limits = limits_of(self.settings, self.max_depth)
         try:
             cost = analyse(ctx.schema._schema, ctx.graphql_document, ctx.variables, ctx.operation_name, limits)

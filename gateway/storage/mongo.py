@@ -159,7 +159,7 @@ async def ensure_indexes(database: Database) -> None:
         [
             IndexModel([("integration_id", ASCENDING), ("claim", ASCENDING)]),
             IndexModel([("claimed_at", ASCENDING)]),
-            # Deliveries nobody claimed for long (their apply job was lost): gateway.scheduler.
+            IndexModel([("claim_expires", ASCENDING)]),
             IndexModel([("claim", ASCENDING), ("received_at", ASCENDING)]),
         ]
     )

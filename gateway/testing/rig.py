@@ -531,6 +531,8 @@ class Rig:
         return self
 
     async def close(self) -> None:
+        for process in [*self.apis, *self.workers]:
+            process.send(signal.SIGCONT)  # a frozen process would hold its SIGTERM for the whole grace
         await asyncio.gather(*(p.stop(grace=5.0) for p in [*self.apis, *self.workers]), return_exceptions=True)
         if self._gw is not None:
             with contextlib.suppress(Exception):

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
-from collections import deque
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from typing import Any
 
 from gateway.errors import StorePayloadError
 from gateway.httpclient import Budget, HttpClient, Response
+from gateway.ratebudget import Hold, LocalRateState, RateState, SharedWindow, Waker, WindowReading
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +35,18 @@ class BigCommerceBudget(Budget):
 
     The store's window is a fixed allowance, not a refilling bucket: requests spread over the window
     finish no sooner than the same requests sent at its start, and what a window leaves unused is lost.
-    So the budget does not pace: it spends its share at once and then waits for the reset. The model,
-    refreshed from the X-Rate-Limit-* headers of every response:
-    - before anything is known, and again once the window we knew about has reset (the earliest
-      `now + Reset-Ms` any response of the window gave), a single request goes out alone as a probe;
-      the rest wait for its headers, which describe the new window;
-    - in a known window a request goes out at once while (a) this budget's requests in the window stay
-      within `share * quota`, and (b) the store's `Left`, less what the other apps are still due, less
-      our requests in flight (reserved in `acquire`, released in `observe`), leaves room for it. The
-      other apps are due the rest of the quota, `quota - share * quota` a window, spent evenly: a
-      response with Reset-Ms left in the window leaves them `due = their part * Reset-Ms / window`.
-      (b) is read from the response the store answered last (the smallest Reset-Ms). When the other
-      apps keep to that pace it gives the same room as (a); when they spend faster, or another client
-      of this store (a second worker, the connect step) spends in the same window, it is the lower one,
-      and we give way instead of taking their part or drawing a 429;
-    - a 429 carrying the headers waits for the reset (the longer of Reset-Ms and X-Retry-After); one
-      without them is the platform overloaded, left to the HTTP client's backoff.
-    With honest headers this never draws a 429. `clock` is injectable for tests.
+    So the budget does not pace: it spends its share at once and then waits for the reset. The model is
+    a `SharedWindow` (gateway/ratebudget.py, which spells out the rules) in the store's shared rate
+    state: the quota is the store's, shared by every app the merchant installed, so every client of the
+    store (a run, a webhook batch, a connect check, on any process, for any integration of the store)
+    counts against one window and one share, refreshed from the X-Rate-Limit-* headers of every answer.
+    Before anything is known, and again once the known window has reset, one request goes out alone as a
+    probe. A request goes out while our requests stay within `share * quota` and the store's `Left`, less
+    what the other apps are still due (their part of the quota, spent evenly over the window) and less our
+    requests in flight, leaves room for it; when the other apps spend faster, we give way instead of
+    taking their part or drawing a 429. A 429 carrying the headers waits for the reset (the longer of
+    Reset-Ms and X-Retry-After); one without them is the platform overloaded, left to the HTTP client's
+    backoff. With honest headers this never draws a 429. `clock` is injectable for tests.
     """
 
     def __init__(
@@ -66,127 +61,60 @@ class BigCommerceBudget(Budget):
         self.share = share
         self.stale_after = stale_after
         self.clock = clock
-        self.quota: int | None = None
-        self.window: float | None = None
-        #: Requests the store has left in the current window; None when we do not know (new window).
-        self.left: int | None = None
-        #: Of those, what the other apps are not due (as of the response the store answered last).
-        self.room = 0
-        self.reset_at = 0.0
-        #: Our requests counted against the current window.
-        self.spent = 0.0
+        self._waker = Waker()
         self.throttled = 0
         self.waits = 0
-        self._room_reset_ms = 0
-        self._in_flight: deque[float] = deque()
-        self._changed = asyncio.Event()
 
-    # ---- derived limits ----------------------------------------------------------------------
-    @property
-    def cap(self) -> float:
-        """Our own requests allowed per window."""
-        return max(1.0, math.floor(self.share * (self.quota or 0) + 1e-9))
-
-    def due(self, reset_ms: int) -> int:
-        """What the other apps, spending their part of the quota evenly, are still due `reset_ms` before the reset."""
-        others = (self.quota or 0) - self.cap
-        if others <= 0 or not self.window:
-            return 0
-        # Reset-Ms is rounded up to the millisecond: without that millisecond, a response answered just
-        # as the other apps' pace crosses a whole request does not make them due one more than they are.
-        remaining = min(1.0, max(0.0, (reset_ms - 1) / 1000 / self.window))
-        return math.ceil(others * remaining - 1e-9)
+    def local_state(self) -> RateState:
+        return LocalRateState(self.clock)
 
     @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
+    def window(self) -> SharedWindow:
+        return self.shared.window("bigcommerce", share=self.share, stale_after=self.stale_after)
 
-    # ---- Budget hooks ------------------------------------------------------------------------
-    async def acquire(self, cost: float = 1.0) -> None:
+    async def acquire(self, cost: float = 1.0) -> Hold:
+        window = self.window
+        waiter = uuid.uuid4().hex
         while True:
-            delay = self.try_reserve(cost)
-            if delay is None:
-                return
+            result = await window.reserve(cost, waiter)
+            if isinstance(result, Hold):
+                return result
             self.waits += 1
-            changed = self._changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=delay)
+            # Until an answer says otherwise (one in this process wakes us), nothing opens before the reset.
+            await self._waker.nap(min(result, self.shared.poll))
 
-    def try_reserve(self, cost: float = 1.0) -> float | None:
-        """Reserve `cost` now and return None, or return how long to wait before asking again."""
-        now = self.clock()
-        self._expire(now)
-        if self.quota is None or self.window is None:
-            return self._probe(now, cost)
-        if now >= self.reset_at and self.left is not None:
-            # The window we knew has ended; its numbers say nothing about the new one.
-            self.left = None
-            self.spent = 0.0
-        if self.left is None:
-            return self._probe(now, cost)
-        if min(self.cap - self.spent, self.room - self.in_flight) < cost:
-            # Until a response says otherwise (it wakes us), nothing opens before the reset.
-            return max(self.reset_at - now, 0.001)
-        self._reserve(now, cost)
-        return None
+    async def abandon(self, cost: float = 1.0, ticket: Any = None) -> None:
+        if isinstance(ticket, Hold):
+            await self.window.release(ticket)
+        self._waker.wake()
 
-    def observe(self, response: Response, cost: float = 1.0) -> float | None:
-        now = self.clock()
-        if self._in_flight:
-            self._in_flight.popleft()
-        try:
-            quota = int(response.headers["X-Rate-Limit-Requests-Quota"])
-            window_ms = int(response.headers["X-Rate-Limit-Time-Window-Ms"])
-            reset_ms = int(response.headers["X-Rate-Limit-Time-Reset-Ms"])
-            left = int(response.headers["X-Rate-Limit-Requests-Left"])
-        except (KeyError, ValueError):
-            # No usable headers (an overloaded platform's 429, a proxy error): nothing to learn.
-            self._notify()
+    async def observe(self, response: Response, cost: float = 1.0, ticket: Any = None) -> float | None:
+        hold = ticket if isinstance(ticket, Hold) else None
+        reading = window_reading(response.headers)
+        throttled = response.status == 429 and reading is not None
+        await self.window.settle(hold, reading, throttled=throttled)
+        self._waker.wake()
+        if not throttled or reading is None:
+            # Without usable headers (an overloaded platform's 429, a proxy error) there is nothing to learn.
             return None
-        self.quota, self.window = max(1, quota), max(window_ms, 1) / 1000
-        reset_at = now + reset_ms / 1000
-        counted = 0.0 if response.status == 429 else cost
-        if self.left is None or reset_at > self.reset_at + self.window / 2:
-            # A new window: start counting it from what this response says.
-            self.left, self.reset_at = left, reset_at
-            self.spent = counted + self.in_flight
-            self.room, self._room_reset_ms = left - self.due(reset_ms), reset_ms
-        elif reset_at >= self.reset_at - self.window / 2:
-            # Same window: Left only goes down within it; a smaller number is the later truth.
-            self.left = min(self.left, left)
-            self.reset_at = min(self.reset_at, reset_at)
-            if reset_ms <= self._room_reset_ms:  # answered after the one we had
-                self.room, self._room_reset_ms = left - self.due(reset_ms), reset_ms
-        # else: a late response from a window already over; its numbers are stale.
-        self._notify()
-        if response.status == 429:
-            self.throttled += 1
-            self.left = self.room = 0
-            retry_after = 0.0
-            with contextlib.suppress(KeyError, ValueError):
-                retry_after = float(response.headers["X-Retry-After"])
-            return max(reset_ms / 1000, retry_after)
+        self.throttled += 1
+        retry_after = 0.0
+        with contextlib.suppress(KeyError, ValueError):
+            retry_after = float(response.headers["X-Retry-After"])
+        return max(reading.reset_ms / 1000, retry_after)
+
+
+def window_reading(headers: Mapping[str, str]) -> WindowReading | None:
+    """The X-Rate-Limit-* figures of an answer; None when any is missing or unreadable."""
+    try:
+        return WindowReading(
+            quota=int(headers["X-Rate-Limit-Requests-Quota"]),
+            window_ms=int(headers["X-Rate-Limit-Time-Window-Ms"]),
+            reset_ms=int(headers["X-Rate-Limit-Time-Reset-Ms"]),
+            left=int(headers["X-Rate-Limit-Requests-Left"]),
+        )
+    except (KeyError, ValueError):
         return None
-
-    # ---- internals ---------------------------------------------------------------------------
-    def _probe(self, now: float, cost: float) -> float | None:
-        if self._in_flight:
-            return self.stale_after
-        self._reserve(now, cost)
-        return None
-
-    def _reserve(self, now: float, cost: float) -> None:
-        self._in_flight.append(now)
-        self.spent += cost
-
-    def _expire(self, now: float) -> None:
-        # A request that failed without a response never reaches `observe`: forget its reservation.
-        while self._in_flight and now - self._in_flight[0] > self.stale_after:
-            self._in_flight.popleft()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
 
 
 # ---- the API ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,7 @@ from multidict import CIMultiDict
 
 from gateway.adapter import FetchRequest
 from gateway.httpclient import Response
+from gateway.ratebudget import Hold, MemoryWindow, window_due
 
 
 class Clock:
@@ -48,7 +51,50 @@ def response(
     return Response(status=status, headers=headers, body=b"{}")
 
 
-def drain(budget: BigCommerceBudget) -> int:
+class Driver:
+    """Drives a BigCommerceBudget on a fake clock the way the HTTP client does, one request of cost 1 at a
+    time: `try_reserve` is one look at the budget's window (None: sent), `observe` answers the oldest
+    request still out (or none)."""
+
+    def __init__(self, share: float = 0.8, *, stale_after: float = 10.0, clock: Clock) -> None:
+        self.budget = BigCommerceBudget(share, stale_after=stale_after, clock=clock)
+        window = self.budget.window
+        assert isinstance(window, MemoryWindow)
+        self.window = window
+        self.out: deque[Hold] = deque()
+
+    def try_reserve(self) -> float | None:
+        result = self.window.reserve_now(1.0, uuid.uuid4().hex)
+        if isinstance(result, Hold):
+            self.out.append(result)
+            return None
+        return result
+
+    async def observe(self, answer: Response) -> float | None:
+        return await self.budget.observe(answer, 1.0, self.out.popleft() if self.out else None)
+
+    def due(self, reset_ms: int) -> int:
+        assert self.window.quota is not None and self.window.window is not None
+        return window_due(self.window.share, self.window.quota, self.window.window, reset_ms)
+
+    @property
+    def left(self) -> int | None:
+        return self.window.left
+
+    @property
+    def room(self) -> int:
+        return self.window.room
+
+    @property
+    def in_flight(self) -> float:
+        return self.window.in_flight
+
+    @property
+    def throttled(self) -> int:
+        return self.budget.throttled
+
+
+def drain(budget: Driver) -> int:
     """Reserve until the budget says wait; how many went through."""
     count = 0
     while budget.try_reserve() is None:
@@ -62,46 +108,46 @@ def clock() -> Clock:
     return Clock()
 
 
-def test_first_request_probes_alone(clock: Clock) -> None:
-    budget = BigCommerceBudget(clock=clock)
+async def test_first_request_probes_alone(clock: Clock) -> None:
+    budget = Driver(clock=clock)
     assert budget.try_reserve() is None
     assert budget.try_reserve() is not None  # nothing known yet: wait for the probe's headers
-    budget.observe(response(left=29))
+    await budget.observe(response(left=29))
     assert budget.try_reserve() is None
 
 
-def test_never_spends_more_than_the_share_of_a_window(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=0.8, clock=clock)
+async def test_never_spends_more_than_the_share_of_a_window(clock: Clock) -> None:
+    budget = Driver(share=0.8, clock=clock)
     budget.try_reserve()
-    budget.observe(response(left=29, reset_ms=3000))
+    await budget.observe(response(left=29, reset_ms=3000))
     sent = 1
     # Over the whole window, with every response saying the store has plenty left.
     while clock.now < 102.99:
         while budget.try_reserve() is None:
             sent += 1
-            budget.observe(response(left=29, reset_ms=int((103 - clock.now) * 1000)))
+            await budget.observe(response(left=29, reset_ms=int((103 - clock.now) * 1000)))
         clock.now += 0.01
     assert sent == 24  # 0.8 * 30
 
 
-def test_spends_the_share_at_the_window_start_then_waits_for_the_reset(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=0.8, clock=clock)
+async def test_spends_the_share_at_the_window_start_then_waits_for_the_reset(clock: Clock) -> None:
+    budget = Driver(share=0.8, clock=clock)
     budget.try_reserve()
-    budget.observe(response(left=29, reset_ms=3000))
+    await budget.observe(response(left=29, reset_ms=3000))
     # No pacing: the rest of our 24 go out at once, before any of their responses is back. What we
     # send still leaves the store's Left the 6 the other apps are due this window.
     assert drain(budget) == 23
     assert budget.try_reserve() == pytest.approx(3.0)  # the window's reset, not a refill rate
     for left in range(28, 5, -1):
-        budget.observe(response(left=left, reset_ms=3000))
+        await budget.observe(response(left=left, reset_ms=3000))
     assert budget.try_reserve() == pytest.approx(3.0)
     clock.now += 3.0
     assert budget.try_reserve() is None  # the next window's probe
 
 
-def test_other_apps_spending_their_share_evenly_never_hold_ours_back(clock: Clock) -> None:
+async def test_other_apps_spending_their_share_evenly_never_hold_ours_back(clock: Clock) -> None:
     """A window as the simulator runs it: the other apps spend 6 of 30 evenly over 3 s."""
-    budget = BigCommerceBudget(share=0.8, clock=clock)
+    budget = Driver(share=0.8, clock=clock)
     start, ours, sent_at = clock.now, 0, []
     while clock.now < start + 2.999:
         while budget.try_reserve() is None:
@@ -110,89 +156,89 @@ def test_other_apps_spending_their_share_evenly_never_hold_ours_back(clock: Cloc
             ours += 1
             sent_at.append(clock.now - start)
             reset_ms = math.ceil((start + 3 - clock.now) * 1000)
-            budget.observe(response(left=30 - ours - others, reset_ms=reset_ms))
+            await budget.observe(response(left=30 - ours - others, reset_ms=reset_ms))
         clock.now += 0.01
     assert ours == 24
     assert max(sent_at) < 0.05  # all of it as soon as the window opened
 
 
-def test_leaves_other_apps_what_they_are_still_due(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=0.8, clock=clock)
+async def test_leaves_other_apps_what_they_are_still_due(clock: Clock) -> None:
+    budget = Driver(share=0.8, clock=clock)
     budget.try_reserve()
     # The other apps have spent far faster than their pace: 23 of 30 with a third of the window gone.
-    budget.observe(response(left=6, reset_ms=2000))
+    await budget.observe(response(left=6, reset_ms=2000))
     assert budget.due(2000) == 4  # their 6 a window, for the two thirds still to come
     assert drain(budget) == 2  # 6 left, less the 4 they are due
     assert budget.try_reserve() == pytest.approx(2.0)  # nothing more before the reset...
     clock.now += 0.5
-    budget.observe(response(left=5, reset_ms=1500))  # ...unless a later answer shows they slowed down
+    await budget.observe(response(left=5, reset_ms=1500))  # ...unless a later answer shows they slowed down
     assert budget.room == 2 and budget.in_flight == 1
     assert drain(budget) == 1
 
 
-def test_another_client_of_the_store_spending_in_the_window_counts(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=0.8, clock=clock)
+async def test_another_client_of_the_store_spending_in_the_window_counts(clock: Clock) -> None:
+    budget = Driver(share=0.8, clock=clock)
     budget.try_reserve()
     # The connect step's client spent 12 of this window before this budget's first request.
-    budget.observe(response(left=17, reset_ms=3000))
+    await budget.observe(response(left=17, reset_ms=3000))
     assert drain(budget) == 11  # 12 + 1 + 11: the 24 of our share, not 24 more
     assert budget.try_reserve() == pytest.approx(3.0)
 
 
-def test_requests_in_flight_are_counted_before_their_response(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=1.0, clock=clock)
+async def test_requests_in_flight_are_counted_before_their_response(clock: Clock) -> None:
+    budget = Driver(share=1.0, clock=clock)
     budget.try_reserve()
-    budget.observe(response(left=5))
+    await budget.observe(response(left=5))
     assert drain(budget) == 5
     assert budget.in_flight == 5
-    budget.observe(response(left=4))  # one came back; four still out, the store says 4 left
+    await budget.observe(response(left=4))  # one came back; four still out, the store says 4 left
     assert budget.try_reserve() is not None
 
 
-def test_new_window_after_reset_starts_with_a_probe(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=1.0, clock=clock)
+async def test_new_window_after_reset_starts_with_a_probe(clock: Clock) -> None:
+    budget = Driver(share=1.0, clock=clock)
     budget.try_reserve()
-    budget.observe(response(left=0, reset_ms=500))
+    await budget.observe(response(left=0, reset_ms=500))
     assert budget.try_reserve() == pytest.approx(0.5)
     clock.now += 0.5
     assert budget.try_reserve() is None  # the probe
     assert budget.try_reserve() is not None  # the rest wait for its headers
-    budget.observe(response(left=29, reset_ms=3000))
+    await budget.observe(response(left=29, reset_ms=3000))
     assert budget.try_reserve() is None
 
 
-def test_a_late_response_from_an_old_window_is_ignored(clock: Clock) -> None:
-    budget = BigCommerceBudget(share=1.0, clock=clock)
+async def test_a_late_response_from_an_old_window_is_ignored(clock: Clock) -> None:
+    budget = Driver(share=1.0, clock=clock)
     budget.try_reserve()
-    budget.observe(response(left=25, reset_ms=3000))
+    await budget.observe(response(left=25, reset_ms=3000))
     clock.now += 3.1
     budget.try_reserve()
-    budget.observe(response(left=28, reset_ms=2950))  # the new window
-    budget.observe(response(left=1, reset_ms=0))  # a straggler from the old one
+    await budget.observe(response(left=28, reset_ms=2950))  # the new window
+    await budget.observe(response(left=1, reset_ms=0))  # a straggler from the old one
     assert budget.left == 28
 
 
-def test_within_a_window_the_smaller_left_wins(clock: Clock) -> None:
-    budget = BigCommerceBudget(clock=clock)
+async def test_within_a_window_the_smaller_left_wins(clock: Clock) -> None:
+    budget = Driver(clock=clock)
     budget.try_reserve()
-    budget.observe(response(left=20, reset_ms=3000))
-    budget.observe(response(left=22, reset_ms=2990))  # processed earlier, arrived later
+    await budget.observe(response(left=20, reset_ms=3000))
+    await budget.observe(response(left=22, reset_ms=2990))  # processed earlier, arrived later
     assert budget.left == 20
 
 
-def test_429_waits_for_the_longer_of_reset_and_retry_after(clock: Clock) -> None:
-    budget = BigCommerceBudget(clock=clock)
+async def test_429_waits_for_the_longer_of_reset_and_retry_after(clock: Clock) -> None:
+    budget = Driver(clock=clock)
     budget.try_reserve()
-    assert budget.observe(response(429, left=0, reset_ms=1500, retry_after="2")) == 2.0
+    assert await budget.observe(response(429, left=0, reset_ms=1500, retry_after="2")) == 2.0
     budget.try_reserve()
-    assert budget.observe(response(429, left=0, reset_ms=2500, retry_after="1")) == 2.5
+    assert await budget.observe(response(429, left=0, reset_ms=2500, retry_after="1")) == 2.5
     assert budget.throttled == 2
     # Without the headers it is the platform overloaded: the HTTP client's backoff handles it.
-    assert budget.observe(response(429, left=None)) is None
+    assert await budget.observe(response(429, left=None)) is None
 
 
-def test_reservations_of_failed_requests_expire(clock: Clock) -> None:
-    budget = BigCommerceBudget(stale_after=5, clock=clock)
+async def test_reservations_of_failed_requests_expire(clock: Clock) -> None:
+    budget = Driver(stale_after=5, clock=clock)
     assert budget.try_reserve() is None  # this request dies without a response
     assert budget.try_reserve() is not None
     clock.now += 5.1

@@ -90,7 +90,7 @@ class ShopifyAdapter(PlatformAdapter):
         return make_http_client(
             conn,
             headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
-            budget=ShopifyBudget(),
+            budget=ShopifyBudget.for_credentials(conn.credentials),
         )
 
     def graphql(self, conn: Connection) -> ShopifyGraphQL:

@@ -1,17 +1,19 @@
 """The GraphQL Admin API client and the leaky-bucket Budget that keeps it under Shopify's cost limit.
 
-Every executed query's response carries `extensions.cost.throttleStatus`; `ShopifyBudget` keeps a local
-model of the bucket from it (restoring at `restoreRate` between responses) so that `acquire` waits
-*before* a query the bucket cannot pay. A THROTTLED answer (HTTP 200 or 429) becomes a retry after the
-time the bucket needs to refill, so it never reaches the engine as an error.
+Every executed query's response carries `extensions.cost.throttleStatus`; `ShopifyBudget` keeps a
+model of the bucket from it (restoring at `restoreRate` between responses), shared by every process
+that talks to the shop through the same app (gateway/ratebudget.py), so that `acquire` waits *before* a
+query the bucket cannot pay. A THROTTLED answer (HTTP 200 or 429) becomes a retry after the time the
+bucket needs to refill, so it never reaches the engine as an error.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from alana_shopify.cost import MAX_QUERY_COST, requested_cost
 from gateway.errors import StoreAuthError, StoreHTTPError, StorePayloadError
 from gateway.httpclient import Budget, HttpClient, Response
+from gateway.ratebudget import BucketReading, Hold, LocalRateState, RateState, SharedBucket, Waker, scope_digest
 
 log = logging.getLogger(__name__)
 
@@ -59,94 +62,126 @@ def is_throttled(body: Any) -> bool:
 
 
 class ShopifyBudget(Budget):
-    """A local model of Shopify's leaky bucket (per app per store).
+    """Shopify's leaky bucket (per app per store), kept in the store's shared rate state.
 
-    Until the first response says otherwise it assumes the smallest documented bucket (1000 points,
-    restoring 50/s) is full. `acquire` reserves a query's requested cost, waiting as long as the
-    bucket needs to restore it; `observe` replaces the model with the store's own figures (minus what
-    requests still in flight have reserved) and turns THROTTLED into a retry delay.
+    Every client of the shop through the same app (a run, a webhook batch, a connect check, on any
+    process) spends one `SharedBucket`, named after the app (`app`: a digest of its client secret, so
+    two custom apps on one shop keep two buckets, as Shopify does). Until an answer says otherwise the
+    bucket is assumed to be the smallest documented one (1000 points, restoring 50/s), full. `acquire`
+    reserves a query's requested cost, waiting (in turn with the other waiters) as long as the bucket
+    needs to restore it; `observe` settles it with what Shopify charged and the bucket's
+    `throttleStatus`, which replaces the model, and turns THROTTLED into a retry delay.
     """
 
     def __init__(
         self,
         *,
+        app: str = "",
         maximum: float = 1000.0,
         restore_rate: float = 50.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
-        self.maximum = maximum
-        self.restore_rate = restore_rate
+        self.name = f"shopify:{app}" if app else "shopify"
+        self._defaults = (maximum, restore_rate)
         self._clock = clock
         self._sleep = sleep
-        self._available = maximum
-        self._stamp = clock()
-        self._reserved = 0.0
-        self._lock = asyncio.Lock()
+        self._waker = Waker()
         #: THROTTLED answers seen, and seconds spent waiting in `acquire` (for tests and metrics).
         self.throttled = 0
         self.waited = 0.0
 
+    @classmethod
+    def for_credentials(cls, credentials: Mapping[str, str]) -> ShopifyBudget:
+        """The budget of the app whose credentials these are (scoped by its client secret)."""
+        secret = credentials.get("client_secret") or ""
+        return cls(app=scope_digest(secret) if secret else "")
+
+    def local_state(self) -> RateState:
+        return LocalRateState(self._clock)
+
+    @property
+    def bucket(self) -> SharedBucket:
+        return self.shared.bucket(self.name, maximum=self._defaults[0], restore_rate=self._defaults[1])
+
     @property
     def available(self) -> float:
-        """Points the model believes the bucket holds right now."""
-        self._restore()
-        return self._available
+        """Points the bucket holds by the last reservation's or answer's figures, restored since (planning)."""
+        return self.bucket.estimate()
 
-    def _restore(self) -> None:
-        now = self._clock()
-        elapsed = max(0.0, now - self._stamp)
-        self._available = min(self.maximum, self._available + elapsed * self.restore_rate)
-        self._stamp = now
+    @property
+    def maximum(self) -> float:
+        return self.bucket.status.maximum
+
+    @property
+    def restore_rate(self) -> float:
+        return self.bucket.status.restore_rate
 
     def _need(self, cost: float) -> float:
         # A request can never need more than a full bucket; the store rejects over-limit queries itself.
         return max(0.0, min(float(cost), self.maximum))
 
-    async def acquire(self, cost: float = 1.0) -> None:
-        need = self._need(cost)
-        async with self._lock:
+    async def acquire(self, cost: float = 1.0) -> Hold:
+        bucket = self.bucket
+        waiter = uuid.uuid4().hex
+        try:
             while True:
-                self._restore()
-                if self._available >= need:
-                    self._available -= need
-                    self._reserved += need
-                    return
-                delay = (need - self._available) / max(self.restore_rate, 1e-6)
-                self.waited += delay
-                await self._sleep(delay)
+                result = await bucket.reserve(self._need(cost), waiter)
+                if isinstance(result, Hold):
+                    return result
+                delay = min(result, self.shared.poll)
+                started = self._clock()
+                if self._sleep is not None:
+                    await self._sleep(delay)
+                else:
+                    await self._waker.nap(delay)
+                self.waited += max(0.0, self._clock() - started)
+        except BaseException:
+            # Cancelled while waiting: give up the place in the queue.
+            with contextlib.suppress(Exception):
+                await bucket.release(Hold(waiter, 0.0))
+            raise
 
-    def observe(self, response: Response, cost: float = 1.0) -> float | None:
-        self._reserved = max(0.0, self._reserved - self._need(cost))
+    async def abandon(self, cost: float = 1.0, ticket: Any = None) -> None:
+        if isinstance(ticket, Hold):
+            await self.bucket.release(ticket)
+        self._waker.wake()
+
+    async def observe(self, response: Response, cost: float = 1.0, ticket: Any = None) -> float | None:
+        hold = ticket if isinstance(ticket, Hold) else None
         body = _body(response)
         status = throttle_status(body)
-        if status is not None:
-            self._learn(status)
-        if not is_throttled(body):
+        throttled = is_throttled(body)
+        reading = _reading(status)
+        if throttled and reading is None:
+            reading = BucketReading(available=0.0)  # throttled without figures: assume it empty
+        charged = 0.0 if throttled else query_cost(body).actual
+        if hold is not None or reading is not None:
+            await self.bucket.settle(hold, charged=charged, reading=reading)
+        self._waker.wake()
+        if not throttled:
             return None
         self.throttled += 1
         requested = float(((body.get("extensions") or {}).get("cost") or {}).get("requestedQueryCost") or cost)
-        if status is None:
-            self._available = 0.0
-            self._stamp = self._clock()
-        shortfall = max(0.0, self._need(requested) - self._available)
+        shortfall = max(0.0, self._need(requested) - self.available)
         return max(shortfall / max(self.restore_rate, 1e-6), 0.01)
 
-    def _learn(self, status: Mapping[str, Any]) -> None:
+
+def _reading(status: Mapping[str, Any] | None) -> BucketReading | None:
+    if status is None:
+        return None
+    try:
+        current = float(status["currentlyAvailable"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+    def figure(key: str) -> float | None:
         try:
-            maximum = float(status["maximumAvailable"])
-            current = float(status["currentlyAvailable"])
-            rate = float(status["restoreRate"])
+            return float(status[key])
         except (KeyError, TypeError, ValueError):
-            return
-        if maximum > 0:
-            self.maximum = maximum
-        if rate > 0:
-            self.restore_rate = rate
-        # The store's figure is the truth, but requests already reserved and still in flight will be
-        # charged on top of it.
-        self._available = max(0.0, min(self.maximum, current) - self._reserved)
-        self._stamp = self._clock()
+            return None
+
+    return BucketReading(current, figure("maximumAvailable"), figure("restoreRate"))
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,9 @@ def sign(secret: str, body: bytes) -> str:
 def verify(headers: Mapping[str, str], body: bytes, secrets: Mapping[str, str], now: datetime | None = None) -> bool:
     """True when the HMAC matches the client secret (constant-time) and the delivery is recent.
 
-    Recent: X-Shopify-Triggered-At is present, parses, is at most MAX_SKEW in the future and at most
-    MAX_AGE in the past.
+    Recent: X-Shopify-Triggered-At is present, parses with a time zone (Shopify always sends one; a
+    time without a zone could be any of 26 hours, so it is refused like an unparseable one), is at most
+    MAX_SKEW in the future and at most MAX_AGE in the past.
     """
     secret = secrets.get(SECRET_KEY)
     given = header(headers, *HMAC_HEADERS)
@@ -82,7 +83,7 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: Mapping[str, str], 
         return False
     if not hmac.compare_digest(sign(secret, body).encode(), given.strip().encode()):
         return False
-    triggered = _timestamp(header(headers, *TRIGGERED_HEADERS))
+    triggered = _timestamp(header(headers, *TRIGGERED_HEADERS), zoned=True)
     if triggered is None:
         return False
     now = now or datetime.now(UTC)
@@ -105,15 +106,18 @@ def from_store(headers: Mapping[str, str], store_url: str) -> bool:
     return bool(domain) and hmac.compare_digest(domain.encode(), host.encode())
 
 
-def _timestamp(value: Any) -> datetime | None:
-    """An ISO 8601 time as an aware UTC datetime (no offset means UTC); None when absent or invalid."""
+def _timestamp(value: Any, *, zoned: bool = False) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (no offset means UTC, unless `zoned` asks for an offset);
+    None when absent or invalid."""
     if not isinstance(value, str) or not value.strip():
         return None
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return None if zoned else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent | None:

@@ -15,6 +15,7 @@ from multidict import CIMultiDict
 
 from gateway.errors import StoreAuthError, StoreHTTPError, StorePayloadError
 from gateway.httpclient import Response
+from gateway.ratebudget import Hold
 
 Load = Callable[[str], Any]
 
@@ -37,13 +38,13 @@ def response(body: Any, status: int = 200) -> Response:
     return Response(status=status, headers=CIMultiDict(), body=raw)
 
 
-def status_body(current: float, maximum: float = 1000.0, rate: float = 50.0) -> dict[str, Any]:
+def status_body(current: float, maximum: float = 1000.0, rate: float = 50.0, actual: float = 5) -> dict[str, Any]:
     return {
         "data": {},
         "extensions": {
             "cost": {
                 "requestedQueryCost": 10,
-                "actualQueryCost": 5,
+                "actualQueryCost": actual,
                 "throttleStatus": {"maximumAvailable": maximum, "currentlyAvailable": current, "restoreRate": rate},
             }
         },
@@ -69,7 +70,7 @@ async def test_acquire_spends_without_waiting_while_the_bucket_holds_the_cost(
 
 
 async def test_acquire_waits_for_the_bucket_to_restore(budget: ShopifyBudget, fake: FakeTime) -> None:
-    assert budget.observe(response(status_body(current=100)), 10) is None
+    assert await budget.observe(response(status_body(current=100)), 10, await budget.acquire(10)) is None
     await budget.acquire(600)
     # 500 points missing at 50 points a second.
     assert sum(fake.sleeps) == pytest.approx(10.0)
@@ -77,7 +78,7 @@ async def test_acquire_waits_for_the_bucket_to_restore(budget: ShopifyBudget, fa
 
 
 async def test_model_restores_over_time_and_caps_at_the_maximum(budget: ShopifyBudget, fake: FakeTime) -> None:
-    budget.observe(response(status_body(current=200, maximum=2000, rate=100)), 1)
+    await budget.observe(response(status_body(current=200, maximum=2000, rate=100)), 1, await budget.acquire(1))
     fake.now += 3
     assert budget.available == pytest.approx(500)
     fake.now += 1000
@@ -86,29 +87,73 @@ async def test_model_restores_over_time_and_caps_at_the_maximum(budget: ShopifyB
 
 
 async def test_requests_in_flight_stay_reserved(budget: ShopifyBudget, fake: FakeTime) -> None:
-    await budget.acquire(300)  # in flight: the store's next figure does not include it yet
-    await budget.acquire(200)
-    budget.observe(response(status_body(current=900)), 300)
+    first = await budget.acquire(300)
+    await budget.acquire(200)  # in flight: the store's next figure does not include it yet
+    await budget.observe(response(status_body(current=900)), 300, first)
     assert budget.available == pytest.approx(700)  # 900 minus the 200 still in flight
 
 
-def test_throttled_fixture_becomes_a_retry_delay(budget: ShopifyBudget, load_fixture: Load) -> None:
+async def test_answers_settled_meanwhile_count_against_an_older_figure(budget: ShopifyBudget) -> None:
+    first = await budget.acquire(300)
+    second = await budget.acquire(200)
+    # The second answer comes back first, charged 50: the first answer's figure may predate that charge.
+    await budget.observe(response(status_body(current=800, actual=50)), 200, second)
+    await budget.observe(response(status_body(current=900)), 300, first)
+    assert budget.available == pytest.approx(850)
+
+
+async def test_a_refund_without_figures_is_still_learnt(budget: ShopifyBudget) -> None:
+    hold = await budget.acquire(400)
+    body = {"data": {}, "extensions": {"cost": {"requestedQueryCost": 400, "actualQueryCost": 30}}}
+    await budget.observe(response(body), 400, hold)
+    assert budget.available == pytest.approx(970)
+
+
+async def test_waiters_are_served_in_turn(budget: ShopifyBudget, fake: FakeTime) -> None:
+    bucket = budget.bucket
+    await budget.acquire(1000)
+    assert isinstance(await bucket.reserve(800, "big"), float)  # waits for 800 points
+    fake.now += 4  # 200 restored: enough for a small request, but the big one asked first
+    assert isinstance(await bucket.reserve(100, "small"), float)
+    fake.now += 12  # 800 restored
+    assert isinstance(await bucket.reserve(800, "big"), Hold)
+    assert isinstance(await bucket.reserve(100, "small"), float)
+
+
+async def test_throttled_fixture_becomes_a_retry_delay(budget: ShopifyBudget, load_fixture: Load) -> None:
     body = load_fixture("shopify_graphql_throttled_response.json")
-    delay = budget.observe(response(body), 752)
+    delay = await budget.observe(response(body), 752, await budget.acquire(752))
     # requested 752, available 666, restoring 50/s: wait until it can pay.
     assert delay == pytest.approx((752 - 666) / 50)
     assert budget.throttled == 1 and budget.maximum == 1000 and budget.restore_rate == 50
 
 
-def test_throttled_with_http_429_is_a_retry_too(budget: ShopifyBudget, load_fixture: Load) -> None:
+async def test_throttled_with_http_429_is_a_retry_too(budget: ShopifyBudget, load_fixture: Load) -> None:
     body = load_fixture("shopify_graphql_throttled_response.json")
-    assert budget.observe(response(body, status=429), 752) is not None
+    assert await budget.observe(response(body, status=429), 752, await budget.acquire(752)) is not None
 
 
-def test_other_answers_are_final(budget: ShopifyBudget, load_fixture: Load) -> None:
-    assert budget.observe(response(load_fixture("shopify_api_js_graphql_error_response.json")), 2) is None
-    assert budget.observe(response(b"{truncated"), 2) is None
-    assert budget.observe(response({"errors": "[API] Invalid API key"}, status=401), 2) is None
+async def test_other_answers_are_final(budget: ShopifyBudget, load_fixture: Load) -> None:
+    answers = [
+        response(load_fixture("shopify_api_js_graphql_error_response.json")),
+        response(b"{truncated"),
+        response({"errors": "[API] Invalid API key"}, status=401),
+    ]
+    for answer in answers:
+        assert await budget.observe(answer, 2, await budget.acquire(2)) is None
+    # Nothing said what they cost: the points they held stay spent.
+    assert budget.available == pytest.approx(994)
+
+
+def test_the_bucket_is_per_app() -> None:
+    secret = "shpss_0123456789abcdef"
+    one, same = (
+        ShopifyBudget.for_credentials({"client_secret": secret}),
+        ShopifyBudget.for_credentials({"client_secret": secret}),
+    )
+    other = ShopifyBudget.for_credentials({"client_secret": "shpss_fedcba9876543210"})
+    assert one.name == same.name != other.name
+    assert secret not in one.name and "shpss" not in one.name  # the key names the app, not its secret
 
 
 def test_graphql_errors_become_store_errors(load_fixture: Load) -> None:

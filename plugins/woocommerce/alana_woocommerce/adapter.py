@@ -41,7 +41,7 @@ from gateway.adapter import (
     make_http_client,
 )
 from gateway.errors import StoreAuthError
-from gateway.httpclient import HttpClient
+from gateway.httpclient import HttpClient, PauseBudget
 from gateway.model import Product
 
 if TYPE_CHECKING:
@@ -78,7 +78,9 @@ class WooCommerceAdapter(PlatformAdapter):
             # A header rather than aiohttp.BasicAuth, which aiohttp 3.14 deprecates.
             token = base64.b64encode(f"{key}:{secret}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
-        return make_http_client(conn, headers=headers, **kwargs)
+        # WooCommerce publishes no quota; a host's limiter says 429 / 503 with Retry-After. The pause it
+        # asks for is shared by every client of the store, on every process (gateway.httpclient.PauseBudget).
+        return make_http_client(conn, headers=headers, budget=PauseBudget("woocommerce"), **kwargs)
 
     def woo(self, conn: Connection) -> WooClient:
         """The connection's WooCommerce client (built once per connection, like the HttpClient)."""

@@ -28,7 +28,9 @@ current cores skip computing the rest. A side effect worth having: ratings, sale
 purchase notes never leave the store. Webhook bodies still arrive whole; the mapper ignores the rest.
 
 Rate limits. WooCommerce core sends no budget headers; hosts and WAFs in front of it answer 429 or
-503 with Retry-After, which the shared HttpClient honours. So there is no WooCommerce Budget.
+503 with Retry-After, which the shared HttpClient honours. The adapter's budget (`PauseBudget`) makes
+that pause store-wide: once the store asks one request to wait, every client of the store, on every
+process, waits as long before its next request.
 """
 
 from __future__ import annotations
