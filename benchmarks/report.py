@@ -154,7 +154,7 @@ def render_report(r: dict[str, Any]) -> str:
         f"{_get(r, 'soak', 'simulated_minutes')} simulated minutes: due runs / run / missed / duplicated | "
         f"{_get(r, 'soak', 'due_runs')} / {_get(r, 'soak', 'scheduled_runs')} / {_get(r, 'soak', 'missed')} / "
         f"{_get(r, 'soak', 'duplicated')} | every due run once |",
-        f"| ... lateness (due -> claimed by a tick + queued -> started), p50 / p99; the clock ran "
+        f"| ... lateness (due -> claimed by a turn, in real time, + queued -> started), p50 / p99; the clock ran "
         f"{_get(r, 'soak', 'clock_speed')}x and the ticks fell {_get(r, 'soak', 'ticks_behind_real_time_s')} s "
         f"behind it | {_get(r, 'soak', 'lateness_ms', 'p50')} ms / {_get(r, 'soak', 'lateness_ms', 'p99')} ms "
         f"| p99 < 5 s |",

@@ -29,9 +29,3 @@ class RedisLock:
 
     async def release(self) -> None:
         await self.redis.eval(_RELEASE, 1, self.key, self.token)  # type: ignore[misc]
-
-
-async def remaining(redis: Redis, key: str) -> float:
-    """Seconds before the lock at `key` expires (0 when nobody holds it)."""
-    milliseconds = int(await redis.pttl(key))
-    return max(0.0, milliseconds / 1000)

@@ -42,7 +42,7 @@ from gateway.integration_store import Integration, IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
 from gateway.lifecycle import LifecycleService
-from gateway.locks import RedisLock, remaining
+from gateway.locks import RedisLock
 from gateway.mapping import map_one, prefetch
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
@@ -231,12 +231,8 @@ class WebhookService:
             key = apply_lock_key(integration_id)
             lock = await RedisLock.acquire(self.redis, key, APPLY_LOCK_SECONDS)
             if lock is None:
-                # The holder applies these deliveries too: it looks again after letting go. Should it
-                # die first, this follow-up (one per integration and lock period) takes over.
-                period = int(time.time() / APPLY_LOCK_SECONDS)
-                await self.jobs.enqueue_apply(
-                    integration_id, f"after-{period}", defer_by=await remaining(self.redis, key) + 0.5
-                )
+                # The holder applies these deliveries too: it looks again after letting go. Should it die
+                # first, the scheduler gives what still waits a job (gateway.scheduler.recover_webhooks).
                 return changed
             try:
                 _, applied = await self._apply_pass(integration_id, None)
