@@ -89,8 +89,10 @@ def toy_delivery(secret: str, product: dict[str, Any]) -> tuple[bytes, dict[str,
     }
 
 
-async def connect(rig: Rig, store_url: str, credentials: dict[str, str], name: str, **kwargs: Any) -> Integration:
-    return await rig.gw.integrations.connect(ACCOUNT, "toy", name, store_url, credentials, **kwargs)
+async def connect(
+    rig: Rig, store_url: str, credentials: dict[str, str], name: str, account: str = ACCOUNT, **kwargs: Any
+) -> Integration:
+    return await rig.gw.integrations.connect(account, "toy", name, store_url, credentials, **kwargs)
 
 
 def hook_secret(rig: Rig, integration: Integration) -> str:
@@ -309,6 +311,8 @@ async def soak(quick: bool) -> dict[str, Any]:
                     **template,
                     "_id": integration_id,
                     "name": f"soak {i}",
+                    # One store is one integration per account: each copy stands for a store of its own.
+                    "store_identity": f"{template.get('store_identity')}#{i}",
                     "credentials": gw.box.seal(credentials, f"{ACCOUNT}/{integration_id}"),
                     "next_sync_at": due[integration_id],
                     "last_full_sync_at": t0,
@@ -418,9 +422,13 @@ async def fair_work(quick: bool) -> dict[str, Any]:
         bench_rig(apis=1, workers=2) as rig,
     ):
         gw = rig.gw
+        # One store is one integration per account: the small integrations of the one small store are in
+        # accounts of their own.
         others = [
-            await connect(rig, small_store.store_url, small_store.credentials, f"small {i}") for i in range(small)
+            await connect(rig, small_store.store_url, small_store.credentials, f"small {i}", f"{ACCOUNT}-{i}")
+            for i in range(small)
         ]
+        account_of = {i.id: i.account_id for i in others}
         for integration in others:
             run = (await gw.runs.latest(integration.id, 1))[0]
             await wait_run(gw, run.id, 300)
@@ -430,18 +438,18 @@ async def fair_work(quick: bool) -> dict[str, Any]:
         await wait_progress(gw, big_run.id, big_products // 50, limit=600)
 
         changed: dict[str, float] = {}
-        listening = asyncio.Event()
 
-        async def listen() -> None:
-            async with gw.hub.listen(account_channel(ACCOUNT)) as queue:
+        async def listen(account: str, listening: asyncio.Event) -> None:
+            async with gw.hub.listen(account_channel(account)) as queue:
                 listening.set()
                 while True:
                     message = await queue.get()
                     if isinstance(message, ProductChanged):
                         changed.setdefault(message.product_id, time.perf_counter())
 
-        listener = asyncio.ensure_future(listen())
-        await listening.wait()
+        ready = {account: asyncio.Event() for account in sorted(set(account_of.values()))}
+        listeners = [asyncio.ensure_future(listen(account, event)) for account, event in ready.items()]
+        await asyncio.gather(*(event.wait() for event in ready.values()))
         sent: dict[str, float] = {}
         answered: list[float] = []
         sent_at: dict[str, datetime] = {}
@@ -470,7 +478,7 @@ async def fair_work(quick: bool) -> dict[str, Any]:
                 api,
                 "mutation($id: ID!) { syncNow(integrationId: $id) { id } }",
                 {"id": integration_id},
-                account=ACCOUNT,
+                account=account_of[integration_id],
             )
             run_id = None if body.get("errors") else body["data"]["syncNow"]["id"]
             if run_id is not None and run_id not in pressed:
@@ -494,9 +502,11 @@ async def fair_work(quick: bool) -> dict[str, Any]:
             return not set(sent) - set(changed)
 
         await poll(all_stored, limit=120, every=0.25)
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
+        for listener in listeners:
+            listener.cancel()
+        for listener in listeners:
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         started_delays = []
         for run_id, at in pressed.items():
             run = await wait_run(gw, run_id, 300)

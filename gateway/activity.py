@@ -105,6 +105,33 @@ class ActivityLog:
         if docs:
             await self.db.activity.insert_many(docs)
 
+    async def record_digest(
+        self, account_id: str, integration_id: str, run_id: str, at: datetime, message: str, *, seq: int
+    ) -> None:
+        """The one entry of an hour's WEBHOOK digest run (its id is the run's): created by the first batch at
+        `at`, where it stays in the log; later batches update its message. `seq` is the digest run's, so a
+        slower writer never puts back an older count."""
+        fields: Doc = {"message": message, "details": {"seq": seq}}
+        try:
+            await self.db.activity.update_one(
+                {"_id": run_id, "details.seq": {"$not": {"$gte": seq}}},
+                {
+                    "$set": fields,
+                    "$setOnInsert": {
+                        "account_id": account_id,
+                        "integration_id": integration_id,
+                        "at": at,
+                        "kind": ActivityKind.WEBHOOK_CHANGES_APPLIED.value,
+                        "run_id": run_id,
+                        "product_id": None,
+                        "conflict_id": None,
+                    },
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # a newer count is there already
+
     async def record_repeated(
         self, account_id: str, kind: ActivityKind, one: str, many: str, *, integration_id: str, reason: str
     ) -> None:

@@ -45,7 +45,7 @@ from gateway.activity import ActivityLog
 from gateway.adapter import Connection, ConnectMethod, PlatformAdapter
 from gateway.connectstore import Attempt, AttemptKind, AttemptStore, PendingInstall, PendingInstalls
 from gateway.domain import ActivityKind, ConnectStatus, SyncFrequency, SyncMode
-from gateway.errors import BadInput, ConnectRefused, NotFound, StoreAuthError, StoreError
+from gateway.errors import AlreadyConnected, BadInput, ConnectRefused, NotFound, StoreAuthError, StoreError
 from gateway.events import ConnectFinished, EventPublisher
 from gateway.flows import Flows
 from gateway.installflow import (
@@ -62,7 +62,7 @@ from gateway.installflow import (
     new_state,
 )
 from gateway.integration_store import Integration, SyncSettings
-from gateway.integrations import IntegrationService, check_name, validate_credentials
+from gateway.integrations import IntegrationService, already_connected, check_name, validate_credentials
 from gateway.lifecycle import LifecycleService
 from gateway.origins import OriginPolicy
 from gateway.plugins import PluginRegistry
@@ -266,6 +266,9 @@ class ConnectService:
         target = self.check_return_url(return_url)
         state = new_state()
         redirect = flow.authorize(state, store.strip() if store else None)
+        if redirect.store_url or redirect.store_key:
+            # Known before the merchant leaves: a store connected already is CONFLICT now, not after approving.
+            await self.integrations.refuse_connected(account_id, platform, redirect.store_url, redirect.store_key)
         return await self.attempts.create(
             kind=AttemptKind.CONNECT,
             platform=platform,
@@ -375,8 +378,9 @@ class ConnectService:
         mode: SyncMode | None = None,
         frequency: SyncFrequency | None = None,
     ) -> Integration:
-        """claimInstall: the pending install becomes the caller's integration (or restores the caller's
-        integration of the same store, e.g. the app installed again after an uninstall)."""
+        """claimInstall: the pending install becomes the caller's integration, or restores the caller's paused
+        integration of the same store (the app installed again after an uninstall). A store the caller has
+        connected and working already is CONFLICT (AlreadyConnected), and the install stays claimable."""
         pending = await self.pending.claim(token.strip(), account_id) if token and token.strip() else None
         if pending is None:
             raise BadInput(
@@ -418,12 +422,11 @@ class ConnectService:
                 await http.close()
             creds = {**creds, **dict(renewed.credentials)}
             meta = token_meta(renewed, self.clock())
-        existing = [
-            integration
-            for integration in await self.lifecycle.find_by_store(platform, pending.store_key, flow)
-            if integration.account_id == account_id
-        ]
-        target = existing[0] if existing else None
+        target = await self.integrations.connected_store(account_id, platform, pending.store_url, pending.store_key)
+        if target is not None and not target.paused:
+            # Connected and working: one store is one integration (a paused one is restored in place
+            # below: an app installed again after it was removed is how it comes back).
+            raise already_connected(target)
         integration_id = target.id if target else uuid.uuid4().hex
         store_url = target.store_url if target else pending.store_url
         counter = self.integrations.counter(integration_id)
@@ -544,20 +547,24 @@ class ConnectService:
                 return await self._end(attempt, ConnectStatus.FAILED, problem), None
             if kind is AttemptKind.CONNECT:
                 settings = attempt.settings or SyncSettings()
-                await self.integrations.establish(
-                    adapter,
-                    conn,
-                    attempt.account_id or "",
-                    attempt.name or "",
-                    creds,
-                    mode=settings.mode,
-                    frequency=settings.frequency,
-                    counter=counter,
-                    via=ConnectMethod.INSTALL_FLOW,
-                    store_key=installation.store_key,
-                    tokens=meta,
-                    app_account=installation.account,
-                )
+                try:
+                    await self.integrations.establish(
+                        adapter,
+                        conn,
+                        attempt.account_id or "",
+                        attempt.name or "",
+                        creds,
+                        mode=settings.mode,
+                        frequency=settings.frequency,
+                        counter=counter,
+                        via=ConnectMethod.INSTALL_FLOW,
+                        store_key=installation.store_key,
+                        tokens=meta,
+                        app_account=installation.account,
+                    )
+                except AlreadyConnected as exc:
+                    # The merchant picked, on the platform, a store this account has already.
+                    return await self._already_connected(attempt, exc), None
             elif integration is not None:
                 await self.lifecycle.restore(
                     integration,
@@ -585,6 +592,16 @@ class ConnectService:
         await self._announce(ended)
         log.info("store connected through its install flow", extra={"platform": adapter.info.id, "kind": kind.value})
         return ended, claim_token
+
+    async def _already_connected(self, attempt: Attempt, exc: AlreadyConnected) -> Attempt:
+        """End a connect attempt FAILED for a store the account has already; the attempt names that
+        integration (ConnectAttempt.existingIntegration), so the frontend can offer to reconnect it."""
+        ended = await self.attempts.finish(
+            attempt.id, ConnectStatus.FAILED, error=exc.message, integration_id=exc.integration_id
+        )
+        ended = ended or await self.attempts.get(attempt.id) or attempt
+        await self._announce(ended)
+        return ended
 
     # ---- HTTP side ------------------------------------------------------------------------------------------
     def _land(self, attempt: Attempt, *, claim_token: str | None = None, landing: str | None = None) -> Reply:

@@ -162,19 +162,33 @@ class DeliveryStore:
         """Log one delivery; False when its (integration, delivery id) was seen before."""
         return (await self.record_many([Arrival(account_id, integration_id, event, now)]))[0]
 
-    async def waiting(self, integration_id: str) -> bool:
+    async def any_waiting(self, integration_id: str) -> bool:
         """True when a delivery of the integration waits unclaimed (and not held for Sync Now)."""
         query = {"integration_id": integration_id, "claim": None, "held": {"$ne": True}}
         return await self.db.queue.find_one(query, {"_id": 1}) is not None
 
-    async def claim(self, integration_id: str, token: str, now: datetime, lease: timedelta) -> list[Delivery]:
-        """Take every unclaimed delivery of the integration under `token` for `lease`, oldest first."""
+    async def claim(
+        self,
+        integration_id: str,
+        token: str,
+        now: datetime,
+        lease: timedelta,
+        external_ids: Sequence[str] | None = None,
+    ) -> list[Delivery]:
+        """Take every unclaimed delivery of the integration (of these products only, when given) under
+        `token` for `lease`, oldest first."""
+        unclaimed: Doc = {"integration_id": integration_id, "claim": None}
+        if external_ids is not None:
+            unclaimed["external_id"] = {"$in": list(external_ids)}
         await self.db.queue.update_many(
-            {"integration_id": integration_id, "claim": None},
-            {"$set": {"claim": token, "claimed_at": now, "claim_expires": now + lease}},
+            unclaimed, {"$set": {"claim": token, "claimed_at": now, "claim_expires": now + lease}}
         )
         claimed = {"integration_id": integration_id, "claim": token}
         return [Delivery.from_doc(d) async for d in self.db.queue.find(claimed).sort("received_at", 1)]
+
+    async def waiting(self, integration_id: str) -> int:
+        """How many deliveries wait, unclaimed, for the integration."""
+        return await self.db.queue.count_documents({"integration_id": integration_id, "claim": None})
 
     async def renew(self, integration_id: str, token: str, now: datetime, lease: timedelta) -> int:
         """Extend the lease of the claim `token`; returns how many deliveries it still holds."""
@@ -212,9 +226,11 @@ class DeliveryStore:
         found = self.db.queue.find(waiting, {"integration_id": 1}).limit(limit)
         return sorted({d["integration_id"] async for d in found})
 
-    async def drop_unclaimed(self, integration_id: str) -> None:
-        """Forget what waits for an integration that may not call its store (a full sync catches it up)."""
-        await self.db.queue.delete_many({"integration_id": integration_id, "claim": None})
+    async def drop_unclaimed(self, integration_id: str) -> int:
+        """Forget what waits for an integration that may not call its store (a full sync catches it up);
+        returns how many were dropped."""
+        result = await self.db.queue.delete_many({"integration_id": integration_id, "claim": None})
+        return result.deleted_count
 
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.queue.delete_many({"integration_id": integration_id})

@@ -386,7 +386,8 @@ def banner(console: str, token: str, sims: list[Simulator], report: Reconciled, 
         f"  Token:    {token}",
         f"            (account '{DEMO_ACCOUNT}', valid 7 days: paste it into the page, or send it as "
         "'Authorization: Bearer <token>')",
-        "  Stores:   simulated; their keys work in 'Connect a store'",
+        "  Stores:   simulated, each connected as a 'Demo ... store' (one store is one integration: disconnect",
+        "            one to connect it again with its keys in 'Connect a store')",
     ]
     for sim in sims:
         keys = "  ".join(f"{k}={v}" for k, v in sim.credentials().items())
@@ -398,6 +399,7 @@ def banner(console: str, token: str, sims: list[Simulator], report: Reconciled, 
             sim = by_platform[platform]
             what = "no store to type" if platform == "bigcommerce" else f"store {sim.install_store}"
             lines.append(f"            - {sim.platform.capitalize()}: {what}, then 'Continue to ...'")
+        lines.append("            (each is a demo store connected already: disconnect it first)")
     if report.kept:
         lines.append(f"  Kept from the last run: {', '.join(report.kept)}")
     if report.left_disconnected:

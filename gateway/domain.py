@@ -55,6 +55,46 @@ class RunKind(StrEnum):
     FULL = "FULL"
     INCREMENTAL = "INCREMENTAL"
     PRODUCTS = "PRODUCTS"
+    #: Not a run a worker executes: the hour's digest of changes applied from store webhooks (trigger
+    #: WEBHOOK), one per integration per hour, so the history stays readable under a storm of them.
+    DIGEST = "DIGEST"
+
+
+class SyncErrorCode(StrEnum):
+    """The codes the core puts in a run summary's `errors` (plugins add per-product codes of their own,
+    e.g. BAD_PRICE). Run-level entries have no external id and say why a run failed or stopped."""
+
+    #: A run-level failure: the store could not be reached (connection refused, DNS, timeouts, 5xx after retries).
+    STORE_UNREACHABLE = "STORE_UNREACHABLE"
+    #: A run-level failure: the store answered something unexpected (an HTTP status, an unreadable payload).
+    STORE_ERROR = "STORE_ERROR"
+    #: A run-level failure: the store refused Alana's credentials (reconnect the store).
+    CREDENTIALS_REJECTED = "CREDENTIALS_REJECTED"
+    #: A run-level failure: the store kept throttling Alana after every retry.
+    RATE_LIMITED = "RATE_LIMITED"
+    #: The run was cancelled on request (what it saved is kept).
+    CANCELLED = "CANCELLED"
+    #: The integration was disconnected while the run waited or ran.
+    DISCONNECTED = "DISCONNECTED"
+    #: A run-level failure inside the gateway.
+    INTERNAL = "INTERNAL"
+    #: A chosen product (syncNow productExternalIds) the store does not have.
+    NOT_FOUND = "NOT_FOUND"
+    #: A full run could not tell which products vanished from the store; the next full run marks them.
+    REMOVALS_SKIPPED = "REMOVALS_SKIPPED"
+    #: One product the plugin could not map (plugins may use codes of their own).
+    MAPPING_FAILED = "MAPPING_FAILED"
+    INVALID_PRODUCT = "INVALID_PRODUCT"
+
+
+class ChangeOutcome(StrEnum):
+    """What applying one store change did to its product."""
+
+    ADDED = "ADDED"
+    UPDATED = "UPDATED"
+    UNCHANGED = "UNCHANGED"
+    REMOVED = "REMOVED"
+    FAILED = "FAILED"
 
 
 class HealthStatus(StrEnum):
@@ -101,6 +141,9 @@ class ActivityKind(StrEnum):
     CONNECT_FAILED = "CONNECT_FAILED"
     #: A store user lost access to the app on the platform (BigCommerce remove_user).
     APP_USER_REMOVED = "APP_USER_REMOVED"
+    #: The hour's digest of changes applied from store webhooks (one entry per integration per hour,
+    #: updated as changes arrive; its run is the WEBHOOK digest run).
+    WEBHOOK_CHANGES_APPLIED = "WEBHOOK_CHANGES_APPLIED"
 
 
 class EventKind(StrEnum):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -26,8 +27,16 @@ from gateway import metrics
 from gateway.activity import ActivityLog
 from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext, Page
 from gateway.conflicts import ConflictService
-from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, utcnow
-from gateway.errors import LeaseLost, RunCancelled, StoreAuthError, StoreError
+from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, SyncErrorCode, utcnow
+from gateway.errors import (
+    LeaseLost,
+    RunCancelled,
+    StoreAuthError,
+    StoreError,
+    StoreHTTPError,
+    StoreRateLimited,
+    StoreUnreachable,
+)
 from gateway.events import EventPublisher, ProductChanged, run_event
 from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration
@@ -38,7 +47,18 @@ from gateway.mapping import map_one, prefetch
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
 from gateway.products import YIELD_EVERY, ProductStore
-from gateway.runs import STARTING, Checkpoint, Run, RunCounts, RunLease, RunStore, SyncError
+from gateway.runs import (
+    STARTING,
+    Applied,
+    Checkpoint,
+    HeldChanges,
+    Run,
+    RunCounts,
+    RunLease,
+    RunStore,
+    SyncError,
+    run_failure,
+)
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,16 +70,18 @@ PREFETCH_PAGES = 2
 #: How often a run saves its progress (and renews its lease) while one page takes long.
 HEARTBEAT_SECONDS = 1.0
 
-#: Work a job hands to the engine, done under the run's lease before the store is read (e.g.
-#: applying the webhook deliveries a manual-mode integration kept waiting for Sync Now).
-RunStep = Callable[[Run], Awaitable[None]]
+#: Work a job hands to the engine, done under the run's lease before the store is read: applying the
+#: webhook deliveries a manual-mode integration kept waiting for Sync Now. What it applied is counted
+#: in the run (with the run's `held` changes); a retried run does not take the step again.
+RunStep = Callable[[Run], Awaitable[Applied | None]]
 
-REMOVALS_SKIPPED = SyncError(
-    None,
-    "REMOVALS_SKIPPED",
+REMOVALS_SKIPPED = run_failure(
+    SyncErrorCode.REMOVALS_SKIPPED,
     "Products missing from the store were not marked removed: this run has no record of every page it read "
     "(it was begun by an earlier release, or its records were lost). The next full sync marks them.",
 )
+CANCELLED = run_failure(SyncErrorCode.CANCELLED, "Cancelled on request; the products saved before it stopped are kept")
+DISCONNECTED = run_failure(SyncErrorCode.DISCONNECTED, "The integration was disconnected")
 
 
 class SyncEngine:
@@ -95,27 +117,22 @@ class SyncEngine:
         self.worker_id = worker_id
         #: A run whose worker stops renewing its lease is taken over after this.
         self.lease_seconds = settings.run_lease_seconds
-        #: Runs this process is executing. A run can have two jobs (one on the runs lane, one a Sync Now
-        #: press added: gateway.syncs), and the lease alone lets its owner in again: every lane of a
-        #: worker process shares this engine, so the second job must stop here.
-        self._working: set[str] = set()
 
     async def run(self, run_id: str, before: Sequence[RunStep] = ()) -> Run | None:
         """Execute the run; `before` are steps done under its lease before the store is read."""
-        if run_id in self._working:
-            return None
-        self._working.add(run_id)
-        try:
-            lease = await RunLease.acquire(self.runs, run_id, self.worker_id, self.lease_seconds)
-            if lease is None:
-                return None  # finished, cancelled, or another worker holds it
-            integration = await self.integrations.get_any(lease.run.integration_id)
-            if integration is None:
-                return await self.runs.finish(run_id, RunStatus.FAILED, "The integration was disconnected")
-            with bind_context(run_id=run_id, integration_id=integration.id):
-                return await _Execution(self, lease, integration, before).execute()
-        finally:
-            self._working.discard(run_id)
+        # One owner per attempt, not per process: a job arq hands this process twice (its job was
+        # re-enqueued while the first attempt still ran, e.g. after Redis lost its in-progress key)
+        # must not share the first attempt's lease and count every product twice.
+        owner = f"{self.worker_id}:{uuid.uuid4().hex[:6]}"
+        lease = await RunLease.acquire(self.runs, run_id, owner, self.lease_seconds)
+        if lease is None:
+            return None  # finished, cancelled, or another worker holds it
+        integration = await self.integrations.get_any(lease.run.integration_id)
+        if integration is None:
+            why = DISCONNECTED
+            return await self.runs.finish(run_id, RunStatus.FAILED, why.message, why.message, [why])
+        with bind_context(run_id=run_id, integration_id=integration.id):
+            return await _Execution(self, lease, integration, before).execute()
 
     async def started(self, run: Run) -> None:
         """A worker took the run: the activity log (first attempt only), RUN_STARTED, the light."""
@@ -165,6 +182,11 @@ class SyncEngine:
             )
 
 
+def not_found(external_id: str) -> SyncError:
+    """A chosen product the store does not have (reported, not counted as failed)."""
+    return SyncError(external_id, SyncErrorCode.NOT_FOUND.value, f"The store has no product with id {external_id!r}")
+
+
 def fetch_request(run: Run, integration: Integration, cursor: str | None, overlap: timedelta) -> FetchRequest:
     """What a run asks the store for: its products by id, the changes since the cursor, or everything."""
     if run.kind is RunKind.PRODUCTS:
@@ -173,6 +195,20 @@ def fetch_request(run: Run, integration: Integration, cursor: str | None, overla
         since = integration.sync_cursor
         return FetchRequest(mode=FetchMode.SINCE, since=since - overlap if since else None, cursor=cursor)
     return FetchRequest(mode=FetchMode.FULL, cursor=cursor)
+
+
+def failure_of(exc: Exception) -> tuple[str, SyncError]:
+    """Why a run failed, for its progress message and its summary (`SyncRun.failure` and an entry in
+    `errors` with a code a frontend maps: gateway.domain.SyncErrorCode)."""
+    if isinstance(exc, StoreAuthError):
+        return "The store refused Alana's credentials", run_failure(SyncErrorCode.CREDENTIALS_REJECTED, exc.message)
+    if isinstance(exc, StoreRateLimited):
+        return "The store kept throttling Alana", run_failure(SyncErrorCode.RATE_LIMITED, exc.message)
+    if isinstance(exc, StoreUnreachable) or (isinstance(exc, StoreHTTPError) and (exc.status or 0) >= 500):
+        return "The store could not be reached", run_failure(SyncErrorCode.STORE_UNREACHABLE, exc.message)
+    if isinstance(exc, StoreError):
+        return "The store could not be read", run_failure(SyncErrorCode.STORE_ERROR, exc.message)
+    return "Internal error", run_failure(SyncErrorCode.INTERNAL, f"internal error ({type(exc).__name__})")
 
 
 def activity_of(run: Run) -> tuple[ActivityKind, str]:
@@ -221,6 +257,7 @@ class _Execution:
         add: RunCounts | None = None,
         set_counts: dict[str, int] | None = None,
         errors: Sequence[SyncError] = (),
+        held: HeldChanges | None = None,
     ) -> Run:
         processed = self.processed if checkpoint is not None else None  # it moves with a checkpoint only
         run = await self.lease.save(
@@ -231,6 +268,7 @@ class _Execution:
             add=add,
             set_counts=set_counts,
             errors=errors,
+            held=held,
         )
         await self.engine.publish_run(EventKind.RUN_PROGRESS, run)
         return run
@@ -249,24 +287,23 @@ class _Execution:
         await engine.started(await self.save())
         conn = engine.integrations.connection(self.integration, self.counter)
         beat = asyncio.get_running_loop().create_task(self.heartbeat())
+        failure: SyncError | None = None
         try:
-            for step in self.before:
-                await step(self.run)
+            await self.take_steps()
             await self.walk(conn)
-            status, message, failure = RunStatus.SUCCEEDED, f"Done: {self.processed} products checked", None
+            status, message = RunStatus.SUCCEEDED, f"Done: {self.processed} products checked"
         except RunCancelled:
-            status, message, failure = RunStatus.CANCELLED, "Cancelled: products saved so far are kept", None
+            status, message, failure = RunStatus.CANCELLED, "Cancelled: products saved so far are kept", CANCELLED
         except LeaseLost:
             await engine.lost(self.run)
             return None
-        except StoreAuthError as exc:
-            status, message, failure = RunStatus.FAILED, "The store refused Alana's credentials", exc.message
-            await engine.lifecycle.credentials_rejected(self.integration, exc.message)
-        except StoreError as exc:
-            status, message, failure = RunStatus.FAILED, "The store could not be read", exc.message
         except Exception as exc:  # noqa: BLE001 - record the failure, never leave a run RUNNING
-            log.exception("sync run %s crashed", self.run.id)
-            status, message, failure = RunStatus.FAILED, "Internal error", f"internal error ({type(exc).__name__})"
+            if isinstance(exc, StoreAuthError):
+                await engine.lifecycle.credentials_rejected(self.integration, exc.message)
+            elif not isinstance(exc, StoreError):
+                log.exception("sync run %s crashed", self.run.id)
+            status = RunStatus.FAILED
+            message, failure = failure_of(exc)
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -274,6 +311,16 @@ class _Execution:
             await conn.close()
             await self.counter.flush()
         return await self.finish(status, message, failure)
+
+    async def take_steps(self) -> None:
+        """The job's steps (the held changes of a Sync Now), counted with the run; once per run."""
+        if self.run.held is not None:
+            return  # an earlier attempt took them and saved what they did
+        for step in self.before:
+            applied = await step(self.run)
+            if applied is not None:
+                self.message = "Applying the changes that waited for Sync Now"
+                await self.save(add=applied.counts, errors=applied.errors, held=HeldChanges.of(applied))
 
     async def walk(self, conn: Connection) -> None:
         run = self.run
@@ -311,12 +358,14 @@ class _Execution:
                 mapped[outcome.external_id] = outcome  # a duplicate id in one page: the last one wins
             else:
                 errors.append(outcome)
+        held_counted = run.held is not None
         write = await engine.products.write_page(
             integration.account_id,
             integration.id,
             run.id,
             mapped,
             nothing_stored=self.nothing_stored,
+            held_counted=held_counted,
             observed_after=self.reading_since,
         )
         if run.kind is RunKind.FULL:  # kept with the run before its checkpoint: removals survive anything
@@ -326,7 +375,11 @@ class _Execution:
             await engine.conflicts.record(integration.account_id, integration.id, pid, found, run.id)
         counts = write.counts + RunCounts(failed=len(errors))
         if page.missing_ids and run.kind is RunKind.PRODUCTS:
-            counts += RunCounts(removed=await engine.products.mark_removed(integration.id, page.missing_ids, run.id))
+            removed, unknown = await engine.products.remove_missing(
+                integration.id, run.id, page.missing_ids, held_counted=held_counted
+            )
+            counts += RunCounts(removed=removed)
+            errors += [not_found(e) for e in unknown]
         newest = self.checkpoint.max_updated
         if write.max_updated is not None and (newest is None or write.max_updated > newest):
             newest = write.max_updated
@@ -355,13 +408,16 @@ class _Execution:
         removed = await self.engine.products.sweep_unseen(
             self.integration.id, self.run.id, started, seen.ids, retried=self.run.attempts > 1
         )
-        # Set, not added: a retry that sweeps again counts the same products once.
-        await self.save(set_counts={"removed": removed})
+        # Set, not added: a retry that sweeps again counts the same products once (the held changes'
+        # removals, counted when they were applied, stay in).
+        held = self.run.held.counts.removed if self.run.held is not None else 0
+        await self.save(set_counts={"removed": removed + held})
 
-    async def finish(self, status: RunStatus, message: str, failure: str | None) -> Run | None:
+    async def finish(self, status: RunStatus, message: str, failure: SyncError | None) -> Run | None:
         engine = self.engine
-        notes = self.notes if status is RunStatus.SUCCEEDED else []
-        run = await engine.runs.finish(self.run.id, status, message, failure, notes)
+        notes = self.notes if failure is None else [failure]
+        why = failure.message if failure is not None else None
+        run = await engine.runs.finish(self.run.id, status, message, why, notes)
         if run is None:
             return None
         await engine.ended(run, self.integration, self.checkpoint.max_updated)

@@ -6,6 +6,8 @@ GatewayError                      code            meaning
 ├── NotFound                      NOT_FOUND       absent, or another account's (never says which)
 ├── Unauthenticated               UNAUTHENTICATED missing, expired or forged token
 ├── Conflict                      CONFLICT        the state does not allow it (e.g. run already ended)
+│   └── AlreadyConnected          CONFLICT        the store is connected in the account already;
+│                                                 extensions.integrationId names it (reconnect it)
 ├── RateLimited                   RATE_LIMITED    the caller spent its query-cost budget; retry later
 ├── Unavailable                   UNAVAILABLE     a dependency (MongoDB, Redis) is down
 ├── MappingError                  (per product)   one product could not be mapped: a SyncError in the
@@ -88,6 +90,19 @@ class Unauthenticated(GatewayError):
 
 class Conflict(GatewayError):
     code = ErrorCode.CONFLICT
+
+
+class AlreadyConnected(Conflict):
+    """The store is connected in this account already (same platform, same store): one store is one
+    integration, so the caller is pointed at that one (reconnectIntegration renews its access)."""
+
+    def __init__(self, message: str, *, integration_id: str, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.integration_id = integration_id
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        return {**super().extensions, "integrationId": self.integration_id}
 
 
 class RateLimited(GatewayError):

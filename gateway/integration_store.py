@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from gateway.adapter import ConnectMethod
 from gateway.domain import HealthAction, HealthStatus, SyncFrequency, SyncMode, WebhookState
@@ -319,8 +320,24 @@ class IntegrationStore:
         return min(found, default=None)
 
     # ---- writes -------------------------------------------------------------------------------
-    async def insert(self, integration: Integration) -> None:
-        await self.db.integrations.insert_one(integration.to_doc())
+    async def insert(self, integration: Integration, store_identity: str | None = None) -> Integration | None:
+        """Save a new integration; None when saved. With `store_identity` (which store it is), the database
+        keeps one integration per store and account: the one already holding it comes back instead."""
+        doc = integration.to_doc()
+        if store_identity is not None:
+            doc["store_identity"] = store_identity
+        try:
+            await self.db.integrations.insert_one(doc)
+        except DuplicateKeyError:
+            if store_identity is None:
+                raise
+            found = await self.db.integrations.find_one(
+                {"account_id": integration.account_id, "store_identity": store_identity}
+            )
+            if found is None:  # pragma: no cover - disconnected in between: the caller may try again
+                raise
+            return Integration.from_doc(found)
+        return None
 
     async def _update(self, query: Doc, update: Doc) -> Integration | None:
         self._forget(query["_id"])
@@ -343,17 +360,18 @@ class IntegrationStore:
         *,
         full: bool,
         sync_cursor: datetime | None,
-        clear_pending: bool,
         webhooks_silent: bool | None,
+        pending_changes: int | None = None,
     ) -> Integration | None:
-        """A run succeeded at `at`: the last-sync times, the incremental cursor, the flags it settles."""
+        """A run succeeded at `at`: the last-sync times, the incremental cursor, the flags it settles, and
+        (after a Sync Now of the whole store) how many changes still wait: those that arrived meanwhile."""
         fields: Doc = {"last_sync_at": at, "credentials_rejected": False}
+        if pending_changes is not None:
+            fields["pending_changes"] = pending_changes
         if full:
             fields["last_full_sync_at"] = at
         if sync_cursor is not None:
             fields["sync_cursor"] = sync_cursor
-        if clear_pending:
-            fields["pending_changes"] = 0
         if webhooks_silent is not None:
             fields["webhooks.silent"] = webhooks_silent
         return await self._update({"_id": integration_id}, {"$set": fields})
@@ -540,6 +558,17 @@ class IntegrationStore:
         """`count` more changes waiting for Sync Now (manual mode); the last delivery arrived at `at`."""
         fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
         return await self._update({"_id": integration_id}, {"$inc": {"pending_changes": count}, "$set": fields})
+
+    async def settle_pending_changes(self, integration_id: str, applied: int) -> Integration | None:
+        """`applied` of the changes waiting for Sync Now were applied (or dropped): they wait no more.
+        Changes that arrived meanwhile, or that a Sync Now of chosen products left alone, still do."""
+        if applied <= 0:
+            return None
+        await self._update({"_id": integration_id}, {"$inc": {"pending_changes": -applied}})
+        # Deliveries enqueued before a switch to manual mode were never counted: never below zero.
+        return await self._update(
+            {"_id": integration_id, "pending_changes": {"$lt": 0}}, {"$set": {"pending_changes": 0}}
+        )
 
     async def mark_health(self, integration_id: str, seen: HealthMark | None, new: HealthMark) -> bool:
         """Record `new` as the published light if it still is `seen`: True for the one caller that

@@ -7,6 +7,7 @@ or put in an error message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -27,7 +28,8 @@ from gateway.domain import (
     Trigger,
     WebhookState,
 )
-from gateway.errors import BadInput, NotFound, StoreAuthError, StoreError
+from gateway.errors import AlreadyConnected, BadInput, NotFound, StoreAuthError, StoreError
+from gateway.flows import Flows
 from gateway.health import Health
 from gateway.healthwatch import HealthWatch
 from gateway.httpclient import HttpClient
@@ -48,7 +50,7 @@ from gateway.runs import Run, RunStore
 from gateway.settings import Settings
 from gateway.syncs import SyncService
 from gateway.tokens import FreshCredentials, TokenKeeper
-from gateway.urls import check_store_url
+from gateway.urls import check_store_url, store_identity
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class IntegrationService:
         syncs: SyncService,
         tokens: TokenKeeper,
         registry: PluginRegistry,
+        flows: Flows,
         box: SecretBox,
         settings: Settings,
         rate_states: Callable[[str], RateState],
@@ -90,6 +93,7 @@ class IntegrationService:
         self.syncs = syncs
         self.tokens = tokens
         self.registry = registry
+        self.flows = flows
         self.box = box
         self.settings = settings
         #: The shared rate-limit state of the store at a URL (in Redis: one per store for every process).
@@ -211,6 +215,7 @@ class IntegrationService:
         name = check_name(name)
         url = check_store_url(store_url, allow_private=self.settings.allow_private_urls)
         creds = validate_credentials(adapter, credentials)
+        await self.refuse_connected(account_id, platform, url)
         integration_id = uuid.uuid4().hex
         counter = self.counter(integration_id)
         conn = self._connection(integration_id, url, creds, options or {}, counter)
@@ -254,6 +259,7 @@ class IntegrationService:
         integration's. An install flow also gives the store key, the token lifetimes and the app account."""
         platform = adapter.info.id
         integration_id = conn.integration_id
+        identity = await self.refuse_connected(account_id, platform, conn.store_url, store_key)
         callback = callback_url(self.settings, platform, integration_id)
         now = self.clock()
         webhooks: WebhookInfo
@@ -285,7 +291,13 @@ class IntegrationService:
             tokens=tokens,
             app_account=dict(app_account or {}),
         )
-        await self.store.insert(integration)
+        holder = await self.store.insert(integration, identity)
+        if holder is not None:
+            # Connected twice at once (a double click): the other one won. Take back our webhooks.
+            if webhooks.hook_ids:
+                with contextlib.suppress(StoreError):
+                    await adapter.remove_webhooks(conn, WebhookRegistration(webhooks.hook_ids, secrets))
+            raise already_connected(holder)
         if counter is not None:
             await counter.flush()
         await self.activity.record(
@@ -296,6 +308,39 @@ class IntegrationService:
         )
         await self.syncs.queue(integration, Trigger.INITIAL, kind=RunKind.FULL)
         return integration
+
+    async def connected_store(
+        self, account_id: str, platform: str, store_url: str | None, store_key: str | None = None
+    ) -> Integration | None:
+        """The account's integration of this store, if it has one: same platform, and the same store URL
+        (in one spelling, gateway.urls.store_identity) or the same store key (the platform's name for the
+        store: a Shopify shop domain, a BigCommerce store hash, a WooCommerce site)."""
+        flow = self.flows.install_flow(platform)
+        if store_key is None and store_url and flow is not None:
+            store_key = flow.store_key_for(store_url)
+        wanted = store_identity(store_url) if store_url else None
+        for integration in await self.store.list(account_id):
+            if integration.platform != platform:
+                continue
+            if wanted and store_identity(integration.store_url) == wanted:
+                return integration
+            theirs = integration.store_key or (flow.store_key_for(integration.store_url) if flow else None)
+            if store_key and theirs == store_key:
+                return integration
+        return None
+
+    async def refuse_connected(
+        self, account_id: str, platform: str, store_url: str | None, store_key: str | None = None
+    ) -> str:
+        """Raise AlreadyConnected when the account has this store already; else the store's identity (what
+        the database keeps unique per account, so two connects racing each other make one integration)."""
+        found = await self.connected_store(account_id, platform, store_url, store_key)
+        if found is not None:
+            raise already_connected(found)
+        flow = self.flows.install_flow(platform)
+        if store_key is None and store_url and flow is not None:
+            store_key = flow.store_key_for(store_url)
+        return f"{platform}|key:{store_key}" if store_key else f"{platform}|url:{store_identity(store_url or '')}"
 
     # ---- settings -----------------------------------------------------------------------------
     async def update_settings(
@@ -340,12 +385,17 @@ class IntegrationService:
             # looks: changes it still finds are changes the webhooks missed.
             registered = integration.webhooks.state is WebhookState.REGISTERED
             silent = registered and run.counts.added + run.counts.updated > 0
+        waiting = None
+        if run.trigger is Trigger.MANUAL and run.kind is not RunKind.PRODUCTS:
+            # A Sync Now of the whole store applied what waited (counted as it went, settled here
+            # against the queue itself); a Sync Now of chosen products leaves the others waiting.
+            waiting = await self.deliveries.waiting(integration.id)
         await self.store.record_sync(
             integration.id,
             self.clock(),
             full=run.kind is RunKind.FULL,
             sync_cursor=cursor,
-            clear_pending=run.trigger is Trigger.MANUAL,
+            pending_changes=waiting,
             webhooks_silent=silent,
         )
 
@@ -377,6 +427,14 @@ class IntegrationService:
             integration_id=integration_id,
         )
         return integration_id
+
+
+def already_connected(integration: Integration) -> AlreadyConnected:
+    return AlreadyConnected(
+        f"This store is already connected to Alana as {integration.name!r}: one store is one integration. To renew "
+        "its access, reconnect that integration (reconnectIntegration) instead of connecting the store again.",
+        integration_id=integration.id,
+    )
 
 
 def validate_credentials(adapter: PlatformAdapter, credentials: Any) -> dict[str, str]:

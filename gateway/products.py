@@ -208,20 +208,15 @@ def classify(
     old: Doc | None,
     run_id: str | None,
     observed_after: datetime | None = None,
-    *,
-    carried: bool = False,
 ) -> Decision:
     """The decision for one mapped product of run `run_id` (None: a webhook's), given its stored hash,
-    version and flags, when the store was read after `observed_after`; `carried`: the body came in a
-    webhook delivery (a removed product is revived only by a body newer than its removal)."""
+    version and flags, when the store was read after `observed_after`."""
     if old is None:
         return Decision.INSERT
     if removed_since(old, observed_after):
         return Decision.UNCHANGED  # removed (by a webhook) after this page was read: the page is older
     if older(product.store_updated_at, old.get("store_updated_at")):
         return Decision.UNCHANGED  # a newer version already arrived (a webhook overtook this run): keep it
-    if carried and observed_after is None and not newer_than_removal(product.store_updated_at, old):
-        return Decision.UNCHANGED  # a late or replayed body of before its removal
     if old.get("hash") == content_hash and not old.get("removed"):
         # Written by an earlier attempt of this same run: count it as that attempt did.
         if old.get("created_run") == run_id:
@@ -273,9 +268,11 @@ class ProductStore:
                 "overlays": 1,
                 "created_run": 1,
                 "updated_run": 1,
+                "held_run": 1,
+                "held_seen_run": 1,
+                "removed_run": 1,
                 "store_updated_at": 1,
                 "removed_at": 1,
-                "removal_version": 1,
             },
         )
         return {doc["external_id"]: doc async for doc in cursor}
@@ -328,18 +325,27 @@ class ProductStore:
         products: Mapping[str, Product],
         *,
         nothing_stored: bool = False,
+        held_counted: bool = False,
         observed_after: datetime | None = None,
-        carried: bool = False,
     ) -> PageWrite:
         """Write one page of a run (or a webhook batch: `run_id` None): only what changed, in one unordered
         bulk write (version-guarded); a version older than the stored one changes nothing.
 
         `nothing_stored` (a first load) skips reading what is stored; a product that appears meanwhile
-        (a webhook) makes its insert collide and is decided again. `observed_after`: the store was read
-        after this moment (a removed product comes back only if it was removed before). `carried`: the
-        bodies came in webhook deliveries (one of before a product's removal does not bring it back).
+        (a webhook) makes its insert collide and is decided again. `held_counted`: the run has counted the
+        held changes it applied first, so a product they wrote (`held_run`) is written if the store has
+        changed it again, but not counted a second time; one they found unchanged (`held_seen_run`) and
+        that the store has changed since moves from the run's "unchanged" to what the walk made of it.
+        `observed_after`: the store was read after this moment (a removed product comes back only if it
+        was removed before).
         """
         existing = {} if nothing_stored or not products else await self.existing(integration_id, list(products))
+        counted_before = {
+            e
+            for e, doc in existing.items()
+            if held_counted and run_id in (doc.get("held_run"), doc.get("held_seen_run"))
+        }
+        held_unchanged = {e for e in counted_before if existing[e].get("held_run") != run_id}
         #: Each product's counter ("added", "updated" or "unchanged"), as finally decided.
         tally: dict[str, str] = {}
         written: set[str] = set()  # written by this attempt: PRODUCT_CHANGED
@@ -356,7 +362,7 @@ class ProductStore:
             if max_updated is None or product.store_updated_at > max_updated:
                 max_updated = product.store_updated_at
             old = existing.get(external_id)
-            decision = classify(product, content_hash, old, run_id, observed_after, carried=carried)
+            decision = classify(product, content_hash, old, run_id, observed_after)
             tally[external_id] = _COUNTER[decision]
             if decision is Decision.INSERT:
                 inserts.append(self.new_document(account_id, integration_id, product, content_hash, run_id, store))
@@ -397,11 +403,13 @@ class ProductStore:
                     tally[external_id] = "added" if outcome.outcome is Outcome.ADDED else "updated"
                 written.add(external_id)
             found += [(outcome.product_id, conflict) for conflict in outcome.conflicts]
-        counted = [tally[e] for e in products]
+        counted = [tally[e] for e in products if e not in counted_before]
+        # Counted "unchanged" by the held step, changed by the walk: counted as what the walk did instead.
+        recounted = [tally[e] for e in products if e in held_unchanged and tally[e] != "unchanged"]
         counts = RunCounts(
-            added=counted.count("added"),
-            updated=counted.count("updated"),
-            unchanged=counted.count("unchanged"),
+            added=counted.count("added") + recounted.count("added"),
+            updated=counted.count("updated") + recounted.count("updated"),
+            unchanged=counted.count("unchanged") - len(recounted),
             conflicts=len(found),
         )
         changed = tuple(product_id(integration_id, e) for e in products if e in written)
@@ -518,6 +526,7 @@ class ProductStore:
         run_id: str | None,
         *,
         skip_older: bool = False,
+        held: bool = False,
         observed_after: datetime | None = None,
     ) -> WriteResult:
         """Write one store version safely (conditional on version), detecting overlay conflicts.
@@ -525,25 +534,34 @@ class ProductStore:
         `skip_older`: a store version older than the stored one changes nothing (late webhooks), and so
         does one of a removed product dated at or before its removal. `observed_after`: the product was
         read from the store after this moment; a product removed since stays removed.
+        `held`: a change manual mode kept waiting, applied by run `run_id` before it reads the store;
+        the product remembers it (`held_run` when written, `held_seen_run` when it changed nothing) so
+        that run counts it once (see `write_page`).
         """
         pid = product_id(integration_id, product.external_id)
+        marks: Doc = {"held_run": run_id} if held else {}
+        seen: Doc = {"held_seen_run": run_id} if held else {}
         for _ in range(20):
             doc = await self.db.products.find_one({"_id": pid})
             if doc is None:
                 try:
                     await self.db.products.insert_one(
-                        self.new_document(account_id, integration_id, product, content_hash, run_id)
+                        {**self.new_document(account_id, integration_id, product, content_hash, run_id), **marks}
                     )
                     return WriteResult(Outcome.ADDED, pid)
                 except DuplicateKeyError:
                     continue  # someone else inserted it first: decide again against theirs
             if removed_since(doc, observed_after):
+                await self._mark(pid, seen)
                 return WriteResult(Outcome.STALE, pid)
             if skip_older and older(product.store_updated_at, doc.get("store_updated_at")):
+                await self._mark(pid, seen)
                 return WriteResult(Outcome.STALE, pid)
             if skip_older and observed_after is None and not newer_than_removal(product.store_updated_at, doc):
+                await self._mark(pid, seen)
                 return WriteResult(Outcome.STALE, pid)
             if doc.get("hash") == content_hash and not doc.get("removed"):
+                await self._mark(pid, seen)
                 return WriteResult(Outcome.UNCHANGED, pid)
             new_store = product.to_document()
             overlays, conflicts = detect_conflicts(doc, new_store)
@@ -553,6 +571,7 @@ class ProductStore:
                 "synced_at": utcnow(),
                 "updated_run": run_id,
                 "overlays": overlays,
+                **marks,
             }
             update = {"$set": fields, "$inc": {"version": 1}}
             result = await self.db.products.update_one({"_id": pid, "version": doc.get("version", 0)}, update)
@@ -561,23 +580,56 @@ class ProductStore:
                 return WriteResult(outcome, pid, tuple(conflicts))
         raise RuntimeError(f"product {pid} kept changing under 20 consecutive writes")
 
+    async def _mark(self, pid: str, marks: Doc) -> None:
+        """Remember a held change checked and found unchanged (no new version: nothing changed)."""
+        if marks:
+            await self.db.products.update_one({"_id": pid}, {"$set": marks})
+
     async def mark_removed(
-        self, integration_id: str, external_ids: Iterable[str], run_id: str | None, *, version: datetime | None = None
+        self,
+        integration_id: str,
+        external_ids: Iterable[str],
+        run_id: str | None,
+        *,
+        version: datetime | None = None,
+        held: bool = False,
     ) -> int:
         """Mark products removed (never deleted). `version`: the store time the removal stands for (the
-        delivery's receipt; by default now, when the store was just asked): no older body revives them."""
+        delivery's receipt; by default now, when the store was just asked): no older body revives them.
+        `held` as in `write_one`."""
         ids = [product_id(integration_id, e) for e in external_ids]
         if not ids:
             return 0
         now = utcnow()
+        fields: Doc = {"removed": True, "removed_at": now, "removal_version": version or now, "removed_run": run_id}
+        if held:
+            fields["held_run"] = run_id
         result = await self.db.products.update_many(
-            {"_id": {"$in": ids}, "removed": {"$ne": True}},
-            {
-                "$set": {"removed": True, "removed_at": now, "removal_version": version or now, "removed_run": run_id},
-                "$inc": {"version": 1},
-            },
+            {"_id": {"$in": ids}, "removed": {"$ne": True}}, {"$set": fields, "$inc": {"version": 1}}
         )
         return result.modified_count
+
+    async def remove_missing(
+        self, integration_id: str, run_id: str, external_ids: Sequence[str], *, held_counted: bool
+    ) -> tuple[int, list[str]]:
+        """Chosen products (a PRODUCTS run) the store no longer has: mark removed the ones stored, and
+        return how many this run removed with the ids that are not stored at all, or were gone before
+        this run (unknown to the store: NOT_FOUND). A removal by an earlier attempt of the run counts
+        again (its counters were not saved); one by the held changes it applied first does not."""
+        stored = await self.existing(integration_id, external_ids)
+        removed = await self.mark_removed(integration_id, [e for e in external_ids if e in stored], run_id)
+        unknown: list[str] = []
+        for external_id in external_ids:
+            doc = stored.get(external_id)
+            if doc is None:
+                unknown.append(external_id)
+            elif not doc.get("removed"):
+                continue  # removed just now: counted above
+            elif doc.get("removed_run") != run_id:
+                unknown.append(external_id)
+            elif not (held_counted and doc.get("held_run") == run_id):
+                removed += 1  # an earlier attempt of this run removed it
+        return removed, unknown
 
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.products.delete_many({"integration_id": integration_id})

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from gateway.domain import RunKind, RunStatus, Trigger, utcnow
+from gateway.domain import ChangeOutcome, RunKind, RunStatus, SyncErrorCode, Trigger, utcnow
 from gateway.errors import LeaseLost
 from gateway.pagination import PageRequest, Slice
 from gateway.storage.mongo import Database, Doc, find_page
@@ -28,9 +28,12 @@ MAX_ERRORS_KEPT = 200
 LISTED_ERRORS = 20
 #: Runs as lists read them.
 _LISTED: Doc = {"errors": {"$slice": LISTED_ERRORS}}
+#: Products listed in a run's held changes (the count is always exact).
+MAX_CHANGES_KEPT = 200
 #: What a run's progress says before a worker takes it, and when one does.
 WAITING = "Waiting to start"
 STARTING = "Starting"
+CANCELLED_BEFORE_START = "Cancelled on request before it started; nothing was changed"
 
 
 # ---- records -------------------------------------------------------------------------------------
@@ -102,9 +105,52 @@ class SyncError:
 
 
 @dataclass(frozen=True)
+class AppliedChange:
+    """One product a batch of store changes touched, and what became of it."""
+
+    external_id: str
+    outcome: ChangeOutcome
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying a batch of store change notifications did (webhooks, or Sync Now applying what
+    manual mode kept waiting): the summary's counters and errors, and each product's outcome."""
+
+    counts: RunCounts = field(default_factory=RunCounts)
+    errors: tuple[SyncError, ...] = ()
+    changes: tuple[AppliedChange, ...] = ()
+    #: Change notifications applied (several may concern one product).
+    deliveries: int = 0
+    #: Products added, updated or removed (PRODUCT_CHANGED events).
+    changed_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HeldChanges:
+    """The store changes manual mode kept waiting, as a Sync Now applied them before reading the store.
+
+    Their counters are in the run's counts already; a product they wrote (its `held_run`) is not
+    counted again when the run then reads it from the store.
+    """
+
+    #: Change notifications applied: what `pendingChanges` counted.
+    applied: int = 0
+    #: The products they touched and what became of each (the first MAX_CHANGES_KEPT).
+    changes: tuple[AppliedChange, ...] = ()
+    #: Their share of the run's counters (a full run's sweep adds its removals to theirs).
+    counts: RunCounts = field(default_factory=RunCounts)
+
+    @classmethod
+    def of(cls, applied: Applied) -> HeldChanges:
+        return cls(applied.deliveries, applied.changes[:MAX_CHANGES_KEPT], applied.counts)
+
+
+@dataclass(frozen=True)
 class RunSummary:
     counts: RunCounts
     errors: tuple[SyncError, ...]
+    held: HeldChanges | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +174,9 @@ class Run:
     cancel_requested: bool = False
     failure: str | None = None
     lease_owner: str | None = None
+    #: Set once a Sync Now applied the changes manual mode kept waiting (None: nothing was held back,
+    #: or the run has not got that far).
+    held: HeldChanges | None = None
 
     @property
     def active(self) -> bool:
@@ -136,7 +185,7 @@ class Run:
     @property
     def summary(self) -> RunSummary | None:
         """The merchant's summary of a finished run (None while it runs)."""
-        return RunSummary(self.counts, self.errors) if self.status.finished else None
+        return RunSummary(self.counts, self.errors, self.held) if self.status.finished else None
 
     @classmethod
     def from_doc(cls, doc: Doc) -> Run:
@@ -172,7 +221,37 @@ class Run:
             cancel_requested=bool(doc.get("cancel_requested")),
             failure=doc.get("failure"),
             lease_owner=doc.get("lease_owner"),
+            held=_held(doc.get("held")),
         )
+
+
+def _held(doc: Doc | None) -> HeldChanges | None:
+    if doc is None:
+        return None
+    changes = tuple(AppliedChange(c["external_id"], ChangeOutcome(c["outcome"])) for c in doc.get("changes") or ())
+    return HeldChanges(int(doc.get("applied") or 0), changes, RunCounts.from_doc(doc.get("counts")))
+
+
+def _held_doc(held: HeldChanges) -> Doc:
+    return {
+        "applied": held.applied,
+        "changes": [{"external_id": c.external_id, "outcome": c.outcome.value} for c in held.changes],
+        "counts": held.counts.as_dict(),
+    }
+
+
+def run_failure(code: SyncErrorCode, message: str) -> SyncError:
+    """The summary's entry saying why a run failed or stopped (no external id: it is about the run)."""
+    return SyncError(None, code.value, message)
+
+
+def digest_id(integration_id: str, at: datetime) -> str:
+    """The WEBHOOK digest run of one integration for the UTC hour of `at`."""
+    return f"{integration_id}-changes-{at.astimezone(UTC):%Y%m%d%H}"
+
+
+def digest_message(changes: int) -> str:
+    return f"{changes} change{'' if changes == 1 else 's'} applied from store notifications"
 
 
 def _progress_doc(progress: RunProgress) -> Doc:
@@ -264,10 +343,12 @@ class RunStore:
         return _one(await self.db.runs.find_one({"integration_id": integration_id, "active": True}))
 
     async def latest(self, integration_id: str, limit: int = 10, finished_only: bool = False) -> list[Run]:
-        """The newest runs, with their first LISTED_ERRORS errors."""
+        """The newest runs, with their first LISTED_ERRORS errors. `finished_only`: the newest runs a worker
+        executed (the light's last run), without the WEBHOOK digests."""
         query: Doc = {"integration_id": integration_id}
         if finished_only:
             query["active"] = {"$ne": True}
+            query["kind"] = {"$ne": RunKind.DIGEST.value}
         cursor = self.db.runs.find(query, _LISTED).sort([("queued_at", -1), ("_id", -1)]).limit(limit)
         return [Run.from_doc(doc) async for doc in cursor]
 
@@ -315,13 +396,17 @@ class RunStore:
         add: RunCounts | None = None,
         set_counts: Mapping[str, int] | None = None,
         errors: Sequence[SyncError] = (),
+        held: HeldChanges | None = None,
     ) -> Run | None:
         """Persist progress (and a checkpoint with its counters, atomically), renew the lease.
 
         None when the lease was lost. `set_counts` overwrites counters (a recount that must stay exact
-        whatever attempt makes it); `add` increments them.
+        whatever attempt makes it); `add` increments them. `held` records the held changes a Sync Now
+        applied, with their counters in `add`, in the same update.
         """
         fields_set: Doc = {"progress": _progress_doc(progress), "lease_until": utcnow() + timedelta(seconds=ttl)}
+        if held is not None:
+            fields_set["held"] = _held_doc(held)
         if checkpoint is not None:
             fields_set["checkpoint"] = {
                 "cursor": checkpoint.cursor,
@@ -347,7 +432,8 @@ class RunStore:
     async def finish(
         self, run_id: str, status: RunStatus, message: str, failure: str | None = None, errors: Iterable[SyncError] = ()
     ) -> Run | None:
-        """End the run (the status and its message together); None when it had already ended."""
+        """End the run (the status and its message together); None when it had already ended. A failed or
+        cancelled run comes with its `failure` and a run-level entry in `errors` (see `run_failure`)."""
         fields_set: Doc = {"status": status.value, "finished_at": utcnow(), "progress.message": message}
         if failure:
             fields_set["failure"] = failure
@@ -373,6 +459,7 @@ class RunStore:
         return _one(doc)
 
     async def finish_if(self, account_id: str, run_id: str, expected: RunStatus) -> Run | None:
+        why = CANCELLED_BEFORE_START
         doc = await self.db.runs.find_one_and_update(
             {"_id": run_id, "account_id": account_id, "status": expected.value, "active": True},
             {
@@ -380,7 +467,9 @@ class RunStore:
                     "status": RunStatus.CANCELLED.value,
                     "finished_at": utcnow(),
                     "progress.message": "Cancelled before it started",
+                    "failure": why,
                 },
+                "$push": {"errors": _error_doc(run_failure(SyncErrorCode.CANCELLED, why))},
                 "$unset": {"active": ""},
             },
             return_document=ReturnDocument.AFTER,
@@ -401,6 +490,56 @@ class RunStore:
             {"status": RunStatus.QUEUED.value, "active": True, "queued_at": {"$lt": before}}, {"errors": 0}
         )
         return [Run.from_doc(doc) async for doc in cursor]
+
+    # ---- the WEBHOOK digests ---------------------------------------------------------------------
+    async def add_to_digest(
+        self, account_id: str, integration_id: str, run_id: str, at: datetime, applied: Applied
+    ) -> Run:
+        """Add one batch of webhook changes to its hour's digest run (`digest_id`), created by the first.
+
+        The digest is a finished (SUCCEEDED) run from the start, never active: it shows in the history
+        and nowhere a worker looks. Counters are incremented in one update, so batches applied at once
+        by several workers add up; the message follows the newest count (`seq` guards it).
+        """
+        increments: Doc = {f"counts.{k}": v for k, v in applied.counts.as_dict().items() if v}
+        increments["progress.processed"] = applied.deliveries
+        increments["progress.seq"] = 1
+        update: Doc = {
+            "$setOnInsert": {
+                "account_id": account_id,
+                "integration_id": integration_id,
+                "trigger": Trigger.WEBHOOK.value,
+                "kind": RunKind.DIGEST.value,
+                "status": RunStatus.SUCCEEDED.value,
+                "queued_at": at,
+                "started_at": at,
+                "product_ids": [],
+                "progress.total": None,
+                "attempts": 0,
+                "cancel_requested": False,
+            },
+            "$max": {"finished_at": at},
+            "$inc": increments,
+        }
+        if applied.errors:
+            update["$push"] = {"errors": {"$each": [_error_doc(e) for e in applied.errors], "$slice": MAX_ERRORS_KEPT}}
+        doc: Doc | None = None
+        for _ in range(3):
+            try:
+                doc = await self.db.runs.find_one_and_update(
+                    {"_id": run_id}, update, upsert=True, projection={"errors": 0}, return_document=ReturnDocument.AFTER
+                )
+                break
+            except DuplicateKeyError:  # two first batches of the hour at once: the other one created it
+                continue
+        if doc is None:  # pragma: no cover - the upsert kept colliding
+            raise RuntimeError("could not record the webhook digest")
+        run = Run.from_doc(doc)
+        message = digest_message(run.progress.processed)
+        await self.db.runs.update_one(
+            {"_id": run_id, "progress.seq": run.progress.seq}, {"$set": {"progress.message": message}}
+        )
+        return replace(run, progress=replace(run.progress, message=message))
 
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.runs.delete_many({"integration_id": integration_id})
@@ -465,6 +604,7 @@ class RunLease:
         add: RunCounts | None = None,
         set_counts: Mapping[str, int] | None = None,
         errors: Sequence[SyncError] = (),
+        held: HeldChanges | None = None,
     ) -> Run:
         """Save progress (with the page's checkpoint and counters, atomically) under a new `seq`.
 
@@ -484,6 +624,7 @@ class RunLease:
                 add=add,
                 set_counts=set_counts,
                 errors=errors,
+                held=held,
             )
             if run is None:
                 raise LeaseLost()

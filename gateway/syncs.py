@@ -8,7 +8,7 @@ from datetime import datetime
 
 from gateway.activity import ActivityLog
 from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, Trigger
-from gateway.errors import Conflict, NotFound
+from gateway.errors import BadInput, Conflict, NotFound
 from gateway.events import EventPublisher, run_event
 from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration, IntegrationStore
@@ -112,18 +112,23 @@ class SyncService:
 
     async def sync_now(
         self, account_id: str, integration_id: str, product_ids: list[str] | None, full: bool | None = None
-    ) -> Run:
+    ) -> tuple[Run, bool]:
+        """Sync Now: the run queued, and whether it is new. While a run is queued or running, that run
+        comes back instead (False), whatever was asked for."""
         integration = await self.integrations.get(account_id, integration_id)
         if integration is None:
             raise NotFound("no integration with that id", field="integrationId")
-        ids = [p.strip() for p in product_ids or [] if p.strip()] or None
+        ids = chosen_ids(product_ids)
+        if ids is not None and full:
+            raise BadInput("give productExternalIds or full, not both", field="full")
         kind = self.choose_kind(integration, ids, full)
         run, created = await self.queue(integration, Trigger.MANUAL, kind=kind, product_ids=ids)
         if not created and run.status is RunStatus.QUEUED and run.trigger is not Trigger.MANUAL:
             # The press finds a scheduled run still waiting on the runs lane (behind other stores' long
-            # runs, maybe): it gets a Sync Now job too, so the merchant at the screen does not wait.
+            # runs, maybe): it gets a Sync Now job too, so the merchant at the screen does not wait (each
+            # job's attempt has a lease owner of its own: the run is worked once, gateway.engine).
             await self.jobs.hasten_run(run.id)
-        return run
+        return run, created
 
     async def cancel(self, account_id: str, run_id: str) -> Run:
         run = await self.runs.get(account_id, run_id)
@@ -147,3 +152,18 @@ class SyncService:
             await self.publisher.publish(run_event(EventKind.RUN_FINISHED, updated, self.clock()))
             await self.health.refresh(updated.integration_id)
         return updated
+
+
+def chosen_ids(product_ids: list[str] | None) -> list[str] | None:
+    """The store ids a Sync Now of chosen products names, trimmed, each once, in the order given; None
+    for the whole store. An empty list, or one of blank ids only, is a mistake, not "everything"."""
+    if product_ids is None:
+        return None
+    ids = list(dict.fromkeys(p.strip() for p in product_ids if p.strip()))
+    if not ids:
+        raise BadInput(
+            "productExternalIds is empty: name at least one product's store id, or leave it out to sync the "
+            "whole store",
+            field="productExternalIds",
+        )
+    return ids

@@ -113,6 +113,24 @@ def check_store_url(url: str, *, allow_private: bool, resolve: bool = True) -> s
     return url.strip().rstrip("/")
 
 
+def store_identity(url: str) -> str:
+    """One spelling of a store URL, to tell that two URLs name the same store: scheme and host lowercased,
+    default ports, query, fragment and trailing slashes dropped (the path is kept: a WooCommerce site may
+    live under one)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(scheme)
+    netloc = host if port is None or port == default else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
 def _literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))

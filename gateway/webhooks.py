@@ -2,16 +2,16 @@
 
 Receiving never maps or fetches: it verifies the signature with the platform's scheme, records the
 delivery under a unique (integration, delivery id) key so a redelivery is stored once, and enqueues
-the apply job. Concurrent deliveries share their writes (`WriteBatcher`: one insert into the dedupe
-log and one into the queue for all of them), and each integration's apply job is queued once per
+the apply job. Concurrent deliveries share their writes (`WriteBatcher`: one insert into the queue
+and one into the dedupe log for all of them), and each integration's apply job is queued once per
 coalescing window, so a bulk edit's burst costs MongoDB a few writes per batch, not several per
 delivery; the answer still waits until the delivery is stored.
 
 Applying is one job per integration at a time (`apply_queued`, under a Redis lock): each pass claims
 every pending delivery under a lease renewed while it applies them (a worker that dies or freezes, or
 an apply that fails, gives them back), coalesces them to the newest version of each product, and
-writes them in bulk through the version-guarded path, where a store version older than the stored
-one changes nothing; then it looks again, until nothing waits.
+writes through the version-guarded path, where a store version older than the stored one changes
+nothing; then it looks again, until nothing waits.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -34,7 +34,7 @@ from gateway.batching import WriteBatcher
 from gateway.conflicts import ConflictService
 from gateway.constants import apply_lock_key
 from gateway.deliveries import Arrival, Delivery, DeliveryStore, storable
-from gateway.domain import ActivityKind, SyncMode, Trigger, utcnow
+from gateway.domain import ActivityKind, ChangeOutcome, RunKind, SyncMode, Trigger, utcnow
 from gateway.errors import StoreAuthError, StoreError
 from gateway.events import EventPublisher, ProductChanged
 from gateway.healthwatch import HealthWatch
@@ -46,8 +46,17 @@ from gateway.locks import RedisLock
 from gateway.mapping import map_one, prefetch
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
-from gateway.products import ProductStore, product_id
-from gateway.runs import Run
+from gateway.products import Outcome, ProductStore, WriteResult, product_id
+from gateway.runs import (
+    Applied,
+    AppliedChange,
+    Run,
+    RunCounts,
+    RunStore,
+    SyncError,
+    digest_id,
+    digest_message,
+)
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,10 +65,8 @@ log = logging.getLogger(__name__)
 #: asking the store on every delivery. Sync runs always ask afresh.
 MAPPING_CONTEXT_TTL = 300.0
 #: How long an apply job may hold an integration's lock (one pass); a worker that dies holding it
-#: delays that integration's deliveries at most this long.
+#: delays that integration's deliveries at most this long (then the scheduler gives them a job).
 APPLY_LOCK_SECONDS = 30.0
-#: Products per bulk write when a pass applies many (batches of about this size suit MongoDB best).
-WRITE_CHUNK = 500
 #: Integrations whose apply job this process remembers having queued for the current window.
 SCHEDULED_LIMIT = 10_000
 #: The most deliveries one intake write carries.
@@ -83,6 +90,7 @@ class WebhookService:
         store: IntegrationStore,
         deliveries: DeliveryStore,
         products: ProductStore,
+        runs: RunStore,
         conflicts: ConflictService,
         activity: ActivityLog,
         publisher: EventPublisher,
@@ -98,6 +106,7 @@ class WebhookService:
         self.store = store
         self.deliveries = deliveries
         self.products = products
+        self.runs = runs
         self.conflicts = conflicts
         self.activity = activity
         self.publisher = publisher
@@ -108,7 +117,7 @@ class WebhookService:
         self.clock = clock
         self.redis = redis
         self._mapping_contexts: dict[str, tuple[float, MappingContext]] = {}
-        #: Concurrent deliveries (any integration) share one write to the log and the queue.
+        #: Concurrent deliveries (any integration) share one write to the queue and the log.
         self._intake: WriteBatcher[_Arrival, bool] = WriteBatcher(self._store_batch, max_items=INTAKE_BATCH)
         #: integration id -> the coalescing window whose apply job this process queued last.
         self._scheduled: dict[str, int] = {}
@@ -235,45 +244,73 @@ class WebhookService:
                 # first, the scheduler gives what still waits a job (gateway.scheduler.recover_webhooks).
                 return changed
             try:
-                _, applied = await self._apply_pass(integration_id, None)
-                changed += applied
+                changed += await self.apply_pending(integration_id)
             finally:
                 await lock.release()
             # What arrived during the pass (its apply jobs found the lock held and left it to us), or
             # between the pass and the release: another pass.
-            if not await self.deliveries.waiting(integration_id):
+            if not await self.deliveries.any_waiting(integration_id):
                 return changed
 
-    async def apply_pending(self, integration_id: str, run_id: str | None = None) -> int:
-        """Apply every pending delivery of the integration once; returns how many products changed.
+    async def apply_pending(self, integration_id: str) -> int:
+        """The apply job: apply every pending delivery of the integration and add them to the hour's WEBHOOK
+        digest run (history and activity log); returns how many products changed.
 
         The deliveries are claimed under a lease renewed while they are applied: if this worker dies or
         freezes, or the apply fails, they go back to the queue for another job (never lost, never held)."""
-        _, changed = await self._apply_pass(integration_id, run_id)
-        return changed
-
-    async def _apply_pass(self, integration_id: str, run_id: str | None) -> tuple[int, int]:
-        """Claim every waiting delivery and apply them, coalesced per product: (claimed, changed)."""
         integration = await self.store.get_any(integration_id)
         if integration is None:
             # Disconnected (a delivery accepted from another API's cached read just before): nothing waits
             # for an integration that is gone.
             await self.deliveries.delete_integration(integration_id)
-            return 0, 0
+            return 0
         if integration.paused:
             # Credentials rejected or app removed: no calls to the store. The full sync that follows a
             # reconnect catches up these changes.
-            await self.deliveries.drop_unclaimed(integration_id)
-            return 0, 0
+            dropped = await self.deliveries.drop_unclaimed(integration_id)
+            await self.store.settle_pending_changes(integration_id, dropped)
+            return 0
+        now = self.clock()
+        run_id = digest_id(integration_id, now)
+        applied = await self._claim_and_apply(integration, run_id)
+        if applied.deliveries == 0:
+            return 0
+        await self.store.settle_pending_changes(integration_id, applied.deliveries)
+        await self._digest(integration, run_id, now, applied)
+        await self._announce(integration, applied, None)
+        return len(applied.changed_ids)
+
+    async def apply_held(self, run: Run) -> Applied | None:
+        """The step a Sync Now run takes first: apply the changes manual mode kept waiting (for a run of
+        chosen products, only theirs: the others keep waiting). The run counts what this returns."""
+        if run.trigger is not Trigger.MANUAL:
+            return None
+        integration = await self.store.get_any(run.integration_id)
+        if integration is None or integration.paused:
+            return None  # the run fails at the store; what waits is applied after a reconnect
+        only = run.product_ids if run.kind is RunKind.PRODUCTS else None
+        applied = await self._claim_and_apply(integration, run.id, held=True, only=only)
+        if applied.deliveries:
+            await self.store.settle_pending_changes(integration.id, applied.deliveries)
+            await self.health.refresh(integration.id)
+        await self._announce(integration, applied, run.id)
+        return applied
+
+    async def _claim_and_apply(
+        self, integration: Integration, run_id: str, *, held: bool = False, only: Sequence[str] | None = None
+    ) -> Applied:
+        """Claim the integration's pending deliveries (of the products in `only`, when given), apply the
+        newest change of each product under `run_id`, and forget them."""
+        integration_id = integration.id
         token = uuid.uuid4().hex
         lease = timedelta(seconds=self.settings.run_lease_seconds)
-        deliveries = await self.deliveries.claim(integration_id, token, self.clock(), lease)
+        deliveries = await self.deliveries.claim(integration_id, token, self.clock(), lease, only)
         if not deliveries:
-            return 0, 0
+            return Applied()
         metrics.APPLY_BATCH.observe(len(deliveries))
         renewing = asyncio.get_running_loop().create_task(self._renew(integration_id, token, lease))
         try:
-            changed = await self._apply_claimed(integration, deliveries, run_id)
+            applied = await self._apply_claimed(integration, deliveries, run_id, held)
         except BaseException:
             with contextlib.suppress(Exception):  # MongoDB may be what failed: then the lease runs out
                 await self.deliveries.release(integration_id, token)
@@ -288,7 +325,7 @@ class WebhookService:
             started = delivery.triggered_at
             latency = now - (started.timestamp() if started is not None else delivery.received_mono)
             metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
-        return len(deliveries), changed
+        return replace(applied, deliveries=len(deliveries))
 
     async def _renew(self, integration_id: str, token: str, lease: timedelta) -> None:
         """Keep the claim's lease while its deliveries are applied (three renewals per lease)."""
@@ -299,7 +336,9 @@ class WebhookService:
             except Exception:  # noqa: BLE001 - MongoDB unreachable: the apply itself will say so
                 log.warning("could not renew a webhook claim", exc_info=True)
 
-    async def _apply_claimed(self, integration: Integration, deliveries: list[Delivery], run_id: str | None) -> int:
+    async def _apply_claimed(
+        self, integration: Integration, deliveries: list[Delivery], run_id: str, held: bool
+    ) -> Applied:
         integration_id = integration.id
         latest: dict[str, Delivery] = {}
         for delivery in deliveries:
@@ -314,44 +353,46 @@ class WebhookService:
             await self.store.mark_deliveries_arriving(integration_id, self.clock())
             if webhooks.silent:
                 await self.health.refresh(integration_id)
-        return await self._apply(integration, list(latest.values()), run_id)
+        return await self._apply(integration, list(latest.values()), run_id, held=held)
 
-    async def apply_held(self, run: Run) -> None:
-        """The step a Sync Now run takes first: apply the changes that manual mode kept waiting."""
-        if run.trigger is Trigger.MANUAL:
-            await self.apply_pending(run.integration_id, run.id)
+    async def _digest(self, integration: Integration, run_id: str, at: datetime, applied: Applied) -> None:
+        """Add a batch to the hour's WEBHOOK digest: its run in the history, one activity entry that follows it."""
+        run = await self.runs.add_to_digest(integration.account_id, integration.id, run_id, at, applied)
+        await self.activity.record_digest(
+            integration.account_id,
+            integration.id,
+            run.id,
+            at,
+            digest_summary(run),
+            seq=run.progress.seq,
+        )
 
-    async def _apply(self, integration: Integration, deliveries: list[Delivery], run_id: str | None) -> int:
-        """Apply one delivery per product: the products they carry, and the store's current versions of
-        those notified without one, each written in bulk; removals marked as of their delivery."""
+    async def _apply(
+        self, integration: Integration, deliveries: list[Delivery], run_id: str, *, held: bool = False
+    ) -> Applied:
         adapter = self.registry.adapter(integration.platform)
         account_id, integration_id = integration.account_id, integration.id
         counter = self.integrations.counter(integration_id)
         conn = self.integrations.connection(integration, counter)
-        changed: list[str] = []
-        carried: dict[str, Product] = {}
-        read_back: dict[str, Product] = {}
-        missing: list[str] = []
-        reading_since: datetime | None = None
+        tally = _Tally(integration_id)
         try:
             context = await self._mapping_context(adapter, conn)
             refresh: list[str] = []
             for delivery in deliveries:
                 if delivery.kind is ChangeKind.DELETE:
                     # The store had removed it when the delivery arrived: no body of before then revives it.
-                    removed = await self.products.mark_removed(
-                        integration_id, [delivery.external_id], run_id, version=delivery.received_at
+                    await self._remove(
+                        tally, integration_id, [delivery.external_id], run_id, held, delivery.received_at
                     )
-                    if removed:
-                        changed.append(product_id(integration_id, delivery.external_id))
                 elif delivery.kind is ChangeKind.REFRESH or delivery.product is None:
                     refresh.append(delivery.external_id)
                 else:
                     mapped = map_one(self.registry, adapter, delivery.product, context)
                     if isinstance(mapped, Product):
-                        carried[mapped.external_id] = mapped
+                        tally.wrote(await self._write(account_id, integration_id, mapped, run_id, held))
                     else:
                         log.warning("webhook product could not be mapped: %s", mapped.message)
+                        tally.failed(delivery.external_id, mapped)
             if refresh:
                 request = FetchRequest(mode=FetchMode.IDS, ids=tuple(refresh))
                 reading_since = utcnow()
@@ -359,8 +400,12 @@ class WebhookService:
                     for native in page.items:
                         mapped = map_one(self.registry, adapter, native, context)
                         if isinstance(mapped, Product):
-                            read_back[mapped.external_id] = mapped
-                    missing += page.missing_ids
+                            tally.wrote(
+                                await self._write(account_id, integration_id, mapped, run_id, held, reading_since)
+                            )
+                        elif mapped.external_id:
+                            tally.failed(mapped.external_id, mapped)
+                    await self._remove(tally, integration_id, page.missing_ids, run_id, held)
         except StoreAuthError as exc:
             await self.lifecycle.credentials_rejected(integration, exc.message)
         except StoreError as exc:
@@ -368,41 +413,35 @@ class WebhookService:
         finally:
             await conn.close()
             await counter.flush()
-        # What was read is written even when a refresh failed half-way: carried bodies judged by their
-        # store time (and against a removal), bodies read back by when they were read.
-        changed += await self._write(integration, carried, run_id, None, carried=True)
-        changed += await self._write(integration, read_back, run_id, reading_since, carried=False)
-        if missing and await self.products.mark_removed(integration_id, missing, run_id):
-            changed += [product_id(integration_id, e) for e in missing]
-        metrics.WEBHOOKS.labels(platform=integration.platform, outcome="applied").inc(len(changed))
-        at = self.clock()
-        await self.publisher.publish_many(
-            [ProductChanged(account_id=account_id, integration_id=integration_id, at=at, product_id=p) for p in changed]
-        )
-        return len(changed)
+        return tally.result()
 
-    async def _write(
-        self,
-        integration: Integration,
-        products: Mapping[str, Product],
-        run_id: str | None,
-        observed_after: datetime | None,
-        *,
-        carried: bool,
-    ) -> list[str]:
-        """Write products in bulk (chunks of WRITE_CHUNK), version-guarded; returns the ids that changed."""
-        account_id, integration_id = integration.account_id, integration.id
-        changed: list[str] = []
-        items = list(products.values())
-        for start in range(0, len(items), WRITE_CHUNK):
-            chunk = {p.external_id: p for p in items[start : start + WRITE_CHUNK]}
-            written = await self.products.write_page(
-                account_id, integration_id, run_id, chunk, observed_after=observed_after, carried=carried
+    async def _announce(self, integration: Integration, applied: Applied, run_id: str | None) -> None:
+        """PRODUCT_CHANGED for each product a batch changed, once what it did is recorded (a subscriber that
+        reads the history then finds it there)."""
+        for pid in applied.changed_ids:
+            metrics.WEBHOOKS.labels(platform=integration.platform, outcome="applied").inc()
+            await self.publisher.publish(
+                ProductChanged(
+                    account_id=integration.account_id,
+                    integration_id=integration.id,
+                    at=self.clock(),
+                    product_id=pid,
+                    run_id=run_id,
+                )
             )
-            for pid, found in written.conflicts:
-                await self.conflicts.record(account_id, integration_id, pid, found, run_id)
-            changed += written.changed_ids
-        return changed
+
+    async def _remove(
+        self,
+        tally: _Tally,
+        integration_id: str,
+        external_ids: Sequence[str],
+        run_id: str,
+        held: bool,
+        version: datetime | None = None,
+    ) -> None:
+        for external_id in external_ids:
+            if await self.products.mark_removed(integration_id, [external_id], run_id, version=version, held=held):
+                tally.removed(external_id)
 
     async def _mapping_context(self, adapter: PlatformAdapter, conn: Connection) -> MappingContext:
         cached = self._mapping_contexts.get(conn.integration_id)
@@ -413,6 +452,99 @@ class WebhookService:
             self._mapping_contexts.clear()  # bounded
         self._mapping_contexts[conn.integration_id] = (time.monotonic() + MAPPING_CONTEXT_TTL, context)
         return context
+
+    async def _write(
+        self,
+        account_id: str,
+        integration_id: str,
+        product: Product,
+        run_id: str,
+        held: bool,
+        observed_after: datetime | None = None,
+    ) -> tuple[str, WriteResult]:
+        """Write a product a delivery carried (`observed_after` None: judged by its store time) or one read
+        back from the store after `observed_after`."""
+        result = await self.products.write_one(
+            account_id,
+            integration_id,
+            product,
+            product.content_hash(),
+            run_id,
+            skip_older=True,
+            observed_after=observed_after,
+            held=held,
+        )
+        for found in result.conflicts:
+            await self.conflicts.record(account_id, integration_id, result.product_id, found, run_id)
+        return product.external_id, result
+
+
+class _Tally:
+    """The outcome of each product one batch of deliveries touched (each product is in a batch once)."""
+
+    def __init__(self, integration_id: str) -> None:
+        self.integration_id = integration_id
+        self.outcomes: dict[str, ChangeOutcome] = {}
+        self.errors: list[SyncError] = []
+        self.conflicts = 0
+
+    def wrote(self, written: tuple[str, WriteResult]) -> None:
+        external_id, result = written
+        self.outcomes[external_id] = _OUTCOMES[result.outcome]
+        self.conflicts += len(result.conflicts)
+
+    def removed(self, external_id: str) -> None:
+        self.outcomes[external_id] = ChangeOutcome.REMOVED
+
+    def failed(self, external_id: str, error: SyncError) -> None:
+        self.outcomes[external_id] = ChangeOutcome.FAILED
+        self.errors.append(error)
+
+    def result(self) -> Applied:
+        outcomes = list(self.outcomes.values())
+        counts = RunCounts(
+            added=outcomes.count(ChangeOutcome.ADDED),
+            updated=outcomes.count(ChangeOutcome.UPDATED),
+            unchanged=outcomes.count(ChangeOutcome.UNCHANGED),
+            removed=outcomes.count(ChangeOutcome.REMOVED),
+            failed=outcomes.count(ChangeOutcome.FAILED),
+            conflicts=self.conflicts,
+        )
+        changes = tuple(AppliedChange(e, o) for e, o in self.outcomes.items())
+        changed = tuple(
+            product_id(self.integration_id, e)
+            for e, o in self.outcomes.items()
+            if o in (ChangeOutcome.ADDED, ChangeOutcome.UPDATED, ChangeOutcome.REMOVED)
+        )
+        return Applied(counts, tuple(self.errors), changes, changed_ids=changed)
+
+
+_OUTCOMES = {
+    Outcome.ADDED: ChangeOutcome.ADDED,
+    Outcome.UPDATED: ChangeOutcome.UPDATED,
+    Outcome.UNCHANGED: ChangeOutcome.UNCHANGED,
+    Outcome.STALE: ChangeOutcome.UNCHANGED,
+    Outcome.REMOVED: ChangeOutcome.REMOVED,
+}
+
+
+def digest_summary(run: Run) -> str:
+    """The activity log's line for an hour's WEBHOOK digest, e.g. "32 changes applied from store
+    notifications: 3 added, 27 updated, 2 removed"."""
+    c = run.counts
+    parts = [
+        f"{n} {word}"
+        for n, word in (
+            (c.added, "added"),
+            (c.updated, "updated"),
+            (c.removed, "removed"),
+            (c.unchanged, "unchanged"),
+            (c.failed, "failed"),
+            (c.conflicts, "conflict" if c.conflicts == 1 else "conflicts"),
+        )
+        if n
+    ]
+    return digest_message(run.progress.processed) + (f": {', '.join(parts)}" if parts else "")
 
 
 def _newer_or_same(candidate: Delivery, current: Delivery) -> bool:

@@ -151,13 +151,17 @@ class Demo:
             self.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(self.process.wait(), timeout=60) == 0
 
-    async def query(self, session: aiohttp.ClientSession, query: str, **variables: object) -> dict[str, Any]:
+    async def raw(self, session: aiohttp.ClientSession, query: str, **variables: object) -> dict[str, Any]:
         async with session.post(
             self.url,
             json={"query": query, "variables": variables},
             headers={"Authorization": f"Bearer {self.token()}"},
         ) as response:
-            body = await response.json()
+            body: dict[str, Any] = await response.json()
+        return body
+
+    async def query(self, session: aiohttp.ClientSession, query: str, **variables: object) -> dict[str, Any]:
+        body = await self.raw(session, query, **variables)
         assert not body.get("errors"), body
         data: dict[str, Any] = body["data"]
         return data
@@ -194,8 +198,18 @@ async def test_a_restart_keeps_what_people_did_and_reaches_the_banner_quickly(tm
             before = {i["name"]: i for i in (await demo.query(session, INTEGRATIONS))["integrations"]}
             assert set(before) == {"Demo shopify store", "Demo woocommerce store", "Demo bigcommerce store"}
 
-            # What a person does: connect a store of their own, edit a product, disconnect a demo store.
+            # What a person does: connect a store of their own (one store is one integration: the demo's
+            # WooCommerce store is disconnected to connect it again as their own), edit a product, disconnect
+            # a demo store.
             woo_url, woo_keys = demo.store("woocommerce")
+            refused = await demo.raw(
+                session,
+                "mutation($input: ConnectIntegrationInput!) { connectIntegration(input: $input) { id } }",
+                input={"platform": "woocommerce", "name": "My own store", "storeUrl": woo_url, "credentials": woo_keys},
+            )
+            demo_woo = before["Demo woocommerce store"]["id"]
+            assert refused["errors"][0]["extensions"] == {"code": "CONFLICT", "integrationId": demo_woo}, refused
+            await demo.query(session, "mutation($id: ID!) { disconnectIntegration(integrationId: $id) }", id=demo_woo)
             connected = await demo.query(
                 session,
                 "mutation($input: ConnectIntegrationInput!) {"
@@ -227,7 +241,7 @@ async def test_a_restart_keeps_what_people_did_and_reaches_the_banner_quickly(tm
 
             banner = await demo.start()
             assert "Kept from the last run" in banner and "My own store" in banner
-            assert "bigcommerce store(s); they stay disconnected" in banner
+            assert "bigcommerce, woocommerce store(s); they stay disconnected" in banner
             after = {i["name"]: i for i in (await demo.query(session, INTEGRATIONS))["integrations"]}
             assert after == mid  # same integrations, ids, counts and history; the disconnected one stays gone
             kept = await demo.query(
@@ -245,6 +259,20 @@ async def test_a_restart_keeps_what_people_did_and_reaches_the_banner_quickly(tm
                 lambda d: d["integrationEvents"]["kind"] == "PRODUCT_CHANGED",
                 id=mine,
             )
+            # The history and the activity log tell the story: the first sync, then what the store changed.
+            story = await demo.query(
+                session,
+                "query($id: ID!) {"
+                " syncRuns(integrationId: $id) { edges { node { trigger kind progress { message } } } }"
+                " activityLog(integrationId: $id, first: 20) { edges { node { kind message } } } }",
+                id=mine,
+            )
+            runs = [e["node"] for e in story["syncRuns"]["edges"]]
+            assert [(r["trigger"], r["kind"]) for r in runs] == [("WEBHOOK", "DIGEST"), ("INITIAL", "FULL")], runs
+            assert runs[0]["progress"]["message"] == "1 change applied from store notifications"
+            logged = [(e["node"]["kind"], e["node"]["message"]) for e in story["activityLog"]["edges"]]
+            assert logged[0] == ("WEBHOOK_CHANGES_APPLIED", "1 change applied from store notifications: 1 updated")
+            assert {"INTEGRATION_CONNECTED", "SYNC_SUCCEEDED", "PRODUCT_EDITED"} <= {kind for kind, _ in logged}
             await demo.stop()
 
             banner = await demo.start("--reset")
@@ -320,6 +348,11 @@ async def test_the_demo_connects_through_shopifys_approve_screen_and_keeps_it(tm
         try:
             banner = await demo.start()
             assert "approve screen" in banner and "alana-sim.myshopify.com" in banner
+            # The simulated Shopify is the demo's store, connected already: one store is one integration, so
+            # the person disconnects it first, as the banner says.
+            listed = await demo.query(session, INTEGRATIONS)
+            demo_shop = next(i["id"] for i in listed["integrations"] if i["name"] == "Demo shopify store")
+            await demo.query(session, "mutation($id: ID!) { disconnectIntegration(integrationId: $id) }", id=demo_shop)
             platforms = await demo.query(session, "{ platforms { id connectMethods } }")
             methods = {p["id"]: p["connectMethods"] for p in platforms["platforms"]}
             assert all("INSTALL_FLOW" in methods[p] for p in ("shopify", "woocommerce", "bigcommerce"))

@@ -245,3 +245,19 @@ async def test_the_worker_serves_its_own_metrics(gw: Gateway, toy_store: ToySimu
     finally:
         worker.send_signal(signal.SIGTERM)
         await worker.wait()
+
+
+async def test_a_run_handed_twice_to_one_process_is_worked_once(gw: Gateway, api: Api, toy_store: ToySimulator) -> None:
+    """arq can hand one process a run's job again while the first attempt still works it (the job was
+    re-enqueued after Redis lost its in-progress key): the second attempt must not share the lease."""
+    integration_id = await connect(api, toy_store)
+    run = (await gw.runs.latest(integration_id, 1))[0]
+    second: list[object] = []
+
+    async def hand_it_again(_: object) -> None:
+        second.append(await gw.engine.run(run.id))
+
+    done = await gw.engine.run(run.id, before=[hand_it_again])
+    assert second == [None]  # the second attempt found the run held and left it alone
+    assert done is not None and done.status == "SUCCEEDED"
+    assert done.counts.added == 30 and done.attempts == 1, done

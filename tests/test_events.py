@@ -120,12 +120,14 @@ SUBSCRIBE = """subscription($id: ID) { integrationEvents(integrationId: $id) {
 
 async def test_a_late_subscriber_gets_the_current_state_first(gw: Gateway, api: Api) -> None:
     sim = ToySimulator(products=80)
+    other = ToySimulator(products=5)  # one store is one integration: the second one needs a store of its own
     await sim.start()
+    await other.start()
     try:
         busy = await gw.integrations.connect(
             "acct-1", "toy", "busy", sim.store_url, sim.credentials(), options={"page_size": 10}
         )
-        waiting = await gw.integrations.connect("acct-1", "toy", "waiting", sim.store_url, sim.credentials())
+        waiting = await gw.integrations.connect("acct-1", "toy", "waiting", other.store_url, other.credentials())
         run_id = (await gw.runs.latest(busy.id, 1))[0].id
         sim.faults.set(slow_ms=60)
         running = asyncio.ensure_future(gw.engine.run(run_id))
@@ -168,3 +170,4 @@ async def test_a_late_subscriber_gets_the_current_state_first(gw: Gateway, api: 
         assert live["kind"] in ("RUN_PROGRESS", "RUN_FINISHED", "HEALTH_CHANGED", "PRODUCT_CHANGED")
     finally:
         await sim.stop()
+        await other.stop()

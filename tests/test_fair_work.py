@@ -101,24 +101,24 @@ class ApplyWatch:
         self.most = 0
         self.release = asyncio.Event()
         self.held = asyncio.Event()
-        apply_queued, apply_pass = service.apply_queued, service._apply_pass
+        apply_queued, apply_pass = service.apply_queued, service.apply_pending
 
         async def queued(integration_id: str) -> int:
             self.jobs += 1
             return await apply_queued(integration_id)
 
-        async def one_pass(integration_id: str, run_id: str | None) -> tuple[int, int]:
+        async def one_pass(integration_id: str) -> int:
             self.busy[integration_id] = self.busy.get(integration_id, 0) + 1
             self.most = max(self.most, self.busy[integration_id])
             try:
                 self.held.set()
                 await self.release.wait()
-                return await apply_pass(integration_id, run_id)
+                return await apply_pass(integration_id)
             finally:
                 self.busy[integration_id] -= 1
 
         service.apply_queued = queued  # type: ignore[method-assign]
-        service._apply_pass = one_pass  # type: ignore[method-assign]
+        service.apply_pending = one_pass  # type: ignore[method-assign]
 
 
 async def test_a_burst_for_one_store_is_stored_whole_and_applied_by_one_job_coalesced(
@@ -249,6 +249,8 @@ async def test_the_scheduler_fires_each_due_run_exactly_once_on_time(gw: Gateway
             {
                 **template,
                 "_id": integration_id,
+                # One store is one integration per account: each copy stands for a store of its own.
+                "store_identity": f"{template['store_identity']}#{n}",
                 "credentials": gw.box.seal(credentials, seal_context("acct-1", integration_id)),
             }
         )

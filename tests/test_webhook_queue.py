@@ -32,9 +32,9 @@ async def post_answer(api: Api, integration_id: str, body: bytes, headers: dict[
         return r.status, str((await r.json())["status"])
 
 
-async def connected(gw: Gateway, api: Api, sim: ToySimulator, **settings: Any) -> str:
+async def connected(gw: Gateway, api: Api, sim: ToySimulator, account: str = "acct-1", **settings: Any) -> str:
     """Connected, with its first sync run here (no worker: every job these tests queue stays queued)."""
-    integration_id = await connect(api, sim, **settings)
+    integration_id = await connect(api, sim, account=account, **settings)
     run = (await gw.runs.latest(integration_id, 1))[0]
     done = await gw.engine.run(run.id)
     assert done is not None and done.status == "SUCCEEDED"
@@ -95,17 +95,17 @@ async def test_an_apply_that_fails_half_way_gives_its_claims_back(
     integration_id = await connected(gw, api, toy_store, mode="MANUAL")
     toy_store.update_product("7", name="Applied at the second try")
     await toy_store.drain_deliveries()
-    write_page = gw.products.write_page
+    write_one = gw.products.write_one
 
     async def lost_connection(*args: Any, **kwargs: Any) -> Any:
         raise AutoReconnect("connection closed")
 
-    monkeypatch.setattr(gw.products, "write_page", lost_connection)
+    monkeypatch.setattr(gw.products, "write_one", lost_connection)
     with pytest.raises(AutoReconnect):
         await gw.webhooks.apply_pending(integration_id)
     # Back in the queue at once, unclaimed: the next job applies it.
     assert await gw.db.queue.count_documents({"integration_id": integration_id, "claim": None}) == 1
-    monkeypatch.setattr(gw.products, "write_page", write_page)
+    monkeypatch.setattr(gw.products, "write_one", write_one)
     await gw.webhooks.apply_pending(integration_id)
     assert await product_title(gw, integration_id, "7") == "Applied at the second try"
     assert await gw.db.queue.count_documents({"integration_id": integration_id}) == 0
@@ -150,11 +150,12 @@ async def test_a_claim_being_applied_keeps_its_lease(gw: Gateway, api: Api, toy_
 
 async def test_a_delivery_waiting_without_a_job_gets_one(gw: Gateway, api: Api, toy_store: ToySimulator) -> None:
     integration_id = await connected(gw, api, toy_store)
-    held = await connected(gw, api, toy_store, mode="MANUAL")  # a second integration of the same store
+    # The same store in another account (one store is one integration per account).
+    held = await connected(gw, api, toy_store, account="acct-2", mode="MANUAL")
     event = WebhookEvent("lost-job", "upsert", ChangeKind.REFRESH, "3")
     # Queued while Redis was down: no apply job was enqueued for it.
     await gw.deliveries.enqueue("acct-1", integration_id, event, gw.now())
-    await gw.deliveries.enqueue("acct-1", held, event, gw.now(), held=True)
+    await gw.deliveries.enqueue("acct-2", held, event, gw.now(), held=True)
     later(gw, STALE_WAITING.total_seconds() - 1)
     assert await gw.deliveries.waiting_since(gw.now() - STALE_WAITING) == []
     later(gw, STALE_WAITING.total_seconds() + 1)

@@ -273,8 +273,11 @@ class Mutation:
         return Integration.from_record(found)
 
     @strawberry.mutation(
-        description="Sync Now. With productExternalIds, only those products. While a run is queued or running "
-        "for the integration, returns that run instead of starting another. `full` forces a full catalog walk.",
+        description="Sync Now. With productExternalIds, only those products: only they are fetched, written and "
+        "counted (changes of other products waiting for Sync Now keep waiting); an id the store does not have is "
+        "reported in the summary's errors (NOT_FOUND); an empty list is BAD_USER_INPUT. While a run is queued or "
+        "running for the integration, returns that run instead of starting another, with `reused: true`. `full` "
+        "forces a full catalog walk.",
         permission_classes=ACCOUNT,
     )
     async def sync_now(
@@ -285,10 +288,10 @@ class Mutation:
         full: bool | None = None,
     ) -> SyncRun:
         limits.ids(info.context.gw.settings, product_external_ids, "productExternalIds")
-        run = await info.context.gw.syncs.sync_now(
+        run, created = await info.context.gw.syncs.sync_now(
             info.context.account_id, str(integration_id), product_external_ids, full
         )
-        return SyncRun.from_run(run)
+        return SyncRun.from_run(run, reused=not created)
 
     @strawberry.mutation(permission_classes=ACCOUNT)
     async def cancel_sync_run(self, info: Info, run_id: strawberry.ID) -> SyncRun:

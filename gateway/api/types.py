@@ -14,9 +14,10 @@ from gateway.adapter import ConnectMethod
 from gateway.api.context import Info
 from gateway.api.pagination import PageInfo, check_first
 from gateway.conflict_store import ConflictRecord
-from gateway.connectstore import Attempt, AttemptView
+from gateway.connectstore import Attempt, AttemptKind, AttemptView
 from gateway.domain import (
     ActivityKind,
+    ChangeOutcome,
     ConflictStatus,
     ConnectStatus,
     HealthAction,
@@ -32,7 +33,7 @@ from gateway.health import Health
 from gateway.integration_store import Integration as IntegrationRecord
 from gateway.model import Availability, ProductStatus
 from gateway.products import StoredProduct
-from gateway.runs import Run
+from gateway.runs import Run, RunSummary
 
 # The domain's enums are exposed as they are, registered under the contract's names.
 strawberry.enum(SyncMode, name="SyncMode")
@@ -51,6 +52,7 @@ strawberry.enum(ProductStatus, name="ProductStatus")
 strawberry.enum(Availability, name="Availability")
 strawberry.enum(ConflictStatus, name="ConflictStatus")
 strawberry.enum(ActivityKind, name="ActivityKind")
+strawberry.enum(ChangeOutcome, name="ChangeOutcome", description="What applying one store change did to its product")
 strawberry.enum(IntegrationEventKind, name="IntegrationEventKind")
 strawberry.enum(ConnectMethod, name="ConnectMethod")
 strawberry.enum(ConnectStatus, name="ConnectStatus")
@@ -100,11 +102,40 @@ class SyncProgress:
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description="One entry of a run's summary: a product that failed (externalId set; counted in `failed`), a "
+    "chosen product the store does not have (NOT_FOUND; not counted), or, without externalId, why the run "
+    "failed or stopped."
+)
 class SyncError:
     external_id: str | None
-    code: str
+    code: str = strawberry.field(
+        description="Run-level (no externalId; the run's `failure` says the same in words): STORE_UNREACHABLE "
+        "(the store could not be reached: connection, timeouts, 5xx after retries), STORE_ERROR (the store "
+        "answered something unexpected), CREDENTIALS_REJECTED (reconnect the store), RATE_LIMITED (the store kept "
+        "throttling after every retry), CANCELLED (cancelled on request; what was saved is kept), DISCONNECTED, "
+        "INTERNAL, REMOVALS_SKIPPED (a full run could not tell which products vanished; the next one marks them). "
+        "Per product: NOT_FOUND (a chosen product the store does not have), MAPPING_FAILED, INVALID_PRODUCT, or "
+        "a platform's own code (e.g. BAD_PRICE)."
+    )
     message: str
+
+
+@strawberry.type
+class AppliedChange:
+    external_id: str
+    outcome: ChangeOutcome
+
+
+@strawberry.type(
+    description="The store changes that waited for Sync Now (manual mode) and that this run applied before it "
+    "read the store; they are included in the summary's counts."
+)
+class PendingChangesApplied:
+    count: int = strawberry.field(description="Change notifications applied (what Integration.pendingChanges counted)")
+    products: list[AppliedChange] = strawberry.field(
+        description="The products they touched and what became of each (the first 200)"
+    )
 
 
 @strawberry.type
@@ -116,6 +147,28 @@ class SyncSummary:
     failed: int
     conflicts: int
     errors: list[SyncError]
+    pending_changes_applied: PendingChangesApplied | None = strawberry.field(
+        description="Set on a Sync Now that applied changes which waited for it (manual mode); null otherwise."
+    )
+
+    @staticmethod
+    def from_summary(summary: RunSummary) -> SyncSummary:
+        c, held = summary.counts, summary.held
+        return SyncSummary(
+            added=c.added,
+            updated=c.updated,
+            unchanged=c.unchanged,
+            removed=c.removed,
+            failed=c.failed,
+            conflicts=c.conflicts,
+            errors=[SyncError(external_id=e.external_id, code=e.code, message=e.message) for e in summary.errors],
+            pending_changes_applied=None
+            if held is None or not held.applied
+            else PendingChangesApplied(
+                count=held.applied,
+                products=[AppliedChange(external_id=a.external_id, outcome=a.outcome) for a in held.changes],
+            ),
+        )
 
 
 @strawberry.type
@@ -129,11 +182,22 @@ class SyncRun:
     finished_at: datetime | None
     progress: SyncProgress
     summary: SyncSummary | None
-    kind: str = strawberry.field(description="FULL, INCREMENTAL or PRODUCTS")
-    failure: str | None = strawberry.field(description="Why the run failed, in words a merchant understands")
+    kind: str = strawberry.field(
+        description="FULL, INCREMENTAL or PRODUCTS; DIGEST for the hour's changes applied from store notifications "
+        "(trigger WEBHOOK: one digest per integration per hour, its counts growing as changes arrive)"
+    )
+    failure: str | None = strawberry.field(
+        description="Why the run failed or was cancelled, in words a merchant understands (its summary's errors "
+        "carry the same with a code)"
+    )
+    reused: bool = strawberry.field(
+        default=False,
+        description="True when syncNow returned a run that was already queued or running instead of starting the "
+        "one asked for (its kind and product ids say what it does); false everywhere else.",
+    )
 
     @staticmethod
-    def from_run(run: Run) -> SyncRun:
+    def from_run(run: Run, *, reused: bool = False) -> SyncRun:
         summary = run.summary
         return SyncRun(
             id=strawberry.ID(run.id),
@@ -144,19 +208,10 @@ class SyncRun:
             started_at=run.started_at,
             finished_at=run.finished_at,
             progress=SyncProgress.from_run(run),
-            summary=None
-            if summary is None
-            else SyncSummary(
-                added=summary.counts.added,
-                updated=summary.counts.updated,
-                unchanged=summary.counts.unchanged,
-                removed=summary.counts.removed,
-                failed=summary.counts.failed,
-                conflicts=summary.counts.conflicts,
-                errors=[SyncError(external_id=e.external_id, code=e.code, message=e.message) for e in summary.errors],
-            ),
+            summary=None if summary is None else SyncSummary.from_summary(summary),
             kind=run.kind.value,
             failure=run.failure,
+            reused=reused,
         )
 
 
@@ -569,6 +624,17 @@ class ConnectAttempt:
     async def integration(self, info: Info) -> Integration | None:
         integration_id = self._view.integration_id
         if self.status is not ConnectStatus.CONNECTED or not integration_id:
+            return None
+        found = await info.context.gw.integration_store.get(info.context.account_id, integration_id)
+        return Integration.from_record(found) if found else None
+
+    @strawberry.field(
+        description="Set when a connect FAILED because the store is already connected in this account (one store "
+        "is one integration): that integration; reconnect it (reconnectIntegration) instead."
+    )
+    async def existing_integration(self, info: Info) -> Integration | None:
+        integration_id = self._view.integration_id
+        if self.status is not ConnectStatus.FAILED or self._view.kind is AttemptKind.RECONNECT or not integration_id:
             return None
         found = await info.context.gw.integration_store.get(info.context.account_id, integration_id)
         return Integration.from_record(found) if found else None

@@ -111,6 +111,14 @@ async def ensure_indexes(database: Database) -> None:
         [
             IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)]),
             IndexModel([("next_sync_at", ASCENDING)]),
+            # One integration per store and account (gateway.integrations: connecting a store twice is
+            # CONFLICT). Integrations saved before the field existed are checked by the service instead.
+            IndexModel(
+                [("account_id", ASCENDING), ("store_identity", ASCENDING)],
+                unique=True,
+                partialFilterExpression={"store_identity": {"$type": "string"}},
+                name="one_integration_per_store",
+            ),
         ]
     )
     await database.products.create_indexes(

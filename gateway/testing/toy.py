@@ -230,6 +230,10 @@ class ToySimulator(Simulator):
         product["updated_at"] = self.tick()
         self._notify("upsert", product)
 
+    def notify_again(self, external_id: str) -> None:
+        """Send a product's change notification again, unchanged (stores repeat deliveries)."""
+        self._notify("upsert", self.catalog[external_id])
+
     def delete_product(self, external_id: str) -> None:
         product = self.catalog.pop(external_id)
         self._notify("delete", {"id": product["id"]})

@@ -31,7 +31,7 @@ const API = meta && meta.content ? meta.content : new URL("/graphql", window.loc
 const TOKEN_KEY = "alana.gateway.token";
 
 // ---- operations -----------------------------------------------------------------------------------
-const RUN = `id integrationId status trigger kind queuedAt startedAt finishedAt failure
+const RUN = `id integrationId status trigger kind reused queuedAt startedAt finishedAt failure
   progress { runId status processed total percent message }
   summary { added updated unchanged removed failed conflicts }`;
 const HEALTH = "status reason action lastSyncAt nextSyncAt";
@@ -502,7 +502,9 @@ class Card {
         const d = await api(`mutation SyncSome($id: ID!, $ids: [String!]) { syncNow(integrationId: $id, productExternalIds: $ids) { ${RUN} } }`, { id: this.id, ids });
         this.idsInput.value = "";
         this.follow(d.syncNow);
-        notice(`Syncing ${plural(ids.length, "product")} from ${this.data.name}.`);
+        notice(d.syncNow.reused
+          ? `A sync of ${this.data.name} was already running: it is shown instead. Try the products again when it ends.`
+          : `Syncing ${plural(ids.length, "product")} from ${this.data.name}.`);
       }, error);
     });
     // Finding a product's store ID: search the synced products by title or SKU.
@@ -559,7 +561,7 @@ class Card {
     if (d.settings) this.setSettings(d.settings);
     if (integration.syncRuns) {
       for (const run of [...integration.syncRuns].reverse()) this.upsertRun(run);
-      const lastDone = integration.syncRuns.find((r) => FINISHED.has(r.status));
+      const lastDone = integration.syncRuns.find((r) => FINISHED.has(r.status) && r.kind !== "DIGEST");
       if (lastDone && !this.following && this.summaryBox.hidden) this.showSummary(lastDone, true);
     }
     if ("currentRun" in integration) {
@@ -641,7 +643,8 @@ class Card {
     this.refreshWanted = false;
     this.refreshing = true;
     try {
-      const d = await api(`query Counts($id: ID!) { integration(id: $id) { id productCount pendingChanges apiCallsLast24h health { ${HEALTH} } currentRun { ${RUN} } } }`, { id: this.id });
+      // The newest runs too: the hour's digest of store notifications grows without run events of its own.
+      const d = await api(`query Counts($id: ID!) { integration(id: $id) { id productCount pendingChanges apiCallsLast24h health { ${HEALTH} } currentRun { ${RUN} } syncRuns(first: 3) { ${RUN} } } }`, { id: this.id });
       if (d.integration) {
         this.update(d.integration);
         if (d.integration.currentRun) this.follow(d.integration.currentRun);
@@ -776,7 +779,7 @@ class Card {
     }
     let run;
     try {
-      const d = await api(`query Run($id: ID!) { syncRun(id: $id) { ${RUN} summary { errors { externalId code message } } } }`, { id: runId });
+      const d = await api(`query Run($id: ID!) { syncRun(id: $id) { ${RUN} summary { errors { externalId code message } pendingChangesApplied { count } } } }`, { id: runId });
       run = d.syncRun;
     } catch (exc) {
       return;
@@ -808,11 +811,14 @@ class Card {
           ["Conflicts", s.conflicts],
         ]
       : [];
-    const errors = s && s.errors ? s.errors : null;
+    // Why the run failed or stopped is its failure line, with its code; the list is what else it found.
+    const why = s && s.errors ? s.errors.find((e) => !e.externalId && e.message === run.failure) : null;
+    const errors = s && s.errors ? s.errors.filter((e) => e !== why) : null;
     fill(
       this.summaryBox,
       h("h4", {}, head, when ? " · " : "", when),
-      run.failure ? h("p", { class: "error-text", text: run.failure }) : null,
+      run.failure ? h("p", { class: "error-text failure" }, run.failure, why ? h("span", { class: "muted code", text: ` (${why.code})` }) : null) : null,
+      s && s.pendingChangesApplied ? h("p", { class: "muted", text: `Included: ${plural(s.pendingChangesApplied.count, "change")} that waited for Sync Now.` }) : null,
       items.length ? h("dl", { class: "counts" }, items.map(([label, n]) => h("div", { class: `count ${label.toLowerCase()}` }, h("dt", { text: label }), h("dd", { text: fmt(n) })))) : null,
       errors && errors.length ? this.errorList(errors, s.failed) : null,
       !errors && s && s.failed ? this.lazyErrors(run.id, s.failed) : null,
@@ -826,11 +832,11 @@ class Card {
     return h(
       "div",
       { class: "errors" },
-      h("h5", { text: `${plural(failed || errors.length, "product")} could not be synced` }),
+      h("h5", { text: failed ? `${plural(failed, "product")} could not be synced` : errors.every((e) => e.code === "NOT_FOUND") ? "Not found in the store" : "Details" }),
       h(
         "ul",
         {},
-        shown.map((e) => h("li", {}, h("strong", { text: e.externalId ? `Product ${e.externalId}` : "The store" }), `: ${e.message} `, h("span", { class: "muted", text: `(${e.code})` }))),
+        shown.map((e) => h("li", {}, h("strong", { text: e.externalId ? `Product ${e.externalId}` : "This sync" }), `: ${e.message} `, h("span", { class: "muted", text: `(${e.code})` }))),
       ),
       errors.length > shown.length ? h("p", { class: "muted", text: `and ${fmt(errors.length - shown.length)} more` }) : null,
     );
@@ -880,11 +886,18 @@ class Card {
     this.runs.set(run.id, { run: merged, row });
     row.li.dataset.status = merged.status;
     setText(row.status, RUN_WORDS[merged.status] || merged.status);
-    setText(row.what, `${TRIGGER_WORDS[merged.trigger] || merged.trigger}${KIND_WORDS[merged.kind] ? ` (${KIND_WORDS[merged.kind]})` : ""}`);
+    const digest = merged.kind === "DIGEST";
+    row.li.classList.toggle("digest", digest);
+    setText(row.what, digest ? "Store changes (this hour)" : `${TRIGGER_WORDS[merged.trigger] || merged.trigger}${KIND_WORDS[merged.kind] ? ` (${KIND_WORDS[merged.kind]})` : ""}`);
     setTime(row.when, merged.startedAt || merged.queuedAt);
     const s = merged.summary;
     let counts = "";
-    if (s) {
+    if (s && digest) {
+      // An hour's digest grows as notifications arrive: what arrived, then what became of it (no duration).
+      const parts = [[s.added, "added"], [s.updated, "updated"], [s.removed, "removed"], [s.unchanged, "unchanged"], [s.failed, "failed"], [s.conflicts, "conflicts"]]
+        .filter(([n]) => n).map(([n, word]) => `${fmt(n)} ${word}`);
+      counts = `${(merged.progress && merged.progress.message) || ""}${parts.length ? `: ${parts.join(", ")}` : ""}`;
+    } else if (s) {
       counts = `${fmt(s.added)} added, ${fmt(s.updated)} updated, ${fmt(s.unchanged)} unchanged, ${fmt(s.removed)} removed, ${fmt(s.failed)} failed, ${fmt(s.conflicts)} conflicts`;
       const took = duration(merged.startedAt, merged.finishedAt);
       if (took) counts += ` · took ${took}`;
@@ -899,6 +912,7 @@ class Card {
   async syncNow(button) {
     await busy(button, async () => {
       const d = await api(`mutation SyncNow($id: ID!) { syncNow(integrationId: $id) { ${RUN} } }`, { id: this.id });
+      if (d.syncNow.reused) notice(`A sync of ${this.data.name} is already running: showing its progress.`);
       this.follow(d.syncNow);
       this.scheduleRefresh();
     }, this.syncError);
@@ -1189,6 +1203,7 @@ const ACTIVITY_WORDS = {
   CONFLICT: "Conflict",
   CHANGE_REAPPLIED: "Change re-applied",
   WEBHOOK_REJECTED: "Webhook rejected",
+  WEBHOOK_CHANGES_APPLIED: "Store changes",
   PRODUCT_EDITED: "Product edited",
 };
 

@@ -135,7 +135,7 @@ export const TRIGGER_WORDS = {
   INITIAL: "First sync",
 };
 
-export const KIND_WORDS = { FULL: "full catalog", INCREMENTAL: "changes only", PRODUCTS: "chosen products" };
+export const KIND_WORDS = { FULL: "full catalog", INCREMENTAL: "changes only", PRODUCTS: "chosen products", DIGEST: "this hour's notifications" };
 
 export const FINISHED = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
