@@ -57,6 +57,7 @@ from gateway.runs import (
     RunLease,
     RunStore,
     SyncError,
+    held_mark,
     run_failure,
 )
 from gateway.settings import Settings
@@ -320,7 +321,9 @@ class _Execution:
             applied = await step(self.run)
             if applied is not None:
                 self.message = "Applying the changes that waited for Sync Now"
-                await self.save(add=applied.counts, errors=applied.errors, held=HeldChanges.of(applied))
+                await self.save(
+                    add=applied.counts, errors=applied.errors, held=HeldChanges.of(applied, held_mark(self.run))
+                )
 
     async def walk(self, conn: Connection) -> None:
         run = self.run
@@ -358,7 +361,8 @@ class _Execution:
                 mapped[outcome.external_id] = outcome  # a duplicate id in one page: the last one wins
             else:
                 errors.append(outcome)
-        held_counted = run.held is not None
+        # The mark of the attempt whose held changes the run counted (runs saved before marks: the run's id).
+        held_counted = (run.held.mark or run.id) if run.held is not None else None
         write = await engine.products.write_page(
             integration.account_id,
             integration.id,

@@ -325,7 +325,7 @@ class ProductStore:
         products: Mapping[str, Product],
         *,
         nothing_stored: bool = False,
-        held_counted: bool = False,
+        held_counted: str | None = None,
         observed_after: datetime | None = None,
     ) -> PageWrite:
         """Write one page of a run (or a webhook batch: `run_id` None): only what changed, in one unordered
@@ -333,7 +333,9 @@ class ProductStore:
 
         `nothing_stored` (a first load) skips reading what is stored; a product that appears meanwhile
         (a webhook) makes its insert collide and is decided again. `held_counted`: the run has counted the
-        held changes it applied first, so a product they wrote (`held_run`) is written if the store has
+        held changes it applied first, under this mark (`HeldChanges.mark`: the attempt that saved their
+        counts; what an attempt that died before saving wrote is counted here, by the walk), so a product
+        they wrote (`held_run`) is written if the store has
         changed it again, but not counted a second time; one they found unchanged (`held_seen_run`) and
         that the store has changed since moves from the run's "unchanged" to what the walk made of it.
         `observed_after`: the store was read after this moment (a removed product comes back only if it
@@ -343,9 +345,9 @@ class ProductStore:
         counted_before = {
             e
             for e, doc in existing.items()
-            if held_counted and run_id in (doc.get("held_run"), doc.get("held_seen_run"))
+            if held_counted and held_counted in (doc.get("held_run"), doc.get("held_seen_run"))
         }
-        held_unchanged = {e for e in counted_before if existing[e].get("held_run") != run_id}
+        held_unchanged = {e for e in counted_before if existing[e].get("held_run") != held_counted}
         #: Each product's counter ("added", "updated" or "unchanged"), as finally decided.
         tally: dict[str, str] = {}
         written: set[str] = set()  # written by this attempt: PRODUCT_CHANGED
@@ -526,7 +528,7 @@ class ProductStore:
         run_id: str | None,
         *,
         skip_older: bool = False,
-        held: bool = False,
+        held: str | None = None,
         observed_after: datetime | None = None,
     ) -> WriteResult:
         """Write one store version safely (conditional on version), detecting overlay conflicts.
@@ -539,8 +541,8 @@ class ProductStore:
         that run counts it once (see `write_page`).
         """
         pid = product_id(integration_id, product.external_id)
-        marks: Doc = {"held_run": run_id} if held else {}
-        seen: Doc = {"held_seen_run": run_id} if held else {}
+        marks: Doc = {"held_run": held} if held else {}
+        seen: Doc = {"held_seen_run": held} if held else {}
         for _ in range(20):
             doc = await self.db.products.find_one({"_id": pid})
             if doc is None:
@@ -592,7 +594,7 @@ class ProductStore:
         run_id: str | None,
         *,
         version: datetime | None = None,
-        held: bool = False,
+        held: str | None = None,
     ) -> int:
         """Mark products removed (never deleted). `version`: the store time the removal stands for (the
         delivery's receipt; by default now, when the store was just asked): no older body revives them.
@@ -603,14 +605,14 @@ class ProductStore:
         now = utcnow()
         fields: Doc = {"removed": True, "removed_at": now, "removal_version": version or now, "removed_run": run_id}
         if held:
-            fields["held_run"] = run_id
+            fields["held_run"] = held
         result = await self.db.products.update_many(
             {"_id": {"$in": ids}, "removed": {"$ne": True}}, {"$set": fields, "$inc": {"version": 1}}
         )
         return result.modified_count
 
     async def remove_missing(
-        self, integration_id: str, run_id: str, external_ids: Sequence[str], *, held_counted: bool
+        self, integration_id: str, run_id: str, external_ids: Sequence[str], *, held_counted: str | None
     ) -> tuple[int, list[str]]:
         """Chosen products (a PRODUCTS run) the store no longer has: mark removed the ones stored, and
         return how many this run removed with the ids that are not stored at all, or were gone before
@@ -627,7 +629,7 @@ class ProductStore:
                 continue  # removed just now: counted above
             elif doc.get("removed_run") != run_id:
                 unknown.append(external_id)
-            elif not (held_counted and doc.get("held_run") == run_id):
+            elif not (held_counted and doc.get("held_run") == held_counted):
                 removed += 1  # an earlier attempt of this run removed it
         return removed, unknown
 

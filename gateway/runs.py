@@ -34,6 +34,8 @@ MAX_CHANGES_KEPT = 200
 WAITING = "Waiting to start"
 STARTING = "Starting"
 CANCELLED_BEFORE_START = "Cancelled on request before it started; nothing was changed"
+#: A digest's counters kept as recounts from its products, not tallies (RunStore.add_to_digest).
+_RECOUNTED = frozenset({"added", "removed"})
 
 
 # ---- records -------------------------------------------------------------------------------------
@@ -140,10 +142,18 @@ class HeldChanges:
     changes: tuple[AppliedChange, ...] = ()
     #: Their share of the run's counters (a full run's sweep adds its removals to theirs).
     counts: RunCounts = field(default_factory=RunCounts)
+    #: The `held_run` mark the attempt that counted them left on the products (`held_mark`); products
+    #: marked by an attempt that died before saving this are counted by the run's walk instead.
+    mark: str = ""
 
     @classmethod
-    def of(cls, applied: Applied) -> HeldChanges:
-        return cls(applied.deliveries, applied.changes[:MAX_CHANGES_KEPT], applied.counts)
+    def of(cls, applied: Applied, mark: str) -> HeldChanges:
+        return cls(applied.deliveries, applied.changes[:MAX_CHANGES_KEPT], applied.counts, mark)
+
+
+def held_mark(run: Run) -> str:
+    """What one attempt of a Sync Now marks the products its held changes wrote with (`held_run`)."""
+    return f"{run.id}#{run.attempts}"
 
 
 @dataclass(frozen=True)
@@ -229,7 +239,9 @@ def _held(doc: Doc | None) -> HeldChanges | None:
     if doc is None:
         return None
     changes = tuple(AppliedChange(c["external_id"], ChangeOutcome(c["outcome"])) for c in doc.get("changes") or ())
-    return HeldChanges(int(doc.get("applied") or 0), changes, RunCounts.from_doc(doc.get("counts")))
+    return HeldChanges(
+        int(doc.get("applied") or 0), changes, RunCounts.from_doc(doc.get("counts")), str(doc.get("mark") or "")
+    )
 
 
 def _held_doc(held: HeldChanges) -> Doc:
@@ -237,6 +249,7 @@ def _held_doc(held: HeldChanges) -> Doc:
         "applied": held.applied,
         "changes": [{"external_id": c.external_id, "outcome": c.outcome.value} for c in held.changes],
         "counts": held.counts.as_dict(),
+        "mark": held.mark,
     }
 
 
@@ -501,7 +514,8 @@ class RunStore:
         and nowhere a worker looks. Counters are incremented in one update, so batches applied at once
         by several workers add up; the message follows the newest count (`seq` guards it).
         """
-        increments: Doc = {f"counts.{k}": v for k, v in applied.counts.as_dict().items() if v}
+        # added and removed are not tallied but recounted below, from the products the hour's batches wrote.
+        increments: Doc = {f"counts.{k}": v for k, v in applied.counts.as_dict().items() if v and k not in _RECOUNTED}
         increments["progress.processed"] = applied.deliveries
         increments["progress.seq"] = 1
         update: Doc = {
@@ -534,6 +548,21 @@ class RunStore:
                 continue
         if doc is None:  # pragma: no cover - the upsert kept colliding
             raise RuntimeError("could not record the webhook digest")
+        # What the hour's batches added and removed, recounted from the products they wrote (a tally is
+        # wrong both ways: a worker killed between a batch's writes and this update leaves those products
+        # to its retry, which finds them written; a product a run inserted first is decided again and may
+        # be tallied by both). $max: concurrent recounts never go back.
+        added = await self.db.products.count_documents({"created_run": run_id})
+        removed = await self.db.products.count_documents({"removed_run": run_id})
+        kept = doc.get("counts") or {}
+        if (added, removed) != (kept.get("added", 0), kept.get("removed", 0)):
+            recounted = await self.db.runs.find_one_and_update(
+                {"_id": run_id},
+                {"$max": {"counts.added": added, "counts.removed": removed}},
+                projection={"errors": 0},
+                return_document=ReturnDocument.AFTER,
+            )
+            doc = recounted or doc  # None only when a disconnect deleted the digest meanwhile
         run = Run.from_doc(doc)
         message = digest_message(run.progress.processed)
         await self.db.runs.update_one(

@@ -56,6 +56,7 @@ from gateway.runs import (
     SyncError,
     digest_id,
     digest_message,
+    held_mark,
 )
 from gateway.settings import Settings
 
@@ -289,7 +290,7 @@ class WebhookService:
         if integration is None or integration.paused:
             return None  # the run fails at the store; what waits is applied after a reconnect
         only = run.product_ids if run.kind is RunKind.PRODUCTS else None
-        applied = await self._claim_and_apply(integration, run.id, held=True, only=only)
+        applied = await self._claim_and_apply(integration, run.id, held=held_mark(run), only=only)
         if applied.deliveries:
             await self.store.settle_pending_changes(integration.id, applied.deliveries)
             await self.health.refresh(integration.id)
@@ -297,7 +298,7 @@ class WebhookService:
         return applied
 
     async def _claim_and_apply(
-        self, integration: Integration, run_id: str, *, held: bool = False, only: Sequence[str] | None = None
+        self, integration: Integration, run_id: str, *, held: str | None = None, only: Sequence[str] | None = None
     ) -> Applied:
         """Claim the integration's pending deliveries (of the products in `only`, when given), apply the
         newest change of each product under `run_id`, and forget them."""
@@ -337,7 +338,7 @@ class WebhookService:
                 log.warning("could not renew a webhook claim", exc_info=True)
 
     async def _apply_claimed(
-        self, integration: Integration, deliveries: list[Delivery], run_id: str, held: bool
+        self, integration: Integration, deliveries: list[Delivery], run_id: str, held: str | None
     ) -> Applied:
         integration_id = integration.id
         latest: dict[str, Delivery] = {}
@@ -368,7 +369,7 @@ class WebhookService:
         )
 
     async def _apply(
-        self, integration: Integration, deliveries: list[Delivery], run_id: str, *, held: bool = False
+        self, integration: Integration, deliveries: list[Delivery], run_id: str, *, held: str | None = None
     ) -> Applied:
         adapter = self.registry.adapter(integration.platform)
         account_id, integration_id = integration.account_id, integration.id
@@ -436,7 +437,7 @@ class WebhookService:
         integration_id: str,
         external_ids: Sequence[str],
         run_id: str,
-        held: bool,
+        held: str | None,
         version: datetime | None = None,
     ) -> None:
         for external_id in external_ids:
@@ -459,7 +460,7 @@ class WebhookService:
         integration_id: str,
         product: Product,
         run_id: str,
-        held: bool,
+        held: str | None,
         observed_after: datetime | None = None,
     ) -> tuple[str, WriteResult]:
         """Write a product a delivery carried (`observed_after` None: judged by its store time) or one read

@@ -254,3 +254,27 @@ async def test_a_sync_now_during_a_run_returns_that_run_and_says_so(
         "query($id: ID!) { syncRuns(integrationId: $id) { edges { node { id reused } } } }", {"id": integration.id}
     )
     assert all(edge["node"]["reused"] is False for edge in history["syncRuns"]["edges"])
+
+
+async def test_a_sync_now_whose_first_attempt_died_after_applying_the_waiting_changes_counts_them(
+    gw: Gateway, api: Api, toy_store: ToySimulator
+) -> None:
+    """The first attempt applied the held changes and died before saving their counts: the retry finds
+    nothing waiting any more, so the products that attempt wrote are counted by the retry's walk."""
+    integration_id = await connect(api, toy_store, mode="MANUAL")  # no worker: attempts run here
+    first = (await gw.runs.latest(integration_id, 1))[0]
+    assert (await gw.engine.run(first.id)) is not None
+    new_id = toy_store.create_product(name="Made while nobody synced")  # held for Sync Now
+    await toy_store.drain_deliveries()
+    assert await pending(api, integration_id) == 1
+    queued = (await api.query(SYNC_NOW, {"id": integration_id}))["syncNow"]
+
+    dead = await gw.runs.acquire_lease(queued["id"], "a-worker-that-dies", -1)  # its lease is over at once
+    assert dead is not None
+    assert await gw.webhooks.apply_held(dead) is not None  # applied, then the worker died: nothing saved
+
+    done = await gw.engine.run(queued["id"], before=[gw.webhooks.apply_held])
+    assert done is not None and done.status is RunStatus.SUCCEEDED and done.attempts == 2, done
+    assert done.counts.added == 1, done.counts  # was 0: the retry skipped what the dead attempt wrote
+    assert await gw.db.products.count_documents({"created_run": done.id}) == 1
+    assert await gw.db.products.count_documents({"_id": product_id(integration_id, new_id)}) == 1

@@ -126,6 +126,9 @@ async def ensure_indexes(database: Database) -> None:
             IndexModel([("integration_id", ASCENDING), ("external_id", ASCENDING)], unique=True),
             IndexModel([("account_id", ASCENDING), ("store_updated_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel([("integration_id", ASCENDING), ("store_updated_at", DESCENDING), ("_id", DESCENDING)]),
+            # A webhook digest recounts what it added and removed after each batch (RunStore.add_to_digest).
+            IndexModel([("created_run", ASCENDING)]),
+            IndexModel([("removed_run", ASCENDING)], sparse=True),
         ]
     )
     await database.runs.create_indexes(
