@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PLUGINS := plugins/shopify plugins/woocommerce plugins/bigcommerce
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench install schema clean
+.PHONY: demo test test-faults lint bench install schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fault matrix on the multi-process rig (tests/test_faults.py): kill -9, Valkey and MongoDB
+# outages, a failing store. Minutes of two cores, so `make test` skips it.
+test-faults: $(STAMP)
+	ALANA_FAULT_MATRIX=1 $(BIN)/python -m pytest tests/test_faults.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -7,6 +7,11 @@ nothing duplicated, every edit applied), each run's summary equals a recount of 
 says what happened, no run is left QUEUED or RUNNING, and /readyz said 503 while a dependency was
 down and says 200 after.
 
+The matrix takes minutes of two cores (each fault waits for its moment in a real sync and for the
+recovery), more than the suite's ten-minute budget can hold beside everything else: `make test`
+skips it, saying so; `make test-faults` (ALANA_FAULT_MATRIX=1) runs it, as CI-scale checks before a
+release should. The scale-out, fuzz and operations tests run on the rig in every `make test`.
+
 Tests marked xfail(strict=True) fail today for the reason given; whoever fixes it removes the mark
 (an unexpected pass is an error, so the mark cannot outlive the bug).
 """
@@ -43,7 +48,14 @@ from gateway.testing.rig import (
 )
 from gateway.testing.toy import ToySimulator
 
-pytestmark = [pytest.mark.rig, pytest.mark.timeout(420)]
+pytestmark = [
+    pytest.mark.rig,
+    pytest.mark.timeout(420),
+    pytest.mark.skipif(
+        not os.environ.get("ALANA_FAULT_MATRIX"),
+        reason="the fault matrix runs with `make test-faults` (ALANA_FAULT_MATRIX=1): minutes of two cores",
+    ),
+]
 
 #: The store's size: big enough that the run outlasts the search for a fault's moment (freeze_at_a_moment)
 #: on a loaded machine; an 800-product store was not (its run ended first). ALANA_FAULT_PRODUCTS=5000 runs

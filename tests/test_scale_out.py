@@ -108,12 +108,13 @@ async def until_subscribed(rig: Rig, channel: str, processes: int) -> None:
 
 
 async def test_a_schedule_fires_exactly_once_with_every_worker_ticking(rig: Rig, account: str) -> None:
-    sim = ToySimulator(products=3)
-    await sim.start()
+    sims = [ToySimulator(products=3) for _ in range(12)]  # one store is one integration: twelve stores
+    for sim in sims:
+        await sim.start()
     try:
         service = rig.gw.integrations
         ids = []
-        for n in range(12):
+        for n, sim in enumerate(sims):
             integration = await service.connect(
                 account, "toy", f"store {n}", sim.store_url, sim.credentials(), frequency=SyncFrequency.EVERY_15_MINUTES
             )
@@ -132,7 +133,8 @@ async def test_a_schedule_fires_exactly_once_with_every_worker_ticking(rig: Rig,
                     assert event.run.status is RunStatus.SUCCEEDED, event
                     finished.add(event.integration_id)
     finally:
-        await sim.stop()
+        for sim in sims:
+            await sim.stop()
 
     scheduled = [r async for r in rig.gw.db.runs.find({"integration_id": {"$in": ids}, "trigger": "SCHEDULED"})]
     assert sorted(r["integration_id"] for r in scheduled) == sorted(ids)
