@@ -2,8 +2,8 @@
 
 python -m benchmarks                 # everything, at the sizes the issues ask for
 python -m benchmarks --only sync     # one group: sync, queue, memory, webhooks, shopify, shopify_paths,
-                                     # bigcommerce, shopify_shared, hostile, burst, soak, fair, bucket (the
-                                     # last four on the multi-process rig)
+                                     # bigcommerce, shopify_shared, hostile, reads, burst, soak, fair,
+                                     # bucket (the last four on the multi-process rig)
 python -m benchmarks --quick         # small sizes, to check the harness
 """
 
@@ -24,7 +24,7 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 
 
 def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, Any]]]]:
-    from benchmarks import hostile, ratelimits, scale, shopify_paths, sync, webhooks
+    from benchmarks import hostile, ratelimits, reads, scale, shopify_paths, sync, webhooks
 
     n = 300 if quick else 10_000
     big = 1_000 if quick else 50_000
@@ -43,6 +43,9 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
         "bigcommerce": lambda m, r: ratelimits.bigcommerce_quota(m, r, 1_000 if quick else 20_000, quick),
         "shopify_shared": lambda m, r: ratelimits.shopify_shared_bucket(m, r, 150 if quick else 600, 2.0),
         "hostile": lambda m, r: hostile.hostile_api(m, r, quick),
+        "reads": lambda m, r: reads.read_latency(
+            m, r, 2_000 if quick else 50_000, 3 if quick else 30, 500 if quick else 10_000
+        ),
         # On the rig (gateway.testing.rig), which brings servers of its own.
         "burst": lambda m, r: scale.webhook_burst(quick),
         "soak": lambda m, r: scale.soak(quick),

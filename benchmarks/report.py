@@ -61,6 +61,78 @@ def _deepest(side: dict[str, Any]) -> str:
     return str(max(measured)) if measured else "n/a"
 
 
+#: The page's queries and the issue's product lists, as issue 13 names them: p95 under 50 ms idle, 250 ms
+#: during a full sync of another store.
+READ_TARGETS = (50.0, 250.0)
+
+
+def _worst(cases: dict[str, Any] | None) -> tuple[str, float] | None:
+    rows = [(name, float(v["p95"])) for name, v in (cases or {}).items() if isinstance(v, dict) and "p95" in v]
+    return max(rows, key=lambda row: row[1]) if rows else None
+
+
+def _reads_summary(r: dict[str, Any]) -> list[str]:
+    reads = r.get("reads")
+    if not isinstance(reads, dict) or "idle_ms" not in reads:
+        return []
+    size = f"{reads.get('stores')} stores x {reads.get('products_per_store'):,} products"
+    idle, busy = _worst(reads.get("idle_ms")), _worst(_get(reads, "during_sync", "ms"))
+    rows = []
+    if idle:
+        rows.append(f"| reads, {size}, no sync running: worst p95 ({idle[0]}) | {idle[1]} ms | < 50 ms |")
+    if busy:
+        rows.append(
+            f"| reads, {size}, during a {_get(reads, 'during_sync', 'synced_products')}-product full sync of another "
+            f"store: worst p95 ({busy[0]}) | {busy[1]} ms | < 250 ms |"
+        )
+    return rows
+
+
+def _cell(cases: Any, name: str) -> str:
+    v = cases.get(name) if isinstance(cases, dict) else None
+    return f"{v['p50']} / {v['p95']}" if isinstance(v, dict) else "n/a"
+
+
+def _reads_section(r: dict[str, Any]) -> list[str]:
+    """Each read, idle and during a sync; with the release before issue 13 where it was measured."""
+    reads = r.get("reads")
+    if not isinstance(reads, dict) or "idle_ms" not in reads:
+        return []
+    before = r.get("reads_before") if isinstance(r.get("reads_before"), dict) else None
+    when = f", run at {reads['run_at']}" if "run_at" in reads else ""
+    lines = [
+        "## Reads (issue 13)",
+        "",
+        f"{reads.get('stores')} stores x {reads.get('products_per_store'):,} products, each query sent over HTTP to "
+        "a real `alana-gateway serve`, one at a time; p50 / p95 in ms. During a sync: while a worker process runs "
+        f"the full sync of another store ({_get(reads, 'during_sync', 'synced_products')} products, "
+        f"{_get(reads, 'during_sync', 'sync_seconds')} s). Load average of the shared machine at the start and end: "
+        f"{reads.get('load_average')}{when}. Targets: p95 < {READ_TARGETS[0]:g} ms idle, < {READ_TARGETS[1]:g} ms "
+        "during a sync.",
+        "",
+    ]
+    header = "| query | idle | during a sync |"
+    rule = "| --- | --- | --- |"
+    if before:
+        lines.append(
+            f"Before: the release before issue 13 (commit {before.get('commit')}: counts by a scan, lists by "
+            f"find/sort/limit), the same benchmarks/reads.py at {before.get('stores')} stores x "
+            f"{before.get('products_per_store'):,} products (load average {before.get('load_average')}), a smaller "
+            "data set than the one above."
+        )
+        lines.append("")
+        header = "| query | idle | during a sync | before: idle | before: during a sync |"
+        rule = "| --- | --- | --- | --- | --- |"
+    lines += [header, rule]
+    for name in reads["idle_ms"]:
+        row = f"| {name} | {_cell(reads['idle_ms'], name)} | {_cell(_get(reads, 'during_sync', 'ms'), name)} |"
+        if before:
+            row += f" {_cell(before.get('idle_ms'), name)} | {_cell(_get(before, 'during_sync', 'ms'), name)} |"
+        lines.append(row)
+    lines.append("")
+    return lines
+
+
 def _seconds_or(value: Any, otherwise: str) -> str:
     return f"{value} s" if isinstance(value, (int, float)) else otherwise
 
@@ -129,6 +201,7 @@ def render_report(r: dict[str, Any]) -> str:
         f"{_get(r, 'shopify_shared', 'minimum_seconds')} s; THROTTLED: "
         f"{_get(r, 'shopify_shared', 'throttled_responses')}) | <= 1.15 |",
         *_hostile_rows(r),
+        *_reads_summary(r),
         "",
         "### Many stores, several processes (on the multi-process rig: real `serve` and `worker` processes)",
         "",
@@ -191,6 +264,7 @@ def render_report(r: dict[str, Any]) -> str:
         "last edits lost; soak lateness p99 5.57 s and an idle tick of 9.5 / 10.6 / 15.8 ms at 10 / 100",
         "/ 1,000 integrations.",
         "",
+        *_reads_section(r),
         "## Raw results",
         "",
         "```json",

@@ -18,7 +18,8 @@ from pymongo.errors import DuplicateKeyError
 
 from gateway.domain import ActivityKind, utcnow
 from gateway.pagination import PageRequest, Slice
-from gateway.storage.mongo import Database, Doc, find_page
+from gateway.storage.keyset import KeyPage, read_page
+from gateway.storage.mongo import ACTIVITY, INTEGRATION_ACTIVITY, Database, Doc
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ class ActivityLog:
         query: Doc = {"account_id": account_id}
         if integration_id:
             query["integration_id"] = integration_id
-        found = await find_page(self.db.activity, query, "at", page)
+        shape = INTEGRATION_ACTIVITY if integration_id else ACTIVITY
+        found = await read_page(self.db.activity, shape, query, KeyPage(page.first, page.after))
         return Slice([ActivityRecord.from_doc(d) for d in found.items], found.positions, found.has_next)
 
     async def delete_integration(self, integration_id: str) -> None:

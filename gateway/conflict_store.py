@@ -10,7 +10,27 @@ from pymongo import ReturnDocument
 
 from gateway.domain import ConflictStatus
 from gateway.pagination import PageRequest, Slice
-from gateway.storage.mongo import Database, Doc, find_page
+from gateway.storage.keyset import KeyPage, Paged, read_page
+from gateway.storage.mongo import (
+    CONFLICTS,
+    CONFLICTS_BY_STATUS,
+    INTEGRATION_CONFLICTS,
+    INTEGRATION_CONFLICTS_BY_STATUS,
+    PRODUCT_CONFLICTS,
+    PRODUCT_CONFLICTS_BY_STATUS,
+    Database,
+    Doc,
+)
+
+#: The list index for each filter: (by integration, by product, by status).
+_SHAPES: dict[tuple[bool, bool, bool], Paged] = {
+    (False, False, False): CONFLICTS,
+    (False, False, True): CONFLICTS_BY_STATUS,
+    (True, False, False): INTEGRATION_CONFLICTS,
+    (True, False, True): INTEGRATION_CONFLICTS_BY_STATUS,
+    (False, True, False): PRODUCT_CONFLICTS,
+    (False, True, True): PRODUCT_CONFLICTS_BY_STATUS,
+}
 
 
 @dataclass(frozen=True)
@@ -88,13 +108,18 @@ class ConflictStore:
         product_id: str | None = None,
     ) -> Slice[ConflictRecord]:
         query: Doc = {"account_id": account_id}
-        if integration_id:
+        # A product belongs to one integration: its conflicts are read by product (checked against the
+        # integration below).
+        by_integration = bool(integration_id) and not product_id
+        if by_integration:
             query["integration_id"] = integration_id
         if product_id:
             query["product_id"] = product_id
         if status:
             query["status"] = status
-        found = await find_page(self.db.conflicts, query, "detected_at", page)
+        shape = _SHAPES[(by_integration, bool(product_id), bool(status))]
+        accept = (lambda doc: doc.get("integration_id") == integration_id) if integration_id and product_id else None
+        found = await read_page(self.db.conflicts, shape, query, KeyPage(page.first, page.after), accept=accept)
         return Slice([ConflictRecord.from_doc(d) for d in found.items], found.positions, found.has_next)
 
     async def claim_reapply(self, account_id: str, conflict_id: str, now: datetime) -> ConflictRecord | None:

@@ -157,6 +157,8 @@ class SyncEngine:
         await self.publish_run(EventKind.RUN_FINISHED, run)
         await self.health.refresh(run.integration_id)
         await self.runs.forget_seen(run.id)
+        # The product counts are kept by every write; a recount here catches what a dead process left.
+        await self.products.repair_counts(run.integration_id)
         log.info("sync run finished", extra={"run_id": run.id, "status": run.status.value, **run.counts.as_dict()})
 
     async def lost(self, run: Run) -> None:

@@ -591,15 +591,9 @@ class IntegrationStore:
         )
 
     async def api_calls_since(self, integration_id: str, since: datetime) -> int:
-        cursor = await self.db.api_calls.aggregate(
-            [
-                {"$match": {"integration_id": integration_id, "hour": {"$gte": since}}},
-                {"$group": {"_id": None, "n": {"$sum": "$count"}}},
-            ]
-        )
-        async for row in cursor:
-            return int(row["n"])
-        return 0
+        # A range on the (integration_id, hour) index: it reads the day's buckets only, never the history.
+        cursor = self.db.api_calls.find({"integration_id": integration_id, "hour": {"$gte": since}}, {"count": 1})
+        return sum([int(doc.get("count") or 0) async for doc in cursor])
 
 
 def _mark_doc(mark: HealthMark) -> Doc:

@@ -117,6 +117,10 @@ class IntegrationService:
     async def health(self, integration: Integration) -> Health:
         return await self.health_watch.current(integration)
 
+    def health_of(self, integration: Integration, last_finished: Run | None, active: Run | None) -> Health:
+        """The light from runs the caller read already (the API batches those reads)."""
+        return self.health_watch.of(integration, last_finished, active)
+
     async def api_calls_24h(self, integration_id: str) -> int:
         since = self.clock() - timedelta(hours=24)
         return await self.store.api_calls_since(integration_id, since.replace(minute=0, second=0, microsecond=0))

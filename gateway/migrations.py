@@ -34,7 +34,8 @@ from pymongo.errors import DuplicateKeyError
 
 from gateway.domain import utcnow
 from gateway.model import Product, hash_document
-from gateway.products import store_doc_fields
+from gateway.product_counts import ProductCountStore
+from gateway.products import feed_key, search_tokens, store_doc_fields
 from gateway.storage.mongo import Database, Doc
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,67 @@ def _rewrite(doc: Doc, counts: Counts) -> UpdateOne | None:
     )
 
 
+async def list_fields(step: Step) -> bool:
+    """Give every stored product what the product lists read it by (gateway.products): its list key `feed`,
+    its `search_tokens`, and `removed` where an early release left it out; then count every integration's
+    products (gateway.product_counts).
+
+    One pass over the products without those fields (the embedded server reads a whole collection for
+    a range on `_id`, so no `_id` checkpoints: a take-over finds what is left by the missing `feed`).
+    """
+    products = step.db.products
+    fields = {"external_id": 1, "store_updated_at": 1, "search_title": 1, "search_skus": 1, "removed": 1, "version": 1}
+    cursor = products.find({"feed": {"$exists": False}}, fields).batch_size(BATCH)
+    batch: list[Doc] = []
+    async for doc in cursor:
+        batch.append(doc)
+        if len(batch) >= BATCH:
+            if not await _add_list_fields(step, batch):
+                return False
+            batch = []
+    if batch and not await _add_list_fields(step, batch):
+        return False
+    counts = ProductCountStore(step.db)
+    async for integration in step.db.integrations.find({}, {"_id": 1}):
+        # None: a write was in flight; the integration is recounted after its next run (counts.repair).
+        await counts.recount(integration["_id"])
+    return True
+
+
+async def _add_list_fields(step: Step, batch: list[Doc]) -> bool:
+    pending = batch
+    for _ in range(RETRIES):
+        ops = [_list_fields(doc) for doc in pending if isinstance(doc.get("store_updated_at"), datetime)]
+        if not ops:
+            break
+        result = await step.db.products.bulk_write(ops, ordered=False)
+        step.counts.rewritten += result.modified_count
+        if result.matched_count == len(ops):
+            break
+        # Written meanwhile: by today's code (it has `feed` then, nothing to do) or an edit (read again).
+        query: Doc = {"_id": {"$in": [doc["_id"] for doc in pending]}, "feed": {"$exists": False}}
+        pending = [doc async for doc in step.db.products.find(query)]
+    step.counts.seen += len(batch)
+    step.checkpoint = step.counts.seen
+    if not await step.save():
+        log.warning("migration taken over by another process", extra={"migration": step.name})
+        return False
+    return True
+
+
+def _list_fields(doc: Doc) -> UpdateOne:
+    fields: Doc = {
+        "feed": feed_key(doc["store_updated_at"], str(doc["external_id"])),
+        "search_tokens": search_tokens(doc.get("search_title") or "", doc.get("search_skus") or ()),
+        "removed": bool(doc.get("removed")),
+    }
+    return UpdateOne({"_id": doc["_id"], "version": doc.get("version", 0)}, {"$set": fields, "$inc": {"version": 1}})
+
+
 #: Every migration, in the order they run. Never rename or reorder one that has shipped.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001-canonical-product-shape", canonical_shape),
+    ("0002-product-list-fields-and-counts", list_fields),
 ]
 
 

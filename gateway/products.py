@@ -10,6 +10,15 @@ Change detection for a run's page is `write_page`: one read of the stored hashes
 product, one unordered bulk write. At the end of a full run, `sweep_unseen` marks removed the products
 the run did not see (the run keeps what it saw in MongoDB: gateway.runs.RunStore.record_seen).
 
+Every write that can change how many products an integration has of a status (an insert, a product
+coming back, a status change, a removal) is counted as it happens (gateway.product_counts), from what
+the guarded write itself matched; the product lists and `productCount` read those counts.
+
+Reads page through `feed`, the list key (`feed_key`: the store change time with a hash of the store id
+in its low bits), in narrow ranges (gateway.storage.keyset). `search` goes through `search_tokens`,
+the words of the title and the SKUs (and each word's first three letters): a term matches a title
+where it begins a word, and a SKU from its start; `search_title` and `search_skus` decide it exactly.
+
 A removal is a store version too, and nothing older brings a product back:
 - it records when it was decided (`removed_at`) and the store time it stands for (`removal_version`);
 - a store body not newer than both that and the last version stored (a late or replayed webhook)
@@ -24,9 +33,10 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -37,8 +47,27 @@ from gateway.domain import utcnow
 from gateway.errors import NotFound
 from gateway.model import EDITABLE_FIELDS, Product, hash_document
 from gateway.pagination import PageRequest, Slice
+from gateway.product_counts import ProductCounts, ProductCountStore
 from gateway.runs import RunCounts
-from gateway.storage.mongo import Database, Doc, find_page
+from gateway.storage.keyset import KeyPage, Paged, read_page
+from gateway.storage.mongo import (
+    ACCOUNT_PRODUCTS,
+    ACCOUNT_PRODUCTS_BY_STATUS,
+    FEED_HASH_BITS,
+    PRODUCTS,
+    PRODUCTS_BY_STATUS,
+    PRODUCTS_BY_TOKEN,
+    Database,
+    Doc,
+)
+
+#: With `search`, `totalCount` counts matches up to this many (more read as this many).
+SEARCH_COUNT_LIMIT = 1000
+#: What a search reads of each candidate to decide it (the page's products are read whole afterwards).
+_SEARCH_FIELDS = {"account_id": 1, "search_title": 1, "search_skus": 1, "status": 1, "removed": 1}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: A run of letters or digits: a word of a title, or a part of a SKU.
+_WORD = re.compile(r"[^\W_]+")
 
 
 class Outcome(StrEnum):
@@ -177,13 +206,32 @@ def product_id(integration_id: str, external_id: str) -> str:
     return f"{integration_id}:{external_id}"
 
 
+def feed_key(store_updated_at: datetime, external_id: str) -> int:
+    """The products' list key: newest store change first, and products changed in the same millisecond
+    spread over 2**FEED_HASH_BITS values by a hash of their store id (gateway.storage.mongo.FEED)."""
+    moment = store_updated_at if store_updated_at.tzinfo else store_updated_at.replace(tzinfo=UTC)
+    ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+    return (ms << FEED_HASH_BITS) | (zlib.crc32(external_id.encode()) & ((1 << FEED_HASH_BITS) - 1))
+
+
+def search_tokens(title: str, skus: Iterable[str]) -> list[str]:
+    """What a search looks a product up by: each word of the (casefolded) title and each part of a SKU,
+    and the first three letters of each longer one (a term still being typed finds its word)."""
+    tokens: set[str] = set()
+    for text in (title, *skus):
+        for word in _WORD.findall(text):
+            tokens.add(word)
+            if len(word) > 3:
+                tokens.add(word[:3])
+    return sorted(tokens)
+
+
 def search_fields(store: Doc) -> Doc:
     skus = {store.get("identifiers", {}).get("sku") or ""}
     skus.update(v.get("sku") or "" for v in store.get("variants", []))
-    return {
-        "search_title": (store.get("title") or "").casefold(),
-        "search_skus": sorted(s.casefold() for s in skus if s),
-    }
+    title = (store.get("title") or "").casefold()
+    folded = sorted(s.casefold() for s in skus if s)
+    return {"search_title": title, "search_skus": folded, "search_tokens": search_tokens(title, folded)}
 
 
 def store_doc_fields(product: Product, content_hash: str, store: Doc | None = None) -> Doc:
@@ -194,8 +242,54 @@ def store_doc_fields(product: Product, content_hash: str, store: Doc | None = No
         "hash": content_hash,
         "status": store["status"],
         "store_updated_at": product.store_updated_at,
+        "feed": feed_key(product.store_updated_at, product.external_id),
         **search_fields(store),
     }
+
+
+@dataclass(frozen=True)
+class Search:
+    """A `search` term: which products it matches, and the token to look them up by."""
+
+    term: str
+
+    @classmethod
+    def of(cls, text: str | None) -> Search | None:
+        term = (text or "").strip().casefold()
+        return cls(term) if term else None
+
+    @property
+    def token(self) -> str | None:
+        """The search token every match holds (None: too short to have one).
+
+        A word of the term followed by more of it is a whole word of the match; the term's last word
+        may be the start of one (its first three letters are a token). The longest one is used.
+        """
+        words = list(_WORD.finditer(self.term))
+        choices: list[str] = []
+        for word in words:
+            whole = word.end() < len(self.term)
+            if whole:
+                choices.append(word.group())
+            elif len(word.group()) >= 3:
+                choices.append(word.group()[:3])
+        # Longer is rarer; with a digit, rarer still (a SKU's number rather than its common prefix).
+        return max(choices, key=lambda t: (len(t), any(c.isdigit() for c in t))) if choices else None
+
+    def matcher(self, status: str | None) -> Callable[[Doc], bool]:
+        """Whether a stored product (not removed, of `status`) matches: the term begins a word of its title,
+        or one of its SKUs begins with it."""
+        begins_word = re.compile(r"(?<![^\W_])" + re.escape(self.term))
+        term = self.term
+
+        def matches(doc: Doc) -> bool:
+            if doc.get("removed") or (status is not None and doc.get("status") != status):
+                return False
+            if begins_word.search(doc.get("search_title") or ""):
+                return True
+            return any(sku.startswith(term) for sku in doc.get("search_skus") or ())
+
+        return matches
 
 
 def store_field_value(store: Doc, name: str) -> Any:
@@ -249,15 +343,25 @@ def detect_conflicts(doc: Doc, new_store: Doc) -> tuple[list[Doc], list[Conflict
     return overlays, found
 
 
+def _sizing(counts: Sequence[ProductCounts], expect: int) -> dict[str, Any]:
+    """What the counts say about where a list begins and how dense it is (gateway.storage.keyset)."""
+    newest = [c.newest for c in counts if c.newest is not None]
+    oldest = [c.oldest for c in counts if c.oldest is not None]
+    if not newest or not oldest or max(newest) <= min(oldest) or not expect:
+        return {"newest": max(newest) if newest else None}
+    return {"newest": max(newest), "density": expect / (max(newest) - min(oldest))}
+
+
 class ProductStore:
     """Account-scoped access to canonical products."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.counts = ProductCountStore(db)
 
     # ---- reads --------------------------------------------------------------------------------
     async def existing(self, integration_id: str, external_ids: Sequence[str]) -> dict[str, Doc]:
-        """Hash, version, flags and overlays of the given products, keyed by external id."""
+        """Hash, version, flags, status and overlays of the given products, keyed by external id."""
         cursor = self.db.products.find(
             {"_id": {"$in": [product_id(integration_id, e) for e in external_ids]}},
             {
@@ -265,6 +369,7 @@ class ProductStore:
                 "hash": 1,
                 "version": 1,
                 "removed": 1,
+                "status": 1,
                 "overlays": 1,
                 "created_run": 1,
                 "updated_run": 1,
@@ -278,6 +383,9 @@ class ProductStore:
         return {doc["external_id"]: doc async for doc in cursor}
 
     async def any_stored(self, integration_id: str) -> bool:
+        if (await self.counts.get(integration_id)).total:
+            return True
+        # None counted: all removed, or none at all (this query reads every one of them, so only then).
         return await self.db.products.find_one({"integration_id": integration_id}, {"_id": 1}) is not None
 
     async def get(self, account_id: str, pid: str) -> StoredProduct | None:
@@ -285,9 +393,17 @@ class ProductStore:
         return None if doc is None else StoredProduct.from_doc(doc)
 
     async def count(self, account_id: str, integration_id: str) -> int:
-        return await self.db.products.count_documents(
-            {"account_id": account_id, "integration_id": integration_id, "removed": {"$ne": True}}
-        )
+        """The integration's products (not removed), from its counts."""
+        counts = await self.counts.get(integration_id)
+        return counts.total if counts.account_id in (None, account_id) else 0
+
+    async def counts_of(self, integration_ids: Iterable[str]) -> dict[str, ProductCounts]:
+        """Counts by status of several integrations at once (one query)."""
+        return await self.counts.of_integrations(integration_ids)
+
+    async def repair_counts(self, integration_id: str) -> ProductCounts | None:
+        """Recount the integration's products if its counts may have drifted (gateway.product_counts)."""
+        return await self.counts.repair(integration_id)
 
     async def page(
         self,
@@ -298,23 +414,108 @@ class ProductStore:
         search: str | None = None,
         status: str | None = None,
     ) -> Slice[StoredProduct]:
-        """The account's products (not removed), newest store change first, with the total count.
+        """The account's products (not removed), newest store change first.
 
-        `search` matches the title anywhere and a SKU from its start, case-insensitively, through the
-        normalized `search_*` fields (no text index: the embedded server has none).
+        `search` matches a title where the term begins a word, and a SKU from its start, case-insensitively
+        (`Search`; no text index: the embedded server has none). The total is `total`, asked for apart.
         """
-        query: Doc = {"account_id": account_id, "removed": {"$ne": True}}
-        if integration_id:
-            query["integration_id"] = integration_id
-        if status:
-            query["status"] = status
-        if search and search.strip():
-            term = re.escape(search.strip().casefold())
-            query["$or"] = [{"search_title": {"$regex": term}}, {"search_skus": {"$regex": f"^{term}"}}]
-        total = await self.db.products.count_documents(query)
-        found = await find_page(self.db.products, query, "store_updated_at", page)
-        items = [StoredProduct.from_doc(d) for d in found.items]
-        return Slice(items, found.positions, found.has_next, total)
+        at = self._key_page(page)
+        term = Search.of(search)
+        if term is None:
+            found = await self._list(account_id, integration_id, status, at)
+            rows = list(found.items)
+        else:
+            found = await self._search(account_id, integration_id, status, term, at)
+            rows = await self._whole(found.items)
+        positions = [(doc["store_updated_at"], doc["_id"]) for doc in found.items]
+        return Slice([StoredProduct.from_doc(d) for d in rows], positions, found.has_next)
+
+    async def total(
+        self,
+        account_id: str,
+        *,
+        integration_id: str | None = None,
+        search: str | None = None,
+        status: str | None = None,
+    ) -> int:
+        """How many products `page` lists: from the counts; with `search`, counted up to SEARCH_COUNT_LIMIT."""
+        term = Search.of(search)
+        if term is not None:
+            found = await self._search(account_id, integration_id, status, term, KeyPage(SEARCH_COUNT_LIMIT - 1))
+            return len(found.items) + (1 if found.has_next else 0)
+        if integration_id is None:
+            return sum(c.of(status) for c in await self.counts.of_account(account_id))
+        counts = await self.counts.get(integration_id)
+        return counts.of(status) if counts.account_id == account_id else 0
+
+    @staticmethod
+    def _key_page(page: PageRequest) -> KeyPage:
+        """The page on the list key: a cursor names (store_updated_at, id), the key is computed from them."""
+        if page.after is None:
+            return KeyPage(page.first)
+        at, pid = page.after
+        if at is None:  # never one of ours (every product has a store_updated_at)
+            return KeyPage(page.first)
+        return KeyPage(page.first, (feed_key(at, pid.split(":", 1)[-1]), pid))
+
+    async def _list(self, account_id: str, integration_id: str | None, status: str | None, at: KeyPage) -> Slice[Doc]:
+        eq: Doc = {"account_id": account_id, "removed": False}
+        if integration_id is not None:
+            eq["integration_id"] = integration_id
+            counts = [await self.counts.get(integration_id)]
+        else:
+            counts = await self.counts.of_account(account_id)
+        if status is not None:
+            eq["status"] = status
+        shape = {
+            (True, False): PRODUCTS,
+            (True, True): PRODUCTS_BY_STATUS,
+            (False, False): ACCOUNT_PRODUCTS,
+            (False, True): ACCOUNT_PRODUCTS_BY_STATUS,
+        }[(integration_id is not None, status is not None)]
+        expect = sum(c.of(status) for c in counts)
+        return await read_page(self.db.products, shape, eq, at, expect=expect, **_sizing(counts, expect))
+
+    async def _search(
+        self, account_id: str, integration_id: str | None, status: str | None, term: Search, at: KeyPage
+    ) -> Slice[Doc]:
+        """The matches of `term` (only the fields deciding them): per integration, merged for the account."""
+        if integration_id is not None:
+            return await self._search_one(account_id, await self.counts.get(integration_id), status, term, at)
+        counts = [c for c in await self.counts.of_account(account_id) if c.total]
+        parts = await asyncio.gather(*(self._search_one(account_id, c, status, term, at) for c in counts))
+        rows = sorted((doc for part in parts for doc in part.items), key=lambda d: (d["feed"], d["_id"]), reverse=True)
+        has_next = any(part.has_next for part in parts) or len(rows) > at.first
+        kept = rows[: at.first]
+        return Slice(kept, [(d["feed"], d["_id"]) for d in kept], has_next)
+
+    async def _search_one(
+        self, account_id: str, counts: ProductCounts, status: str | None, term: Search, at: KeyPage
+    ) -> Slice[Doc]:
+        token = term.token
+        eq: Doc = {"account_id": account_id, "integration_id": counts.integration_id}
+        shape: Paged
+        if token is not None:
+            eq["search_tokens"] = token
+            shape = PRODUCTS_BY_TOKEN
+        else:  # a term of a letter or two: most products match it, so reading them in order finds a page soon
+            eq["removed"] = False
+            shape = PRODUCTS
+        return await read_page(
+            self.db.products,
+            shape,
+            eq,
+            at,
+            projection={**_SEARCH_FIELDS, "store_updated_at": 1},
+            accept=term.matcher(status),
+            **_sizing([counts], counts.total),
+        )
+
+    async def _whole(self, rows: Sequence[Doc]) -> list[Doc]:
+        """The whole documents of `rows`, in their order (one query)."""
+        ids = [d["_id"] for d in rows]
+        found = {doc["_id"]: doc async for doc in self.db.products.find({"_id": {"$in": ids}})} if ids else {}
+        return [found[i] for i in ids if i in found]
 
     # ---- a run's page -------------------------------------------------------------------------
     async def write_page(
@@ -353,6 +554,9 @@ class ProductStore:
         written: set[str] = set()  # written by this attempt: PRODUCT_CHANGED
         inserts: list[Doc] = []
         updates: list[UpdateOne] = []
+        #: Updates that change a count (a status changes, a removed product is back), by (status it had:
+        #: None when removed, status it gets): each group is written apart, so its matches are counted.
+        moves: dict[tuple[str | None, str], list[UpdateOne]] = {}
         guarded: dict[str, str] = {}
         slow: list[tuple[Product, str]] = []
         max_updated: datetime | None = None
@@ -372,17 +576,22 @@ class ProductStore:
             elif decision is Decision.UPDATE:
                 assert old is not None
                 version = old.get("version", 0)
-                updates.append(self.update_op(integration_id, product, content_hash, version, run_id, store))
+                op = self.update_op(integration_id, product, content_hash, version, run_id, store)
+                before = None if old.get("removed") else old.get("status")
+                if before == store["status"]:
+                    updates.append(op)
+                else:
+                    moves.setdefault((before, store["status"]), []).append(op)
                 guarded[external_id] = content_hash
                 tally[external_id] = "added" if old.get("removed") else "updated"
                 written.add(external_id)
             elif decision is Decision.CHECK_OVERLAYS:
                 slow.append((product, content_hash))
-        matched, collided = await self.bulk(inserts, updates)
+        matched, collided = await self._counted_bulk(account_id, integration_id, inserts, updates, moves)
         # An insert that collided (a webhook inserted it between our read and our write), or an update
         # whose version moved (an Alana edit, a webhook): decided again, one by one.
         slow += [(products[d["external_id"]], d["hash"]) for d in inserts if d["_id"] in collided]
-        if matched < len(updates):
+        if matched < len(guarded):
             now = await self.existing(integration_id, list(guarded))
             slow += [(products[e], h) for e, h in guarded.items() if now.get(e, {}).get("hash") != h]
         found: list[tuple[str, ConflictFound]] = []
@@ -417,6 +626,30 @@ class ProductStore:
         changed = tuple(product_id(integration_id, e) for e in products if e in written)
         return PageWrite(counts, changed, tuple(found), max_updated)
 
+    async def _counted_bulk(
+        self,
+        account_id: str,
+        integration_id: str,
+        inserts: list[Doc],
+        updates: list[UpdateOne],
+        moves: Mapping[tuple[str | None, str], list[UpdateOne]],
+    ) -> tuple[int, set[str]]:
+        """`bulk`, counting the inserts that succeeded and the status moves whose guard matched."""
+        if not inserts and not moves:
+            return await self.bulk(inserts, updates)  # nothing here can change a count
+        async with self.counts.change(integration_id, account_id) as change:
+            matched, collided = await self.bulk(inserts, updates)
+            for doc in inserts:
+                if doc["_id"] not in collided:
+                    change.add(doc["status"], 1, doc["feed"])
+            for (before, after), ops in moves.items():
+                moved, _ = await self.bulk([], ops)
+                matched += moved
+                if before is not None:
+                    change.remove(before, moved)
+                change.add(after, moved)
+        return matched, collided
+
     async def sweep_unseen(
         self, integration_id: str, run_id: str, started_at: datetime, seen: Collection[str], *, retried: bool
     ) -> int:
@@ -437,12 +670,14 @@ class ProductStore:
             ids = [product_id(integration_id, e) for e in gone[start : start + 1000]]
             # The run read the store from `started_at` on without finding them: a store version of that
             # time or older cannot be newer than their removal.
-            removal = {"removed": True, "removed_at": utcnow(), "removal_version": started_at}
-            result = await self.db.products.update_many(
-                {"_id": {"$in": ids}, "removed": {"$ne": True}},
-                {"$set": {**removal, "removed_run": run_id, "removed_sweep": run_id}, "$inc": {"version": 1}},
-            )
-            removed += result.modified_count
+            marks = {
+                "removed": True,
+                "removed_at": utcnow(),
+                "removal_version": started_at,
+                "removed_run": run_id,
+                "removed_sweep": run_id,
+            }
+            removed += await self._remove(integration_id, ids, marks)
         if retried:  # a scan, so only when an earlier attempt may have swept some already
             return await self.db.products.count_documents({"integration_id": integration_id, "removed_sweep": run_id})
         return removed
@@ -546,13 +781,14 @@ class ProductStore:
         for _ in range(20):
             doc = await self.db.products.find_one({"_id": pid})
             if doc is None:
-                try:
-                    await self.db.products.insert_one(
-                        {**self.new_document(account_id, integration_id, product, content_hash, run_id), **marks}
-                    )
+                new = {**self.new_document(account_id, integration_id, product, content_hash, run_id), **marks}
+                async with self.counts.change(integration_id, account_id) as change:
+                    try:
+                        await self.db.products.insert_one(new)
+                    except DuplicateKeyError:
+                        continue  # someone else inserted it first: decide again against theirs
+                    change.add(new["status"], 1, new["feed"])
                     return WriteResult(Outcome.ADDED, pid)
-                except DuplicateKeyError:
-                    continue  # someone else inserted it first: decide again against theirs
             if removed_since(doc, observed_after):
                 await self._mark(pid, seen)
                 return WriteResult(Outcome.STALE, pid)
@@ -576,7 +812,17 @@ class ProductStore:
                 **marks,
             }
             update = {"$set": fields, "$inc": {"version": 1}}
-            result = await self.db.products.update_one({"_id": pid, "version": doc.get("version", 0)}, update)
+            guard = {"_id": pid, "version": doc.get("version", 0)}
+            before = None if doc.get("removed") else doc.get("status")
+            if before == fields["status"]:
+                result = await self.db.products.update_one(guard, update)
+            else:  # it comes back, or changes status: counted if the guard matched
+                async with self.counts.change(integration_id, account_id) as change:
+                    result = await self.db.products.update_one(guard, update)
+                    if result.matched_count:
+                        if before is not None:
+                            change.remove(before)
+                        change.add(fields["status"], 1, fields["feed"])
             if result.matched_count:
                 outcome = Outcome.ADDED if doc.get("removed") else Outcome.UPDATED
                 return WriteResult(outcome, pid, tuple(conflicts))
@@ -603,13 +849,40 @@ class ProductStore:
         if not ids:
             return 0
         now = utcnow()
-        fields: Doc = {"removed": True, "removed_at": now, "removal_version": version or now, "removed_run": run_id}
+        marks: Doc = {"removed": True, "removed_at": now, "removal_version": version or now, "removed_run": run_id}
         if held:
-            fields["held_run"] = held
-        result = await self.db.products.update_many(
-            {"_id": {"$in": ids}, "removed": {"$ne": True}}, {"$set": fields, "$inc": {"version": 1}}
-        )
-        return result.modified_count
+            marks["held_run"] = held
+        return await self._remove(integration_id, ids, marks)
+
+    async def _remove(self, integration_id: str, ids: list[str], marks: Doc) -> int:
+        """Mark removed those of `ids` not removed yet; returns how many this call marked.
+
+        Each product's update is guarded by the version read with its status, so what each one removed
+        is counted exactly; one written meanwhile is read and decided again (the ones this call removed
+        carry its `removed_by`, so one brought back since is never removed a second time).
+        """
+        marker = uuid.uuid4().hex
+        update = {"$set": {**marks, "removed_by": marker}, "$inc": {"version": 1}}
+        removed = 0
+        query: Doc = {"_id": {"$in": ids}, "removed": {"$ne": True}}
+        async with self.counts.change(integration_id, None) as change:
+            for _ in range(20):
+                by_status: dict[str | None, dict[str, UpdateOne]] = {}
+                async for doc in self.db.products.find(query, {"status": 1, "version": 1}):
+                    guard = {"_id": doc["_id"], "version": doc.get("version", 0), "removed": {"$ne": True}}
+                    by_status.setdefault(doc.get("status"), {})[doc["_id"]] = UpdateOne(guard, update)
+                missed: list[str] = []
+                for status, ops in by_status.items():
+                    result = await self.db.products.bulk_write(list(ops.values()), ordered=False)
+                    removed += result.matched_count
+                    if status is not None:
+                        change.remove(status, result.matched_count)
+                    if result.matched_count < len(ops):
+                        missed += ops
+                if not missed:
+                    break
+                query = {"_id": {"$in": missed}, "removed": {"$ne": True}, "removed_by": {"$ne": marker}}
+        return removed
 
     async def remove_missing(
         self, integration_id: str, run_id: str, external_ids: Sequence[str], *, held_counted: str | None
@@ -635,6 +908,7 @@ class ProductStore:
 
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.products.delete_many({"integration_id": integration_id})
+        await self.counts.delete(integration_id)
 
     # ---- Alana's edits ------------------------------------------------------------------------
     async def add_overlays(self, account_id: str, pid: str, values: dict[str, Any]) -> StoredProduct:

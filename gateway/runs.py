@@ -20,7 +20,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from gateway.domain import ChangeOutcome, RunKind, RunStatus, SyncErrorCode, Trigger, utcnow
 from gateway.errors import LeaseLost
 from gateway.pagination import PageRequest, Slice
-from gateway.storage.mongo import Database, Doc, find_page
+from gateway.storage.keyset import KeyPage, read_page
+from gateway.storage.mongo import RUNS, Database, Doc
 
 MAX_ERRORS_KEPT = 200
 #: A summary in a list of runs carries its first errors (a run read alone carries all it kept), so a
@@ -28,6 +29,13 @@ MAX_ERRORS_KEPT = 200
 LISTED_ERRORS = 20
 #: Runs as lists read them.
 _LISTED: Doc = {"errors": {"$slice": LISTED_ERRORS}}
+
+
+def _executed(doc: Doc) -> bool:
+    """A finished run a worker executed (not a queued or running one, not a webhook digest)."""
+    return not doc.get("active") and doc.get("kind") != RunKind.DIGEST.value
+
+
 #: Products listed in a run's held changes (the count is always exact).
 MAX_CHANGES_KEPT = 200
 #: What a run's progress says before a worker takes it, and when one does.
@@ -355,15 +363,29 @@ class RunStore:
     async def active(self, integration_id: str) -> Run | None:
         return _one(await self.db.runs.find_one({"integration_id": integration_id, "active": True}))
 
-    async def latest(self, integration_id: str, limit: int = 10, finished_only: bool = False) -> list[Run]:
+    async def active_of(self, integration_ids: Sequence[str]) -> dict[str, Run]:
+        """The queued or running run of each of the integrations that has one (one query)."""
+        if not integration_ids:
+            return {}
+        query: Doc = {"integration_id": {"$in": list(integration_ids)}, "active": True}
+        return {doc["integration_id"]: Run.from_doc(doc) async for doc in self.db.runs.find(query)}
+
+    async def latest(
+        self, integration_id: str, limit: int = 10, finished_only: bool = False, *, since: datetime | None = None
+    ) -> list[Run]:
         """The newest runs, with their first LISTED_ERRORS errors. `finished_only`: the newest runs a worker
-        executed (the light's last run), without the WEBHOOK digests."""
-        query: Doc = {"integration_id": integration_id}
-        if finished_only:
-            query["active"] = {"$ne": True}
-            query["kind"] = {"$ne": RunKind.DIGEST.value}
-        cursor = self.db.runs.find(query, _LISTED).sort([("queued_at", -1), ("_id", -1)]).limit(limit)
-        return [Run.from_doc(doc) async for doc in cursor]
+        executed (the light's last run), without the WEBHOOK digests. `since`: no run is older (e.g. the
+        integration's creation); it only saves queries."""
+        found = await read_page(
+            self.db.runs,
+            RUNS,
+            {"integration_id": integration_id},
+            KeyPage(limit),
+            projection=_LISTED,
+            accept=_executed if finished_only else None,
+            floor=since,
+        )
+        return [Run.from_doc(doc) for doc in found.items]
 
     async def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Run | None:
         """Take the run if it is queued, or running under an expired (or our own) lease."""
@@ -599,9 +621,18 @@ class RunStore:
     async def forget_seen(self, run_id: str) -> None:
         await self.db.run_seen.delete_many({"run_id": run_id})
 
-    async def page(self, account_id: str, integration_id: str, page: PageRequest) -> Slice[Run]:
-        query: Doc = {"account_id": account_id, "integration_id": integration_id}
-        found = await find_page(self.db.runs, query, "queued_at", page, _LISTED)
+    async def page(
+        self, account_id: str, integration_id: str, page: PageRequest, *, since: datetime | None = None
+    ) -> Slice[Run]:
+        found = await read_page(
+            self.db.runs,
+            RUNS,
+            {"integration_id": integration_id},
+            KeyPage(page.first, page.after),
+            projection=_LISTED,
+            accept=lambda doc: doc.get("account_id") == account_id,
+            floor=since,
+        )
         return Slice([Run.from_doc(d) for d in found.items], found.positions, found.has_next)
 
 

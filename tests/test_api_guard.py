@@ -142,3 +142,20 @@ async def test_introspection_and_suggestions_need_a_valid_token(api: Api) -> Non
 
     expired = jwt.encode({"account_id": "acct-1", "exp": int(time.time()) - 10}, JWT_SECRET, "HS256")
     assert set(codes(await api.raw(introspection, token=expired))) == {"BAD_USER_INPUT"}
+
+
+# ---- documents sent again and again (the frontend's) are parsed and validated once ------------------
+async def test_a_document_sent_again_is_validated_once_and_an_invalid_one_every_time(api: Api) -> None:
+    valid = "query Again { integrations { id name } }"
+    invalid = "query Again { integrations { id nameless } }"
+    with validation_spy() as calls:
+        for _ in range(3):
+            assert (await api.query(valid))["integrations"] == []
+        assert len(calls) == 1
+        for _ in range(2):
+            assert set(codes(await api.raw(invalid))) == {"BAD_USER_INPUT"}
+        assert len(calls) == 3  # an invalid document is never taken as valid
+    # Signed out, the same valid text meets other rules (no introspection): validated again, refused.
+    introspection = "{ __schema { queryType { name } } }"
+    assert (await api.query(introspection))["__schema"]["queryType"]["name"] == "Query"
+    assert set(codes(await api.raw(introspection, account=None))) == {"BAD_USER_INPUT"}

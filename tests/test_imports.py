@@ -16,7 +16,7 @@ from pathlib import Path
 GATEWAY = Path(__file__).resolve().parents[1] / "gateway"
 
 WALK = r"""
-import builtins, importlib, json, os, pkgutil, sys
+import builtins, importlib, json, os, pkgutil, shutil, sys, tempfile
 # Third-party packages loaded once here, so each child only pays for the gateway's own modules.
 import aiohttp, arq, bson, pluggy, prometheus_client, pydantic, pymongo, redis, strawberry  # noqa
 
@@ -26,11 +26,30 @@ modules = sorted(
 )
 sys.modules.pop("gateway")
 edges, failures = set(), {}
-for name in modules:
-    read, write = os.pipe()
+# Children run side by side (one per core): each writes what it saw to a file of its own.
+out_dir = tempfile.mkdtemp()
+running = {}
+
+
+def reap():
+    pid, status = os.wait()
+    name, path = running.pop(pid)
+    try:
+        with open(path) as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        result = {"error": f"the child importing it died (wait status {status})"}
+    if "error" in result:
+        failures[name] = result["error"]
+    edges.update(tuple(e) for e in result.get("edges", []))
+
+
+for n, name in enumerate(modules):
+    if len(running) >= (os.cpu_count() or 1):
+        reap()
+    path = os.path.join(out_dir, f"{n}.json")
     pid = os.fork()
     if pid == 0:
-        os.close(read)
         found, real = set(), builtins.__import__
 
         def recording(target, globals=None, locals=None, fromlist=(), level=0):
@@ -52,18 +71,13 @@ for name in modules:
             out = {"edges": sorted(found)}
         except BaseException as exc:
             out = {"error": f"{type(exc).__name__}: {exc}"}
-        os.write(write, json.dumps(out).encode())
+        with open(path, "w") as f:
+            json.dump(out, f)
         os._exit(0)
-    os.close(write)
-    chunks = []
-    while chunk := os.read(read, 65536):
-        chunks.append(chunk)
-    os.close(read)
-    os.waitpid(pid, 0)
-    result = json.loads(b"".join(chunks))
-    if "error" in result:
-        failures[name] = result["error"]
-    edges.update(tuple(e) for e in result.get("edges", []))
+    running[pid] = (name, path)
+while running:
+    reap()
+shutil.rmtree(out_dir)
 print(json.dumps({"modules": modules, "edges": sorted(edges), "failures": failures}))
 """
 

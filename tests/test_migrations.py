@@ -27,6 +27,8 @@ from gateway.testing.toy import ToySimulator
 
 ACCOUNT = "acct-1"
 NAME = MIGRATIONS[0][0]
+#: Every migration's name: a database without migration records runs them all.
+EVERY = [name for name, _ in MIGRATIONS]
 
 
 def old_money(money: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -133,7 +135,7 @@ async def test_stored_products_move_to_the_canonical_shape_once_and_stay_unchang
     assert sample is not None and sample["store"]["handle"].startswith("/")
     await gw.db.db[COLLECTION].delete_many({})  # a database from before the migration existed
 
-    assert await run_migrations(gw.db) == [NAME]
+    assert await run_migrations(gw.db) == EVERY
     migrated = await snapshot(gw)
     assert {pid: (h, s) for pid, (_, h, s, _, _) in migrated.items()} == {
         pid: (h, s) for pid, (_, h, s, _, _) in new_shape.items()
@@ -149,7 +151,7 @@ async def test_stored_products_move_to_the_canonical_shape_once_and_stay_unchang
     # Twice changes nothing: the record says done; and run again regardless, it finds nothing to do.
     assert await run_migrations(gw.db) == []
     await gw.db.db[COLLECTION].delete_many({})
-    assert await run_migrations(gw.db) == [NAME]
+    assert await run_migrations(gw.db) == EVERY
     record = await gw.db.db[COLLECTION].find_one({"_id": NAME})
     assert record is not None and record["counts"] == {"seen": 80, "rewritten": 0, "failed": 0}
     assert await snapshot(gw) == migrated
@@ -175,7 +177,7 @@ async def test_processes_starting_together_run_it_once(gw: Gateway) -> None:
 
     results = await asyncio.gather(*(run_migrations(gw.db, owner=f"process-{n}") for n in range(4)))
     finished = [names for names in results if names]
-    assert len(finished) == 1 and finished[0] == [NAME]  # one process did it; the others went on starting
+    assert len(finished) == 1 and finished[0] == EVERY  # one process did it; the others went on starting
     record = await gw.db.db[COLLECTION].find_one({"_id": NAME})
     assert record is not None and record["state"] == "done" and record["counts"]["rewritten"] == 30
     versions = {d["_id"]: d["version"] for d in docs}

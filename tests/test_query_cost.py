@@ -57,7 +57,8 @@ def test_lists_multiply_and_first_sizes_the_connection() -> None:
     assert cost("{ products { edges { node { id } } } }") == 10 + 1 + 50 + 50  # the default first
     assert cost("query($n: Int) { products(first: $n) { edges { node { id } } } }", {"n": 20}) == 10 + 1 + 20 + 20
     # Over the page-size cap the resolver refuses `first` by name; the cost counts it at the cap.
-    assert cost("{ products(first: 100000) { totalCount } }") == 10 + 1
+    # totalCount has its own resolver (it reads the kept counts, or counts a search's matches).
+    assert cost("{ products(first: 100000) { totalCount } }") == 10 + 10
     assert cost("{ products(first: 1) { edges { node { variants { sku } } } } }") == 10 + 1 + 1 + 1 + 10
     assert cost("{ products(first: 2) { edges { node { storeVersion } } } }") == 10 + 1 + 2 + 2 * 50
     aliases = "{ " + " ".join(f"a{i}: products(first: 250) {{ edges {{ node {{ id }} }} }}" for i in range(1000)) + " }"
@@ -70,8 +71,8 @@ def test_over_the_ceiling_the_refusal_quotes_cost_and_limit() -> None:
         "{ a: products(first: 250) { edges { node { storeVersion } } } b: products { totalCount } }",
         limits=with_limits(max_cost=12_000),
     )
-    assert refused.cost == 10 + 1 + 250 + 250 * 50 + 10 + 1
-    assert "cost 12,772" in refused.message and "12,000" in refused.message
+    assert refused.cost == 10 + 1 + 250 + 250 * 50 + 10 + 10
+    assert "cost 12,781" in refused.message and "12,000" in refused.message
 
 
 def test_everyday_queries_and_introspection_fit() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import strawberry
 from aiohttp import web
 
+from gateway.api.loaders import Loaders
 from gateway.auth import claims_from_authorization
 from gateway.errors import Unauthenticated
 from gateway.services import Gateway
@@ -23,6 +25,11 @@ class Context:
     connection_params: dict[str, Any] | None = None
     _account_id: str | None = field(default=None, repr=False)
     _expires_at: float = field(default=0.0, repr=False)
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        """Batched reads for this request's fields (gateway/api/loaders.py)."""
+        return Loaders(self.gw)
 
     @property
     def account_id(self) -> str:

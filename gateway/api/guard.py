@@ -14,11 +14,12 @@ A refusal in steps 2-3 replaces validation, so a hostile document never reaches 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Hashable, Iterable, Iterator
 from typing import Any, cast
 
 import graphql.validation.rules.overlapping_fields_can_be_merged as overlapping
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import DocumentNode, GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
@@ -39,6 +40,32 @@ SUGGESTION = " Did you mean "
 
 #: For a schema executed without the gateway's context (tools, tests of the schema alone).
 DEFAULTS = Settings.model_construct()
+
+#: The frontend sends the same few documents again and again: each is parsed and validated once per process
+#: (about a third of a small query's time). Only documents up to MAX_KEPT_CHARS are kept, at most KEPT of
+#: each, least recently used dropped first; a document is kept as valid only after validation passed.
+KEPT = 256
+MAX_KEPT_CHARS = 20_000
+
+
+class _Recent(OrderedDict[Hashable, Any]):
+    """A small LRU map."""
+
+    def get_recent(self, key: Hashable) -> Any:
+        found = self.get(key)
+        if found is not None:
+            self.move_to_end(key)
+        return found
+
+    def keep(self, key: Hashable, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > KEPT:
+            self.popitem(last=False)
+
+
+_PARSED = _Recent()
+_VALID = _Recent()
 
 
 def limits_of(settings: Settings, max_depth: int | None = None) -> CostLimits:
@@ -86,15 +113,41 @@ class QueryGuard(SchemaExtension):
             hide_suggestions(getattr(result, "errors", None))
             hide_suggestions(self.execution_context.pre_execution_errors)
 
+    def _parse_key(self) -> Hashable | None:
+        ctx = self.execution_context
+        if not ctx.query or len(ctx.query) > MAX_KEPT_CHARS:
+            return None
+        return (ctx.query, tuple(sorted(cast(dict[str, Any], ctx.parse_options).items())))
+
+    def on_parse(self) -> Iterator[None]:
+        # A hit is handed to strawberry, which then skips parsing; a miss is parsed by strawberry (its errors
+        # answered as usual) and kept.
+        key = self._parse_key()
+        ctx = self.execution_context
+        if key is not None and ctx.graphql_document is None:
+            ctx.graphql_document = _PARSED.get_recent(key)
+        yield
+        if key is not None and isinstance(ctx.graphql_document, DocumentNode):
+            _PARSED.keep(key, ctx.graphql_document)
+
     async def on_validate(self) -> AsyncIterator[None]:
+        ctx = self.execution_context
         refusal = await self._refusal()
         if refusal is not None:
             # Set before strawberry validates: it then skips validation and answers with this error.
-            self.execution_context.pre_execution_errors = [GraphQLError(refusal.message, original_error=refusal)]
-        elif self.account is None:
-            rules = self.execution_context.validation_rules
-            self.execution_context.validation_rules = (*rules, NoSchemaIntrospectionCustomRule)
+            ctx.pre_execution_errors = [GraphQLError(refusal.message, original_error=refusal)]
+            yield
+            return
+        if self.account is None:
+            ctx.validation_rules = (*ctx.validation_rules, NoSchemaIntrospectionCustomRule)
+        parsed = self._parse_key()
+        # The same text, parsed the same way, under the same rules of the same schema: valid again.
+        key = None if parsed is None else (id(ctx.schema), parsed, ctx.validation_rules)
+        if key is not None and _VALID.get_recent(key):
+            ctx.pre_execution_errors = []  # strawberry validates only when this is None
         yield
+        if key is not None and ctx.pre_execution_errors == []:
+            _VALID.keep(key, True)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
         if self.account is None:

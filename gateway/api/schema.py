@@ -36,6 +36,7 @@ from gateway.api.types import (
     ProductConnection,
     ProductEdge,
     ProductEditInput,
+    ProductFilter,
     SyncProgress,
     SyncRun,
     SyncRunConnection,
@@ -95,7 +96,8 @@ class Query:
 
     @strawberry.field(
         description="Canonical products, newest store change first. Cursor-paginated; `first` is capped "
-        "(at least 250 allowed).",
+        "(at least 250 allowed). `search` (case-insensitive) matches a title where the term begins a word "
+        '("cot" and "cotton tee" find "Organic Cotton Tee"; "otton" does not) and a SKU from its start.',
         permission_classes=ACCOUNT,
     )
     async def products(
@@ -108,15 +110,18 @@ class Query:
         after: str | None = None,
     ) -> ProductConnection:
         limits.text(search, "search", info.context.gw.settings.max_name_chars)
+        wanted = ProductFilter(
+            info.context.account_id, str(integration_id) if integration_id else None, search, _enum_value(status)
+        )
         page = await info.context.gw.products.page(
-            info.context.account_id,
+            wanted.account_id,
             _page(info, first, after),
-            integration_id=str(integration_id) if integration_id else None,
-            search=search,
-            status=_enum_value(status),
+            integration_id=wanted.integration_id,
+            search=wanted.search,
+            status=wanted.status,
         )
         edges, page_info = create_connection_slice(page, Product.from_record, ProductEdge)
-        return ProductConnection(edges=edges, page_info=page_info, total_count=page.total or 0)
+        return ProductConnection(edges=edges, page_info=page_info, _filter=wanted)
 
     @strawberry.field(permission_classes=ACCOUNT)
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:

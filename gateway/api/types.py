@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +24,7 @@ from gateway.domain import (
     ConnectStatus,
     HealthAction,
     HealthStatus,
+    RunKind,
     SyncFrequency,
     SyncMode,
 )
@@ -32,7 +35,7 @@ from gateway.events import ConflictDetected, ConnectFinished, Event, HealthChang
 from gateway.health import Health
 from gateway.integration_store import Integration as IntegrationRecord
 from gateway.model import Availability, ProductStatus
-from gateway.products import StoredProduct
+from gateway.products import SEARCH_COUNT_LIMIT, StoredProduct
 from gateway.runs import Run, RunSummary
 
 # The domain's enums are exposed as they are, registered under the contract's names.
@@ -297,20 +300,31 @@ class Integration:
 
     @strawberry.field
     async def health(self, info: Info) -> SyncHealth:
-        return SyncHealth.from_health(await info.context.gw.integrations.health(self._record))
+        loaders = info.context.loaders
+        # The newest two runs usually hold the last finished one (only one run is ever queued or running);
+        # when webhook digests came after it, it is read on its own.
+        recent, active = await asyncio.gather(
+            loaders.recent.load(loaders.recent_runs(self._record, 2)), loaders.active.load(self._record.id)
+        )
+        last_finished = next((run for run in recent if not run.active and run.kind is not RunKind.DIGEST), None)
+        if last_finished is None and any(run.kind is RunKind.DIGEST for run in recent):
+            last_finished = await loaders.last_finished.load(loaders.recent_runs(self._record, 1))
+        return SyncHealth.from_health(info.context.gw.integrations.health_of(self._record, last_finished, active))
 
-    @strawberry.field
+    @strawberry.field(description="Products synced from this store and not removed (kept as products are written).")
     async def product_count(self, info: Info) -> int:
-        return await info.context.gw.products.count(self._record.account_id, self._record.id)
+        counts = await info.context.loaders.counts.load(self._record.id)
+        return counts.total if counts.account_id in (None, self._record.account_id) else 0
 
     @strawberry.field(description="Sync history, newest first.")
     async def sync_runs(self, info: Info, first: int | None = 10) -> list[SyncRun]:
         first = check_first(10 if first is None else first, 100)
-        return [SyncRun.from_run(r) for r in await info.context.gw.runs.latest(self._record.id, first)]
+        loaders = info.context.loaders
+        return [SyncRun.from_run(r) for r in await loaders.recent.load(loaders.recent_runs(self._record, first))]
 
     @strawberry.field(description="The queued or running run, if any.")
     async def current_run(self, info: Info) -> SyncRun | None:
-        run = await info.context.gw.runs.active(self._record.id)
+        run = await info.context.loaders.active.load(self._record.id)
         return SyncRun.from_run(run) if run else None
 
     @strawberry.field(description="Store changes announced by webhooks and not yet applied.")
@@ -319,7 +333,7 @@ class Integration:
 
     @strawberry.field(description="Calls made to the store's API in the last 24 hours.")
     async def api_calls_last24h(self, info: Info) -> int:
-        return await info.context.gw.integrations.api_calls_24h(self._record.id)
+        return await info.context.loaders.api_calls.load(self._record.id)
 
 
 # ---- products ------------------------------------------------------------------------------------
@@ -502,11 +516,31 @@ class ProductEdge:
     node: Product
 
 
+@dataclass(frozen=True)
+class ProductFilter:
+    """What a `products` query asked for (its totalCount is read only when selected)."""
+
+    account_id: str
+    integration_id: str | None
+    search: str | None
+    status: str | None
+
+
 @strawberry.type
 class ProductConnection:
     edges: list[ProductEdge]
     page_info: PageInfo
-    total_count: int
+    _filter: strawberry.Private[ProductFilter]
+
+    @strawberry.field(
+        description="How many products match: kept counts, read without a scan. With `search`, matches are counted "
+        f"up to {SEARCH_COUNT_LIMIT:,} (more read as {SEARCH_COUNT_LIMIT:,})."
+    )
+    async def total_count(self, info: Info) -> int:
+        f = self._filter
+        return await info.context.gw.products.total(
+            f.account_id, integration_id=f.integration_id, search=f.search, status=f.status
+        )
 
 
 # ---- conflicts and activity ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ Collections (every document carries `account_id`; repositories always filter by 
     webhook_deliveries received deliveries, unique per (integration_id, delivery_id): the dedupe log
     webhook_queue      deliveries waiting to be applied (removed once applied, so it stays small)
     api_calls          store API calls per integration per hour (for apiCallsLast24h)
+    product_counts     each integration's product count per status, kept by every product write
     connect_attempts   install-flow attempts (beginConnect, reconnectIntegration, platform-begun installs)
     pending_installs   installs begun on a platform's side, sealed, waiting an hour to be claimed
 """
@@ -19,13 +20,64 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
-from gateway.pagination import PageRequest, Slice
+from gateway.storage.keyset import Axis, Paged
 
 Doc = dict[str, Any]
+
+#: The products' list key (`feed`, gateway.products.feed_key) counts 2**FEED_HASH_BITS per millisecond of
+#: `store_updated_at`: the low bits are a hash of the product's store id, so thousands of products changed
+#: in the same millisecond (a bulk import) still spread over a range that can be read a page at a time.
+FEED_HASH_BITS = 20
+FEED = Axis("feed", 1 << FEED_HASH_BITS)
+
+# ---- the lists the API pages through (gateway.storage.keyset): each has its index, made below ----
+#: Products not removed, newest store change first: of one integration / the account, with a status or not.
+PRODUCTS = Paged("products", ("account_id", "integration_id", "removed"), "feed", FEED)
+PRODUCTS_BY_STATUS = Paged("products", ("account_id", "integration_id", "removed", "status"), "feed", FEED)
+ACCOUNT_PRODUCTS = Paged("products", ("account_id", "removed"), "feed", FEED)
+ACCOUNT_PRODUCTS_BY_STATUS = Paged("products", ("account_id", "removed", "status"), "feed", FEED)
+#: One integration's products holding one search token (gateway.products.search_tokens; removed ones too).
+PRODUCTS_BY_TOKEN = Paged("products", ("account_id", "integration_id", "search_tokens"), "feed", FEED)
+RUNS = Paged("sync_runs", ("integration_id",), "queued_at")
+CONFLICTS = Paged("conflicts", ("account_id",), "detected_at")
+CONFLICTS_BY_STATUS = Paged("conflicts", ("account_id", "status"), "detected_at")
+INTEGRATION_CONFLICTS = Paged("conflicts", ("account_id", "integration_id"), "detected_at")
+INTEGRATION_CONFLICTS_BY_STATUS = Paged("conflicts", ("account_id", "integration_id", "status"), "detected_at")
+PRODUCT_CONFLICTS = Paged("conflicts", ("account_id", "product_id"), "detected_at")
+PRODUCT_CONFLICTS_BY_STATUS = Paged("conflicts", ("account_id", "product_id", "status"), "detected_at")
+ACTIVITY = Paged("activity", ("account_id",), "at")
+INTEGRATION_ACTIVITY = Paged("activity", ("account_id", "integration_id"), "at")
+
+PAGED = (
+    PRODUCTS,
+    PRODUCTS_BY_STATUS,
+    ACCOUNT_PRODUCTS,
+    ACCOUNT_PRODUCTS_BY_STATUS,
+    PRODUCTS_BY_TOKEN,
+    RUNS,
+    CONFLICTS,
+    CONFLICTS_BY_STATUS,
+    INTEGRATION_CONFLICTS,
+    INTEGRATION_CONFLICTS_BY_STATUS,
+    PRODUCT_CONFLICTS,
+    PRODUCT_CONFLICTS_BY_STATUS,
+    ACTIVITY,
+    INTEGRATION_ACTIVITY,
+)
+
+#: Indexes an earlier release made that a list index above replaced (dropped at start-up: every index
+#: costs every write).
+SUPERSEDED = {
+    "products": ("account_id_1_store_updated_at_-1__id_-1", "integration_id_1_store_updated_at_-1__id_-1"),
+    "sync_runs": ("integration_id_1_queued_at_-1",),
+    "conflicts": ("account_id_1_integration_id_1_detected_at_-1",),
+    "activity": ("account_id_1_integration_id_1_at_-1",),
+}
 
 
 @dataclass
@@ -70,6 +122,10 @@ class Database:
         return self.db["api_calls"]
 
     @property
+    def product_counts(self) -> AsyncCollection[Doc]:
+        return self.db["product_counts"]
+
+    @property
     def connect_attempts(self) -> AsyncCollection[Doc]:
         return self.db["connect_attempts"]
 
@@ -84,19 +140,6 @@ class Database:
         await self.client.close()
 
 
-async def find_page(
-    collection: AsyncCollection[Doc], query: Doc, key: str, page: PageRequest, projection: Doc | None = None
-) -> Slice[Doc]:
-    """One page of `query`, newest `key` first (ties by _id), after `page.after`: keyset pagination."""
-    if page.after is not None:
-        at, row_id = page.after
-        keyset: Doc = {"$or": [{key: {"$lt": at}}, {key: at, "_id": {"$lt": row_id}}]}
-        query = {"$and": [query, keyset]} if "$or" in query else {**query, **keyset}
-    cursor = collection.find(query, projection).sort([(key, DESCENDING), ("_id", DESCENDING)]).limit(page.first + 1)
-    rows = [doc async for doc in cursor]
-    return Slice.of(rows, [(doc.get(key), doc["_id"]) for doc in rows], page)
-
-
 def connect(url: str, database: str, **kwargs: Any) -> Database:
     """A lazily connecting client; nothing is sent until the first command."""
     client: AsyncMongoClient[Doc] = AsyncMongoClient(
@@ -107,6 +150,14 @@ def connect(url: str, database: str, **kwargs: Any) -> Database:
 
 async def ensure_indexes(database: Database) -> None:
     """Create every index (idempotent; safe for several processes at start-up)."""
+    for collection, names in SUPERSEDED.items():
+        for name in names:
+            try:
+                await database.db[collection].drop_index(name)
+            except OperationFailure:
+                pass  # never made, or dropped already
+    for shape in PAGED:
+        await database.db[shape.collection].create_indexes([IndexModel(shape.index, name=shape.index_name)])
     await database.integrations.create_indexes(
         [
             IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)]),
@@ -124,16 +175,16 @@ async def ensure_indexes(database: Database) -> None:
     await database.products.create_indexes(
         [
             IndexModel([("integration_id", ASCENDING), ("external_id", ASCENDING)], unique=True),
-            IndexModel([("account_id", ASCENDING), ("store_updated_at", DESCENDING), ("_id", DESCENDING)]),
-            IndexModel([("integration_id", ASCENDING), ("store_updated_at", DESCENDING), ("_id", DESCENDING)]),
             # A webhook digest recounts what it added and removed after each batch (RunStore.add_to_digest).
             IndexModel([("created_run", ASCENDING)]),
             IndexModel([("removed_run", ASCENDING)], sparse=True),
         ]
     )
+    await database.product_counts.create_indexes(
+        [IndexModel([("account_id", ASCENDING)]), IndexModel([("pending.at", ASCENDING)])]
+    )
     await database.runs.create_indexes(
         [
-            IndexModel([("integration_id", ASCENDING), ("queued_at", DESCENDING)]),
             # One queued-or-running run per integration: the database enforces it, not a lock.
             IndexModel(
                 [("integration_id", ASCENDING)],
@@ -151,12 +202,6 @@ async def ensure_indexes(database: Database) -> None:
             # A run deletes its pages when it ends; these outlive only a run that never ends.
             IndexModel([("at", ASCENDING)], expireAfterSeconds=7 * 86_400),
         ]
-    )
-    await database.conflicts.create_indexes(
-        [IndexModel([("account_id", ASCENDING), ("integration_id", ASCENDING), ("detected_at", DESCENDING)])]
-    )
-    await database.activity.create_indexes(
-        [IndexModel([("account_id", ASCENDING), ("integration_id", ASCENDING), ("at", DESCENDING)])]
     )
     await database.deliveries.create_indexes(
         [
