@@ -64,6 +64,13 @@ PAGE = f"""query Page {{ platforms {{ {PLATFORM_FIELDS} }} integrations {{ {INTE
       conflicts(status: STORE_WON, first: 100) {{ edges {{ node {{ {CONFLICT} }} }} }} }}"""
 RESYNC = f"""query Resync {{ integrations {{ {INTEGRATION} }}
       conflicts(status: STORE_WON, first: 100) {{ edges {{ node {{ {CONFLICT} }} }} }} }}"""
+# The issue's own list, each alone: integrations with health, counts, current run and 5 runs; conflicts.
+INTEGRATIONS_5 = (
+    "query Integrations { integrations { id platform name settings { mode frequency } "
+    f"health {{ {HEALTH} }} productCount pendingChanges apiCallsLast24h currentRun {{ {{RUN}} }} "
+    "syncRuns(first: 5) { {RUN} } } }"
+).replace("{RUN}", RUN)
+CONFLICTS = f"query Conflicts {{ conflicts(status: STORE_WON, first: 100) {{ edges {{ node {{ {CONFLICT} }} }} }} }}"
 COUNTS = (
     f"query Counts($id: ID!) {{ integration(id: $id) {{ id productCount pendingChanges apiCallsLast24h "
     f"health {{ {HEALTH} }} currentRun {{ {RUN} }} }} }}"
@@ -294,6 +301,8 @@ def _cases(integrations: list[Integration], next_cursor: str) -> dict[str, tuple
     return {
         "page (Page: platforms, 3 integrations, 100 conflicts)": (PAGE, {}),
         "page (Resync)": (RESYNC, {}),
+        "integrations (health, counts, current run, 5 runs)": (INTEGRATIONS_5, {}),
+        "conflicts (STORE_WON, first 100)": (CONFLICTS, {}),
         "integration card (Counts)": (COUNTS, {"id": one}),
         "find: a word (Find, first 10)": (FIND, {"id": one, "q": "cotton"}),
         "find: a word being typed (Find)": (FIND, {"id": one, "q": "blan"}),

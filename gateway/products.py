@@ -68,6 +68,8 @@ _SEARCH_FIELDS = {"account_id": 1, "search_title": 1, "search_skus": 1, "status"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: A run of letters or digits: a word of a title, or a part of a SKU.
 _WORD = re.compile(r"[^\W_]+")
+#: A phrase token is a word and this many letters of the next one (gateway.products.search_tokens).
+PAIR_LETTERS = 2
 
 
 class Outcome(StrEnum):
@@ -216,13 +218,19 @@ def feed_key(store_updated_at: datetime, external_id: str) -> int:
 
 def search_tokens(title: str, skus: Iterable[str]) -> list[str]:
     """What a search looks a product up by: each word of the (casefolded) title and each part of a SKU,
-    and the first three letters of each longer one (a term still being typed finds its word)."""
+    the first three letters of each longer one (a term still being typed finds its word), and each word
+    with the first two letters of the next (a phrase: "vintage sc" is a token of "Vintage Scarf", so a
+    search of two words reads its few matches, not every product holding the rarer word)."""
     tokens: set[str] = set()
     for text in (title, *skus):
-        for word in _WORD.findall(text):
+        words = _WORD.findall(text)
+        for word in words:
             tokens.add(word)
             if len(word) > 3:
                 tokens.add(word[:3])
+        tokens.update(
+            f"{a} {b[:PAIR_LETTERS]}" for a, b in zip(words, words[1:], strict=False) if len(b) >= PAIR_LETTERS
+        )
     return sorted(tokens)
 
 
@@ -267,12 +275,20 @@ class Search:
         """
         words = list(_WORD.finditer(self.term))
         choices: list[str] = []
-        for word in words:
+        pairs: list[str] = []
+        for n, word in enumerate(words):
             whole = word.end() < len(self.term)
             if whole:
                 choices.append(word.group())
             elif len(word.group()) >= 3:
                 choices.append(word.group()[:3])
+            if n and len(word.group()) >= PAIR_LETTERS:
+                pairs.append(f"{words[n - 1].group()} {word.group()[:PAIR_LETTERS]}")
+        # Two words of letters: a phrase token is far rarer than either word ("linen tee" is a few
+        # products; "linen" thousands). With digits a single part is rarer ("sku-48213": "482", not "sku 48").
+        lettered = [p for p in pairs if not any(c.isdigit() for c in p)]
+        if lettered:
+            return max(lettered, key=len)
         # Longer is rarer; with a digit, rarer still (a SKU's number rather than its common prefix).
         return max(choices, key=lambda t: (len(t), any(c.isdigit() for c in t))) if choices else None
 

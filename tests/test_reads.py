@@ -24,7 +24,7 @@ from gateway.migrations import COLLECTION, run_migrations
 from gateway.model import Identifiers, Product, ProductStatus, Variant
 from gateway.pagination import PageRequest
 from gateway.product_counts import ProductCountStore
-from gateway.products import ProductStore, Search, feed_key, product_id
+from gateway.products import ProductStore, Search, feed_key, product_id, search_tokens
 from gateway.services import Gateway
 from gateway.storage.keyset import DATETIME, KeyPage, Paged, read_page
 from gateway.storage.mongo import PAGED
@@ -219,6 +219,8 @@ async def test_product_lists_read_each_product_once_in_order_with_exact_totals(g
         {"integration_id": "i2", "status": "ARCHIVED"},
         {"search": "cot"},
         {"integration_id": "i1", "search": "vintage t-sh"},
+        {"search": "linen co"},  # a phrase: looked up by its pair token ("linen co")
+        {"integration_id": "i2", "search": "organic mug"},
         {"integration_id": "i2", "search": "sku-i2-00"},
         {"search": "l", "status": "ACTIVE"},
     ]
@@ -263,6 +265,15 @@ async def test_a_cursor_stays_valid_while_products_change(gw: Gateway) -> None:
         page = PageRequest(20, found.positions[-1])
     # The rest of the list as it was, each once and in order, less what moved above the cursor or went.
     assert rest == [pid for pid in before[20:] if pid not in (changed, gone)]
+
+
+def test_a_phrase_is_looked_up_by_a_word_and_the_start_of_the_next() -> None:
+    assert "vintage sc" in search_tokens("vintage scarf", [])
+    assert Search("vintage sc").token == "vintage sc"
+    assert Search("linen tee").token == "linen te"
+    # Digits: one part is rarer than the pair ("sku 48" is a thousand SKUs, "482" a hundred).
+    assert Search("sku-48213").token == "482"
+    assert Search("vintage s").token == "vintage"  # one letter of the next word: the word alone
 
 
 async def test_search_finds_words_from_their_start_and_skus_from_theirs(gw: Gateway) -> None:

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +26,12 @@ SUITE_CHECKS = sum(
 MAPPER_TESTS = 5
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path | None = None, site: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """A command as a person runs it; `site`: a directory of installed packages it also finds."""
     # Without the operator's plugin allowlist: the new plugin must show up like any installed one.
     env = {k: v for k, v in os.environ.items() if k != "GATEWAY_LOAD_PLUGINS"}
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH")) if p)
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False)
 
 
@@ -60,24 +62,26 @@ def test_an_existing_package_is_never_overwritten(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def installed(tmp_path: Path) -> Iterator[Path]:
-    """A plugin scaffolded by the CLI into tmp_path, pip-installed (editable) into this environment."""
+def installed(tmp_path: Path) -> tuple[Path, Path]:
+    """A plugin scaffolded by the CLI into tmp_path and pip-installed into a directory of its own (the
+    package, the site directory). The commands of the test find it there (PYTHONPATH); the environment
+    the suite runs in is left as it was, so tests beside this one see the same platforms."""
     made = run(str(SCRIPT), "new-plugin", NAME, "--directory", str(tmp_path))
     assert made.returncode == 0, made.stderr
     path = tmp_path / NAMES["distribution"]
     assert (path / "pyproject.toml").is_file(), made.stdout
+    site = tmp_path / "site"
     # Build isolation: pip builds with the setuptools the package asks for, like any user's install.
-    install = run(*PIP, "install", "--quiet", "--no-deps", "-e", str(path))
+    install = run(*PIP, "install", "--quiet", "--no-deps", "--target", str(site), str(path))
     assert install.returncode == 0, install.stdout + install.stderr
-    try:
-        yield path
-    finally:
-        removed = run(*PIP, "uninstall", "--yes", "--quiet", NAMES["distribution"])
-        assert removed.returncode == 0, removed.stderr
+    return path, site
 
 
-def test_a_scaffolded_plugin_is_listed_and_passes_the_conformance_suite(installed: Path, tmp_path: Path) -> None:
-    listed = run(str(SCRIPT), "plugins")
+def test_a_scaffolded_plugin_is_listed_and_passes_the_conformance_suite(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    package, site = installed
+    listed = run(str(SCRIPT), "plugins", site=site)
     assert listed.returncode == 0, listed.stderr
     assert re.search(rf"^{NAME}\s+Acme Kit\s+0\.1\.0", listed.stdout, re.MULTILINE), listed.stdout
     assert "error" not in listed.stderr, listed.stderr
@@ -87,18 +91,27 @@ def test_a_scaffolded_plugin_is_listed_and_passes_the_conformance_suite(installe
         "-c",
         "from gateway.plugins import load_plugins; r = load_plugins(); "
         f"print(type(r.adapters[{NAME!r}]).__name__, r.load_errors)",
+        site=site,
     )
     assert loaded.stdout.strip() == "AcmeKitAdapter []", loaded.stdout + loaded.stderr
 
     # Its own tests: the conformance suite wired in, plus the mapper tests; nothing skipped.
-    suite = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=installed)
+    suite = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package, site=site)
     assert suite.returncode == 0, suite.stdout + suite.stderr
     passed = rf"\b{SUITE_CHECKS + MAPPER_TESTS} passed\b"
     assert re.search(passed, suite.stdout) and "skipped" not in suite.stdout, suite.stdout
 
     # And the suite run from anywhere against the installed platform.
     anywhere = run(
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--gateway-platform={NAME}", cwd=tmp_path
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--gateway-platform={NAME}",
+        cwd=tmp_path,
+        site=site,
     )
     assert anywhere.returncode == 0, anywhere.stdout + anywhere.stderr
     passed = rf"\b{SUITE_CHECKS} passed\b"
