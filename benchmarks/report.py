@@ -144,6 +144,38 @@ def _by_size(value: Any) -> str:
     return ", ".join(f"{ms} ms at {size}" for size, ms in value.items())
 
 
+def _faults_section(r: dict[str, Any]) -> list[str]:
+    """The fault matrix (benchmarks/faults.py): one row per fault, what the store and MongoDB said after."""
+    f = r.get("faults")
+    if not isinstance(f, dict) or not f.get("tests"):
+        return []
+    lines = [
+        f"### Fault matrix (`make test-faults`: two APIs, two workers, a {f.get('products')}-product full sync "
+        "and a webhook stream at 10 edits/s)",
+        "",
+        f"{f.get('passed')} passed, {f.get('failed')} failed in {f.get('seconds')} s. After each fault the store's "
+        "product set is compared with MongoDB; every run's summary is checked against a recount; `/readyz` is",
+        "asserted 503 on both APIs while MongoDB or Valkey is down and 200 after.",
+        "",
+        "| fault | outcome | edits sent | lost / extra / duplicated / stale | deliveries waiting / runs stuck | runs "
+        "(webhook digests aside) | scenario to settled, s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in f["tests"]:
+        figures = "lost" in t
+        lines.append(
+            f"| {str(t.get('test', '?')).removeprefix('test_').replace('_', ' ')} | {t.get('outcome')} | "
+            + (
+                f"{t.get('edits')} | {t.get('lost')} / {t.get('extra')} / {t.get('duplicated')} / {t.get('stale')} | "
+                f"{t.get('waiting')} / {t.get('stuck')} | {'; '.join(t.get('runs', []))} | {t.get('seconds')} |"
+                if figures
+                else f"| (no store comparison: checks the failed run's summary) | | | {t.get('seconds_total')} |"
+            )
+        )
+    lines.append("")
+    return lines
+
+
 def render_report(r: dict[str, Any]) -> str:
     m = r.get("machine", {})
     lines = [
@@ -264,6 +296,7 @@ def render_report(r: dict[str, Any]) -> str:
         "last edits lost; soak lateness p99 5.57 s and an idle tick of 9.5 / 10.6 / 15.8 ms at 10 / 100",
         "/ 1,000 integrations.",
         "",
+        *_faults_section(r),
         *_reads_section(r),
         "## Raw results",
         "",

@@ -11,12 +11,23 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from gwtest import Api, make_settings
+from pagekit import SCREENSHOTS, find_chromium, skip_reason
 
 from gateway.api.app import create_app
 from gateway.jobs import Workers
 from gateway.services import Gateway
 from gateway.simkit import free_port
 from gateway.testing import toy
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line on the browser tests (tests/browser/). It lives here, not in tests/browser/conftest.py,
+    because under pytest-xdist the process that prints the summary never loads that conftest."""
+    reason = skip_reason()
+    if reason:
+        terminalreporter.write_line(f"browser tests SKIPPED: {reason}", yellow=True, bold=True)
+    else:
+        terminalreporter.write_line(f"browser tests used {find_chromium()}; screenshots in {SCREENSHOTS}/")
 
 
 @pytest.fixture
