@@ -5,7 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PLUGINS := plugins/shopify plugins/woocommerce plugins/bigcommerce
-PYTEST_ARGS ?=
+# Test processes for `make test` (pytest-xdist; each file stays in one process). JOBS=0 runs serially;
+# ARGS adds pytest arguments (`make test ARGS="-k webhook"`).
+JOBS ?= 2
+PYTEST_ARGS ?= $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile)
 
 .PHONY: demo test test-faults lint bench install schema clean
 
@@ -31,12 +34,12 @@ lint: $(STAMP)
 	$(BIN)/mypy $(TYPED)
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) $(ARGS)
 
 # The fault matrix on the multi-process rig (tests/test_faults.py): kill -9, Valkey and MongoDB
 # outages, a failing store. Minutes of two cores, so `make test` skips it.
 test-faults: $(STAMP)
-	ALANA_FAULT_MATRIX=1 $(BIN)/python -m pytest tests/test_faults.py $(PYTEST_ARGS)
+	ALANA_FAULT_MATRIX=1 $(BIN)/python -m pytest tests/test_faults.py $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -24,7 +24,7 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 
 
 def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, Any]]]]:
-    from benchmarks import hostile, ratelimits, reads, scale, shopify_paths, sync, webhooks
+    from benchmarks import faults, hostile, ratelimits, reads, scale, shopify_paths, sync, webhooks
 
     n = 300 if quick else 10_000
     big = 1_000 if quick else 50_000
@@ -51,6 +51,8 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
         "soak": lambda m, r: scale.soak(quick),
         "fair": lambda m, r: scale.fair_work(quick),
         "bucket": lambda m, r: scale.shared_bucket(quick),
+        # tests/test_faults.py in a pytest process of its own (its rig brings its own servers too).
+        "faults": lambda m, r: faults.fault_matrix(quick),
     }
 
 

@@ -293,6 +293,7 @@ async def soak(quick: bool) -> dict[str, Any]:
         t0 = utcnow().replace(microsecond=0) + timedelta(hours=1)  # ahead of the real clock
         clock = SimulatedClock(t0 - timedelta(minutes=1))
         gw.clock = clock
+        gw.scheduler.interval = interval
         due: dict[str, datetime] = {template["_id"]: t0}
         await gw.db.integrations.update_one(
             {"_id": template["_id"]},
@@ -300,6 +301,7 @@ async def soak(quick: bool) -> dict[str, Any]:
         )
         # The integrations arrive in three steps; between them, the cost of a tick with nothing due.
         idle_cost: dict[str, float] = {}
+        maintenance_cost: dict[str, float] = {}
         for size in sorted({10, n // 10, n}):
             docs = []
             for i in range(len(due), size):
@@ -309,6 +311,8 @@ async def soak(quick: bool) -> dict[str, Any]:
                     **template,
                     "_id": integration_id,
                     "name": f"soak {i}",
+                    # One store is one integration per account: each copy stands for a store of its own.
+                    "store_identity": f"{template.get('store_identity')}#{i}",
                     "credentials": gw.box.seal(credentials, f"{ACCOUNT}/{integration_id}"),
                     "next_sync_at": due[integration_id],
                     "last_full_sync_at": t0,
@@ -318,18 +322,26 @@ async def soak(quick: bool) -> dict[str, Any]:
                 docs.append(doc)
             if docs:
                 await gw.db.integrations.insert_many(docs)
-            costs = []
+            costs, upkeep = [], []
             for _ in range(20):
+                # What the worker's loop does at every turn: claim what is due, find when to turn next.
                 started = time.perf_counter()
-                await gw.scheduler.tick()
+                await gw.scheduler.queue_due()
+                await gw.scheduler.pause()
                 costs.append(time.perf_counter() - started)
+                # And once per interval: recovery and connection upkeep (webhook checks read widely).
+                started = time.perf_counter()
+                await gw.scheduler.maintain()
+                upkeep.append(time.perf_counter() - started)
             idle_cost[str(size)] = round(percentile([c * 1000 for c in costs], 50), 2)
+            maintenance_cost[str(size)] = round(percentile([c * 1000 for c in upkeep], 50), 2)
 
         ticks: list[tuple[float, float, int]] = []
         queued_at_sim: dict[str, datetime] = {}
         real_start = time.perf_counter()
         elapsed = 0.0
         while elapsed <= window.total_seconds():
+            # As the worker's loop turns (Scheduler.step): at the next due run, at most an interval on.
             await asyncio.sleep(max(0.0, real_start + elapsed / speed - time.perf_counter()))
             now = clock.at = t0 + timedelta(seconds=elapsed)
             started = time.perf_counter()
@@ -337,7 +349,16 @@ async def soak(quick: bool) -> dict[str, Any]:
             ticks.append((elapsed, time.perf_counter() - started, len(queued)))
             for run_id in queued:
                 queued_at_sim[run_id] = now
-            elapsed += interval
+            # A clock running `speed` times real time: a turn that took longer than the pause finds the
+            # clock further on and claims everything due by then at once, as the worker's loop would.
+            elapsed = max(elapsed + await gw.scheduler.pause(), (time.perf_counter() - real_start) * speed)
+        if ticks[-1][0] < window.total_seconds():  # the last turn, at the window's end
+            now = clock.at = t0 + window
+            started = time.perf_counter()
+            queued = await gw.scheduler.queue_due()
+            ticks.append((window.total_seconds(), time.perf_counter() - started, len(queued)))
+            for run_id in queued:
+                queued_at_sim[run_id] = now
         gw.clock = utcnow
         behind = time.perf_counter() - (real_start + window.total_seconds() / speed)
 
@@ -355,7 +376,9 @@ async def soak(quick: bool) -> dict[str, Any]:
             at = queued_at_sim[run["_id"]]
             first_due = due[run["integration_id"]]
             owed = first_due + period * ((at - first_due) // period)  # the due time this tick served
-            claim = (at - owed).total_seconds()
+            # In real seconds: the simulated clock runs `speed` times faster, so a turn that took 0.3 s
+            # moves it 0.3 * speed s on; at 1x (production) the same turn makes a run 0.3 s late.
+            claim = (at - owed).total_seconds() / speed
             wait = (run["started_at"] - run["queued_at"]).total_seconds() if run.get("started_at") else float("nan")
             claim_lateness.append(claim)
             pickup.append(wait)
@@ -381,6 +404,7 @@ async def soak(quick: bool) -> dict[str, Any]:
             "tick_ms_with_runs_due": ms(busy),
             "runs_per_busy_tick": round(sum(c for _, _, c in ticks) / max(1, len(busy)), 2),
             "idle_tick_ms_by_integrations": idle_cost,
+            "maintenance_ms_by_integrations": maintenance_cost,
             "load_average": machine_load(),
         }
 
@@ -427,6 +451,8 @@ async def fair_work(quick: bool) -> dict[str, Any]:
         listeners = [asyncio.ensure_future(listen(account, event)) for account, event in ready.items()]
         await asyncio.gather(*(event.wait() for event in ready.values()))
         sent: dict[str, float] = {}
+        answered: list[float] = []
+        sent_at: dict[str, datetime] = {}
         pressed: dict[str, datetime] = {}
         rng = random.Random(3)
         api = rig.apis[0]
@@ -440,9 +466,11 @@ async def fair_work(quick: bool) -> dict[str, Any]:
             body, headers = toy_delivery(
                 secrets[integration_id], toy_product(external_id, f"Webhook {n}", stamp + timedelta(seconds=n))
             )
-            sent[f"{integration_id}:{external_id}"] = time.perf_counter()
+            sent[f"{integration_id}:{external_id}"] = at = time.perf_counter()
+            sent_at[f"{integration_id}:{external_id}"] = utcnow()
             async with session.post(f"{api.url}/webhooks/toy/{integration_id}", data=body, headers=headers) as r:
                 await r.read()
+            answered.append(time.perf_counter() - at)
 
         async def press(integration_id: str) -> None:
             at = utcnow()
@@ -484,7 +512,19 @@ async def fair_work(quick: bool) -> dict[str, Any]:
             run = await wait_run(gw, run_id, 300)
             if run.started_at is not None:
                 started_delays.append(max(0.0, (run.started_at - at).total_seconds()))
-        latencies = [changed[key] - at for key, at in sent.items() if key in changed]
+        # Stored: when the worker wrote the product (its created_at in MongoDB), from when the delivery
+        # was sent; both wall clocks of this machine. (The PRODUCT_CHANGED event reaches this process
+        # later still, and this process also plays the stores: its own load would count.)
+        written = {
+            d["_id"]: d["created_at"]
+            async for d in gw.db.products.find({"_id": {"$in": list(sent_at)}}, {"created_at": 1})
+        }
+        latencies = [
+            max(0.0, (written[key].replace(tzinfo=UTC) - at).total_seconds())
+            for key, at in sent_at.items()
+            if key in written
+        ]
+        seen_latencies = [changed[key] - at for key, at in sent.items() if key in changed]
         processed = (big_after.progress.processed if big_after is not None else 0) - big_before
         return {
             "integrations": small + 1,
@@ -493,6 +533,9 @@ async def fair_work(quick: bool) -> dict[str, Any]:
             "window_seconds": window,
             "deliveries": len(sent),
             "webhook_to_stored_ms": ms(latencies),
+            "webhook_to_event_seen_here_ms": ms(seen_latencies),
+            # The part of it the API took to answer (the rest is the apply job on a worker).
+            "webhook_answered_ms": ms(answered),
             "not_stored": len(set(sent) - set(changed)),
             "sync_now_presses": len(pressed),
             "sync_now_to_started_ms": ms(started_delays),

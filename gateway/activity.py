@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,6 +84,27 @@ class ActivityLog:
         }
         await self.db.activity.insert_one(doc)
         return ActivityRecord.from_doc(doc)
+
+    async def record_many(self, entries: Sequence[tuple[str, ActivityKind, str, str | None, str | None]]) -> None:
+        """Several entries in one write: (account, kind, message, integration id, run id) each."""
+        now = utcnow()
+        docs: list[Doc] = [
+            {
+                "_id": uuid.uuid4().hex,
+                "account_id": account_id,
+                "integration_id": integration_id,
+                "at": now,
+                "kind": kind.value,
+                "message": message,
+                "run_id": run_id,
+                "product_id": None,
+                "conflict_id": None,
+                "details": {},
+            }
+            for account_id, kind, message, integration_id, run_id in entries
+        ]
+        if docs:
+            await self.db.activity.insert_many(docs)
 
     async def record_digest(
         self, account_id: str, integration_id: str, run_id: str, at: datetime, message: str, *, seq: int

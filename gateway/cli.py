@@ -40,8 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from gateway.jobs import GatewayWorker, worker_settings
-    from gateway.logs import configure_logging
+    from gateway.jobs import serve_worker, worker_settings
     from gateway.settings import get_settings
 
     settings = get_settings()
@@ -50,11 +49,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         # The container healthcheck: exits non-zero when this host's worker stopped reporting.
         return int(check_health(worker_settings(settings)))
-    configure_logging(settings.log_level)
     _require_secrets(settings)
-    worker = GatewayWorker(**worker_settings(settings))
-    worker.run()
-    return 0
+    try:
+        settings.lanes  # noqa: B018 - a bad GATEWAY_WORKER_LANES is said before anything starts
+    except ValueError as exc:
+        print(f"alana-gateway worker: {exc}", file=sys.stderr)
+        return 2
+    return _run(lambda: serve_worker(settings))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -6,8 +6,29 @@ two releases side by side) cannot disagree about a name.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 #: The arq queue, unless GATEWAY_QUEUE_NAME names another (tests give each run its own).
 DEFAULT_QUEUE_NAME = "alana:queue"
+
+
+class Lane(StrEnum):
+    """The arq queues work is split into. Every worker serves each lane with job slots of its own
+    (GATEWAY_WORKER_*_SLOTS), so hours of one store's full sync hold a run slot, never the slots
+    another store's webhooks or a merchant's Sync Now need."""
+
+    #: Runs nobody is waiting for at a screen: scheduled, the first sync after a connect, repairs.
+    RUNS = "runs"
+    #: Runs a merchant asked for with Sync Now.
+    SYNC_NOW = "sync_now"
+    #: Applying webhook deliveries.
+    WEBHOOKS = "webhooks"
+
+
+def lane_queue_name(queue_name: str, lane: Lane) -> str:
+    """The arq queue of one lane; RUNS keeps the base name (what `worker --check` and older releases read)."""
+    return queue_name if lane is Lane.RUNS else f"{queue_name}:{lane.value}"
+
 
 # ---- arq jobs -------------------------------------------------------------------------------------
 #: Executes one sync run (gateway.engine).
@@ -24,6 +45,12 @@ def run_job_id(run_id: str, attempt: int = 0) -> str:
 def apply_job_id(integration_id: str, window: int | str) -> str:
     """Deliveries to one integration within one coalescing window share a job."""
     return f"wh:{integration_id}:{window}"
+
+
+def apply_lock_key(integration_id: str) -> str:
+    """Held by the one apply job working an integration's deliveries (gateway.webhooks): one store's
+    burst takes one webhook slot, and arrives coalesced."""
+    return f"gw:apply:{integration_id}"
 
 
 def worker_health_check_key(queue_name: str, host: str) -> str:

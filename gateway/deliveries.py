@@ -8,6 +8,10 @@ A worker claims an integration's waiting deliveries under a lease (`claim_expire
 while it applies them; claims whose lease ran out (the worker died, froze, or lost MongoDB half-way)
 go back to the queue (`release_expired`). Deliveries of a manual-mode integration are `held` for
 Sync Now; any other delivery waiting unclaimed for long has lost its apply job (`waiting_since`).
+
+The webhook endpoint's concurrent deliveries are written together (`record_batch`: one write to the
+queue, one to the log, whatever their number), which is what keeps a merchant's bulk edit from
+queueing up behind MongoDB round trips.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import bson
 from bson.errors import InvalidDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from gateway.adapter import ChangeKind, WebhookEvent
-from gateway.errors import BadInput
 from gateway.storage.mongo import Database, Doc
 
 
@@ -57,58 +61,111 @@ class Delivery:
         )
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A verified delivery on its way into the log and the queue."""
+
+    account_id: str
+    integration_id: str
+    event: WebhookEvent
+    received_at: datetime
+    #: Kept for Sync Now (manual mode).
+    held: bool = False
+
+
+def _queue_doc(arrival: Arrival, wall: float) -> Doc:
+    event = arrival.event
+    return {
+        "account_id": arrival.account_id,
+        "integration_id": arrival.integration_id,
+        "delivery_id": event.delivery_id,
+        "kind": event.kind.value,
+        "external_id": event.external_id,
+        "product": dict(event.product) if event.product is not None else None,
+        "store_updated_at": event.store_updated_at,
+        "triggered_at": event.triggered_at,
+        "received_at": arrival.received_at,
+        "received_mono": wall,
+        "held": arrival.held,
+        "claim": None,
+    }
+
+
+def storable(event: WebhookEvent) -> bool:
+    """False when the delivery's body holds what BSON cannot store (an integer past 64 bits)."""
+    if event.product is None:
+        return True
+    try:
+        bson.encode({"product": dict(event.product)})
+    except (OverflowError, InvalidDocument):
+        return False
+    return True
+
+
 class DeliveryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record(self, account_id: str, integration_id: str, event: WebhookEvent, now: datetime) -> bool:
-        """Log a delivery; False when its (integration, delivery id) was seen before."""
+    async def record_batch(self, arrivals: Sequence[Arrival]) -> list[bool]:
+        """Queue and log many deliveries (the webhook endpoint's concurrent ones): one write to the queue
+        and one to the dedupe log for the whole batch. Returns, per delivery, False when its
+        (integration, delivery id) was seen before (it is taken back off the queue).
+
+        Queued first, then logged: a crash (or a MongoDB outage) between the two leaves queued changes
+        without their log entries, and the platform's retries queue them again (applying twice is
+        harmless). The other order would answer those retries "duplicate" and lose the changes."""
+        if not arrivals:
+            return []
+        queued = await self.enqueue_many(arrivals)
+        fresh = await self.record_many(arrivals)
+        again = [queue_id for queue_id, new in zip(queued, fresh, strict=True) if not new]
+        if again:
+            await self.db.queue.delete_many({"_id": {"$in": again}})
+        return fresh
+
+    async def enqueue_many(self, arrivals: Sequence[Arrival]) -> list[Any]:
+        """Queue deliveries to be applied (their bodies `storable`); returns their queue ids, in order."""
+        wall = time.time()
+        result = await self.db.queue.insert_many([_queue_doc(a, wall) for a in arrivals])
+        return list(result.inserted_ids)
+
+    async def record_many(self, arrivals: Sequence[Arrival]) -> list[bool]:
+        """Log deliveries for dedupe; per delivery, False when its (integration, delivery id) was seen before."""
+        logged = [
+            {
+                "account_id": a.account_id,
+                "integration_id": a.integration_id,
+                "delivery_id": a.event.delivery_id,
+                "topic": a.event.topic,
+                "external_id": a.event.external_id,
+                "received_at": a.received_at,
+            }
+            for a in arrivals
+        ]
+        seen_before: set[int] = set()
         try:
-            await self.db.deliveries.insert_one(
-                {
-                    "account_id": account_id,
-                    "integration_id": integration_id,
-                    "delivery_id": event.delivery_id,
-                    "topic": event.topic,
-                    "external_id": event.external_id,
-                    "received_at": now,
-                }
-            )
-        except DuplicateKeyError:
-            return False
-        return True
+            await self.db.deliveries.insert_many(logged, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            seen_before = {int(e["index"]) for e in errors}
+        return [n not in seen_before for n in range(len(arrivals))]
 
     async def enqueue(
         self, account_id: str, integration_id: str, event: WebhookEvent, now: datetime, *, held: bool = False
     ) -> Any:
-        """Queue a delivery to be applied; returns its queue id (for `unqueue`). `held`: kept for Sync Now.
+        """Queue one delivery (its body `storable`); returns its queue id. `held`: kept for Sync Now."""
+        return (await self.enqueue_many([Arrival(account_id, integration_id, event, now, held)]))[0]
 
-        BadInput when the body holds what BSON cannot store (an integer past 64 bits): nothing is stored.
-        """
-        try:
-            result = await self.db.queue.insert_one(
-                {
-                    "account_id": account_id,
-                    "integration_id": integration_id,
-                    "delivery_id": event.delivery_id,
-                    "kind": event.kind.value,
-                    "external_id": event.external_id,
-                    "product": dict(event.product) if event.product is not None else None,
-                    "store_updated_at": event.store_updated_at,
-                    "triggered_at": event.triggered_at,
-                    "received_at": now,
-                    "received_mono": time.time(),
-                    "held": held,
-                    "claim": None,
-                }
-            )
-        except (OverflowError, InvalidDocument) as exc:  # raised while encoding, before anything is sent
-            raise BadInput(f"the delivery's body cannot be stored ({exc})") from None
-        return result.inserted_id
+    async def record(self, account_id: str, integration_id: str, event: WebhookEvent, now: datetime) -> bool:
+        """Log one delivery; False when its (integration, delivery id) was seen before."""
+        return (await self.record_many([Arrival(account_id, integration_id, event, now)]))[0]
 
-    async def unqueue(self, queue_id: Any) -> None:
-        """Take back a delivery just queued (it turned out to be a redelivery)."""
-        await self.db.queue.delete_one({"_id": queue_id})
+    async def any_waiting(self, integration_id: str) -> bool:
+        """True when a delivery of the integration waits unclaimed (and not held for Sync Now)."""
+        query = {"integration_id": integration_id, "claim": None, "held": {"$ne": True}}
+        return await self.db.queue.find_one(query, {"_id": 1}) is not None
 
     async def claim(
         self,

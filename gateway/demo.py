@@ -41,7 +41,7 @@ from aiohttp import web
 from gateway.api.app import create_app
 from gateway.auth import issue_token
 from gateway.embedded import EmbeddedServers
-from gateway.jobs import GatewayWorker, stop_worker, worker_settings
+from gateway.jobs import Workers
 from gateway.logs import configure_logging
 from gateway.plugins import PluginRegistry
 from gateway.services import Gateway, plugin_registry
@@ -280,11 +280,9 @@ async def run_demo(
         stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, host, port).start()
 
-        worker = GatewayWorker(
-            **worker_settings(settings, ctx={"gateway": gw, "owns_gateway": False}, handle_signals=False)
-        )
-        worker_task = asyncio.ensure_future(worker.async_run())
-        stack.push_async_callback(stop_worker, worker, worker_task)
+        workers = Workers(gw)
+        workers.start()
+        stack.push_async_callback(workers.stop)
         # Saved at once (ports, hooks) and again on the way out (hooks registered meanwhile).
         stack.callback(lambda: save_state(data_dir, state, sims))
         started = _step("Setting up the demo account…")

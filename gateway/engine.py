@@ -46,7 +46,7 @@ from gateway.logs import bind_context
 from gateway.mapping import map_one, prefetch
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
-from gateway.products import ProductStore
+from gateway.products import YIELD_EVERY, ProductStore
 from gateway.runs import (
     STARTING,
     Applied,
@@ -353,7 +353,11 @@ class _Execution:
             self.total = page.total
         mapped: dict[str, Product] = {}
         errors: list[SyncError] = []
-        for native in page.items:
+        for n, native in enumerate(page.items, 1):
+            if not n % YIELD_EVERY:
+                # Mapping is CPU work: let the process's other jobs (another store's webhook apply, a
+                # Sync Now on another lane) have the event loop between products, not after the page.
+                await asyncio.sleep(0)
             outcome = map_one(engine.registry, self.adapter, native, context)
             if isinstance(outcome, Product):
                 mapped[outcome.external_id] = outcome  # a duplicate id in one page: the last one wins

@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -157,14 +157,32 @@ class EventPublisher:
     async def publish(self, event: Event) -> None:
         """Best effort: the state is in MongoDB, and late subscribers read it there first."""
         message = encode(event)
-        channels = [account_channel(event.account_id)]
-        if isinstance(event, RunProgressed | RunFinished):
-            channels.append(run_channel(event.run.id))
-        for channel in channels:
+        for channel in _channels(event):
             try:
                 await self.redis.publish(channel, message)
             except Exception:  # noqa: BLE001 - live events are best effort; state is in MongoDB
                 log.warning("could not publish an event on %s", channel, exc_info=True)
+
+    async def publish_many(self, events: Sequence[Event]) -> None:
+        """Several events in order, in one round trip (a webhook batch's PRODUCT_CHANGED events)."""
+        if not events:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    message = encode(event)
+                    for channel in _channels(event):
+                        pipe.publish(channel, message)
+                await pipe.execute()
+        except Exception:  # noqa: BLE001 - live events are best effort; state is in MongoDB
+            log.warning("could not publish %d events", len(events), exc_info=True)
+
+
+def _channels(event: Event) -> list[str]:
+    channels = [account_channel(event.account_id)]
+    if isinstance(event, RunProgressed | RunFinished):
+        channels.append(run_channel(event.run.id))
+    return channels
 
 
 class EventHub:

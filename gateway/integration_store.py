@@ -6,11 +6,12 @@ disconnecting (the workflows) are gateway.integrations; credentials arrive here 
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -23,6 +24,9 @@ from gateway.storage.mongo import Database, Doc
 #: The webhook endpoint may read an integration this old: a burst of deliveries costs one read.
 CACHE_SECONDS = 2.0
 CACHE_LIMIT = 1_000
+MILLISECOND = timedelta(milliseconds=1)
+#: Earlier than any scheduled time: the lower bound that keeps range queries on `next_sync_at` indexed.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,9 @@ class IntegrationStore:
         #: Integrations as recently read, for `get_cached`; every write through this store drops the
         #: entry, so in this process a change is seen at once (other processes: within CACHE_SECONDS).
         self._cache: dict[str, tuple[float, Integration]] = {}
+        #: Reads in flight for `get_cached`: a burst of deliveries arriving together on a cold (or just
+        #: expired) entry shares one read instead of each sending its own.
+        self._loading: dict[str, asyncio.Future[Integration | None]] = {}
 
     # ---- reads --------------------------------------------------------------------------------
     async def list(self, account_id: str) -> list[Integration]:
@@ -266,24 +273,51 @@ class IntegrationStore:
         cached = self._cache.get(integration_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        doc = await self.get_any(integration_id)
-        if doc is None:
-            return None  # never cached: a store pings its hook while the integration is still being saved
-        if len(self._cache) > CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[integration_id] = (time.monotonic() + CACHE_SECONDS, doc)
-        return doc
+        loading = self._loading.get(integration_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(integration_id))
+            # Read here too, so a read nobody waits for any more (its callers went away) logs nothing.
+            loading.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._loading[integration_id] = loading
+        # Shielded: a caller that goes away does not cancel the read the others wait for.
+        return await asyncio.shield(loading)
+
+    async def _load(self, integration_id: str) -> Integration | None:
+        mine = asyncio.current_task()
+        try:
+            doc = await self.get_any(integration_id)
+            # Not cached when a write dropped the entry meanwhile (the read may predate the write), nor
+            # when the integration is missing: a store pings its hook while it is still being saved.
+            current = self._loading.get(integration_id)
+            if doc is not None and current is not None and current is mine:
+                if len(self._cache) > CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[integration_id] = (time.monotonic() + CACHE_SECONDS, doc)
+            return doc
+        finally:
+            if self._loading.get(integration_id) is mine:
+                del self._loading[integration_id]
+
+    def _forget(self, integration_id: str) -> None:
+        """A write changed the integration: the cached copy, and any read in flight, are stale."""
+        self._cache.pop(integration_id, None)
+        self._loading.pop(integration_id, None)
 
     async def exists(self, integration_id: str) -> bool:
         return await self.db.integrations.count_documents({"_id": integration_id}) > 0
 
-    async def due(self, now: datetime) -> AsyncIterator[Integration]:
-        """Automatic integrations whose scheduled sync is due."""
+    async def next_due_at(self, before: datetime) -> datetime | None:
+        """When the next scheduled sync of any automatic integration falls due, if that is before
+        `before` (None: nothing falls due until then).
+
+        A bounded range on the `next_sync_at` index, not a sort: the embedded server walks the whole
+        collection for a sort with a limit, and for a range open at the bottom (nulls sort first)."""
         cursor = self.db.integrations.find(
-            {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$lte": now}}, {"credentials": 0}
+            {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$gte": EPOCH, "$lt": before}},
+            {"next_sync_at": 1},
         )
-        async for doc in cursor:
-            yield Integration.from_doc(doc)
+        found: builtins.list[datetime] = [doc["next_sync_at"] async for doc in cursor]
+        return min(found, default=None)
 
     # ---- writes -------------------------------------------------------------------------------
     async def insert(self, integration: Integration, store_identity: str | None = None) -> Integration | None:
@@ -306,7 +340,7 @@ class IntegrationStore:
         return None
 
     async def _update(self, query: Doc, update: Doc) -> Integration | None:
-        self._cache.pop(query["_id"], None)
+        self._forget(query["_id"])
         doc = await self.db.integrations.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
         return _one(doc)
 
@@ -419,13 +453,14 @@ class IntegrationStore:
     async def move_store(self, account_id: str, old_url: str, new_url: str) -> None:
         """The store answers at another URL now (the demo's simulated stores after a restart)."""
         self._cache.clear()
+        self._loading.clear()
         await self.db.integrations.update_many(
             {"account_id": account_id, "store_url": old_url}, {"$set": {"store_url": new_url}}
         )
 
     async def erase(self, integration_id: str) -> None:
         """Delete the integration whatever its account (a platform's request to erase a store's data)."""
-        self._cache.pop(integration_id, None)
+        self._forget(integration_id)
         await self.db.integrations.delete_one({"_id": integration_id})
         await self.db.api_calls.delete_many({"integration_id": integration_id})
 
@@ -480,16 +515,49 @@ class IntegrationStore:
         fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
         return await self._update({"_id": integration_id}, {"$set": fields})
 
-    async def claim_due(self, integration_id: str, expected: datetime, next_sync_at: datetime) -> Integration | None:
-        """Move `next_sync_at` on, if it still is `expected` (exactly one scheduler wins)."""
-        return await self._update(
-            {"_id": integration_id, "next_sync_at": expected}, {"$set": {"next_sync_at": next_sync_at}}
-        )
+    async def claim_due(self, now: datetime, token: str) -> builtins.list[Integration]:
+        """Claim every automatic integration whose scheduled sync is due at `now`, for the scheduler tick
+        `token`: a few writes however many are due (one per frequency among them), and one read back.
 
-    async def add_pending_change(self, integration_id: str, at: datetime) -> Integration | None:
-        """One more change waiting for Sync Now (manual mode); a delivery arrived at `at`."""
+        Each claim moves `next_sync_at` a period on (at least half a period past `now`, so a long outage
+        queues one catch-up run, not one per missed period) in the same conditional update that marks it
+        with `token`; the condition is `next_sync_at <= now` again, so of any number of schedulers
+        ticking together exactly one claims each due run.
+        """
+        # Bounded below as well: nulls sort first, so an open range walks every unscheduled integration.
+        automatic = {"settings.mode": SyncMode.AUTOMATIC.value, "next_sync_at": {"$gte": EPOCH, "$lte": now}}
+        due: dict[str, builtins.list[str]] = {}
+        async for doc in self.db.integrations.find(automatic, {"settings.frequency": 1}):
+            frequency = (doc.get("settings") or {}).get("frequency", SyncFrequency.EVERY_HOUR.value)
+            due.setdefault(frequency, []).append(doc["_id"])
+        if not due:
+            return []
+        for frequency, ids in due.items():
+            period = SyncFrequency(frequency).period
+            for integration_id in ids:
+                self._forget(integration_id)
+            await self.db.integrations.update_many(
+                {**automatic, "_id": {"$in": ids}, "settings.frequency": frequency},
+                [
+                    {
+                        "$set": {
+                            "next_sync_at": {
+                                "$max": [{"$add": ["$next_sync_at", period // MILLISECOND]}, now + period / 2]
+                            },
+                            # The due time it served stays with the claim (lateness is measured from it).
+                            "schedule_claim": {"token": token, "due": "$next_sync_at", "at": now},
+                        }
+                    }
+                ],
+            )
+        every = [integration_id for ids in due.values() for integration_id in ids]
+        cursor = self.db.integrations.find({"_id": {"$in": every}, "schedule_claim.token": token}, {"credentials": 0})
+        return [Integration.from_doc(doc) async for doc in cursor]
+
+    async def add_pending_change(self, integration_id: str, at: datetime, count: int = 1) -> Integration | None:
+        """`count` more changes waiting for Sync Now (manual mode); the last delivery arrived at `at`."""
         fields = {"webhooks.last_delivery_at": at, "webhooks.silent": False}
-        return await self._update({"_id": integration_id}, {"$inc": {"pending_changes": 1}, "$set": fields})
+        return await self._update({"_id": integration_id}, {"$inc": {"pending_changes": count}, "$set": fields})
 
     async def settle_pending_changes(self, integration_id: str, applied: int) -> Integration | None:
         """`applied` of the changes waiting for Sync Now were applied (or dropped): they wait no more.
@@ -508,11 +576,11 @@ class IntegrationStore:
         expected: Any = None if seen is None else _mark_doc(seen)
         query: Doc = {"_id": integration_id, "health": expected}
         result = await self.db.integrations.update_one(query, {"$set": {"health": _mark_doc(new)}})
-        self._cache.pop(integration_id, None)
+        self._forget(integration_id)
         return result.modified_count == 1
 
     async def delete(self, account_id: str, integration_id: str) -> None:
-        self._cache.pop(integration_id, None)
+        self._forget(integration_id)
         await self.db.integrations.delete_one({"_id": integration_id, "account_id": account_id})
         await self.db.api_calls.delete_many({"integration_id": integration_id})
 

@@ -1,10 +1,14 @@
-"""arq jobs and the worker's settings: sync runs, webhook application, the scheduler; the worker itself.
+"""arq jobs and the worker process: sync runs, webhook application, the scheduler; the worker itself.
 
-The worker (`GatewayWorker`) outlives Redis outages: arq's poll loop raises a connection error out of
-`Worker.main` when Redis goes away, and the process would end. Here it waits for Redis instead and
-carries on: jobs that are running keep running (a sync run needs MongoDB, not Redis; live events are
-best effort), their results are written once Redis is back, and what an outage cost (a run's job, a
-delivery's apply job) is given back by the scheduler.
+A worker process serves every lane (gateway.constants.Lane) with an arq Worker of its own, each with
+its own job slots, over one Gateway: a long full sync occupies a run slot, and however many of them
+run, the Sync Now and webhook slots stay free for other stores.
+
+Each of those Workers (`GatewayWorker`) outlives Redis outages: arq's poll loop raises a connection
+error out of `Worker.main` when Redis goes away, and the process would end. Here it waits for Redis
+instead and carries on: jobs that are running keep running (a sync run needs MongoDB, not Redis; live
+events are best effort), their results are written once Redis is back, and what an outage cost (a
+run's job, a delivery's apply job) is given back by the scheduler.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -25,10 +29,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway import metrics
-from gateway.constants import APPLY_JOB, RUN_JOB, worker_health_check_key
+from gateway.constants import APPLY_JOB, RUN_JOB, Lane, lane_queue_name, worker_health_check_key
 from gateway.logs import configure_logging
 from gateway.services import Gateway
-from gateway.settings import get_settings
+from gateway.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ async def run_sync(ctx: dict[str, Any], run_id: str) -> str | None:
 
 async def apply_webhooks(ctx: dict[str, Any], integration_id: str) -> int:
     gw: Gateway = ctx["gateway"]
-    return await gw.webhooks.apply_pending(integration_id)
+    return await gw.webhooks.apply_queued(integration_id)
 
 
 #: What a call to Redis raises while Redis is down or restarting.
@@ -53,18 +57,24 @@ REDIS_RETRY_MOST = 5.0
 
 
 async def _scheduler_loop(gw: Gateway) -> None:
-    """Tick the scheduler every few seconds (claims in MongoDB keep several workers from doubling up)."""
+    """Turn the scheduler (claims in MongoDB keep several workers from doubling up): every
+    GATEWAY_SCHEDULER_INTERVAL, and sooner when a scheduled run falls due before that."""
     while True:
         try:
-            await gw.scheduler.tick()
-            metrics.QUEUE_DEPTH.set(await gw.redis.zcard(gw.settings.queue_name))
+            pause = await gw.scheduler.step()
+            depth = await gw.jobs.depth()
+            metrics.QUEUE_DEPTH.set(sum(depth.values()))
+            for lane, jobs in depth.items():
+                metrics.LANE_DEPTH.labels(lane=lane.value).set(jobs)
         except asyncio.CancelledError:
             raise
         except REDIS_DOWN as exc:  # the tick after Redis is back does what this one could not
             log.warning("scheduler tick: Redis unavailable (%s)", type(exc).__name__)
+            pause = gw.settings.scheduler_interval
         except Exception:  # noqa: BLE001 - a bad tick must not stop scheduling
             log.exception("scheduler tick failed")
-        await asyncio.sleep(gw.settings.scheduler_interval)
+            pause = gw.settings.scheduler_interval
+        await asyncio.sleep(pause)
 
 
 class GatewayWorker(Worker):
@@ -138,33 +148,76 @@ class GatewayWorker(Worker):
                 delay = min(REDIS_RETRY_MOST, delay * 2)
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    settings = get_settings()
-    configure_logging(settings.log_level)
-    gw = ctx.get("gateway") or await Gateway.create(settings)
-    ctx["gateway"] = gw
-    if gw.settings.worker_metrics_port:
-        # Runs, webhook application and latency happen here, not in the API: they are scraped here.
-        start_http_server(gw.settings.worker_metrics_port, addr=gw.settings.host)
-    ctx["scheduler_task"] = asyncio.get_running_loop().create_task(_scheduler_loop(gw))
+def worker_settings(settings: Settings | None = None, lane: Lane = Lane.RUNS, **overrides: Any) -> dict[str, Any]:
+    """arq Worker keyword arguments for one lane (`worker --check` reads the RUNS lane's)."""
+    settings = settings or get_settings()
+    options: dict[str, Any] = {
+        # Every lane knows every job, so a job an older release put on another queue still runs.
+        "functions": [
+            func(run_sync, name=RUN_JOB, keep_result=60, max_tries=3),
+            func(apply_webhooks, name=APPLY_JOB, keep_result=0, max_tries=3),
+        ],
+        "redis_settings": RedisSettings.from_dsn(settings.effective_redis_url()),
+        "queue_name": lane_queue_name(settings.queue_name, lane),
+        # A queued run should start within ~100 ms on an idle worker (arq's default is 0.5 s).
+        "poll_delay": settings.worker_poll_delay,
+        "max_jobs": settings.lane_slots(lane),
+        "job_timeout": 6 * 3600,
+        "keep_result": 60,
+        # The process handles signals once for every lane (Workers, serve_worker).
+        "handle_signals": False,
+        # `alana-gateway worker --check` (the container healthcheck) reads this key; every lane renews it.
+        "health_check_interval": 30,
+        "health_check_key": worker_health_check_key(settings.queue_name, socket.gethostname()),
+    }
+    options.update(overrides)
+    return options
 
 
-async def shutdown(ctx: dict[str, Any]) -> None:
-    task = ctx.get("scheduler_task")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    gw = ctx.get("gateway")
-    if gw is not None and ctx.get("owns_gateway", True):
-        await gw.close()
+class Workers:
+    """One arq Worker per lane over one Gateway, and the scheduler loop: a worker process, or the
+    in-process worker of the demo and the tests."""
+
+    def __init__(self, gw: Gateway, lanes: Sequence[Lane] | None = None, **overrides: Any) -> None:
+        self.gw = gw
+        self.lanes = list(lanes if lanes is not None else gw.settings.lanes)
+        # Built inside the running loop: arq's Worker binds to the loop it finds.
+        self.workers = {
+            lane: GatewayWorker(**worker_settings(gw.settings, lane, ctx={"gateway": gw}, **overrides))
+            for lane in self.lanes
+        }
+        self._tasks: dict[Lane, asyncio.Future[None]] = {}
+        self._scheduler: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        for lane, worker in self.workers.items():
+            self._tasks[lane] = asyncio.ensure_future(worker.async_run())
+        self._scheduler = asyncio.get_running_loop().create_task(_scheduler_loop(self.gw))
+
+    async def wait(self) -> None:
+        """Until one lane's poll loop ends (it raised: the process should stop and be restarted)."""
+        done, _ = await asyncio.wait(self._tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+            self._scheduler = None
+        await asyncio.gather(
+            *(stop_worker(worker, self._tasks[lane]) for lane, worker in self.workers.items() if lane in self._tasks),
+            return_exceptions=True,
+        )
+        self._tasks.clear()
 
 
 async def stop_worker(worker: Worker, task: asyncio.Future[Any]) -> None:
-    """Stop an in-process worker (demo, tests) and release everything it holds.
+    """Stop one arq Worker and release everything it holds.
 
     arq's own close() gathers the jobs it just cancelled and so raises CancelledError before it
-    closes its Redis pool or runs on_shutdown; wait for them here first.
+    closes its Redis pool; wait for them here first.
     """
     worker.handle_sig(signal.SIGUSR1)
     await asyncio.gather(task, *worker.tasks.values(), return_exceptions=True)
@@ -172,27 +225,19 @@ async def stop_worker(worker: Worker, task: asyncio.Future[Any]) -> None:
     await worker.close()
 
 
-def worker_settings(settings: Any = None, **overrides: Any) -> dict[str, Any]:
-    """arq Worker keyword arguments (the `worker` CLI and tests build workers from this)."""
-    settings = settings or get_settings()
-    options: dict[str, Any] = {
-        "functions": [
-            func(run_sync, name=RUN_JOB, keep_result=60, max_tries=3),
-            func(apply_webhooks, name=APPLY_JOB, keep_result=0, max_tries=3),
-        ],
-        "on_startup": startup,
-        "on_shutdown": shutdown,
-        "redis_settings": RedisSettings.from_dsn(settings.effective_redis_url()),
-        "queue_name": settings.queue_name,
-        # A queued run should start within ~100 ms on an idle worker (arq's default is 0.5 s).
-        "poll_delay": settings.worker_poll_delay,
-        "max_jobs": 8,
-        "job_timeout": 6 * 3600,
-        "keep_result": 60,
-        "handle_signals": True,
-        # `alana-gateway worker --check` (the container healthcheck) reads this key.
-        "health_check_interval": 30,
-        "health_check_key": worker_health_check_key(settings.queue_name, socket.gethostname()),
-    }
-    options.update(overrides)
-    return options
+async def serve_worker(settings: Settings) -> None:
+    """`alana-gateway worker`: every lane of this process until cancelled (SIGINT / SIGTERM)."""
+    configure_logging(settings.log_level)
+    gw = await Gateway.create(settings)
+    try:
+        if settings.worker_metrics_port:
+            # Runs, webhook application and latency happen here, not in the API: they are scraped here.
+            start_http_server(settings.worker_metrics_port, addr=settings.host)
+        workers = Workers(gw)
+        workers.start()
+        try:
+            await workers.wait()
+        finally:
+            await workers.stop()
+    finally:
+        await gw.close()

@@ -50,5 +50,28 @@ WEBHOOK_RESPONSE = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
 )
 RUNS = Counter("gateway_sync_runs_total", "Finished sync runs by outcome", ["status"])
-QUEUE_DEPTH = Gauge("gateway_queue_depth", "Jobs waiting in the arq queue")
+QUEUE_DEPTH = Gauge("gateway_queue_depth", "Jobs waiting in the arq queues, every lane together")
+LANE_DEPTH = Gauge(
+    "gateway_lane_queue_depth", "Jobs waiting in one lane's arq queue (runs, sync_now, webhooks)", ["lane"]
+)
+APPLY_BATCH = Histogram(
+    "gateway_webhook_apply_batch",
+    "Deliveries one apply pass claimed for one integration (coalesced per product before writing)",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+)
+RECEIVE_BATCH = Histogram(
+    "gateway_webhook_receive_batch",
+    "Deliveries the webhook endpoint stored in one write (concurrent deliveries share it)",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+)
+SCHEDULER_TICK = Histogram(
+    "gateway_scheduler_tick_seconds",
+    "One scheduler tick: the due runs claimed and queued",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SCHEDULER_MAINTENANCE = Histogram(
+    "gateway_scheduler_maintenance_seconds",
+    "One maintenance pass (once per scheduler interval): orphans recovered, connections maintained",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 HTTP_REQUESTS = Counter("gateway_graphql_requests_total", "GraphQL HTTP requests", ["status"])

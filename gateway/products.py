@@ -109,6 +109,10 @@ class Decision(Enum):
     UPDATED_BEFORE = "updated_before"  # an earlier attempt of this same run updated it
 
 
+#: Products mapped or hashed between two turns of the event loop (a run's page is CPU work that would
+#: otherwise hold up every other job of its worker process for the whole page).
+YIELD_EVERY = 25
+
 #: The counter a decision adds to (UPDATE and CHECK_OVERLAYS are settled when written).
 _COUNTER = {
     Decision.INSERT: "added",
@@ -309,10 +313,14 @@ def store_field_value(store: Doc, name: str) -> Any:
 
 
 def classify(
-    product: Product, content_hash: str, old: Doc | None, run_id: str, observed_after: datetime | None = None
+    product: Product,
+    content_hash: str,
+    old: Doc | None,
+    run_id: str | None,
+    observed_after: datetime | None = None,
 ) -> Decision:
-    """The decision for one mapped product of run `run_id`, given its stored hash, version and flags, when
-    the store was read after `observed_after`."""
+    """The decision for one mapped product of run `run_id` (None: a webhook's), given its stored hash,
+    version and flags, when the store was read after `observed_after`."""
     if old is None:
         return Decision.INSERT
     if removed_since(old, observed_after):
@@ -530,14 +538,15 @@ class ProductStore:
         self,
         account_id: str,
         integration_id: str,
-        run_id: str,
+        run_id: str | None,
         products: Mapping[str, Product],
         *,
         nothing_stored: bool = False,
         held_counted: str | None = None,
         observed_after: datetime | None = None,
     ) -> PageWrite:
-        """Write one page of a run: only what changed, in one unordered bulk write (version-guarded).
+        """Write one page of a run (or a webhook batch: `run_id` None): only what changed, in one unordered
+        bulk write (version-guarded); a version older than the stored one changes nothing.
 
         `nothing_stored` (a first load) skips reading what is stored; a product that appears meanwhile
         (a webhook) makes its insert collide and is decided again. `held_counted`: the run has counted the
@@ -567,7 +576,9 @@ class ProductStore:
         guarded: dict[str, str] = {}
         slow: list[tuple[Product, str]] = []
         max_updated: datetime | None = None
-        for external_id, product in products.items():
+        for n, (external_id, product) in enumerate(products.items(), 1):
+            if not n % YIELD_EVERY:
+                await asyncio.sleep(0)  # hashing is CPU work: other jobs get the event loop in between
             store = product.to_document()  # dumped once: hashed and stored as is
             content_hash = hash_document(store)
             if max_updated is None or product.store_updated_at > max_updated:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gateway.domain import ChangeOutcome, RunKind, RunStatus, SyncErrorCode, Trigger, utcnow
 from gateway.errors import LeaseLost
@@ -283,6 +283,30 @@ def _error_doc(error: SyncError) -> Doc:
     return {"external_id": error.external_id, "code": error.code, "message": error.message[:500]}
 
 
+def _new_run(
+    account_id: str, integration_id: str, trigger: Trigger, kind: RunKind, product_ids: list[str] | None, now: datetime
+) -> Doc:
+    return {
+        "_id": uuid.uuid4().hex,
+        "account_id": account_id,
+        "integration_id": integration_id,
+        "trigger": trigger.value,
+        "kind": kind.value,
+        "product_ids": product_ids or [],
+        "status": RunStatus.QUEUED.value,
+        "active": True,
+        "queued_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "progress": _progress_doc(RunProgress()),
+        "counts": RunCounts().as_dict(),
+        "errors": [],
+        "checkpoint": None,
+        "attempts": 0,
+        "cancel_requested": False,
+    }
+
+
 def _one(doc: Doc | None) -> Run | None:
     return None if doc is None else Run.from_doc(doc)
 
@@ -301,26 +325,7 @@ class RunStore:
         product_ids: list[str] | None = None,
     ) -> tuple[Run, bool]:
         """Queue a run, or return the integration's queued or running one (created=False)."""
-        now = utcnow()
-        doc: Doc = {
-            "_id": uuid.uuid4().hex,
-            "account_id": account_id,
-            "integration_id": integration_id,
-            "trigger": trigger.value,
-            "kind": kind.value,
-            "product_ids": product_ids or [],
-            "status": RunStatus.QUEUED.value,
-            "active": True,
-            "queued_at": now,
-            "started_at": None,
-            "finished_at": None,
-            "progress": _progress_doc(RunProgress()),
-            "counts": RunCounts().as_dict(),
-            "errors": [],
-            "checkpoint": None,
-            "attempts": 0,
-            "cancel_requested": False,
-        }
+        doc = _new_run(account_id, integration_id, trigger, kind, product_ids, utcnow())
         for _ in range(5):
             try:
                 await self.db.runs.insert_one(doc)
@@ -330,6 +335,23 @@ class RunStore:
                 if active is not None:
                     return Run.from_doc(active), False
         raise RuntimeError("could not queue a run")  # pragma: no cover - the active run kept flipping
+
+    async def create_many(self, wanted: Sequence[tuple[str, str, RunKind]], trigger: Trigger) -> list[Run]:
+        """Queue a run for each (account, integration, kind) that has no active run, in one write;
+        returns the runs created (an integration whose run is still going gets none)."""
+        now = utcnow()
+        docs = [_new_run(account, integration, trigger, kind, None, now) for account, integration, kind in wanted]
+        if not docs:
+            return []
+        refused: set[int] = set()
+        try:
+            await self.db.runs.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            refused = {int(e["index"]) for e in errors}  # an active run already: the partial unique index
+        return [Run.from_doc(doc) for n, doc in enumerate(docs) if n not in refused]
 
     async def get(self, account_id: str, run_id: str) -> Run | None:
         return _one(await self.db.runs.find_one({"_id": run_id, "account_id": account_id}))

@@ -88,7 +88,7 @@ class Gateway:
         self.box = SecretBox(settings.secret_key)
         self.publisher = EventPublisher(redis)
         self.hub = EventHub(redis)
-        self.jobs = JobQueue(redis)
+        self.jobs = JobQueue(redis, settings.queue_name)
         # Data access.
         self.integration_store = IntegrationStore(db)
         self.runs = RunStore(db)
@@ -157,6 +157,7 @@ class Gateway:
             publisher=self.publisher,
             health=self.health,
             jobs=self.jobs,
+            redis=redis,
             registry=registry,
             settings=settings,
             clock=now,
@@ -208,6 +209,7 @@ class Gateway:
             connect=self.connect,
             jobs=self.jobs,
             clock=now,
+            interval=settings.scheduler_interval,
         )
 
     @classmethod

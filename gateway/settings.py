@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gateway.constants import DEFAULT_QUEUE_NAME
+from gateway.constants import DEFAULT_QUEUE_NAME, Lane
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     max_webhook_bytes: int = Field(default=5_000_000, alias="GATEWAY_MAX_WEBHOOK_BYTES")
     ws_auth_timeout: float = Field(default=10.0, alias="GATEWAY_WS_AUTH_TIMEOUT")
     worker_poll_delay: float = Field(default=0.05, alias="GATEWAY_WORKER_POLL_DELAY")
+    #: Job slots of each worker process, per lane (gateway.constants.Lane): long runs can fill the run
+    #: slots, never the slots of Sync Now presses or webhook applies.
+    worker_run_slots: int = Field(default=4, gt=0, alias="GATEWAY_WORKER_RUN_SLOTS")
+    worker_sync_now_slots: int = Field(default=4, gt=0, alias="GATEWAY_WORKER_SYNC_NOW_SLOTS")
+    worker_webhook_slots: int = Field(default=8, gt=0, alias="GATEWAY_WORKER_WEBHOOK_SLOTS")
+    #: The lanes a worker serves (comma-separated: runs, sync_now, webhooks); all by default. A
+    #: deployment may run dedicated webhook workers, say, as long as every lane has some.
+    worker_lanes: str = Field(default="runs,sync_now,webhooks", alias="GATEWAY_WORKER_LANES")
     incremental_overlap_seconds: int = Field(default=300, alias="GATEWAY_INCREMENTAL_OVERLAP")
     run_lease_seconds: float = Field(default=30.0, alias="GATEWAY_RUN_LEASE_SECONDS")
     scheduler_interval: float = Field(default=5.0, alias="GATEWAY_SCHEDULER_INTERVAL")
@@ -128,6 +136,23 @@ class Settings(BaseSettings):
     max_attributes: int = Field(default=100, gt=0, alias="GATEWAY_MAX_ATTRIBUTES")
     #: An attribute's name and each of its values; an attribute holds at most GATEWAY_MAX_TAGS values.
     max_attribute_chars: int = Field(default=1_000, gt=0, alias="GATEWAY_MAX_ATTRIBUTE_CHARS")
+
+    @property
+    def lanes(self) -> list[Lane]:
+        """GATEWAY_WORKER_LANES as lanes (an unknown name is a configuration error, said at start-up)."""
+        names = [n.strip().lower() for n in self.worker_lanes.split(",") if n.strip()]
+        unknown = [n for n in names if n not in {lane.value for lane in Lane}]
+        if unknown or not names:
+            known = ", ".join(lane.value for lane in Lane)
+            raise ValueError(f"GATEWAY_WORKER_LANES: unknown lane {', '.join(unknown) or '(none)'}; known: {known}")
+        return [lane for lane in Lane if lane.value in names]
+
+    def lane_slots(self, lane: Lane) -> int:
+        return {
+            Lane.RUNS: self.worker_run_slots,
+            Lane.SYNC_NOW: self.worker_sync_now_slots,
+            Lane.WEBHOOKS: self.worker_webhook_slots,
+        }[lane]
 
     @property
     def plugin_allowlist(self) -> list[str] | None:

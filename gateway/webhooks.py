@@ -2,9 +2,16 @@
 
 Receiving never maps or fetches: it verifies the signature with the platform's scheme, records the
 delivery under a unique (integration, delivery id) key so a redelivery is stored once, and enqueues
-the apply job. Applying claims every pending delivery of the integration at once, coalesces bursts
-for the same product to its newest version, and writes through the version-guarded path, where a
-store version older than the stored one changes nothing.
+the apply job. Concurrent deliveries share their writes (`WriteBatcher`: one insert into the queue
+and one into the dedupe log for all of them), and each integration's apply job is queued once per
+coalescing window, so a bulk edit's burst costs MongoDB a few writes per batch, not several per
+delivery; the answer still waits until the delivery is stored.
+
+Applying is one job per integration at a time (`apply_queued`, under a Redis lock): each pass claims
+every pending delivery under a lease renewed while it applies them (a worker that dies or freezes, or
+an apply that fails, gives them back), coalesces them to the newest version of each product, and
+writes through the version-guarded path, where a store version older than the stored one changes
+nothing; then it looks again, until nothing waits.
 """
 
 from __future__ import annotations
@@ -15,23 +22,27 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+from redis.asyncio import Redis
 
 from gateway import metrics
 from gateway.activity import ActivityLog
 from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, MappingContext, PlatformAdapter
+from gateway.batching import WriteBatcher
 from gateway.conflicts import ConflictService
-from gateway.constants import APPLY_JOB, apply_job_id
-from gateway.deliveries import Delivery, DeliveryStore
+from gateway.constants import apply_lock_key
+from gateway.deliveries import Arrival, Delivery, DeliveryStore, storable
 from gateway.domain import ActivityKind, ChangeOutcome, RunKind, SyncMode, Trigger, utcnow
-from gateway.errors import BadInput, StoreAuthError, StoreError
+from gateway.errors import StoreAuthError, StoreError
 from gateway.events import EventPublisher, ProductChanged
 from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration, IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
 from gateway.lifecycle import LifecycleService
+from gateway.locks import RedisLock
 from gateway.mapping import map_one, prefetch
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
@@ -54,6 +65,21 @@ log = logging.getLogger(__name__)
 #: Store-wide mapping facts (currency, locales) are reused by webhook batches this long instead of
 #: asking the store on every delivery. Sync runs always ask afresh.
 MAPPING_CONTEXT_TTL = 300.0
+#: How long an apply job may hold an integration's lock (one pass); a worker that dies holding it
+#: delays that integration's deliveries at most this long (then the scheduler gives them a job).
+APPLY_LOCK_SECONDS = 30.0
+#: Integrations whose apply job this process remembers having queued for the current window.
+SCHEDULED_LIMIT = 10_000
+#: The most deliveries one intake write carries.
+INTAKE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """A verified delivery waiting for the intake's next write, with the integration it was checked against."""
+
+    delivery: Arrival
+    integration: Integration
 
 
 class WebhookService:
@@ -71,6 +97,7 @@ class WebhookService:
         publisher: EventPublisher,
         health: HealthWatch,
         jobs: JobQueue,
+        redis: Redis,
         registry: PluginRegistry,
         settings: Settings,
         clock: Callable[[], datetime],
@@ -89,7 +116,12 @@ class WebhookService:
         self.registry = registry
         self.settings = settings
         self.clock = clock
+        self.redis = redis
         self._mapping_contexts: dict[str, tuple[float, MappingContext]] = {}
+        #: Concurrent deliveries (any integration) share one write to the queue and the log.
+        self._intake: WriteBatcher[_Arrival, bool] = WriteBatcher(self._store_batch, max_items=INTAKE_BATCH)
+        #: integration id -> the coalescing window whose apply job this process queued last.
+        self._scheduled: dict[str, int] = {}
 
     async def receive(
         self, platform: str, integration_id: str, headers: Mapping[str, str], body: bytes
@@ -123,37 +155,68 @@ class WebhookService:
         age = (self.clock() - event.triggered_at).total_seconds() if event.triggered_at else 0.0
         if age > self.settings.webhook_max_age_seconds:
             return await self._reject(integration, platform, "is a replay of an old delivery")
-        now = self.clock()
-        manual = integration.settings.mode is SyncMode.MANUAL
-        # Queued first, then logged for dedupe: a crash (or a MongoDB outage) between the two leaves a queued
-        # change without its log entry, and the platform's retry queues it again (applying twice is harmless).
-        # The other order would answer that retry "duplicate" and lose the change.
-        try:
-            queued = await self.deliveries.enqueue(integration.account_id, integration_id, event, now, held=manual)
-        except BadInput:
+        if not storable(event):
             if event.product is None or "fetch_by_ids" not in adapter.info.capabilities:
                 metrics.WEBHOOKS.labels(platform=platform, outcome="unstorable").inc()
                 return 400, "the delivery carries a value that cannot be stored (such as an integer past 64 bits)"
             # The body cannot be kept: the product is read back from the store instead.
             event = replace(event, kind=ChangeKind.REFRESH, product=None)
-            queued = await self.deliveries.enqueue(integration.account_id, integration_id, event, now, held=manual)
-        if not await self.deliveries.record(integration.account_id, integration_id, event, now):
-            await self.deliveries.unqueue(queued)
+        manual = integration.settings.mode is SyncMode.MANUAL
+        # Stored (queued and logged, with whatever else arrived meanwhile) before the answer: a delivery
+        # answered 200 is in MongoDB.
+        arrival = Arrival(integration.account_id, integration_id, event, self.clock(), held=manual)
+        if not await self._intake.submit(_Arrival(arrival, integration)):
             metrics.WEBHOOKS.labels(platform=platform, outcome="duplicate").inc()
             return 200, "duplicate delivery"
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
         if manual:
-            await self.store.add_pending_change(integration_id, self.clock())
-            await self.health.refresh(integration_id)
             return 200, "recorded for the next Sync Now"
-        # Deliveries within one short window share a job: a burst is applied together.
-        window = self.settings.webhook_coalesce_seconds
-        bucket = int(time.time() / window) if window > 0 else uuid.uuid4().hex
-        # Safe in MongoDB already: without Redis, the scheduler gives it a job later (no need to have it resent).
-        await self.jobs.try_enqueue(
-            APPLY_JOB, integration_id, job_id=apply_job_id(integration_id, bucket), defer_by=window or None
-        )
         return 200, "ok"
+
+    async def _store_batch(self, arrivals: list[_Arrival]) -> list[bool]:
+        """The intake's write: every delivery of the batch queued and logged together, then what the
+        new ones ask for done once per integration (manual mode: the waiting count and the light;
+        automatic: an apply job)."""
+        fresh = await self.deliveries.record_batch([a.delivery for a in arrivals])
+        metrics.RECEIVE_BATCH.observe(len(arrivals))
+        held: dict[str, int] = {}
+        applied: dict[str, None] = {}  # ordered: integrations in arrival order
+        for arrival, new in zip(arrivals, fresh, strict=True):
+            if not new:
+                continue
+            if arrival.delivery.held:
+                held[arrival.integration.id] = held.get(arrival.integration.id, 0) + 1
+            else:
+                applied[arrival.integration.id] = None
+        for integration_id, count in held.items():
+            await self.store.add_pending_change(integration_id, self.clock(), count)
+            await self.health.refresh(integration_id)
+        for integration_id in applied:
+            await self._schedule_apply(integration_id)
+        return fresh
+
+    async def _schedule_apply(self, integration_id: str) -> None:
+        """Deliveries within one short window share a job: a burst is applied together. This process
+        asks Redis once per integration and window (arq would refuse the same job id anyway)."""
+        window = self.settings.webhook_coalesce_seconds
+        # Best effort: the deliveries are safe in MongoDB already; without Redis, the scheduler gives
+        # them a job later (no need to have them resent).
+        if window <= 0:
+            await self.jobs.enqueue_apply(integration_id, uuid.uuid4().hex, best_effort=True)
+            return
+        # Read after the deliveries were stored: the window's job runs after the window ends, so it
+        # finds them.
+        bucket = int(time.time() / window)
+        if self._scheduled.get(integration_id) == bucket:
+            return
+        if len(self._scheduled) > SCHEDULED_LIMIT:
+            self._scheduled.clear()
+        self._scheduled[integration_id] = bucket
+        try:
+            await self.jobs.enqueue_apply(integration_id, bucket, defer_by=window, best_effort=True)
+        except BaseException:
+            self._scheduled.pop(integration_id, None)
+            raise
 
     async def _reject(self, integration: Integration, platform: str, why: str) -> tuple[int, str]:
         metrics.WEBHOOKS.labels(platform=platform, outcome="rejected").inc()
@@ -167,6 +230,28 @@ class WebhookService:
             reason=why,
         )
         return 401, f"delivery {why}"
+
+    async def apply_queued(self, integration_id: str) -> int:
+        """The apply job: applies what waits for the integration, pass after pass until nothing does,
+        as the integration's only applier (a Redis lock, held for one pass at a time), so one store's
+        burst holds one webhook slot and each pass takes everything that arrived during the previous
+        one. Returns how many products changed."""
+        changed = 0
+        while True:
+            key = apply_lock_key(integration_id)
+            lock = await RedisLock.acquire(self.redis, key, APPLY_LOCK_SECONDS)
+            if lock is None:
+                # The holder applies these deliveries too: it looks again after letting go. Should it die
+                # first, the scheduler gives what still waits a job (gateway.scheduler.recover_webhooks).
+                return changed
+            try:
+                changed += await self.apply_pending(integration_id)
+            finally:
+                await lock.release()
+            # What arrived during the pass (its apply jobs found the lock held and left it to us), or
+            # between the pass and the release: another pass.
+            if not await self.deliveries.any_waiting(integration_id):
+                return changed
 
     async def apply_pending(self, integration_id: str) -> int:
         """The apply job: apply every pending delivery of the integration and add them to the hour's WEBHOOK
@@ -223,6 +308,7 @@ class WebhookService:
         deliveries = await self.deliveries.claim(integration_id, token, self.clock(), lease, only)
         if not deliveries:
             return Applied()
+        metrics.APPLY_BATCH.observe(len(deliveries))
         renewing = asyncio.get_running_loop().create_task(self._renew(integration_id, token, lease))
         try:
             applied = await self._apply_claimed(integration, deliveries, run_id, held)

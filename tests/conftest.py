@@ -3,7 +3,6 @@ in-process arq worker, a toy store, and a GraphQL client."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,14 +10,24 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from arq.worker import Worker
 from gwtest import Api, make_settings
+from pagekit import SCREENSHOTS, find_chromium, skip_reason
 
 from gateway.api.app import create_app
-from gateway.jobs import stop_worker, worker_settings
+from gateway.jobs import Workers
 from gateway.services import Gateway
 from gateway.simkit import free_port
 from gateway.testing import toy
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line on the browser tests (tests/browser/). It lives here, not in tests/browser/conftest.py,
+    because under pytest-xdist the process that prints the summary never loads that conftest."""
+    reason = skip_reason()
+    if reason:
+        terminalreporter.write_line(f"browser tests SKIPPED: {reason}", yellow=True, bold=True)
+    else:
+        terminalreporter.write_line(f"browser tests used {find_chromium()}; screenshots in {SCREENSHOTS}/")
 
 
 @pytest.fixture
@@ -55,11 +64,12 @@ async def api(gw: Gateway) -> AsyncIterator[Api]:
 
 
 @pytest_asyncio.fixture
-async def worker(gw: Gateway) -> AsyncIterator[Worker]:
-    instance = Worker(**worker_settings(gw.settings, ctx={"gateway": gw, "owns_gateway": False}, handle_signals=False))
-    task = asyncio.ensure_future(instance.async_run())
+async def worker(gw: Gateway) -> AsyncIterator[Workers]:
+    """Every lane of a worker, in this process, on the test's Gateway (scheduler included)."""
+    instance = Workers(gw)
+    instance.start()
     yield instance
-    await stop_worker(instance, task)
+    await instance.stop()
 
 
 @pytest_asyncio.fixture

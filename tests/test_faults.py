@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -69,7 +70,19 @@ OUTAGE_SECONDS = 10.0
 #: go back to the queue when their claim's lease runs out: seconds on the rig.)
 SETTLE_LIMIT = 60.0
 
+#: With ALANA_FAULT_REPORT=<file>, every check appends what it found there, one JSON object per line:
+#: `make bench` runs this matrix that way (benchmarks/faults.py) and writes the figures down.
+REPORT = os.environ.get("ALANA_FAULT_REPORT")
+
 RetryingToy = retrying(ToySimulator)
+
+
+def report(**figures: Any) -> None:
+    if REPORT:
+        current = os.environ.get("PYTEST_CURRENT_TEST", "?")  # "tests/test_faults.py::test_x (call)"
+        test = current.split("::")[-1].split(" ")[0]
+        with open(REPORT, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"test": test, **figures}) + "\n")
 
 PROGRESS = "subscription($id: ID!) { syncProgress(runId: $id) { runId status processed total } }"
 HEALTH = """query($id: ID!) { integration(id: $id) { productCount
@@ -106,6 +119,8 @@ class Scenario:
     run_id: str
     stream: WebhookStream | None
     random: random.Random = field(default_factory=lambda: random.Random(7))
+    began: float = field(default_factory=time.monotonic)
+    edits: int = 0
     live: ClassVar[list[Scenario]] = []
 
     @classmethod
@@ -140,7 +155,7 @@ class Scenario:
     async def end(self) -> None:
         """Stop editing, then wait until the store has had every delivery answered (retries included)."""
         if self.stream is not None:
-            await self.stream.stop()
+            self.edits = await self.stream.stop()
         await asyncio.wait_for(self.sim.drain_deliveries(), 120)
         await self.sim.stop()
 
@@ -182,12 +197,24 @@ class Scenario:
 
     async def check(self, diff: dict[str, Any]) -> list[Run]:
         """The checks every fault ends with; returns the integration's runs, oldest first."""
+        runs = await self.runs()
+        report(
+            products=PRODUCTS,
+            edits=self.edits,
+            lost=len(diff["missing"]),
+            extra=len(diff["extra"]),
+            duplicated=len(diff["duplicated"]),
+            stale=len(diff["stale"]),
+            waiting=diff["waiting_deliveries"],
+            stuck=len([r for r in runs if r.active]),
+            runs=[f"{r.kind.value} {r.status.value} ({r.attempts} attempts)" for r in runs if r.kind is not RunKind.DIGEST],
+            seconds=round(time.monotonic() - self.began, 1),
+        )
         assert diff["missing"] == [], f"{len(diff['missing'])} products lost: {diff['missing'][:20]}"
         assert diff["extra"] == [], f"{len(diff['extra'])} products the store does not have: {diff['extra'][:20]}"
         assert diff["duplicated"] == [], f"stored twice: {diff['duplicated'][:20]}"
         assert diff["stale"] == [], f"{len(diff['stale'])} edits not applied: {diff['stale'][:20]}"
         assert diff["waiting_deliveries"] == 0
-        runs = await self.runs()
         assert [r.status for r in runs if r.active] == [], "a run is stuck"
         for run in runs:
             await assert_summary_recounts(self.rig, run)

@@ -46,7 +46,7 @@ def later(gw: Gateway, seconds: float) -> None:
     gw.clock = lambda: utcnow() + timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("failing", ["enqueue", "record"])
+@pytest.mark.parametrize("failing", ["enqueue_many", "record_many"])
 async def test_a_retry_after_one_of_the_two_writes_failed_is_applied(
     gw: Gateway, api: Api, toy_store: ToySimulator, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:

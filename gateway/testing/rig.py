@@ -618,8 +618,8 @@ class Rig:
         return next((w for w in self.workers if w.owns(lease_owner)), None)
 
     async def queue_depth(self) -> int:
-        """Jobs waiting in the arq queue (deferred ones included)."""
-        return int(await self.gw.redis.zcard(self.queue_name))
+        """Jobs waiting in the arq queues of every lane (deferred ones included)."""
+        return sum((await self.gw.jobs.depth()).values())
 
     async def graphql(
         self,

@@ -21,14 +21,6 @@ import pytest_asyncio
 from pagekit import CHROMIUM_ARGS, SCREENSHOTS, GatedToy, PageProblems, Shots, find_chromium, skip_reason
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    reason = skip_reason()
-    if reason:
-        terminalreporter.write_line(f"browser tests SKIPPED: {reason}", yellow=True, bold=True)
-    else:
-        terminalreporter.write_line(f"browser tests used {find_chromium()}; screenshots in {SCREENSHOTS}/")
-
-
 HERE = Path(__file__).parent
 
 
