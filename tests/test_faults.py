@@ -84,6 +84,7 @@ def report(**figures: Any) -> None:
         with open(REPORT, "a", encoding="utf-8") as out:
             out.write(json.dumps({"test": test, **figures}) + "\n")
 
+
 PROGRESS = "subscription($id: ID!) { syncProgress(runId: $id) { runId status processed total } }"
 HEALTH = """query($id: ID!) { integration(id: $id) { productCount
   health { status reason action lastRun { id status } } } }"""
@@ -207,7 +208,9 @@ class Scenario:
             stale=len(diff["stale"]),
             waiting=diff["waiting_deliveries"],
             stuck=len([r for r in runs if r.active]),
-            runs=[f"{r.kind.value} {r.status.value} ({r.attempts} attempts)" for r in runs if r.kind is not RunKind.DIGEST],
+            runs=[
+                f"{r.kind.value} {r.status.value} ({r.attempts} attempts)" for r in runs if r.kind is not RunKind.DIGEST
+            ],
             seconds=round(time.monotonic() - self.began, 1),
         )
         assert diff["missing"] == [], f"{len(diff['missing'])} products lost: {diff['missing'][:20]}"

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from pagekit import CHROMIUM_ARGS, SCREENSHOTS, GatedToy, PageProblems, Shots, find_chromium, skip_reason
-
+from pagekit import CHROMIUM_ARGS, GatedToy, PageProblems, Shots, find_chromium, skip_reason
 
 HERE = Path(__file__).parent
 
