@@ -200,6 +200,10 @@ class Workers:
         for task in done:
             task.result()
 
+    async def running_jobs(self) -> None:
+        """Until the jobs every lane is running now have finished (a test's "nothing in flight")."""
+        await asyncio.gather(*(task for worker in self.workers.values() for task in list(worker.tasks.values())))
+
     async def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.cancel()

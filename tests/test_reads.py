@@ -15,11 +15,11 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arq.worker import Worker
 from gwtest import Api, connect, wait_run
 from pymongo import IndexModel
 
 from gateway.constants import account_channel
+from gateway.jobs import Workers
 from gateway.migrations import COLLECTION, run_migrations
 from gateway.model import Identifiers, Product, ProductStatus, Variant
 from gateway.pagination import PageRequest
@@ -441,7 +441,7 @@ async def test_syncs_and_disconnect_keep_counts_exact(
 
 
 async def test_the_integrations_page_reads_each_kind_of_row_once_for_all_stores(
-    gw: Gateway, api: Api, worker: Worker, monkeypatch: Any
+    gw: Gateway, api: Api, worker: Workers, monkeypatch: Any
 ) -> None:
     stores = [ToySimulator(products=5, seed=n) for n in range(3)]
     for sim in stores:
@@ -451,7 +451,7 @@ async def test_the_integrations_page_reads_each_kind_of_row_once_for_all_stores(
         for integration_id in ids:
             await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
         # A finished run's job still refreshes the light (runs read): only the page's own reads are counted.
-        await asyncio.gather(*worker.tasks.values())
+        await worker.running_jobs()
         calls: dict[str, int] = {}
 
         def counted(name: str, method: Any) -> Any:
