@@ -301,6 +301,38 @@ async def test_search_finds_words_from_their_start_and_skus_from_theirs(gw: Gate
     assert await found("  ") == {"1", "2", "3", "4"}  # no term: no search
 
 
+async def test_an_account_wide_search_pages_through_every_store_in_order(gw: Gateway) -> None:
+    """Each store is asked for its share of a page, then only the store bounding the merge for more: the
+    pages still list every match once, newest first, however unevenly the matches are spread."""
+    at = iter(range(10_000))
+    expected: list[tuple[datetime, str]] = []
+    # i1 holds most matches, and the newest ones; i2 a few spread out; i3 none (only other products).
+    for integration_id, titles in {
+        "i1": ["Linen Shirt"] * 40 + ["Wool Hat"] * 5,
+        "i2": ["Wool Sock", "Linen Towel", "Wool Scarf"] * 6,
+        "i3": ["Cotton Tee"] * 10,
+    }.items():
+        page = {}
+        for n, title in enumerate(titles):
+            when = BASE - timedelta(minutes=next(at) * (1 if integration_id == "i1" else 7))
+            page[f"{n}"] = product(f"{n}", title=title, at=when)
+            if title.startswith("Linen"):
+                expected.append((when, f"{integration_id}:{n}"))
+        await gw.products.write_page(ACCOUNT, integration_id, "load", page, nothing_stored=True)
+    expected.sort(reverse=True)
+
+    listed: list[tuple[datetime, str]] = []
+    request = PageRequest(7)
+    while True:
+        found = await gw.products.page(ACCOUNT, request, search="linen")
+        listed += [(p.store_updated_at, f"{p.integration_id}:{p.external_id}") for p in found.items]
+        if not found.has_next:
+            break
+        request = PageRequest(7, found.positions[-1])
+    assert listed == expected
+    assert await gw.products.total(ACCOUNT, search="linen") == len(expected) == 46
+
+
 # ---- product counts ---------------------------------------------------------------------------------
 async def test_counts_follow_every_kind_of_write(gw: Gateway) -> None:
     products = gw.products
