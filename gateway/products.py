@@ -672,6 +672,13 @@ class ProductStore:
                     tally[external_id] = "added" if outcome.outcome is Outcome.ADDED else "updated"
                 written.add(external_id)
             found += [(outcome.product_id, conflict) for conflict in outcome.conflicts]
+        if run_id is not None:
+            # Inserted by an earlier attempt of this run (a worker died before it saved its counts): this run
+            # added it, whatever this attempt found (older than a webhook's version, or changed again), as
+            # a recount of the products it created says.
+            for e, doc in existing.items():
+                if doc.get("created_run") == run_id and e in tally:
+                    tally[e] = "added"
         counted = [tally[e] for e in products if e not in counted_before]
         # Counted "unchanged" by the held step, changed by the walk: counted as what the walk did instead.
         recounted = [tally[e] for e in products if e in held_unchanged and tally[e] != "unchanged"]

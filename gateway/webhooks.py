@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -273,11 +273,14 @@ class WebhookService:
             return 0
         now = self.clock()
         run_id = digest_id(integration_id, now)
-        applied = await self._claim_and_apply(integration, run_id)
+
+        async def record(applied: Applied) -> None:
+            await self._digest(integration, run_id, now, applied)
+
+        applied = await self._claim_and_apply(integration, run_id, record=record)
         if applied.deliveries == 0:
             return 0
         await self.store.settle_pending_changes(integration_id, applied.deliveries)
-        await self._digest(integration, run_id, now, applied)
         await self._announce(integration, applied, None)
         return len(applied.changed_ids)
 
@@ -298,10 +301,20 @@ class WebhookService:
         return applied
 
     async def _claim_and_apply(
-        self, integration: Integration, run_id: str, *, held: str | None = None, only: Sequence[str] | None = None
+        self,
+        integration: Integration,
+        run_id: str,
+        *,
+        held: str | None = None,
+        only: Sequence[str] | None = None,
+        record: Callable[[Applied], Awaitable[None]] | None = None,
     ) -> Applied:
         """Claim the integration's pending deliveries (of the products in `only`, when given), apply the
-        newest change of each product under `run_id`, and forget them."""
+        newest change of each product under `run_id`, `record` what was applied, and forget them.
+
+        Recorded before the deliveries are forgotten: if recording fails (MongoDB went away between the
+        products' writes and the digest's), the deliveries go back to the queue and their retry records
+        them. Forgotten first, the hour's digest would have missed the batch for good."""
         integration_id = integration.id
         token = uuid.uuid4().hex
         lease = timedelta(seconds=self.settings.run_lease_seconds)
@@ -311,7 +324,11 @@ class WebhookService:
         metrics.APPLY_BATCH.observe(len(deliveries))
         renewing = asyncio.get_running_loop().create_task(self._renew(integration_id, token, lease))
         try:
-            applied = await self._apply_claimed(integration, deliveries, run_id, held)
+            applied = replace(
+                await self._apply_claimed(integration, deliveries, run_id, held), deliveries=len(deliveries)
+            )
+            if record is not None:
+                await record(applied)
         except BaseException:
             with contextlib.suppress(Exception):  # MongoDB may be what failed: then the lease runs out
                 await self.deliveries.release(integration_id, token)
@@ -326,7 +343,7 @@ class WebhookService:
             started = delivery.triggered_at
             latency = now - (started.timestamp() if started is not None else delivery.received_mono)
             metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
-        return replace(applied, deliveries=len(deliveries))
+        return applied
 
     async def _renew(self, integration_id: str, token: str, lease: timedelta) -> None:
         """Keep the claim's lease while its deliveries are applied (three renewals per lease)."""

@@ -334,6 +334,19 @@ async def test_an_account_wide_search_pages_through_every_store_in_order(gw: Gat
 
 
 # ---- product counts ---------------------------------------------------------------------------------
+async def test_a_retried_run_counts_as_added_what_its_dead_attempt_inserted_whatever_came_since(gw: Gateway) -> None:
+    """Found by the fault matrix (a worker killed mid-run, webhooks arriving): the retry walked a product
+    its dead attempt had inserted and a webhook had changed since, and counted it "unchanged" while a
+    recount of the products the run created said "added"."""
+    page = {"1": product("1"), "2": product("2")}
+    await gw.products.write_page(ACCOUNT, "i1", "run-1", page, nothing_stored=True)  # then the worker dies
+    newer = product("1", at=BASE + timedelta(hours=1), title="Changed in the store", version=1)
+    await gw.products.write_one(ACCOUNT, "i1", newer, "webhook", None)
+    again = await gw.products.write_page(ACCOUNT, "i1", "run-1", page)  # the retry walks the page again
+    assert (again.counts.added, again.counts.updated, again.counts.unchanged) == (2, 0, 0)
+    assert await gw.db.products.count_documents({"created_run": "run-1"}) == 2
+
+
 async def test_counts_follow_every_kind_of_write(gw: Gateway) -> None:
     products = gw.products
     first = {str(i): product(str(i), status=STATUSES[i % 3]) for i in range(30)}

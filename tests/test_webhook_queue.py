@@ -111,6 +111,32 @@ async def test_an_apply_that_fails_half_way_gives_its_claims_back(
     assert await gw.db.queue.count_documents({"integration_id": integration_id}) == 0
 
 
+async def test_a_batch_whose_digest_could_not_be_written_goes_back_and_is_recorded_by_its_retry(
+    gw: Gateway, api: Api, toy_store: ToySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the fault matrix (MongoDB stopped while webhooks were applied): the deliveries were forgotten
+    before the hour's digest was written, so the digest never counted the products they added."""
+    integration_id = await connected(gw, api, toy_store)
+    toy_store.create_product(name="Added while MongoDB went away")
+    await toy_store.drain_deliveries()
+    add_to_digest = gw.runs.add_to_digest
+
+    async def lost_connection(*args: Any, **kwargs: Any) -> Any:
+        raise AutoReconnect("connection closed")
+
+    monkeypatch.setattr(gw.runs, "add_to_digest", lost_connection)
+    with pytest.raises(AutoReconnect):
+        await gw.webhooks.apply_pending(integration_id)
+    assert await gw.db.queue.count_documents({"integration_id": integration_id, "claim": None}) == 1
+    monkeypatch.setattr(gw.runs, "add_to_digest", add_to_digest)
+    await gw.webhooks.apply_pending(integration_id)
+    assert await gw.db.queue.count_documents({"integration_id": integration_id}) == 0
+    digest = await gw.db.runs.find_one({"integration_id": integration_id, "kind": "DIGEST"})
+    assert digest is not None
+    created = await gw.db.products.count_documents({"created_run": digest["_id"]})
+    assert (digest["counts"]["added"], digest["progress"]["processed"], created) == (1, 1, 1)
+
+
 async def test_claims_of_a_worker_that_stopped_are_released_when_their_lease_runs_out(
     gw: Gateway, api: Api, toy_store: ToySimulator
 ) -> None:
