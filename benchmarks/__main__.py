@@ -44,7 +44,7 @@ def groups(quick: bool) -> dict[str, Callable[[str, str], Awaitable[dict[str, An
         "shopify_shared": lambda m, r: ratelimits.shopify_shared_bucket(m, r, 150 if quick else 600, 2.0),
         "hostile": lambda m, r: hostile.hostile_api(m, r, quick),
         "reads": lambda m, r: reads.read_latency(
-            m, r, 2_000 if quick else 50_000, 3 if quick else 30, 500 if quick else 10_000
+            m, r, 2_000 if quick else 50_000, 3 if quick else 60, 500 if quick else 10_000
         ),
         # On the rig (gateway.testing.rig), which brings servers of its own.
         "burst": lambda m, r: scale.webhook_burst(quick),

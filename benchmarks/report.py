@@ -104,7 +104,8 @@ def _reads_section(r: dict[str, Any]) -> list[str]:
         "## Reads (issue 13)",
         "",
         f"{reads.get('stores')} stores x {reads.get('products_per_store'):,} products, each query sent over HTTP to "
-        "a real `alana-gateway serve`, one at a time; p50 / p95 in ms. During a sync: while a worker process runs "
+        f"a real `alana-gateway serve`, one at a time, {reads.get('rounds', 30)} times each idle; p50 / p95 in ms. "
+        "During a sync: while a worker process runs "
         f"the full sync of another store ({_get(reads, 'during_sync', 'synced_products')} products, "
         f"{_get(reads, 'during_sync', 'sync_seconds')} s). Load average of the shared machine at the start and end: "
         f"{reads.get('load_average')}{when}. Targets: p95 < {READ_TARGETS[0]:g} ms idle, < {READ_TARGETS[1]:g} ms "
