@@ -41,6 +41,15 @@ async def connected(gw: Gateway, api: Api, sim: ToySimulator, account: str = "ac
     return integration_id
 
 
+def cut_off(monkeypatch: pytest.MonkeyPatch, target: object, method: str) -> None:
+    """`target.method` fails as a call does when MongoDB goes away in the middle of it."""
+
+    async def lost_connection(*args: Any, **kwargs: Any) -> Any:
+        raise AutoReconnect("connection closed")
+
+    monkeypatch.setattr(target, method, lost_connection)
+
+
 def later(gw: Gateway, seconds: float) -> None:
     """Set every service's clock `seconds` ahead of the real one."""
     gw.clock = lambda: utcnow() + timedelta(seconds=seconds)
@@ -58,10 +67,7 @@ async def test_a_retry_after_one_of_the_two_writes_failed_is_applied(
 
     write = getattr(gw.deliveries, failing)
 
-    async def lost_connection(*args: Any, **kwargs: Any) -> Any:
-        raise AutoReconnect("connection closed")  # MongoDB goes away at one of the two writes
-
-    monkeypatch.setattr(gw.deliveries, failing, lost_connection)
+    cut_off(monkeypatch, gw.deliveries, failing)  # MongoDB goes away at one of the two writes
     assert (await post_answer(api, integration_id, body, headers))[0] == 503
     monkeypatch.setattr(gw.deliveries, failing, write)
     # The platform sends it again: taken in full, not answered "duplicate delivery".
@@ -97,10 +103,7 @@ async def test_an_apply_that_fails_half_way_gives_its_claims_back(
     await toy_store.drain_deliveries()
     write_one = gw.products.write_one
 
-    async def lost_connection(*args: Any, **kwargs: Any) -> Any:
-        raise AutoReconnect("connection closed")
-
-    monkeypatch.setattr(gw.products, "write_one", lost_connection)
+    cut_off(monkeypatch, gw.products, "write_one")
     with pytest.raises(AutoReconnect):
         await gw.webhooks.apply_pending(integration_id)
     # Back in the queue at once, unclaimed: the next job applies it.
@@ -121,10 +124,7 @@ async def test_a_batch_whose_digest_could_not_be_written_goes_back_and_is_record
     await toy_store.drain_deliveries()
     add_to_digest = gw.runs.add_to_digest
 
-    async def lost_connection(*args: Any, **kwargs: Any) -> Any:
-        raise AutoReconnect("connection closed")
-
-    monkeypatch.setattr(gw.runs, "add_to_digest", lost_connection)
+    cut_off(monkeypatch, gw.runs, "add_to_digest")
     with pytest.raises(AutoReconnect):
         await gw.webhooks.apply_pending(integration_id)
     assert await gw.db.queue.count_documents({"integration_id": integration_id, "claim": None}) == 1
