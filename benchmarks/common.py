@@ -99,22 +99,25 @@ async def simulator(
             await process.wait()
 
 
+def process_env(settings: Settings, **extra_env: str) -> dict[str, str]:
+    """The environment of a real gateway process (`serve`, `worker`) configured like `settings`."""
+    return {
+        **os.environ,
+        "MONGODB_URL": settings.effective_mongodb_url(),
+        "REDIS_URL": settings.effective_redis_url(),
+        "MONGODB_DATABASE": settings.mongodb_database,
+        "GATEWAY_QUEUE_NAME": settings.queue_name,
+        "GATEWAY_JWT_SECRET": settings.jwt_secret or "",
+        "GATEWAY_SECRET_KEY": settings.secret_key or "",
+        "GATEWAY_LOG_LEVEL": "WARNING",
+        **extra_env,
+    }
+
+
 @contextlib.asynccontextmanager
 async def worker_process(settings: Settings, **extra_env: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """A real `alana-gateway worker` process configured like `settings` (stopped with SIGTERM)."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "MONGODB_URL": settings.effective_mongodb_url(),
-            "REDIS_URL": settings.effective_redis_url(),
-            "MONGODB_DATABASE": settings.mongodb_database,
-            "GATEWAY_QUEUE_NAME": settings.queue_name,
-            "GATEWAY_JWT_SECRET": settings.jwt_secret or "",
-            "GATEWAY_SECRET_KEY": settings.secret_key or "",
-            "GATEWAY_LOG_LEVEL": "WARNING",
-            **extra_env,
-        }
-    )
+    env = process_env(settings, **extra_env)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.common import ROOT, gateway, percentile, settings_for, simulator, worker_process
+from benchmarks.common import ROOT, gateway, percentile, process_env, settings_for, simulator, worker_process
 from gateway.auth import issue_token
 from gateway.domain import RunStatus
 from gateway.integration_store import Integration
@@ -235,23 +235,13 @@ async def _history(gw: Gateway, integration: Integration, rng: random.Random, no
 
 # ---- the API under test --------------------------------------------------------------------------
 def _env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "MONGODB_URL": settings.effective_mongodb_url(),
-            "REDIS_URL": settings.effective_redis_url(),
-            "MONGODB_DATABASE": settings.mongodb_database,
-            "GATEWAY_QUEUE_NAME": settings.queue_name,
-            "GATEWAY_JWT_SECRET": settings.jwt_secret or "",
-            "GATEWAY_SECRET_KEY": settings.secret_key or "",
-            "GATEWAY_ALLOW_PRIVATE_URLS": "true",
-            "GATEWAY_LOG_LEVEL": "WARNING",
-            # One client asking as fast as it can is not what the cost budget is for.
-            "GATEWAY_QUERY_COST_BURST": str(10**12),
-            "GATEWAY_QUERY_COST_RATE": str(10**12),
-        }
+    return process_env(
+        settings,
+        GATEWAY_ALLOW_PRIVATE_URLS="true",
+        # One client asking as fast as it can is not what the cost budget is for.
+        GATEWAY_QUERY_COST_BURST=str(10**12),
+        GATEWAY_QUERY_COST_RATE=str(10**12),
     )
-    return env
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
@@ -84,6 +85,8 @@ async def test_connect_sync_now_progress_and_summaries(gw: Gateway, api: Api, wo
     assert run.counts.removed == 3 and run.counts.unchanged == 997 - 10 + 10
 
 
+# The run may take up to its 120 s wait on a loaded machine: the test's whole time (teardown included) gets more.
+@pytest.mark.timeout(240)
 async def test_throttling_server_errors_and_a_broken_product(gw: Gateway, api: Api, worker: object, woo: Any) -> None:
     broken = woo.product_ids()[17]
     woo.faults.set(every_nth_429=5, retry_after=0.01, burst_500=4, malformed_ids=[broken])
