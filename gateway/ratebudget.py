@@ -411,8 +411,12 @@ class MemoryWindow(SharedWindow):
             # The same window: Left only goes down within it; a smaller number is the later truth.
             self.left = min(self.left, reading.left)
             self.reset_at = min(self.reset_at, reset_at)
-            if reading.reset_ms <= self.room_reset_ms:  # answered after the one we had
+            if reading.reset_ms < self.room_reset_ms:  # answered after the one we had
                 self.room, self.room_reset_ms = reading.left - due, reading.reset_ms
+            elif reading.reset_ms == self.room_reset_ms:
+                # Answered in the same millisecond (Reset-Ms is whole): the smaller Left is the later answer,
+                # whichever order the answers are read in.
+                self.room = min(self.room, reading.left - due)
         # else: a late answer from a window already over; its numbers are stale.
         if throttled:
             self.left = self.room = 0
@@ -662,7 +666,8 @@ if ARGV[6] ~= '' then
   elseif new_reset >= reset_at - window / 2 then
     left = math.min(left, l)
     reset_at = math.min(reset_at, new_reset)
-    if reset_ms <= rrm then room, rrm = l - due, reset_ms end
+    if reset_ms < rrm then room, rrm = l - due, reset_ms
+    elseif reset_ms == rrm then room = math.min(room, l - due) end
   end
   if throttled then
     left = 0

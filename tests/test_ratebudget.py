@@ -162,6 +162,22 @@ async def test_a_429_empties_the_window_until_its_reset(state: RateState) -> Non
     assert isinstance(wait, float) and wait == pytest.approx(1000, rel=1e-2)
 
 
+async def test_answers_given_in_the_same_millisecond_keep_the_smaller_left_in_either_order(state: RateState) -> None:
+    """Found with two processes on a 3 s window under load: two answers the store gave in one millisecond
+    carry the same Reset-Ms; read in the other order, the earlier one's larger Left made room for a request
+    the store then refused (429)."""
+    window = state.window("bigcommerce", share=1.0)
+    probe = await window.reserve(1, "probe")
+    assert isinstance(probe, Hold)
+    await window.settle(probe, WindowReading(quota=30, window_ms=1_000_000, reset_ms=900_000, left=29))
+    first, second = await window.reserve(1, "first"), await window.reserve(1, "second")
+    assert isinstance(first, Hold) and isinstance(second, Hold)
+    # The store served `first` then `second` in the same millisecond; `second`'s answer is read first.
+    await window.settle(second, WindowReading(quota=30, window_ms=1_000_000, reset_ms=899_000, left=27))
+    await window.settle(first, WindowReading(quota=30, window_ms=1_000_000, reset_ms=899_000, left=28))
+    assert window.status.room == 27
+
+
 async def test_the_pause_is_the_longest_retry_after(state: RateState) -> None:
     pause = state.pause("retry-after")
     assert await pause.remaining() == 0
