@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.adapter import ConnectMethod
-from gateway.domain import HealthAction, HealthStatus, RunStatus, SyncMode, WebhookState
+from gateway.domain import HealthAction, HealthStatus, RunKind, RunStatus, SyncMode, WebhookState
 from gateway.integration_store import HealthMark, Integration
 from gateway.runs import Run
 
@@ -54,6 +54,10 @@ def _reconnect_reasons(integration: Integration) -> list[tuple[str, HealthAction
     return [(text, HealthAction.RECONNECT)]
 
 
+def _full_run_succeeded(run: Run | None) -> bool:
+    return run is not None and run.status is RunStatus.SUCCEEDED and run.kind is RunKind.FULL
+
+
 def compute_health(integration: Integration, last_run: Run | None, active_run: Run | None, now: datetime) -> Health:
     """Health of one integration. `last_run` is the newest finished run, `active_run` the running one."""
     frequency = integration.settings.frequency
@@ -92,7 +96,8 @@ def compute_health(integration: Integration, last_run: Run | None, active_run: R
     if active_run is not None:
         verb = "is running" if active_run.status is RunStatus.RUNNING else "is queued"
         yellows.append((f"A sync {verb}.", HealthAction.WAIT))
-    elif not integration.last_full_sync_at:
+    elif not integration.last_full_sync_at and not _full_run_succeeded(last_run):
+        # (A run is marked SUCCEEDED before the integration records its sync: in between, the run says it.)
         yellows.append(("The first sync has not finished yet.", HealthAction.WAIT))
     pending = integration.pending_changes
     if pending:

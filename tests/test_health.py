@@ -81,6 +81,13 @@ def test_each_problem_has_its_status_and_action(
     assert health.reason
 
 
+def test_a_first_full_run_that_succeeded_is_green_before_the_integration_records_it() -> None:
+    """Found by a browser test: the run is marked SUCCEEDED a moment before the integration records its
+    sync; a light read in between said "The first sync has not finished yet" beside a finished run."""
+    health = compute_health(integration(last_full_sync_at=None), run({"status": "SUCCEEDED"}), None, NOW)
+    assert health.status is HealthStatus.GREEN
+
+
 def test_red_outranks_yellow_and_the_first_red_decides_the_action() -> None:
     health = compute_health(
         integration(credentials_rejected=True, pending_changes=2),
