@@ -238,9 +238,18 @@ async def test_the_worker_serves_its_own_metrics(gw: Gateway, toy_store: ToySimu
         integration = await gw.integrations.connect("acct-1", "toy", "m", toy_store.store_url, toy_store.credentials())
         run = await wait_run(gw, (await gw.runs.latest(integration.id, 1))[0].id)
         assert run.status == "SUCCEEDED"
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:
-            text = await response.text()
-        assert 'gateway_sync_runs_total{status="SUCCEEDED"} 1.0' in text
+        # The worker counts the run just after it is marked SUCCEEDED, which is what wait_run saw: scrape until
+        # the count is there (or the deadline says it never came).
+        deadline = asyncio.get_running_loop().time() + 30
+        async with aiohttp.ClientSession() as session:
+            while True:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    text = await response.text()
+                counted = 'gateway_sync_runs_total{status="SUCCEEDED"} 1.0' in text
+                if counted or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.05)  # a scrape is the only way to ask another process's counter
+        assert counted, text
         assert "gateway_queue_depth" in text
     finally:
         worker.send_signal(signal.SIGTERM)
