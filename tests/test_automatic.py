@@ -33,8 +33,12 @@ async def connected(gw: Gateway, api: Api, sim: ToySimulator, **settings: Any) -
 
 
 def signed(sim: ToySimulator, payload: dict[str, Any], delivery: str) -> tuple[bytes, dict[str, str]]:
+    return signed_with(next(iter(sim.hooks.values())).secret, payload, delivery)
+
+
+def signed_with(secret: str, payload: dict[str, Any], delivery: str) -> tuple[bytes, dict[str, str]]:
+    """A toy delivery of `payload`, signed with the hook's `secret` as the toy store signs it."""
     body = json.dumps(payload).encode()
-    secret = next(iter(sim.hooks.values())).secret
     return body, {
         "X-Toy-Delivery": delivery,
         "Content-Type": "application/json",

@@ -8,9 +8,6 @@ time: the speed targets are measured by `make bench` (benchmarks/scale.py).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +16,7 @@ import pytest
 import pytest_asyncio
 from gwtest import Api, connect, wait_run
 from pagekit import GatedToy
+from test_automatic import post, signed_with
 
 from gateway.constants import Lane, account_channel
 from gateway.domain import RunStatus, SyncFrequency, Trigger, utcnow
@@ -44,17 +42,7 @@ def signed(
         "updated_at": updated_at.isoformat(),
         "variants": [{"id": f"{external_id}-1", "sku": f"F-{external_id}", "price": "9.99", "stock": 1}],
     }
-    body = json.dumps({"event": "upsert", "product": product}).encode()
-    return body, {
-        "X-Toy-Delivery": delivery,
-        "Content-Type": "application/json",
-        "X-Toy-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-    }
-
-
-async def post(api: Api, integration_id: str, body: bytes, headers: dict[str, str]) -> int:
-    async with api.session.post(f"{api.url}/webhooks/toy/{integration_id}", data=body, headers=headers) as r:
-        return r.status
+    return signed_with(secret, {"event": "upsert", "product": product}, delivery)
 
 
 async def connected(gw: Gateway, api: Api, sim: ToySimulator) -> tuple[str, str]:
