@@ -45,6 +45,8 @@ class Delivery:
     received_at: datetime
     #: time.time() at receipt, for latency when the store gives no trigger time.
     received_mono: float
+    #: Kept for Sync Now when it arrived (manual mode): counted in the integration's `pending_changes`.
+    held: bool = False
 
     @classmethod
     def from_doc(cls, doc: Doc) -> Delivery:
@@ -58,6 +60,7 @@ class Delivery:
             triggered_at=doc.get("triggered_at"),
             received_at=doc["received_at"],
             received_mono=float(doc.get("received_mono") or 0.0),
+            held=bool(doc.get("held")),
         )
 
 

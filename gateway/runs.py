@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,6 +132,8 @@ class Applied:
     changes: tuple[AppliedChange, ...] = ()
     #: Change notifications applied (several may concern one product).
     deliveries: int = 0
+    #: Of those, the ones manual mode had kept waiting (what `pendingChanges` counted).
+    held: int = 0
     #: Products added, updated or removed (PRODUCT_CHANGED events).
     changed_ids: tuple[str, ...] = ()
 
@@ -209,21 +211,25 @@ class Run:
     def from_doc(cls, doc: Doc) -> Run:
         progress = doc.get("progress") or {}
         checkpoint = doc.get("checkpoint")
+        kind = RunKind(doc.get("kind", RunKind.FULL))
+        processed = int(progress.get("processed") or 0)
+        # A digest's message follows its count: said here, so adding a batch is one write, not two.
+        message = digest_message(processed) if kind is RunKind.DIGEST else progress.get("message")
         return cls(
             id=doc["_id"],
             account_id=doc["account_id"],
             integration_id=doc["integration_id"],
             trigger=Trigger(doc["trigger"]),
-            kind=RunKind(doc.get("kind", RunKind.FULL)),
+            kind=kind,
             status=RunStatus(doc["status"]),
             queued_at=doc["queued_at"],
             started_at=doc.get("started_at"),
             finished_at=doc.get("finished_at"),
             product_ids=tuple(doc.get("product_ids") or ()),
             progress=RunProgress(
-                processed=int(progress.get("processed") or 0),
+                processed=processed,
                 total=progress.get("total"),
-                message=progress.get("message"),
+                message=message,
                 seq=int(progress.get("seq") or 0),
             ),
             counts=RunCounts.from_doc(doc.get("counts")),
@@ -534,9 +540,15 @@ class RunStore:
 
         The digest is a finished (SUCCEEDED) run from the start, never active: it shows in the history
         and nowhere a worker looks. Counters are incremented in one update, so batches applied at once
-        by several workers add up; the message follows the newest count (`seq` guards it).
+        by several workers add up; its message follows the count (`Run.from_doc`).
         """
-        # added and removed are not tallied but recounted below, from the products the hour's batches wrote.
+        # added and removed are not tallied but recounted, from the products the hour's batches wrote (a
+        # tally is wrong both ways: a worker killed between a batch's writes and this update leaves those
+        # products to its retry, which finds them written; a product a run inserted first is decided
+        # again and may be tallied by both). Counted after this batch's writes and set with $max in the
+        # same update as the counters: concurrent recounts never go back, and a batch is one write.
+        added = await self.db.products.count_documents({"created_run": run_id})
+        removed = await self.db.products.count_documents({"removed_run": run_id})
         increments: Doc = {f"counts.{k}": v for k, v in applied.counts.as_dict().items() if v and k not in _RECOUNTED}
         increments["progress.processed"] = applied.deliveries
         increments["progress.seq"] = 1
@@ -554,7 +566,7 @@ class RunStore:
                 "attempts": 0,
                 "cancel_requested": False,
             },
-            "$max": {"finished_at": at},
+            "$max": {"finished_at": at, "counts.added": added, "counts.removed": removed},
             "$inc": increments,
         }
         if applied.errors:
@@ -570,27 +582,7 @@ class RunStore:
                 continue
         if doc is None:  # pragma: no cover - the upsert kept colliding
             raise RuntimeError("could not record the webhook digest")
-        # What the hour's batches added and removed, recounted from the products they wrote (a tally is
-        # wrong both ways: a worker killed between a batch's writes and this update leaves those products
-        # to its retry, which finds them written; a product a run inserted first is decided again and may
-        # be tallied by both). $max: concurrent recounts never go back.
-        added = await self.db.products.count_documents({"created_run": run_id})
-        removed = await self.db.products.count_documents({"removed_run": run_id})
-        kept = doc.get("counts") or {}
-        if (added, removed) != (kept.get("added", 0), kept.get("removed", 0)):
-            recounted = await self.db.runs.find_one_and_update(
-                {"_id": run_id},
-                {"$max": {"counts.added": added, "counts.removed": removed}},
-                projection={"errors": 0},
-                return_document=ReturnDocument.AFTER,
-            )
-            doc = recounted or doc  # None only when a disconnect deleted the digest meanwhile
-        run = Run.from_doc(doc)
-        message = digest_message(run.progress.processed)
-        await self.db.runs.update_one(
-            {"_id": run_id, "progress.seq": run.progress.seq}, {"$set": {"progress.message": message}}
-        )
-        return replace(run, progress=replace(run.progress, message=message))
+        return Run.from_doc(doc)
 
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.runs.delete_many({"integration_id": integration_id})

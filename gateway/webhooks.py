@@ -280,7 +280,9 @@ class WebhookService:
         applied = await self._claim_and_apply(integration, run_id, record=record)
         if applied.deliveries == 0:
             return 0
-        await self.store.settle_pending_changes(integration_id, applied.deliveries)
+        # Only what manual mode had counted (kept before a switch to automatic): nearly always none, and
+        # then the integration is not written at all.
+        await self.store.settle_pending_changes(integration_id, applied.held)
         await self._announce(integration, applied, None)
         return len(applied.changed_ids)
 
@@ -295,7 +297,8 @@ class WebhookService:
         only = run.product_ids if run.kind is RunKind.PRODUCTS else None
         applied = await self._claim_and_apply(integration, run.id, held=held_mark(run), only=only)
         if applied.deliveries:
-            await self.store.settle_pending_changes(integration.id, applied.deliveries)
+            # Deliveries queued before a switch to manual mode were never counted: only the held ones are.
+            await self.store.settle_pending_changes(integration.id, applied.held)
             await self.health.refresh(integration.id)
         await self._announce(integration, applied, run.id)
         return applied
@@ -325,7 +328,9 @@ class WebhookService:
         renewing = asyncio.get_running_loop().create_task(self._renew(integration_id, token, lease))
         try:
             applied = replace(
-                await self._apply_claimed(integration, deliveries, run_id, held), deliveries=len(deliveries)
+                await self._apply_claimed(integration, deliveries, run_id, held),
+                deliveries=len(deliveries),
+                held=sum(1 for d in deliveries if d.held),
             )
             if record is not None:
                 await record(applied)

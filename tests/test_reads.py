@@ -541,3 +541,25 @@ async def test_products_from_before_get_their_list_fields_and_counts(gw: Gateway
     }
     await assert_counts_exact(gw, "i1")
     assert await listed(gw, 25, integration_id="i1") == await expected(gw, "i1")
+
+
+async def test_a_page_is_written_in_chunks_and_what_another_writer_inserted_is_decided_again(gw: Gateway) -> None:
+    # A run's page goes to the database WRITE_CHUNK products a command (so other stores' writes get in
+    # between); products a webhook inserted meanwhile collide in whichever chunk holds them, and each is
+    # found, decided again, and counted once.
+    from gateway.products import WRITE_CHUNK
+
+    n = WRITE_CHUNK * 3 + 7
+    page = {f"{i}": product(f"{i}", at=BASE - timedelta(seconds=i)) for i in range(n)}
+    raced = [f"{i}" for i in (1, WRITE_CHUNK + 2, 2 * WRITE_CHUNK + 3, n - 1)]
+    for external_id in raced:  # written first, by "a webhook", with an older version
+        older = product(external_id, at=BASE - timedelta(days=1), version=1)
+        await gw.products.write_one(ACCOUNT, "i1", older, older.content_hash(), None)
+
+    written = await gw.products.write_page(ACCOUNT, "i1", "run-1", page, nothing_stored=True)
+
+    assert written.counts.added == n - len(raced)
+    assert written.counts.updated == len(raced)  # decided again: the run's version is newer
+    stored = {d["external_id"]: d["store"]["title"] async for d in gw.db.products.find({"integration_id": "i1"})}
+    assert stored == {e: p.title for e, p in page.items()}
+    await assert_counts_exact(gw, "i1")

@@ -54,6 +54,8 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from gateway.errors import BadInput
 
 RESOLVER_COST = 10
+#: Field metadata of a resolver that reads nothing (it reshapes its parent's data): costed as a plain field.
+IN_MEMORY = "alana.in_memory"
 DOCUMENT_COST = 50
 LIST_SIZE = 10
 #: Spreads and inline fragments along one path from the root.
@@ -297,7 +299,8 @@ def _weight(definition: GraphQLField, named: GraphQLNamedType) -> int:
         return DOCUMENT_COST
     strawberry_field = (definition.extensions or {}).get("strawberry-definition")
     if getattr(strawberry_field, "base_resolver", None) is not None:
-        return RESOLVER_COST
+        # A resolver that only reshapes what its parent already holds costs what a plain field does.
+        return 1 if (getattr(strawberry_field, "metadata", None) or {}).get(IN_MEMORY) else RESOLVER_COST
     return 1
 
 

@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 from gateway.activity import ActivityRecord
 from gateway.adapter import ConnectMethod
 from gateway.api.context import Info
+from gateway.api.cost import IN_MEMORY
 from gateway.api.pagination import PageInfo, check_first
 from gateway.conflict_store import ConflictRecord
 from gateway.connectstore import Attempt, AttemptKind, AttemptView
@@ -437,6 +438,49 @@ def _variant(v: Mapping[str, Any]) -> Variant:
     )
 
 
+def _nested(resolver: Any) -> Any:
+    """A field computed from what its object already holds (no read): costed as a plain field."""
+    return strawberry.field(resolver=resolver, metadata={IN_MEMORY: True})
+
+
+# The nested fields of a product, read from the stored product only when a query selects them: a page of
+# 50 products would otherwise build every variant, image and edit of each for nothing.
+def _translations(root: Product) -> list[Translation]:
+    return [Translation(**t) for t in root._stored.store.get("translations", [])]
+
+
+def _images(root: Product) -> list[Image]:
+    return [
+        Image(url=i["url"], alt=i.get("alt"), position=i.get("position", 0))
+        for i in root._stored.store.get("images", [])
+    ]
+
+
+def _attributes(root: Product) -> list[Attribute]:
+    return [
+        Attribute(name=a["name"], values=list(a.get("values", [])))
+        for a in root._stored.effective.get("attributes", [])
+    ]
+
+
+def _variants(root: Product) -> list[Variant]:
+    return [_variant(v) for v in root._stored.store.get("variants", [])]
+
+
+def _identifiers(root: Product) -> Identifiers:
+    return Identifiers.of(root._stored.store.get("identifiers") or {})
+
+
+def _alana_edits(root: Product) -> list[FieldEdit]:
+    return [FieldEdit(field=o.field, value=o.value, edited_at=o.edited_at) for o in root._stored.overlays if o.active]
+
+
+def _store_version(root: Product) -> JSON:
+    # The store version is the canonical product as JSON (gateway.model.Product.to_document()).
+    store: JSON = dict(root._stored.store)  # type: ignore[assignment]  # served as the JSON scalar
+    return store
+
+
 @strawberry.type
 class Product:
     id: strawberry.ID
@@ -449,29 +493,28 @@ class Product:
     handle: str | None
     vendor: str | None
     product_type: str | None
-    translations: list[Translation]
-    images: list[Image]
+    translations: list[Translation] = _nested(_translations)
+    images: list[Image] = _nested(_images)
     price: Money | None
     compare_at_price: Money | None
     inventory_quantity: int | None
     categories: list[str]
     tags: list[str]
-    attributes: list[Attribute]
-    variants: list[Variant]
+    attributes: list[Attribute] = _nested(_attributes)
+    variants: list[Variant] = _nested(_variants)
     sku: str | None
-    identifiers: Identifiers
+    identifiers: Identifiers = _nested(_identifiers)
     store_updated_at: datetime
     synced_at: datetime
-    alana_edits: list[FieldEdit]
-    store_version: JSON
+    alana_edits: list[FieldEdit] = _nested(_alana_edits)
+    store_version: JSON = _nested(_store_version)
     removed: bool = strawberry.field(description="Gone from the store (kept for history)")
     warnings: list[str] = strawberry.field(description="Non-fatal problems found while mapping")
+    _stored: strawberry.Private[StoredProduct]
 
     @staticmethod
     def from_record(product: StoredProduct) -> Product:
-        # The store version is the canonical product as JSON (gateway.model.Product.to_document()).
         store = product.store
-        store_version: Any = dict(store)  # served as the JSON scalar
         eff = product.effective
         identifiers = store.get("identifiers") or {}
         sku = identifiers.get("sku") or next((v.get("sku") for v in store.get("variants", []) if v.get("sku")), None)
@@ -486,27 +529,17 @@ class Product:
             handle=store.get("handle"),
             vendor=store.get("vendor"),
             product_type=store.get("product_type"),
-            translations=[Translation(**t) for t in store.get("translations", [])],
-            images=[
-                Image(url=i["url"], alt=i.get("alt"), position=i.get("position", 0)) for i in store.get("images", [])
-            ],
             price=Money.of(store.get("price")),
             compare_at_price=Money.of(store.get("compare_at_price")),
             inventory_quantity=store.get("inventory_quantity"),
             categories=list(store.get("categories", [])),
             tags=list(eff.get("tags", [])),
-            attributes=[Attribute(name=a["name"], values=list(a.get("values", []))) for a in eff.get("attributes", [])],
-            variants=[_variant(v) for v in store.get("variants", [])],
             sku=sku,
-            identifiers=Identifiers.of(identifiers),
             store_updated_at=product.store_updated_at,
             synced_at=product.synced_at or product.store_updated_at,
-            alana_edits=[
-                FieldEdit(field=o.field, value=o.value, edited_at=o.edited_at) for o in product.overlays if o.active
-            ],
-            store_version=store_version,
             removed=product.removed,
             warnings=list(store.get("warnings", [])),
+            _stored=product,
         )
 
 
