@@ -35,7 +35,7 @@ import math
 import re
 import uuid
 import zlib
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
@@ -70,6 +70,8 @@ SEARCH_COUNT_LIMIT = 1000
 SEARCH_SHARE_SLACK = 4
 _SEARCH_FIELDS = {"account_id": 1, "search_title": 1, "search_skus": 1, "status": 1, "removed": 1}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Accounts whose stores the all-stores search remembers (a guess it checks), per process.
+ACCOUNTS_KEPT = 4096
 #: Products written per command. The embedded server holds a collection's write lock for a whole insert
 #: command: a run's 250-product page held it for 0.3-0.5 s under load, and every other store's webhook
 #: write waited behind it (measured in the fair-work benchmark). Smaller commands let those in between,
@@ -388,6 +390,8 @@ class ProductStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.counts = ProductCountStore(db)
+        #: account id -> the counts of its stores with products, as its last all-stores search read them.
+        self._account_stores: dict[str, list[ProductCounts]] = {}
 
     # ---- reads --------------------------------------------------------------------------------
     async def existing(self, integration_id: str, external_ids: Sequence[str]) -> dict[str, Doc]:
@@ -523,14 +527,41 @@ class ProductStore:
         if integration_id is not None:
             counts = await self.counts.get(integration_id)
             return await self._search_one(account_id, counts, status, term, at)
-        stores = [c for c in await self.counts.of_account(account_id) if c.total]
         need = at.first + 1
-        share = need if len(stores) < 2 else math.ceil(need / len(stores)) + SEARCH_SHARE_SLACK
+
+        def first_round(stores: list[ProductCounts]) -> list[tuple[ProductCounts, KeyPage]]:
+            share = need if len(stores) < 2 else math.ceil(need / len(stores)) + SEARCH_SHARE_SLACK
+            return [(c, KeyPage(share, at.after)) for c in stores]
+
+        def ask(asking: list[tuple[ProductCounts, KeyPage]]) -> Awaitable[list[Slice[Doc]]]:
+            return asyncio.gather(*(self._search_one(account_id, c, status, term, page) for c, page in asking))
+
+        # The stores the account had at its last search are asked while its counts are read (a round trip
+        # less); the counts decide: when they name other stores, the first round is asked again. Only which
+        # stores and the ranges' sizes come from them, never which rows match.
+        guess = self._account_stores.get(account_id)
+        guessing = first_round(guess) if guess else []
+        guessed = asyncio.ensure_future(ask(guessing)) if guessing else None
+        try:
+            stores = [c for c in await self.counts.of_account(account_id) if c.total]
+            early = await guessed if guessed is not None else None
+        finally:
+            if guessed is not None and not guessed.done():  # the counts failed: so will this, unread
+                guessed.cancel()
+        if len(self._account_stores) > ACCOUNTS_KEPT:
+            self._account_stores.clear()
+        self._account_stores[account_id] = stores
+        asking = first_round(stores)
+        if early is not None and {c.integration_id for c, _ in guessing} == {c.integration_id for c in stores}:
+            asking = guessing  # what `early` answers, store by store
+        else:
+            early = None  # asked the wrong stores: ask the right ones
+        share = asking[0][1].first if asking else need
         read: dict[str, list[Doc]] = {c.integration_id: [] for c in stores}
         more: dict[str, bool] = {}
-        asking = [(c, KeyPage(share, at.after)) for c in stores]
         while True:
-            parts = await asyncio.gather(*(self._search_one(account_id, c, status, term, page) for c, page in asking))
+            parts = early if early is not None else await ask(asking)
+            early = None
             for (c, _), part in zip(asking, parts, strict=True):
                 read[c.integration_id].extend(part.items)
                 more[c.integration_id] = part.has_next

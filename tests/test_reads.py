@@ -333,6 +333,26 @@ async def test_an_account_wide_search_pages_through_every_store_in_order(gw: Gat
     assert await gw.products.total(ACCOUNT, search="linen") == len(expected) == 46
 
 
+async def test_an_account_wide_search_finds_a_store_that_got_products_since_the_last_search(gw: Gateway) -> None:
+    """The last search's stores are asked while the counts are read: the counts still decide, so a store
+    with products since then is searched (and one with none left is not), from the first search after."""
+
+    async def found() -> set[str]:
+        listed = await gw.products.page(ACCOUNT, PageRequest(50), search="linen")
+        return {f"{p.integration_id}:{p.external_id}" for p in listed.items}
+
+    await gw.products.write_page(ACCOUNT, "i1", "load", {"1": product("1", title="Linen Shirt")}, nothing_stored=True)
+    assert await found() == {"i1:1"}
+    assert await found() == {"i1:1"}  # the guess was right
+    later = BASE + timedelta(minutes=5)
+    await gw.products.write_page(
+        ACCOUNT, "i2", "load", {"7": product("7", title="Linen Towel", at=later)}, nothing_stored=True
+    )
+    assert await found() == {"i1:1", "i2:7"}  # the guess missed i2: asked again
+    assert await gw.products.mark_removed("i1", ["1"], None) == 1
+    assert await found() == {"i2:7"}
+
+
 # ---- product counts ---------------------------------------------------------------------------------
 async def test_a_retried_run_counts_as_added_what_its_dead_attempt_inserted_whatever_came_since(gw: Gateway) -> None:
     """Found by the fault matrix (a worker killed mid-run, webhooks arriving): the retry walked a product
