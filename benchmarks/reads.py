@@ -36,12 +36,12 @@ import aiohttp
 from benchmarks.common import ROOT, gateway, percentile, process_env, settings_for, simulator, worker_process
 from gateway.auth import issue_token
 from gateway.domain import RunStatus
-from gateway.integration_store import Integration
+from gateway.integration_store import Integration, api_call_day
 from gateway.model import Identifiers, Image, Money, OptionValue, Product, Variant
 from gateway.services import Gateway
 from gateway.settings import Settings
 from gateway.simkit import free_port
-from gateway.storage.mongo import PAGED
+from gateway.storage.mongo import PAGED, Doc
 
 ACCOUNT = "bench-account"
 WORDS = (
@@ -230,7 +230,13 @@ async def _history(gw: Gateway, integration: Integration, rng: random.Random, no
     await gw.db.runs.insert_many(runs)
     await gw.db.activity.insert_many(activity)
     await gw.db.conflicts.insert_many(conflicts)
-    await gw.db.api_calls.insert_many([{**c, "count": rng.randint(1, 80)} for c in calls])
+    days: dict[str, Doc] = {}
+    for call in calls:  # hourly counts, kept as the gateway keeps them: a document per day
+        day = days.setdefault(
+            api_call_day(integration.id, call["hour"]), {"integration_id": integration.id, "hours": {}}
+        )
+        day["hours"][f"{call['hour'].hour:02d}"] = rng.randint(1, 80)
+    await gw.db.api_call_days.insert_many([{"_id": key, **doc} for key, doc in days.items()])
 
 
 # ---- the API under test --------------------------------------------------------------------------

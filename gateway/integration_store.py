@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -462,7 +462,7 @@ class IntegrationStore:
         """Delete the integration whatever its account (a platform's request to erase a store's data)."""
         self._forget(integration_id)
         await self.db.integrations.delete_one({"_id": integration_id})
-        await self.db.api_calls.delete_many({"integration_id": integration_id})
+        await self.db.api_call_days.delete_many({"integration_id": integration_id})
 
     # ---- webhook checks (gateway.hookrepair) ------------------------------------------------------
     async def webhook_checks_due(
@@ -582,18 +582,34 @@ class IntegrationStore:
     async def delete(self, account_id: str, integration_id: str) -> None:
         self._forget(integration_id)
         await self.db.integrations.delete_one({"_id": integration_id, "account_id": account_id})
-        await self.db.api_calls.delete_many({"integration_id": integration_id})
+        await self.db.api_call_days.delete_many({"integration_id": integration_id})
 
     # ---- store API calls ----------------------------------------------------------------------
     async def add_api_calls(self, integration_id: str, hour: datetime, count: int) -> None:
-        await self.db.api_calls.update_one(
-            {"integration_id": integration_id, "hour": hour}, {"$inc": {"count": count}}, upsert=True
+        await self.db.api_call_days.update_one(
+            {"_id": api_call_day(integration_id, hour)},
+            {"$inc": {f"hours.{hour.hour:02d}": count}, "$setOnInsert": {"integration_id": integration_id}},
+            upsert=True,
         )
 
-    async def api_calls_since(self, integration_id: str, since: datetime) -> int:
-        # A range on the (integration_id, hour) index: it reads the day's buckets only, never the history.
-        cursor = self.db.api_calls.find({"integration_id": integration_id, "hour": {"$gte": since}}, {"count": 1})
-        return sum([int(doc.get("count") or 0) async for doc in cursor])
+    async def api_calls_since(self, integration_ids: Sequence[str], since: datetime, now: datetime) -> dict[str, int]:
+        """The calls of each integration in the hours from `since` (an hour's start) to `now`: one query by
+        `_id` for every integration's days, however many integrations (a day's document holds its hours)."""
+        days = [since + timedelta(days=n) for n in range((now.date() - since.date()).days + 1)]
+        keys = [api_call_day(i, day) for i in integration_ids for day in days]
+        found = {i: 0 for i in integration_ids}
+        async for doc in self.db.api_call_days.find({"_id": {"$in": keys}}):
+            day = datetime.strptime(doc["_id"].rsplit(":", 1)[1], "%Y-%m-%d").replace(tzinfo=UTC)
+            for hour, count in (doc.get("hours") or {}).items():
+                if day + timedelta(hours=int(hour)) >= since:
+                    found[doc["integration_id"]] = found.get(doc["integration_id"], 0) + int(count or 0)
+        return found
+
+
+def api_call_day(integration_id: str, moment: datetime) -> str:
+    """The `_id` of the document holding an integration's API calls of `moment`'s day (UTC)."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment
+    return f"{integration_id}:{moment:%Y-%m-%d}"
 
 
 def _mark_doc(mark: HealthMark) -> Doc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -121,9 +121,11 @@ class IntegrationService:
         """The light from runs the caller read already (the API batches those reads)."""
         return self.health_watch.of(integration, last_finished, active)
 
-    async def api_calls_24h(self, integration_id: str) -> int:
-        since = self.clock() - timedelta(hours=24)
-        return await self.store.api_calls_since(integration_id, since.replace(minute=0, second=0, microsecond=0))
+    async def api_calls_24h(self, integration_ids: Sequence[str]) -> dict[str, int]:
+        """Each integration's store API calls in the last 24 hours (whole hours), in one query."""
+        now = self.clock()
+        since = (now - timedelta(hours=24)).replace(minute=0, second=0, microsecond=0)
+        return await self.store.api_calls_since(integration_ids, since, now)
 
     def counter(self, integration_id: str) -> CallCounter:
         return CallCounter(integration_id, self.store, self.clock)

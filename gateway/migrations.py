@@ -25,7 +25,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,6 +33,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from gateway.domain import utcnow
+from gateway.integration_store import api_call_day
 from gateway.model import Product, hash_document
 from gateway.product_counts import ProductCountStore
 from gateway.products import feed_key, search_tokens, store_doc_fields
@@ -206,10 +207,43 @@ def _list_fields(doc: Doc) -> UpdateOne:
     return UpdateOne({"_id": doc["_id"], "version": doc.get("version", 0)}, {"$set": fields, "$inc": {"version": 1}})
 
 
+async def api_calls_by_day(step: Step) -> bool:
+    """Fold the hourly API-call documents (`api_calls`, one per integration per hour) into a document per
+    integration per day (`api_call_days`, gateway.integration_store), then drop the old collection.
+
+    Only the last two days matter (apiCallsLast24h). Each hour is written with `$max`, so a take-over that
+    folds an hour again, or a count this release added meanwhile, is never counted twice.
+    """
+    since = (step.clock() - timedelta(hours=48)).replace(minute=0, second=0, microsecond=0)
+    ops: list[UpdateOne] = []
+    async for doc in step.db.api_calls.find({"hour": {"$gte": since}}):
+        hour = doc["hour"] if doc["hour"].tzinfo else doc["hour"].replace(tzinfo=UTC)
+        ops.append(
+            UpdateOne(
+                {"_id": api_call_day(doc["integration_id"], hour)},
+                {
+                    "$max": {f"hours.{hour.hour:02d}": int(doc.get("count") or 0)},
+                    "$setOnInsert": {"integration_id": doc["integration_id"]},
+                },
+                upsert=True,
+            )
+        )
+        step.counts.seen += 1
+    for start in range(0, len(ops), BATCH):
+        result = await step.db.api_call_days.bulk_write(ops[start : start + BATCH], ordered=False)
+        step.counts.rewritten += result.upserted_count + result.modified_count
+        if not await step.save():
+            log.warning("migration taken over by another process", extra={"migration": step.name})
+            return False
+    await step.db.api_calls.drop()
+    return True
+
+
 #: Every migration, in the order they run. Never rename or reorder one that has shipped.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001-canonical-product-shape", canonical_shape),
     ("0002-product-list-fields-and-counts", list_fields),
+    ("0003-api-calls-by-day", api_calls_by_day),
 ]
 
 

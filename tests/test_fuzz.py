@@ -63,7 +63,7 @@ CODES = {code.value for code in ErrorCode}
 PLATFORMS = ("toy", "shopify", "woocommerce", "bigcommerce")
 #: Collections a refused request must leave as they were. (Activity is left out on purpose: a refused
 #: webhook is counted there for the merchant, one entry per integration a minute.)
-STORED = ("integrations", "products", "runs", "conflicts", "deliveries", "queue", "api_calls")
+STORED = ("integrations", "products", "runs", "conflicts", "deliveries", "queue", "api_call_days")
 #: Mutations the fuzzer never sends: connecting reaches out to whatever store URL it is given.
 UNSENT_FIELDS = {"connectIntegration"}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -220,3 +221,32 @@ async def test_a_product_the_model_cannot_read_is_left_as_it_is(gw: Gateway, bro
     assert record is not None and record["counts"] == {"seen": 1, "rewritten": 0, "failed": 1}
     doc = await gw.db.products.find_one({"_id": "i:1"})
     assert doc is not None and doc["store"] == store and doc["version"] == 3
+
+
+async def test_hourly_api_calls_fold_into_days_once_and_count_the_last_24_hours(gw: Gateway) -> None:
+    """Migration 0003: the old hourly documents become a document per day; apiCallsLast24h reads the same
+    whole hours from them (and what this release counted meanwhile is kept, not added twice)."""
+    now = gw.now().replace(minute=30, second=0, microsecond=0)
+    hour = now.replace(minute=0)
+    old = [
+        {"integration_id": integration, "hour": hour - timedelta(hours=back), "count": 10 + back}
+        for integration in ("i1", "i2")
+        for back in range(0, 40, 3)  # some within the last 24 hours, some before
+    ]
+    await gw.db.api_calls.insert_many(old)
+    await gw.integration_store.add_api_calls("i1", hour, 4)  # counted by this release before the fold
+    name = "0003-api-calls-by-day"
+    await gw.db.db[COLLECTION].delete_many({"_id": name})
+    clock = lambda: now  # noqa: E731
+    assert await run_migrations(gw.db, clock=clock) == [name]
+    assert await gw.db.api_calls.count_documents({}) == 0  # dropped
+    since = hour - timedelta(hours=24)
+    expected = {
+        i: sum(d["count"] for d in old if d["integration_id"] == i and d["hour"] >= since) for i in ("i1", "i2")
+    }
+    found = await gw.integration_store.api_calls_since(["i1", "i2", "i3"], since, now)
+    assert found == {**expected, "i3": 0}  # i1's 4 this hour: below the old count of 10, kept by $max
+    # Run again (a take-over): nothing changes.
+    await gw.db.db[COLLECTION].delete_many({"_id": name})
+    assert await run_migrations(gw.db, clock=clock) == [name]
+    assert await gw.integration_store.api_calls_since(["i1", "i2"], since, now) == expected

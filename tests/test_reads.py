@@ -17,6 +17,7 @@ from typing import Any
 
 from gwtest import Api, connect, wait_run
 from pymongo import IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 
 from gateway.constants import account_channel
 from gateway.jobs import Workers
@@ -154,8 +155,8 @@ async def test_every_list_query_is_served_by_its_own_index(gw: Gateway) -> None:
         assert index_of(await gw.db.db.command("explain", ties)) == shape.index_name, shape
     active = {"find": "sync_runs", "filter": {"integration_id": {"$in": ["i1", "i2"]}, "active": True}}
     assert index_of(await gw.db.db.command("explain", active)) == "one_active_run"
-    calls = {"find": "api_calls", "filter": {"integration_id": "i1", "hour": {"$gte": BASE}}}
-    assert index_of(await gw.db.db.command("explain", calls)) == "integration_id_1_hour_1"
+    calls = {"find": "api_call_days", "filter": {"_id": {"$in": ["i1:2026-03-01", "i2:2026-03-01"]}}}
+    assert index_of(await gw.db.db.command("explain", calls)) == "_id_"
 
 
 def index_of(explained: dict[str, Any]) -> str | None:
@@ -299,6 +300,52 @@ async def test_search_finds_words_from_their_start_and_skus_from_theirs(gw: Gate
     assert await found("s") == {"4", "3"}  # too short for a token: read in order, decided one by one
     assert await found("scarf ") == {"4"}
     assert await found("  ") == {"1", "2", "3", "4"}  # no term: no search
+
+
+async def test_a_search_reads_the_same_page_whole_or_by_its_deciding_fields(gw: Gateway, monkeypatch: Any) -> None:
+    """A word's rows are read whole (most of them match), a SKU number's by the fields deciding a match and
+    the page's documents after; what a term's last read found decides the next. Either way: the same page."""
+    rng = random.Random(7)
+    page = {
+        str(n): product(
+            str(n),
+            title=f"{rng.choice(['Cotton', 'Cottage', 'Linen'])} {rng.choice(['Tee', 'Mug'])} {n}",
+            sku=f"SKU-{n}",
+            at=BASE - timedelta(minutes=n),
+        )
+        for n in range(300)
+    }
+    await gw.products.write_page(ACCOUNT, "i1", "load", page, nothing_stored=True)
+    reads: list[dict[str, Any] | None] = []
+    find = AsyncCollection.find
+
+    def spying(self: AsyncCollection[Any], *args: Any, **kwargs: Any) -> Any:
+        if self.name == "products":
+            reads.append(args[1] if len(args) > 1 else kwargs.get("projection"))
+        return find(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "find", spying)
+    store = gw.products
+
+    async def listed(term: str, *, whole: bool | None = None) -> list[str]:
+        if whole is not None:  # what the last read found, as if it had found this
+            store._acceptance[("i1", term.casefold(), None)] = 1.0 if whole else 0.0
+        reads.clear()
+        found = await store.page(ACCOUNT, PageRequest(20), integration_id="i1", search=term)
+        return [p.external_id for p in found.items]
+
+    for term, matching in (("cotton", lambda t: t.startswith("Cotton ")), ("sku-12", None)):
+        expected = [e for e, p in page.items() if (matching(p.title) if matching else e.startswith("12"))][:20]
+        by_default = await listed(term)
+        assert (reads[0] is None) is (term == "cotton")  # a word is read whole; a term with a digit is not
+        assert by_default == expected
+        assert await listed(term, whole=True) == expected and reads == [None] * len(reads)
+        assert await listed(term, whole=False) == expected and reads[0] is not None
+        assert reads[-1] is None  # then the page's documents, whole
+    monkeypatch.undo()
+    # "cot" matches Cotton and Cottage (most rows): remembered as mostly matching, read whole next time.
+    await store.page(ACCOUNT, PageRequest(20), integration_id="i1", search="cot")
+    assert store._acceptance[("i1", "cot", None)] > 0.5
 
 
 async def test_an_account_wide_search_pages_through_every_store_in_order(gw: Gateway) -> None:

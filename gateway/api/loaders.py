@@ -3,9 +3,9 @@
 `integrations { health productCount apiCallsLast24h currentRun syncRuns(first: 10) }` would ask
 MongoDB once per field per integration (and health alone twice). The fields of all the integrations
 in one response resolve in the same tick, so each loader answers them together: one query for the
-product counts and one for the active runs of every integration asked about; the recent runs (health
-and syncRuns share them) and the API calls with one query per integration, sent concurrently, each
-reading only the rows it returns.
+product counts, one for the active runs and one for the API calls of every integration asked about;
+the recent runs (health and syncRuns share them) with one query per integration, sent concurrently,
+each reading only the rows it returns.
 
 The loaders keep no cache: a websocket's context lives as long as its connection, and an answer kept
 there would go stale. Repeated keys in one tick are still read once.
@@ -77,7 +77,5 @@ class Loaders:
         return [runs[0] if runs else None for runs in read]
 
     async def _api_calls(self, ids: Sequence[str]) -> list[int]:
-        unique = list(dict.fromkeys(ids))
-        counted = await asyncio.gather(*(self.gw.integrations.api_calls_24h(i) for i in unique))
-        found = dict(zip(unique, counted, strict=True))
+        found = await self.gw.integrations.api_calls_24h(list(dict.fromkeys(ids)))
         return [found[i] for i in ids]

@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 
 from gateway.api import limits
 from gateway.api.context import Info
+from gateway.api.execution import execution_context_class
 from gateway.api.guard import QueryGuard
 from gateway.api.pagination import create_connection_slice, page_request
 from gateway.api.permissions import ACCOUNT
@@ -450,6 +451,7 @@ def build_schema(max_depth: int = 12) -> strawberry.Schema:
         subscription=Subscription,
         extensions=[lambda: QueryGuard(max_depth=max_depth), ErrorCodes],
         scalar_overrides=SCALAR_OVERRIDES,
+        execution_context_class=execution_context_class(),
     )
 
 

@@ -167,6 +167,7 @@ async def read_page(
     if projection is not None and any(v and not isinstance(v, Mapping) for v in projection.values()):
         projection = {**projection, key: 1}  # an inclusion projection still reads the key (the positions)
     need = page.first + 1
+    batch = max(101, 2 * need)
     rows: list[Doc] = []
 
     async def find(bound: Any, below_id: str | None = None) -> int:
@@ -174,7 +175,9 @@ async def read_page(
         if below_id is not None:
             query["_id"] = {"$lt": below_id}
         before = len(rows)
-        cursor = collection.find(query, projection).sort([(key, DESCENDING), ("_id", DESCENDING)])
+        # A range is sized to hold about a page: one batch takes it all (the driver's first batch is 101
+        # rows, so a page of 100 took a second round trip for its last rows).
+        cursor = collection.find(query, projection, batch_size=batch).sort([(key, DESCENDING), ("_id", DESCENDING)])
         async for doc in cursor:
             if accept is None or accept(doc):
                 rows.append(doc)

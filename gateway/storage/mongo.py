@@ -9,7 +9,8 @@ Collections (every document carries `account_id`; repositories always filter by 
     activity           the merchant-facing activity log
     webhook_deliveries received deliveries, unique per (integration_id, delivery_id): the dedupe log
     webhook_queue      deliveries waiting to be applied (removed once applied, so it stays small)
-    api_calls          store API calls per integration per hour (for apiCallsLast24h)
+    api_call_days      store API calls per integration per day, by hour (for apiCallsLast24h); replaced
+                       `api_calls` (one document per hour: a card read 24 of them, in a query per store)
     product_counts     each integration's product count per status, kept by every product write
     connect_attempts   install-flow attempts (beginConnect, reconnectIntegration, platform-begun installs)
     pending_installs   installs begun on a platform's side, sealed, waiting an hour to be claimed
@@ -119,7 +120,12 @@ class Database:
 
     @property
     def api_calls(self) -> AsyncCollection[Doc]:
+        """Before api_call_days: folded into it by migration 0003, then dropped."""
         return self.db["api_calls"]
+
+    @property
+    def api_call_days(self) -> AsyncCollection[Doc]:
+        return self.db["api_call_days"]
 
     @property
     def product_counts(self) -> AsyncCollection[Doc]:
@@ -219,9 +225,7 @@ async def ensure_indexes(database: Database) -> None:
             IndexModel([("claim", ASCENDING), ("received_at", ASCENDING)]),
         ]
     )
-    await database.api_calls.create_indexes(
-        [IndexModel([("integration_id", ASCENDING), ("hour", ASCENDING)], unique=True)]
-    )
+    await database.api_call_days.create_indexes([IndexModel([("integration_id", ASCENDING)])])
     await database.connect_attempts.create_indexes(
         [
             IndexModel(
