@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
-
 from gateway.domain import ConflictStatus
 from gateway.pagination import PageRequest, Slice
 from gateway.storage.keyset import KeyPage, Paged, read_page
@@ -20,6 +18,7 @@ from gateway.storage.mongo import (
     PRODUCT_CONFLICTS_BY_STATUS,
     Database,
     Doc,
+    update_and_read,
 )
 
 #: The list index for each filter: (by integration, by product, by status).
@@ -124,10 +123,10 @@ class ConflictStore:
 
     async def claim_reapply(self, account_id: str, conflict_id: str, now: datetime) -> ConflictRecord | None:
         """STORE_WON -> REAPPLIED, once: two concurrent re-applies, one winner (None for the other)."""
-        doc = await self.db.conflicts.find_one_and_update(
+        doc = await update_and_read(
+            self.db.conflicts,
             {"_id": conflict_id, "account_id": account_id, "status": ConflictStatus.STORE_WON.value},
             {"$set": {"status": ConflictStatus.REAPPLIED.value, "reapplied_at": now}},
-            return_document=ReturnDocument.AFTER,
         )
         return _one(doc)
 

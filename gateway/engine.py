@@ -135,8 +135,9 @@ class SyncEngine:
         with bind_context(run_id=run_id, integration_id=integration.id):
             return await _Execution(self, lease, integration, before).execute()
 
-    async def started(self, run: Run) -> None:
-        """A worker took the run: the activity log (first attempt only), RUN_STARTED, the light."""
+    async def started(self, run: Run, integration: Integration | None = None) -> None:
+        """A worker took the run: the activity log (first attempt only), RUN_STARTED, the light.
+        `integration`: as read when the run was taken."""
         if run.attempts <= 1:
             await self.activity.record(
                 run.account_id,
@@ -146,16 +147,18 @@ class SyncEngine:
                 run_id=run.id,
             )
         await self.publish_run(EventKind.RUN_STARTED, run)
-        await self.health.refresh(run.integration_id)  # queued -> running
+        await self.health.refresh(run.integration_id, integration=integration, active=run)  # queued -> running
 
     async def ended(self, run: Run, integration: Integration, max_updated: datetime | None) -> None:
         """The run ended: its integration, the activity log, RUN_FINISHED, the light, its seen records."""
         metrics.RUNS.labels(status=run.status.value).inc()
-        await self.integrations.record_run_end(integration, run, max_updated)
+        recorded = await self.integrations.record_run_end(integration, run, max_updated)
         kind, text = activity_of(run)
         await self.activity.record(run.account_id, kind, text, integration_id=run.integration_id, run_id=run.id)
         await self.publish_run(EventKind.RUN_FINISHED, run)
-        await self.health.refresh(run.integration_id)
+        # The light's last run is this one (a run a worker executed); the integration is read again
+        # unless the run's end just wrote it (a failed run may have paused it meanwhile).
+        await self.health.refresh(run.integration_id, integration=recorded, last_finished=run)
         await self.runs.forget_seen(run.id)
         # The product counts are kept by every write; a recount here catches what a dead process left.
         await self.products.repair_counts(run.integration_id)
@@ -287,7 +290,8 @@ class _Execution:
 
     async def execute(self) -> Run | None:
         engine = self.engine
-        await engine.started(await self.save())
+        # Taking the lease wrote the RUNNING state (a new seq, "Starting"): announced as it is, not saved again.
+        await engine.started(self.run, self.integration)
         conn = engine.integrations.connection(self.integration, self.counter)
         beat = asyncio.get_running_loop().create_task(self.heartbeat())
         failure: SyncError | None = None

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from gateway.adapter import ConnectMethod
 from gateway.domain import HealthAction, HealthStatus, SyncFrequency, SyncMode, WebhookState
-from gateway.storage.mongo import Database, Doc
+from gateway.storage.mongo import Database, Doc, update_and_read
 
 #: The webhook endpoint may read an integration this old: a burst of deliveries costs one read.
 CACHE_SECONDS = 2.0
@@ -341,8 +340,7 @@ class IntegrationStore:
 
     async def _update(self, query: Doc, update: Doc) -> Integration | None:
         self._forget(query["_id"])
-        doc = await self.db.integrations.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
-        return _one(doc)
+        return _one(await update_and_read(self.db.integrations, query, update))
 
     async def update_settings(
         self, account_id: str, integration_id: str, settings: SyncSettings, next_sync_at: datetime | None

@@ -376,10 +376,13 @@ class IntegrationService:
         return updated
 
     # ---- runs -----------------------------------------------------------------------------------
-    async def record_run_end(self, integration: Integration, run: Run, max_updated: datetime | None) -> None:
-        """What a finished run changes on its integration (docs/reference/BEHAVIOUR.md)."""
+    async def record_run_end(
+        self, integration: Integration, run: Run, max_updated: datetime | None
+    ) -> Integration | None:
+        """What a finished run changes on its integration (docs/reference/BEHAVIOUR.md): the integration as
+        written, or None when a run that did not succeed changed nothing."""
         if run.status is not RunStatus.SUCCEEDED:
-            return
+            return None
         cursor = integration.sync_cursor
         if max_updated is not None and run.kind is not RunKind.PRODUCTS:
             cursor = max(cursor, max_updated) if cursor else max_updated
@@ -396,7 +399,7 @@ class IntegrationService:
             # A Sync Now of the whole store applied what waited (counted as it went, settled here
             # against the queue itself); a Sync Now of chosen products leaves the others waiting.
             waiting = await self.deliveries.waiting(integration.id)
-        await self.store.record_sync(
+        return await self.store.record_sync(
             integration.id,
             self.clock(),
             full=run.kind is RunKind.FULL,

@@ -60,6 +60,7 @@ from gateway.storage.mongo import (
     PRODUCTS_BY_TOKEN,
     Database,
     Doc,
+    update_and_read,
 )
 
 #: With `search`, `totalCount` counts matches up to this many (more read as this many).
@@ -1093,10 +1094,10 @@ class ProductStore:
                         "active": True,
                     }
                 )
-            result = await self.db.products.find_one_and_update(
+            result = await update_and_read(
+                self.db.products,
                 {"_id": pid, "account_id": account_id, "version": doc.get("version", 0)},
                 {"$set": {"overlays": overlays}, "$inc": {"version": 1}},
-                return_document=True,
             )
             if result is not None:
                 return StoredProduct.from_doc(result)

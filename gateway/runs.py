@@ -21,7 +21,7 @@ from gateway.domain import ChangeOutcome, RunKind, RunStatus, SyncErrorCode, Tri
 from gateway.errors import LeaseLost
 from gateway.pagination import PageRequest, Slice
 from gateway.storage.keyset import KeyPage, read_page
-from gateway.storage.mongo import RUNS, Database, Doc
+from gateway.storage.mongo import RUNS, Database, Doc, update_and_read
 
 MAX_ERRORS_KEPT = 200
 #: A summary in a list of runs carries its first errors (a run read alone carries all it kept), so a
@@ -396,35 +396,36 @@ class RunStore:
     async def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Run | None:
         """Take the run if it is queued, or running under an expired (or our own) lease."""
         now = utcnow()
-        doc = await self.db.runs.find_one_and_update(
+        acquirable = {"_id": run_id, "status": {"$in": [RunStatus.QUEUED.value, RunStatus.RUNNING.value]}}
+        # A pipeline update: started_at keeps the first attempt's time (null sorts before dates, so
+        # $min cannot do it), attempts counts every lease taken. The message changes with the
+        # status, so no reader ever sees RUNNING with "Waiting to start".
+        take = [
             {
-                "_id": run_id,
-                "status": {"$in": [RunStatus.QUEUED.value, RunStatus.RUNNING.value]},
-                "$or": [
-                    {"lease_until": {"$exists": False}},
-                    {"lease_until": None},
-                    {"lease_until": {"$lt": now}},
-                    {"lease_owner": owner},
-                ],
-            },
-            # A pipeline update: started_at keeps the first attempt's time (null sorts before dates, so
-            # $min cannot do it), attempts counts every lease taken. The message changes with the
-            # status, so no reader ever sees RUNNING with "Waiting to start".
-            [
-                {
-                    "$set": {
-                        "status": RunStatus.RUNNING.value,
-                        "lease_owner": owner,
-                        "lease_until": now + timedelta(seconds=ttl),
-                        "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
-                        "started_at": {"$ifNull": ["$started_at", now]},
-                        "progress": {"$mergeObjects": ["$progress", {"message": STARTING}]},
-                    }
+                "$set": {
+                    "status": RunStatus.RUNNING.value,
+                    "lease_owner": owner,
+                    "lease_until": now + timedelta(seconds=ttl),
+                    "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
+                    "started_at": {"$ifNull": ["$started_at", now]},
+                    # A new seq: subscribers show the RUNNING state (they skip what is not newer).
+                    "progress": {
+                        "$mergeObjects": [
+                            "$progress",
+                            {"message": STARTING, "seq": {"$add": [{"$ifNull": ["$progress.seq", 0]}, 1]}},
+                        ]
+                    },
                 }
-            ],
-            return_document=ReturnDocument.AFTER,
-        )
-        return _one(doc)
+            }
+        ]
+        # Free (no lease yet: missing or null), expired, or already ours: one conditional update each, in
+        # the order they are likely, rather than one with $or (which the embedded server answers by
+        # scanning the collection; see update_and_read).
+        for lease in ({"lease_until": None}, {"lease_until": {"$lt": now}}, {"lease_owner": owner}):
+            doc = await update_and_read(self.db.runs, {**acquirable, **lease}, take)
+            if doc is not None:
+                return Run.from_doc(doc)
+        return None
 
     async def save_progress(
         self,
@@ -462,11 +463,11 @@ class RunStore:
             update["$inc"] = increments
         if errors:
             update["$push"] = {"errors": {"$each": [_error_doc(e) for e in errors], "$slice": MAX_ERRORS_KEPT}}
-        doc = await self.db.runs.find_one_and_update(
+        doc = await update_and_read(
+            self.db.runs,
             {"_id": run_id, "lease_owner": owner, "status": RunStatus.RUNNING.value},
             update,
             projection={"errors": 0},
-            return_document=ReturnDocument.AFTER,
         )
         return _one(doc)
 
@@ -482,9 +483,7 @@ class RunStore:
         extra = [_error_doc(e) for e in errors]
         if extra:
             update["$push"] = {"errors": {"$each": extra, "$slice": MAX_ERRORS_KEPT}}
-        doc = await self.db.runs.find_one_and_update(
-            {"_id": run_id, "active": True}, update, return_document=ReturnDocument.AFTER
-        )
+        doc = await update_and_read(self.db.runs, {"_id": run_id, "active": True}, update)
         return _one(doc)
 
     async def request_cancel(self, account_id: str, run_id: str) -> Run | None:
@@ -574,8 +573,8 @@ class RunStore:
         doc: Doc | None = None
         for _ in range(3):
             try:
-                doc = await self.db.runs.find_one_and_update(
-                    {"_id": run_id}, update, upsert=True, projection={"errors": 0}, return_document=ReturnDocument.AFTER
+                doc = await update_and_read(
+                    self.db.runs, {"_id": run_id}, update, upsert=True, projection={"errors": 0}
                 )
                 break
             except DuplicateKeyError:  # two first batches of the hour at once: the other one created it

@@ -96,19 +96,22 @@ class SyncService:
             [(r.account_id, ActivityKind.SYNC_QUEUED, queued_message(r), r.integration_id, r.id) for r in runs]
         )
         limit = asyncio.Semaphore(ANNOUNCE_CONCURRENCY)
+        # As the scheduler just claimed them (their light included): the light is computed from these.
+        claimed = {integration.id: integration for integration, _ in wanted}
 
         async def enqueue(run: Run) -> None:
             async with limit:
                 await self.jobs.enqueue_run(run.id, trigger, best_effort=True)
-                await self._announce(run)
+                await self._announce(run, claimed.get(run.integration_id))
 
         await asyncio.gather(*(enqueue(run) for run in runs))
         return runs
 
-    async def _announce(self, run: Run) -> None:
-        """A new run is published (RUN_QUEUED) and turns the light YELLOW (WAIT) at once."""
+    async def _announce(self, run: Run, integration: Integration | None = None) -> None:
+        """A new run is published (RUN_QUEUED) and turns the light YELLOW (WAIT) at once. `integration`: as
+        just read from MongoDB (not from a cache), when the caller has it."""
         await self.publisher.publish(run_event(EventKind.RUN_QUEUED, run, self.clock()))
-        await self.health.refresh(run.integration_id)
+        await self.health.refresh(run.integration_id, integration=integration, active=run)
 
     async def sync_now(
         self, account_id: str, integration_id: str, product_ids: list[str] | None, full: bool | None = None

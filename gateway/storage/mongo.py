@@ -146,6 +146,35 @@ class Database:
         await self.client.close()
 
 
+async def update_and_read(
+    collection: AsyncCollection[Doc],
+    query: Doc,
+    update: Doc | list[Doc],
+    *,
+    projection: Doc | None = None,
+    upsert: bool = False,
+) -> Doc | None:
+    """`findAndModify` returning the document after the update, as an update by `_id` and a read by `_id`.
+
+    Why: the embedded server (SecantusDB) answers `findAndModify` by scanning the whole collection under
+    its write lock, whatever the filter: measured 45-55 ms on 5,000 documents, against 3-5 ms for
+    `update_one` and 0.6 ms for `find_one` by `_id`. A run's lease saves and a webhook batch's digest
+    are such updates, and the runs collection only grows: every run and every webhook apply waited
+    behind those scans. `query` names the `_id` (the one document it may change) and no `$or` (which
+    makes even `update_one` scan there). None when nothing matched (and nothing was upserted).
+
+    What is read is the document as it is just after the update: a write by another process in between
+    may show too (the callers' documents are written by one holder at a time, and what others may add,
+    a cancel request, is what they want to see anyway).
+    """
+    if "_id" not in query or "$or" in query:
+        raise ValueError("update_and_read changes one document by _id, without $or")
+    result = await collection.update_one(query, update, upsert=upsert)
+    if not result.matched_count and result.upserted_id is None:
+        return None
+    return await collection.find_one({"_id": query["_id"]}, projection)
+
+
 def connect(url: str, database: str, **kwargs: Any) -> Database:
     """A lazily connecting client; nothing is sent until the first command."""
     client: AsyncMongoClient[Doc] = AsyncMongoClient(
