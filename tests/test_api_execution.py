@@ -19,8 +19,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.api.context import Context
 from gateway.api.execution import LeafShortcutExecutionContext, execution_context_class
-from gateway.api.scalars import SCALAR_OVERRIDES
-from gateway.api.schema import GatewaySchema, Mutation, Query, Subscription, build_schema
+from gateway.api.schema import build_schema
 from gateway.jobs import Workers
 from gateway.services import Gateway
 from gateway.testing.toy import ToySimulator
@@ -120,13 +119,8 @@ async def test_the_page_query_answers_the_same_through_the_shortcut(
     await worker.running_jobs()  # the finished run's job still sets the light: nothing changes after this
     served = await api.raw(PAGE)
     assert not served.get("errors") and len(served["data"]["products"]["edges"]) == 30
-    stock = GatewaySchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        scalar_overrides=SCALAR_OVERRIDES,
-        execution_context_class=StrawberryGraphQLCoreExecutionContext,
-    )
+    stock = build_schema(execution=StrawberryGraphQLCoreExecutionContext)
+    assert stock.execution_context_class is StrawberryGraphQLCoreExecutionContext
     request = make_mocked_request("POST", "/graphql", headers={"Authorization": f"Bearer {api.token('acct-1')}"})
     result = await stock.execute(PAGE, context_value=Context(gw=gw, request=request))
     assert not result.errors

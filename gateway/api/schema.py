@@ -444,14 +444,15 @@ class GatewaySchema(strawberry.Schema):
                 log.error("GraphQL error: %s", error.message)
 
 
-def build_schema(max_depth: int = 12) -> strawberry.Schema:
+def build_schema(max_depth: int = 12, execution: type[Any] | None = None) -> strawberry.Schema:
+    """The served schema; `execution`: another execution context than gateway.api.execution's (tests)."""
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[lambda: QueryGuard(max_depth=max_depth), ErrorCodes],
         scalar_overrides=SCALAR_OVERRIDES,
-        execution_context_class=execution_context_class(),
+        execution_context_class=execution or execution_context_class(),
     )
 
 
