@@ -52,9 +52,12 @@ class HealthWatch:
 
     async def current(self, integration: Integration) -> Health:
         """The light now (docs/reference/BEHAVIOUR.md "Health")."""
+        return self.of(integration, await self._last_finished(integration), await self.runs.active(integration.id))
+
+    async def _last_finished(self, integration: Integration) -> Run | None:
+        """The newest run a worker executed (the light's last run)."""
         last = await self.runs.latest(integration.id, limit=1, finished_only=True, since=runs_since(integration))
-        active = await self.runs.active(integration.id)
-        return self.of(integration, last[0] if last else None, active)
+        return last[0] if last else None
 
     def of(self, integration: Integration, last_finished: Run | None, active: Run | None) -> Health:
         """The light now, from runs already read (the API reads them for many integrations at once)."""
@@ -83,10 +86,7 @@ class HealthWatch:
             if integration is None:
                 return None  # disconnected: no light any more
             if isinstance(last_finished, Unread):
-                found = await self.runs.latest(
-                    integration.id, limit=1, finished_only=True, since=runs_since(integration)
-                )
-                last_finished = found[0] if found else None
+                last_finished = await self._last_finished(integration)
             if isinstance(active, Unread):
                 active = await self.runs.active(integration.id)
             health = self.of(integration, last_finished, active)
