@@ -201,8 +201,15 @@ async def test_changes_only_a_scheduled_run_finds_turn_the_light_yellow(
     toy_store.deliver_webhooks = False  # the store stops delivering, but keeps changing
     toy_store.update_product("6", name="Missed by webhooks")
     await gw.db.integrations.update_one({"_id": integration_id}, {"$set": {"next_sync_at": utcnow()}})
-    queued = await gw.scheduler.queue_due()
-    assert len(queued) == 1
+    # The run is marked finished a moment before its job records what it found on the integration
+    # (that is what turns the light): wait for the light's own event, not for the run.
+    async with gw.hub.listen(account_channel("acct-1")) as queue:
+        queued = await gw.scheduler.queue_due()
+        assert len(queued) == 1
+        while True:
+            event = await asyncio.wait_for(queue.get(), 20)
+            if isinstance(event, HealthChanged) and "real-time" in (event.health.reason or ""):
+                break
     run = await wait_run(gw, queued[0])
     assert run.trigger == "SCHEDULED" and run.counts.updated == 1
     data = await api.query(HEALTH, {"id": integration_id})
