@@ -94,3 +94,13 @@ def rate_key(store: str, name: str) -> str:
     `store` is the store's identity; the braces make every key of one store hash to one cluster slot (a
     script touches several)."""
     return f"{RATE_KEY_PREFIX}{{{store}}}:{name}"
+
+
+def journal_key(queue_name: str) -> str:
+    """The webhook endpoint's journal (gateway.journal): a stream of deliveries answered but not yet in MongoDB."""
+    return f"{queue_name}:webhook-journal"
+
+
+def delivered_key(integration_id: str, delivery_id: str) -> str:
+    """Marks a delivery the endpoint journaled, so a redelivery is answered "duplicate" (gateway.journal)."""
+    return f"gw:delivered:{integration_id}:{delivery_id}"

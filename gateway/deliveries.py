@@ -74,6 +74,8 @@ class Arrival:
     received_at: datetime
     #: Kept for Sync Now (manual mode).
     held: bool = False
+    #: time.time() at receipt, when it was taken before the delivery reached MongoDB (gateway.journal).
+    wall: float | None = None
 
 
 def _queue_doc(arrival: Arrival, wall: float) -> Doc:
@@ -88,7 +90,7 @@ def _queue_doc(arrival: Arrival, wall: float) -> Doc:
         "store_updated_at": event.store_updated_at,
         "triggered_at": event.triggered_at,
         "received_at": arrival.received_at,
-        "received_mono": wall,
+        "received_mono": arrival.wall if arrival.wall is not None else wall,
         "held": arrival.held,
         "claim": None,
     }

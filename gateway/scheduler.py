@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+
+from redis.exceptions import RedisError
 
 from gateway import metrics
 from gateway.connect import ConnectService
@@ -54,7 +56,9 @@ class Scheduler:
         jobs: JobQueue,
         clock: Callable[[], datetime],
         interval: float,
+        recover_journal: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
+        self.recover_journal = recover_journal
         self.integrations = integrations
         self.runs = runs
         self.deliveries = deliveries
@@ -126,6 +130,12 @@ class Scheduler:
     async def recover_webhooks(self) -> None:
         """Deliveries whose claim's lease ran out (the worker died, froze, or lost MongoDB half-way) are applied
         by another job, and so are deliveries that wait without a job (their job was lost with Redis)."""
+        if self.recover_journal is not None:
+            # Deliveries an API answered and died before storing: into MongoDB, where the rest finds them.
+            try:
+                await self.recover_journal()
+            except RedisError:
+                log.warning("could not read the webhook journal", exc_info=True)
         now = self.clock()
         released = await self.deliveries.release_expired(now, now - LEGACY_STALE_CLAIM)
         waiting = await self.deliveries.waiting_since(now - STALE_WAITING)

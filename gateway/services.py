@@ -210,6 +210,7 @@ class Gateway:
             jobs=self.jobs,
             clock=now,
             interval=settings.scheduler_interval,
+            recover_journal=self.webhooks.recover_journal,
         )
 
     @classmethod
@@ -247,6 +248,8 @@ class Gateway:
         return self._clock()
 
     async def close(self) -> None:
+        # Deliveries this process answered go to MongoDB before its connections close.
+        await self.webhooks.close()
         await self.hub.close()
         # arq builds the pool itself, so closing the client alone would leave its sockets open.
         await self.redis.aclose(close_connection_pool=True)

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     #: retry window (Shopify ~4 h, BigCommerce ~48 h), so no genuine retry is lost.
     webhook_max_age_seconds: float = Field(default=72 * 3600, alias="GATEWAY_WEBHOOK_MAX_AGE")
     webhook_coalesce_seconds: float = Field(default=0.05, alias="GATEWAY_WEBHOOK_COALESCE")
+    #: Answer a delivery once it is journaled in Redis and store it in MongoDB right after
+    #: (gateway/journal.py); off, every delivery is in MongoDB before its answer (slower under load).
+    webhook_journal: bool = Field(default=True, alias="GATEWAY_WEBHOOK_JOURNAL")
     #: How often the scheduler asks each store whether its webhook registrations still work (at least
     #: daily, docs/reference/CONNECT.md), and how soon again after a delivery gap or a failed repair.
     webhook_check_seconds: float = Field(default=86_400, alias="GATEWAY_WEBHOOK_CHECK_INTERVAL")

@@ -22,17 +22,18 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway import metrics
 from gateway.activity import ActivityLog
 from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, MappingContext, PlatformAdapter
 from gateway.batching import WriteBatcher
 from gateway.conflicts import ConflictService
-from gateway.constants import apply_lock_key
+from gateway.constants import apply_lock_key, journal_key
 from gateway.deliveries import Arrival, Delivery, DeliveryStore, storable
 from gateway.domain import ActivityKind, ChangeOutcome, RunKind, SyncMode, Trigger, utcnow
 from gateway.errors import StoreAuthError, StoreError
@@ -41,6 +42,7 @@ from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration, IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
+from gateway.journal import BACKLOG_LIMIT, ORPHAN_SECONDS, Entry, Journal, Mover
 from gateway.lifecycle import LifecycleService
 from gateway.locks import RedisLock
 from gateway.mapping import map_one, prefetch
@@ -72,14 +74,6 @@ APPLY_LOCK_SECONDS = 30.0
 SCHEDULED_LIMIT = 10_000
 #: The most deliveries one intake write carries.
 INTAKE_BATCH = 500
-
-
-@dataclass(frozen=True)
-class _Arrival:
-    """A verified delivery waiting for the intake's next write, with the integration it was checked against."""
-
-    delivery: Arrival
-    integration: Integration
 
 
 class WebhookService:
@@ -119,7 +113,13 @@ class WebhookService:
         self.redis = redis
         self._mapping_contexts: dict[str, tuple[float, MappingContext]] = {}
         #: Concurrent deliveries (any integration) share one write to the queue and the log.
-        self._intake: WriteBatcher[_Arrival, bool] = WriteBatcher(self._store_batch, max_items=INTAKE_BATCH)
+        self._intake: WriteBatcher[Arrival, bool] = WriteBatcher(self._store_batch, max_items=INTAKE_BATCH)
+        #: ... and, journaled (the default), one append to the journal; the mover then stores them.
+        self.journal = Journal(redis, journal_key(settings.queue_name))
+        self._mover = Mover(self.journal, self._store_batch)
+        self._journaling: WriteBatcher[Arrival, Entry | None] = WriteBatcher(
+            self._journal_batch, max_items=INTAKE_BATCH
+        )
         #: integration id -> the coalescing window whose apply job this process queued last.
         self._scheduled: dict[str, int] = {}
 
@@ -162,10 +162,8 @@ class WebhookService:
             # The body cannot be kept: the product is read back from the store instead.
             event = replace(event, kind=ChangeKind.REFRESH, product=None)
         manual = integration.settings.mode is SyncMode.MANUAL
-        # Stored (queued and logged, with whatever else arrived meanwhile) before the answer: a delivery
-        # answered 200 is in MongoDB.
         arrival = Arrival(integration.account_id, integration_id, event, self.clock(), held=manual)
-        if not await self._intake.submit(_Arrival(arrival, integration)):
+        if not await self._take(arrival):
             metrics.WEBHOOKS.labels(platform=platform, outcome="duplicate").inc()
             return 200, "duplicate delivery"
         metrics.WEBHOOKS.labels(platform=platform, outcome="received").inc()
@@ -173,21 +171,60 @@ class WebhookService:
             return 200, "recorded for the next Sync Now"
         return 200, "ok"
 
-    async def _store_batch(self, arrivals: list[_Arrival]) -> list[bool]:
+    async def _take(self, arrival: Arrival) -> bool:
+        """Keep a delivery before it is answered; False for a redelivery. A delivery answered 200 is in the
+        journal (and this process's memory) or in MongoDB. Held deliveries go to MongoDB first: the card
+        counts them, and Sync Now must find them."""
+        if not arrival.held and self.settings.webhook_journal and self._mover.backlog < BACKLOG_LIMIT:
+            try:
+                return await self._journaling.submit(arrival) is not None
+            except (RedisError, OSError):
+                log.warning("could not journal a delivery; storing it in MongoDB first", exc_info=True)
+        # Stored (queued and logged, with whatever else arrived meanwhile) before the answer.
+        return await self._intake.submit(arrival)
+
+    async def _journal_batch(self, arrivals: list[Arrival]) -> list[Entry | None]:
+        """The journaled intake's write: one append for the batch, then the mover takes them to MongoDB."""
+        entries = await self.journal.append(arrivals)
+        metrics.RECEIVE_BATCH.observe(len(arrivals))
+        self._mover.add([entry for entry in entries if entry is not None])
+        return entries
+
+    async def journal_settled(self) -> None:
+        """Returns once every delivery this process journaled is in MongoDB (tests, shutdown)."""
+        await self._mover.settled()
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop moving (after up to `grace` seconds); what is left waits in the journal for a worker."""
+        await self._mover.close(grace)
+
+    async def recover_journal(self, older_than: float = ORPHAN_SECONDS) -> int:
+        """Move journal entries no process moved (the API that answered them died): the maintenance pass.
+        Returns how many were moved."""
+        moved = 0
+        while True:
+            entries = await self.journal.older_than(older_than)
+            if not entries:
+                return moved
+            await self._store_batch([entry.arrival for entry in entries])
+            await self.journal.forget([entry.stream_id for entry in entries])
+            moved += len(entries)
+            log.info("moved %d journaled deliveries that no API had stored", len(entries))
+
+    async def _store_batch(self, arrivals: list[Arrival]) -> list[bool]:
         """The intake's write: every delivery of the batch queued and logged together, then what the
         new ones ask for done once per integration (manual mode: the waiting count and the light;
         automatic: an apply job)."""
-        fresh = await self.deliveries.record_batch([a.delivery for a in arrivals])
-        metrics.RECEIVE_BATCH.observe(len(arrivals))
+        fresh = await self.deliveries.record_batch(arrivals)
         held: dict[str, int] = {}
         applied: dict[str, None] = {}  # ordered: integrations in arrival order
         for arrival, new in zip(arrivals, fresh, strict=True):
             if not new:
                 continue
-            if arrival.delivery.held:
-                held[arrival.integration.id] = held.get(arrival.integration.id, 0) + 1
+            if arrival.held:
+                held[arrival.integration_id] = held.get(arrival.integration_id, 0) + 1
             else:
-                applied[arrival.integration.id] = None
+                applied[arrival.integration_id] = None
         for integration_id, count in held.items():
             await self.store.add_pending_change(integration_id, self.clock(), count)
             await self.health.refresh(integration_id)

@@ -103,6 +103,7 @@ async def test_forged_duplicate_and_older_deliveries(
     body, headers = signed(toy_store, {"event": "upsert", "product": newer}, "d-1")
     assert await post(api, integration_id, body, headers) == 200
     assert await post(api, integration_id, body, headers) == 200  # a redelivery
+    await gw.webhooks.journal_settled()  # answered from the journal: now in MongoDB too
     assert await gw.db.deliveries.count_documents({"integration_id": integration_id}) == 1
     await wait_for_applied(gw, integration_id, 1)
     assert await product_title(gw, integration_id, "4") == "Newer"

@@ -120,6 +120,7 @@ async def test_an_uninstall_stops_syncing_keeps_products_and_reconnect_restores(
     target = sim.product_ids()[0]
     sim.update_product(target)  # and they deliver again
     await sim.drain_deliveries()
+    await gw.webhooks.journal_settled()  # answered from the journal; in MongoDB right after
     assert await gw.db.deliveries.count_documents({"integration_id": integration_id}) >= 1
 
 

@@ -171,6 +171,7 @@ class Scenario:
                 with contextlib.suppress(Exception):  # a server may still be coming back
                     active = await gw.db.runs.count_documents({"integration_id": self.integration_id, "active": True})
                     waiting = await gw.db.queue.count_documents({"integration_id": self.integration_id})
+                    waiting += await gw.webhooks.journal.length()  # answered, not yet in MongoDB
                     diff = await catalog_diff(gw, self.integration_id, catalog)
                     diff.update(active_runs=active, waiting_deliveries=waiting)
                     if not active and not waiting and not any(diff[k] for k in ("missing", "extra", "stale")):

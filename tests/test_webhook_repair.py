@@ -112,6 +112,7 @@ async def test_a_dead_webhook_is_registered_again_and_a_run_catches_up(
     before = await gw.db.deliveries.count_documents({"integration_id": integration_id})
     sim.update_product(sim.product_ids()[10])  # and the hook delivers again
     await sim.drain_deliveries()
+    await gw.webhooks.journal_settled()  # answered from the journal; in MongoDB right after
     assert await gw.db.deliveries.count_documents({"integration_id": integration_id}) == before + 1
 
 
