@@ -438,6 +438,7 @@ class WebhookService:
         try:
             context = await self._mapping_context(adapter, conn)
             refresh: list[str] = []
+            carried: dict[str, Product] = {}
             for delivery in deliveries:
                 if delivery.kind is ChangeKind.DELETE:
                     # The store had removed it when the delivery arrived: no body of before then revives it.
@@ -448,11 +449,14 @@ class WebhookService:
                     refresh.append(delivery.external_id)
                 else:
                     mapped = map_one(self.registry, adapter, delivery.product, context)
-                    if isinstance(mapped, Product):
-                        tally.wrote(await self._write(account_id, integration_id, mapped, run_id, held))
-                    else:
+                    if not isinstance(mapped, Product):
                         log.warning("webhook product could not be mapped: %s", mapped.message)
                         tally.failed(delivery.external_id, mapped)
+                    elif held is None:
+                        carried[mapped.external_id] = mapped  # written together below
+                    else:
+                        tally.wrote(await self._write(account_id, integration_id, mapped, run_id, held))
+            await self._write_carried(tally, account_id, integration_id, carried, run_id)
             if refresh:
                 request = FetchRequest(mode=FetchMode.IDS, ids=tuple(refresh))
                 reading_since = utcnow()
@@ -512,6 +516,18 @@ class WebhookService:
             self._mapping_contexts.clear()  # bounded
         self._mapping_contexts[conn.integration_id] = (time.monotonic() + MAPPING_CONTEXT_TTL, context)
         return context
+
+    async def _write_carried(
+        self, tally: _Tally, account_id: str, integration_id: str, carried: Mapping[str, Product], run_id: str
+    ) -> None:
+        """Write the products deliveries carried, all together (one read, one bulk write)."""
+        if not carried:
+            return
+        written = await self.products.write_changes(account_id, integration_id, carried, run_id)
+        for external_id, result in written.items():
+            for found in result.conflicts:
+                await self.conflicts.record(account_id, integration_id, result.product_id, found, run_id)
+            tally.wrote((external_id, result))
 
     async def _write(
         self,
