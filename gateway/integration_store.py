@@ -22,6 +22,8 @@ from gateway.storage.mongo import Database, Doc, update_and_read
 
 #: The webhook endpoint may read an integration this old: a burst of deliveries costs one read.
 CACHE_SECONDS = 2.0
+#: The share of an entry's life after which its next use reads it again in the background.
+REFRESH_AFTER = 0.25
 CACHE_LIMIT = 1_000
 MILLISECOND = timedelta(milliseconds=1)
 #: Earlier than any scheduled time: the lower bound that keeps range queries on `next_sync_at` indexed.
@@ -268,18 +270,26 @@ class IntegrationStore:
         return _one(await self.db.integrations.find_one({"_id": integration_id}))
 
     async def get_cached(self, integration_id: str) -> Integration | None:
-        """`get_any`, answered from memory when read within the last CACHE_SECONDS."""
+        """`get_any`, answered from memory when read within the last CACHE_SECONDS.
+
+        An entry in use is read again in the background once REFRESH_AFTER of its life has passed, and
+        answers meanwhile: a steady stream of deliveries never waits for the read (under a bulk edit
+        the database can take a second to answer, and every delivery of that second would wait)."""
         cached = self._cache.get(integration_id)
-        if cached is not None and cached[0] > time.monotonic():
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            if cached[0] - now < CACHE_SECONDS * (1 - REFRESH_AFTER) and integration_id not in self._loading:
+                self._start_load(integration_id)
             return cached[1]
-        loading = self._loading.get(integration_id)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(integration_id))
-            # Read here too, so a read nobody waits for any more (its callers went away) logs nothing.
-            loading.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self._loading[integration_id] = loading
         # Shielded: a caller that goes away does not cancel the read the others wait for.
-        return await asyncio.shield(loading)
+        return await asyncio.shield(self._loading.get(integration_id) or self._start_load(integration_id))
+
+    def _start_load(self, integration_id: str) -> asyncio.Future[Integration | None]:
+        loading = asyncio.ensure_future(self._load(integration_id))
+        # Read here too, so a read nobody waits for any more (its callers went away) logs nothing.
+        loading.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._loading[integration_id] = loading
+        return loading
 
     async def _load(self, integration_id: str) -> Integration | None:
         mine = asyncio.current_task()

@@ -40,6 +40,7 @@ import bson
 from bson.codec_options import CodecOptions
 from redis.asyncio import Redis
 
+from gateway import metrics
 from gateway.adapter import ChangeKind, WebhookEvent
 from gateway.constants import delivered_key
 from gateway.deliveries import Arrival
@@ -171,6 +172,7 @@ class Mover:
         if not entries:
             return
         self._waiting.extend(entries)
+        metrics.JOURNAL_WAITING.inc(len(entries))
         self._idle.clear()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -206,6 +208,7 @@ class Mover:
                     continue
                 failures = 0
                 del self._waiting[: len(batch)]
+                metrics.JOURNAL_WAITING.dec(len(batch))
                 try:
                     await self.journal.forget([e.stream_id for e in batch])
                 except Exception:  # noqa: BLE001 - Redis away: a worker moves them again later, which changes nothing

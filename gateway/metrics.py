@@ -59,6 +59,10 @@ APPLY_BATCH = Histogram(
     "Deliveries one apply pass claimed for one integration (coalesced per product before writing)",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
 )
+JOURNAL_WAITING = Gauge(
+    "gateway_webhook_journal_waiting",
+    "Deliveries this API answered from the journal that are not in MongoDB yet (gateway.journal)",
+)
 RECEIVE_BATCH = Histogram(
     "gateway_webhook_receive_batch",
     "Deliveries the webhook endpoint stored in one write (concurrent deliveries share it)",
