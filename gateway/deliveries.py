@@ -192,8 +192,9 @@ class DeliveryStore:
         return [Delivery.from_doc(d) async for d in self.db.queue.find(claimed).sort("received_at", 1)]
 
     async def waiting(self, integration_id: str) -> int:
-        """How many deliveries wait, unclaimed, for the integration."""
-        return await self.db.queue.count_documents({"integration_id": integration_id, "claim": None})
+        """How many deliveries kept for Sync Now (held) wait, unclaimed, for the integration. (Others
+        waiting are an apply job's a moment from now, not the merchant's to sync.)"""
+        return await self.db.queue.count_documents({"integration_id": integration_id, "claim": None, "held": True})
 
     async def renew(self, integration_id: str, token: str, now: datetime, lease: timedelta) -> int:
         """Extend the lease of the claim `token`; returns how many deliveries it still holds."""

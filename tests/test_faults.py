@@ -514,7 +514,8 @@ async def test_a_store_that_throttles_then_errors_then_times_out(healed: Rig) ->
     await scenario.end()
     runs = await scenario.check(await scenario.settle())
     assert [r.status for r in runs if r.kind is not RunKind.DIGEST] == [RunStatus.FAILED] * 3 + [RunStatus.SUCCEEDED]
-    assert (await scenario.health())["status"] == "GREEN"
+    health = await scenario.health()
+    assert health["status"] == "GREEN", health
 
 
 async def test_a_failed_sync_now_counts_the_waiting_changes_it_applied(healed: Rig) -> None:

@@ -101,14 +101,14 @@ async def test_an_apply_that_fails_half_way_gives_its_claims_back(
     integration_id = await connected(gw, api, toy_store, mode="MANUAL")
     toy_store.update_product("7", name="Applied at the second try")
     await toy_store.drain_deliveries()
-    write_one = gw.products.write_one
+    write_changes = gw.products.write_changes
 
-    cut_off(monkeypatch, gw.products, "write_one")
+    cut_off(monkeypatch, gw.products, "write_changes")  # the batch's products are written together
     with pytest.raises(AutoReconnect):
         await gw.webhooks.apply_pending(integration_id)
     # Back in the queue at once, unclaimed: the next job applies it.
     assert await gw.db.queue.count_documents({"integration_id": integration_id, "claim": None}) == 1
-    monkeypatch.setattr(gw.products, "write_one", write_one)
+    monkeypatch.setattr(gw.products, "write_changes", write_changes)
     await gw.webhooks.apply_pending(integration_id)
     assert await product_title(gw, integration_id, "7") == "Applied at the second try"
     assert await gw.db.queue.count_documents({"integration_id": integration_id}) == 0
@@ -199,3 +199,20 @@ async def test_deliveries_of_an_integration_that_is_gone_are_deleted(gw: Gateway
     assert await gw.webhooks.apply_pending("gone-integration") == 0
     for collection in (gw.db.queue, gw.db.deliveries, gw.db.products):
         assert await collection.count_documents({"integration_id": "gone-integration"}) == 0
+
+
+async def test_a_sync_now_of_an_automatic_store_does_not_count_its_applies_in_flight_as_waiting(
+    gw: Gateway, api: Api, toy_store: ToySimulator
+) -> None:
+    """Deliveries waiting for their apply job when a Sync Now ends are not "changes waiting for Sync Now"
+    (the fault matrix caught a light left YELLOW, "5 changes waiting for Sync Now", on an automatic store)."""
+    integration_id = await connected(gw, api, toy_store)
+    event = WebhookEvent("in-flight", "upsert", ChangeKind.REFRESH, "3")
+    await gw.deliveries.enqueue("acct-1", integration_id, event, gw.now())  # its job has not run yet
+    run, _ = await gw.syncs.sync_now("acct-1", integration_id, None)
+    done = await gw.engine.run(run.id)
+    assert done is not None and done.status == "SUCCEEDED"
+    integration = await gw.integration_store.get_any(integration_id)
+    assert integration is not None and integration.pending_changes == 0
+    light = await gw.health.current(integration)
+    assert "waiting for Sync Now" not in (light.reason or "")
