@@ -364,9 +364,11 @@ async def test_a_delivery_a_stale_cache_accepts_after_disconnect_leaves_nothing_
 
 
 async def queue_drained(rig: Rig) -> None:
-    """Wait until the arq queue is empty and no job is in progress."""
+    """Wait until no answered delivery waits to be moved into MongoDB, the arq queue is empty and no job
+    is in progress. (A journaled delivery's job is queued before it leaves the journal.)"""
     while True:
+        moved = await rig.gw.webhooks.journal.length() == 0
         in_progress = [k async for k in rig.gw.redis.scan_iter(match="arq:in-progress:*", count=1000)]
-        if not in_progress and await rig.queue_depth() == 0:
+        if moved and not in_progress and await rig.queue_depth() == 0:
             return
         await asyncio.sleep(0.05)
