@@ -1,17 +1,19 @@
-"""Store webhooks: receive (verify, record, enqueue: milliseconds) and apply (in a worker job).
+"""Store webhooks: receive (verify, journal, answer: milliseconds) and apply (in a worker job).
 
-Receiving never maps or fetches: it verifies the signature with the platform's scheme, records the
-delivery under a unique (integration, delivery id) key so a redelivery is stored once, and enqueues
-the apply job. Concurrent deliveries share their writes (`WriteBatcher`: one insert into the queue
-and one into the dedupe log for all of them), and each integration's apply job is queued once per
-coalescing window, so a bulk edit's burst costs MongoDB a few writes per batch, not several per
-delivery; the answer still waits until the delivery is stored.
+Receiving never maps or fetches: it verifies the signature with the platform's scheme and appends the
+delivery to the journal in Redis (gateway/journal.py), which answers a quick redelivery "duplicate";
+right behind the answer the process records it in MongoDB under a unique (integration, delivery id)
+key, so a redelivery is stored once, and enqueues the apply job. Without Redis (and for manual mode's
+held deliveries) it records before answering. Concurrent deliveries share their writes (`WriteBatcher`:
+one append, then one insert into the queue and one into the dedupe log for all of them), and each
+integration's apply job is queued once per coalescing window, so a bulk edit's burst costs MongoDB a
+few writes per batch, not several per delivery.
 
 Applying is one job per integration at a time (`apply_queued`, under a Redis lock): each pass claims
 every pending delivery under a lease renewed while it applies them (a worker that dies or freezes, or
 an apply that fails, gives them back), coalesces them to the newest version of each product, and
-writes through the version-guarded path, where a store version older than the stored one changes
-nothing; then it looks again, until nothing waits.
+writes them together through the version-guarded path (`ProductStore.write_changes`), where a store
+version older than the stored one changes nothing; then it looks again, until nothing waits.
 """
 
 from __future__ import annotations
