@@ -115,7 +115,7 @@ class WebhookService:
         self.redis = redis
         self._mapping_contexts: dict[str, tuple[float, MappingContext]] = {}
         #: Concurrent deliveries (any integration) share one write to the queue and the log.
-        self._intake: WriteBatcher[Arrival, bool] = WriteBatcher(self._store_batch, max_items=INTAKE_BATCH)
+        self._intake: WriteBatcher[Arrival, bool] = WriteBatcher(self._intake_batch, max_items=INTAKE_BATCH)
         #: ... and, journaled (the default), one append to the journal; the mover then stores them.
         self.journal = Journal(redis, journal_key(settings.queue_name))
         self._mover = Mover(self.journal, self._store_batch)
@@ -184,6 +184,11 @@ class WebhookService:
                 log.warning("could not journal a delivery; storing it in MongoDB first", exc_info=True)
         # Stored (queued and logged, with whatever else arrived meanwhile) before the answer.
         return await self._intake.submit(arrival)
+
+    async def _intake_batch(self, arrivals: list[Arrival]) -> list[bool]:
+        """The unjournaled intake's write (Redis away, or held deliveries): stored before the answer."""
+        metrics.RECEIVE_BATCH.observe(len(arrivals))
+        return await self._store_batch(arrivals)
 
     async def _journal_batch(self, arrivals: list[Arrival]) -> list[Entry | None]:
         """The journaled intake's write: one append for the batch, then the mover takes them to MongoDB."""
