@@ -19,15 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+
+from redis.exceptions import RedisError
 
 from gateway import metrics
 from gateway.activity import ActivityLog
 from gateway.adapter import Connection, FetchMode, FetchRequest, MappingContext, Page
 from gateway.conflicts import ConflictService
-from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, SyncErrorCode, utcnow
+from gateway.constants import Lane
+from gateway.domain import ActivityKind, EventKind, RunKind, RunStatus, SyncErrorCode, Trigger, utcnow
 from gateway.errors import (
     LeaseLost,
     RunCancelled,
@@ -41,6 +45,7 @@ from gateway.events import EventPublisher, ProductChanged, run_event
 from gateway.healthwatch import HealthWatch
 from gateway.integration_store import Integration
 from gateway.integrations import IntegrationService
+from gateway.jobqueue import JobQueue
 from gateway.lifecycle import LifecycleService
 from gateway.logs import bind_context
 from gateway.mapping import map_one, prefetch
@@ -68,6 +73,11 @@ PRODUCT_EVENTS_PER_PAGE = 50
 #: Pages fetched ahead while the current one is written: the store and MongoDB work in parallel,
 #: and memory stays bounded (at most this many pages beyond the one being written).
 PREFETCH_PAGES = 2
+#: Interactive work (a webhook apply, a Sync Now) due longer than this makes a bulk run's next page wait...
+INTERACTIVE_PATIENCE = 0.25
+#: ... for at most this long (so a bulk run always moves), looking again this often.
+YIELD_LIMIT = 2.0
+YIELD_POLL = 0.05
 #: How often a run saves its progress (and renews its lease) while one page takes long.
 HEARTBEAT_SECONDS = 1.0
 
@@ -103,7 +113,9 @@ class SyncEngine:
         settings: Settings,
         clock: Callable[[], datetime],
         worker_id: str,
+        jobs: JobQueue | None = None,
     ) -> None:
+        self.jobs = jobs
         self.runs = runs
         self.products = products
         self.integrations = integrations
@@ -118,6 +130,26 @@ class SyncEngine:
         self.worker_id = worker_id
         #: A run whose worker stops renewing its lease is taken over after this.
         self.lease_seconds = settings.run_lease_seconds
+
+    async def yield_to_interactive(self) -> None:
+        """Before a bulk run (not a merchant's Sync Now) writes a page: wait while interactive work (webhook
+        applies, Sync Now runs) has been due longer than INTERACTIVE_PATIENCE, for at most YIELD_LIMIT.
+
+        Every process shares one database, and under load it is what everyone waits for: a page of a
+        50,000-product sync is hundreds of document writes, and the webhook applies of every other store
+        queued behind them. Yielding page by page keeps those within a second while the big sync still
+        moves (at least a page per YIELD_LIMIT); with nothing interactive waiting it costs one Redis call."""
+        if self.jobs is None:
+            return
+        deadline = time.monotonic() + YIELD_LIMIT
+        try:
+            while time.monotonic() < deadline:
+                oldest = await self.jobs.oldest_due_ms(Lane.WEBHOOKS, Lane.SYNC_NOW)
+                if oldest is None or time.time() * 1000 - oldest < INTERACTIVE_PATIENCE * 1000:
+                    return
+                await asyncio.sleep(YIELD_POLL)
+        except RedisError:  # without Redis there is no telling: the run goes on
+            return
 
     async def run(self, run_id: str, before: Sequence[RunStep] = ()) -> Run | None:
         """Execute the run; `before` are steps done under its lease before the store is read."""
@@ -369,6 +401,8 @@ class _Execution:
                 errors.append(outcome)
         # The mark of the attempt whose held changes the run counted (runs saved before marks: the run's id).
         held_counted = (run.held.mark or run.id) if run.held is not None else None
+        if run.trigger is not Trigger.MANUAL:
+            await engine.yield_to_interactive()
         write = await engine.products.write_page(
             integration.account_id,
             integration.id,

@@ -7,6 +7,7 @@ SYNC_NOW, every other run to RUNS, webhook applies to WEBHOOKS (gateway.constant
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -74,6 +75,17 @@ class JobQueue:
             await self.try_enqueue(APPLY_JOB, integration_id, lane=Lane.WEBHOOKS, job_id=job_id, defer_by=defer_by)
         else:
             await self.enqueue(APPLY_JOB, integration_id, lane=Lane.WEBHOOKS, job_id=job_id, defer_by=defer_by)
+
+    async def oldest_due_ms(self, *lanes: Lane) -> float | None:
+        """When the oldest job now due on these lanes fell due (Unix ms; arq keeps a job there until it
+        ends, so a job running long counts too); None when none is due."""
+        now = time.time() * 1000
+        oldest: float | None = None
+        for lane in lanes:
+            found = await self.redis.zrangebyscore(self.queue(lane), "-inf", now, start=0, num=1, withscores=True)
+            if found and (oldest is None or found[0][1] < oldest):
+                oldest = float(found[0][1])
+        return oldest
 
     async def depth(self) -> dict[Lane, int]:
         """Jobs waiting on each lane (deferred ones included)."""

@@ -175,6 +175,7 @@ class Gateway:
             settings=settings,
             clock=now,
             worker_id=self.worker_id,
+            jobs=self.jobs,
         )
         self.repairs = WebhookRepairService(
             store=self.integration_store,
