@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from gateway.auth import issue_token
-from gateway.constants import run_channel
+from gateway.constants import account_channel, run_channel
 from gateway.events import Event, RunEvent
 from gateway.runs import Run
 from gateway.services import Gateway
@@ -112,6 +112,24 @@ async def wait_run(gw: Gateway, run_id: str, limit: float = 60.0) -> Run:
                     await asyncio.wait_for(queue.get(), timeout=2.0)
 
     return await asyncio.wait_for(follow(), limit)
+
+
+async def wait_run_recorded(gw: Gateway, run_id: str, limit: float = 60.0) -> Run:
+    """`wait_run`, then until the run's job has recorded its end (the activity entry, written a moment after
+    the run is marked finished; the light follows it), so what a test does next comes after it."""
+    run = await wait_run(gw, run_id, limit)
+
+    async def entry() -> None:
+        async with gw.hub.listen(account_channel(run.account_id)) as queue:
+            while not await gw.db.activity.find_one({"run_id": run_id, "kind": {"$in": RUN_END_KINDS}}):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.get(), 0.5)
+
+    await asyncio.wait_for(entry(), limit)
+    return run
+
+
+RUN_END_KINDS = ["SYNC_SUCCEEDED", "SYNC_FAILED", "SYNC_CANCELLED"]
 
 
 async def progress_of(queue: asyncio.Queue[Event]) -> int:

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gwtest import Api, connect, wait_run
+from gwtest import Api, connect, wait_run, wait_run_recorded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +28,7 @@ SYNC = "mutation($id: ID!) { syncNow(integrationId: $id, full: true) { id } }"
 async def setup(gw: Gateway, api: Api, sim: ToySimulator) -> str:
     sim.deliver_webhooks = False  # store changes arrive through the syncs these tests drive
     integration_id = await connect(api, sim)
-    await wait_run(gw, (await gw.runs.latest(integration_id, 1))[0].id)
+    await wait_run_recorded(gw, (await gw.runs.latest(integration_id, 1))[0].id)
     return integration_id
 
 
