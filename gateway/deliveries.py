@@ -77,23 +77,46 @@ class Arrival:
     #: time.time() at receipt, when it was taken before the delivery reached MongoDB (gateway.journal).
     wall: float | None = None
 
+    def to_doc(self, wall: float) -> Doc:
+        """The queue's document (and the journal's entry): `wall` is time.time() now, for an arrival
+        that has none of its own."""
+        event = self.event
+        return {
+            "account_id": self.account_id,
+            "integration_id": self.integration_id,
+            "delivery_id": event.delivery_id,
+            "topic": event.topic,
+            "kind": event.kind.value,
+            "external_id": event.external_id,
+            "product": dict(event.product) if event.product is not None else None,
+            "store_updated_at": event.store_updated_at,
+            "triggered_at": event.triggered_at,
+            "received_at": self.received_at,
+            "received_mono": self.wall if self.wall is not None else wall,
+            "held": self.held,
+            "claim": None,
+        }
 
-def _queue_doc(arrival: Arrival, wall: float) -> Doc:
-    event = arrival.event
-    return {
-        "account_id": arrival.account_id,
-        "integration_id": arrival.integration_id,
-        "delivery_id": event.delivery_id,
-        "kind": event.kind.value,
-        "external_id": event.external_id,
-        "product": dict(event.product) if event.product is not None else None,
-        "store_updated_at": event.store_updated_at,
-        "triggered_at": event.triggered_at,
-        "received_at": arrival.received_at,
-        "received_mono": arrival.wall if arrival.wall is not None else wall,
-        "held": arrival.held,
-        "claim": None,
-    }
+    @classmethod
+    def from_doc(cls, doc: Doc) -> Arrival:
+        event = WebhookEvent(
+            delivery_id=doc["delivery_id"],
+            topic=doc.get("topic", ""),
+            kind=ChangeKind(doc["kind"]),
+            external_id=doc["external_id"],
+            product=doc.get("product"),
+            store_updated_at=doc.get("store_updated_at"),
+            triggered_at=doc.get("triggered_at"),
+        )
+        wall = doc.get("received_mono")
+        return cls(
+            doc["account_id"],
+            doc["integration_id"],
+            event,
+            doc["received_at"],
+            bool(doc.get("held")),
+            float(wall) if wall is not None else None,
+        )
 
 
 def storable(event: WebhookEvent) -> bool:
@@ -131,7 +154,7 @@ class DeliveryStore:
     async def enqueue_many(self, arrivals: Sequence[Arrival]) -> list[Any]:
         """Queue deliveries to be applied (their bodies `storable`); returns their queue ids, in order."""
         wall = time.time()
-        result = await self.db.queue.insert_many([_queue_doc(a, wall) for a in arrivals])
+        result = await self.db.queue.insert_many([a.to_doc(wall) for a in arrivals])
         return list(result.inserted_ids)
 
     async def record_many(self, arrivals: Sequence[Arrival]) -> list[bool]:

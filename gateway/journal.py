@@ -41,7 +41,6 @@ from bson.codec_options import CodecOptions
 from redis.asyncio import Redis
 
 from gateway import metrics
-from gateway.adapter import ChangeKind, WebhookEvent
 from gateway.constants import delivered_key
 from gateway.deliveries import Arrival
 
@@ -78,39 +77,11 @@ return out
 
 
 def encode(arrival: Arrival, wall: float) -> bytes:
-    event = arrival.event
-    return bson.encode(
-        {
-            "account_id": arrival.account_id,
-            "integration_id": arrival.integration_id,
-            "received_at": arrival.received_at,
-            "wall": wall,
-            "held": arrival.held,
-            "delivery_id": event.delivery_id,
-            "topic": event.topic,
-            "kind": event.kind.value,
-            "external_id": event.external_id,
-            "product": dict(event.product) if event.product is not None else None,
-            "store_updated_at": event.store_updated_at,
-            "triggered_at": event.triggered_at,
-        }
-    )
+    return bson.encode(arrival.to_doc(wall))
 
 
 def decode(data: bytes) -> Arrival:
-    doc: dict[str, Any] = bson.decode(data, codec_options=_CODEC)
-    event = WebhookEvent(
-        delivery_id=doc["delivery_id"],
-        topic=doc["topic"],
-        kind=ChangeKind(doc["kind"]),
-        external_id=doc["external_id"],
-        product=doc.get("product"),
-        store_updated_at=doc.get("store_updated_at"),
-        triggered_at=doc.get("triggered_at"),
-    )
-    return Arrival(
-        doc["account_id"], doc["integration_id"], event, doc["received_at"], bool(doc.get("held")), doc.get("wall")
-    )
+    return Arrival.from_doc(bson.decode(data, codec_options=_CODEC))
 
 
 @dataclass(frozen=True)
