@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from gwtest import make_settings
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.domain import ChangeOutcome, RunKind, RunStatus, SyncErrorCode, SyncMode, Trigger
@@ -51,6 +51,12 @@ operation = st.one_of(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(st.lists(operation, min_size=1, max_size=10))
+# Found by a fresh-clone CI run: chosen products spread over two pages, and the toy adapter reported the
+# second page's ids missing while it read the first (they were marked removed, then counted added again).
+@example(
+    [("edit", 0), ("update", 0, False), ("update", 14, True), ("create", True), ("create", False)]
+    + [("sync", "products", None, [39, 24, 0, 13])]
+)
 def test_every_summary_equals_a_recount_from_the_database(
     mongodb_url: str, redis_url: str, ops: list[tuple[Any, ...]]
 ) -> None:

@@ -69,6 +69,7 @@ class ToyAdapter(PlatformAdapter):
     async def fetch_products(self, conn: Connection, request: FetchRequest) -> AsyncIterator[Page]:
         page = int(request.cursor or 1)
         per_page = int(conn.options.get("page_size", PAGE_SIZE))
+        found: set[str] = set()  # asked-for ids the pages so far returned
         while True:
             body = await self.client(conn).get_json(
                 "/api/products", params={**_filters(request), "page": page, "per_page": per_page}
@@ -77,10 +78,12 @@ class ToyAdapter(PlatformAdapter):
                 raise StorePayloadError("the toy store answered without a product list")
             items = body["products"]
             missing: list[str] = []
-            if request.mode is FetchMode.IDS:
-                found = {str(p.get("id")) for p in items if isinstance(p, dict)}
-                missing = [i for i in request.ids if i not in found]
             next_page = body.get("next_page")
+            if request.mode is FetchMode.IDS:
+                found |= {str(p.get("id")) for p in items if isinstance(p, dict)}
+                # Missing only once every page is read: an id past this page is on a later one.
+                if not next_page:
+                    missing = [i for i in request.ids if i not in found]
             yield Page(
                 items=items,
                 cursor=str(next_page) if next_page else None,
