@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gateway.domain import ActivityKind, utcnow
 from gateway.pagination import PageRequest, Slice
@@ -112,26 +113,37 @@ class ActivityLog:
         """The one entry of an hour's WEBHOOK digest run (its id is the run's): created by the first batch at
         `at`, where it stays in the log; later batches update its message. `seq` is the digest run's, so a
         slower writer never puts back an older count."""
-        fields: Doc = {"message": message, "details": {"seq": seq}}
-        try:
-            await self.db.activity.update_one(
-                {"_id": run_id, "details.seq": {"$not": {"$gte": seq}}},
+        await self.record_digests([DigestEntry(account_id, integration_id, run_id, at, message, seq)])
+
+    async def record_digests(self, entries: Sequence[DigestEntry]) -> None:
+        """`record_digest` for several digest runs in one write (a webhook apply pass serves many stores)."""
+        ops = [
+            UpdateOne(
+                {"_id": e.run_id, "details.seq": {"$not": {"$gte": e.seq}}},
                 {
-                    "$set": fields,
+                    "$set": {"message": e.message, "details": {"seq": e.seq}},
                     "$setOnInsert": {
-                        "account_id": account_id,
-                        "integration_id": integration_id,
-                        "at": at,
+                        "account_id": e.account_id,
+                        "integration_id": e.integration_id,
+                        "at": e.at,
                         "kind": ActivityKind.WEBHOOK_CHANGES_APPLIED.value,
-                        "run_id": run_id,
+                        "run_id": e.run_id,
                         "product_id": None,
                         "conflict_id": None,
                     },
                 },
                 upsert=True,
             )
-        except DuplicateKeyError:
-            pass  # a newer count is there already
+            for e in entries
+        ]
+        if not ops:
+            return
+        try:
+            await self.db.activity.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            # A duplicate key: a newer count is there already (the others were written). Others are raised.
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
 
     async def record_repeated(
         self, account_id: str, kind: ActivityKind, one: str, many: str, *, integration_id: str, reason: str
@@ -171,3 +183,15 @@ class ActivityLog:
     async def delete_integration(self, integration_id: str) -> None:
         """Only on a platform's request to erase a store's data: disconnecting keeps the log."""
         await self.db.activity.delete_many({"integration_id": integration_id})
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    """The activity entry of an hour's WEBHOOK digest run, as of one batch (`ActivityLog.record_digests`)."""
+
+    account_id: str
+    integration_id: str
+    run_id: str
+    at: datetime
+    message: str
+    seq: int

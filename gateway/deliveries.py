@@ -192,8 +192,14 @@ class DeliveryStore:
 
     async def any_waiting(self, integration_id: str) -> bool:
         """True when a delivery of the integration waits unclaimed (and not held for Sync Now)."""
-        query = {"integration_id": integration_id, "claim": None, "held": {"$ne": True}}
-        return await self.db.queue.find_one(query, {"_id": 1}) is not None
+        return integration_id in await self.waiting_of([integration_id])
+
+    async def waiting_of(self, integration_ids: Sequence[str]) -> set[str]:
+        """Which of these integrations have a delivery waiting unclaimed (and not held for Sync Now): one
+        query for all of them."""
+        query = {"integration_id": _one_of(integration_ids), "claim": None, "held": {"$ne": True}}
+        found = await self.db.queue.distinct("integration_id", query)
+        return {str(i) for i in found}
 
     async def claim(
         self,
@@ -205,33 +211,50 @@ class DeliveryStore:
     ) -> list[Delivery]:
         """Take every unclaimed delivery of the integration (of these products only, when given) under
         `token` for `lease`, oldest first."""
-        unclaimed: Doc = {"integration_id": integration_id, "claim": None}
+        return (await self.claim_many([integration_id], token, now, lease, external_ids)).get(integration_id, [])
+
+    async def claim_many(
+        self,
+        integration_ids: Sequence[str],
+        token: str,
+        now: datetime,
+        lease: timedelta,
+        external_ids: Sequence[str] | None = None,
+    ) -> dict[str, list[Delivery]]:
+        """`claim` for several integrations under one token (one update and one read for all of them: an
+        apply pass serves every integration whose job runs at that moment). By integration, oldest first."""
+        unclaimed: Doc = {"integration_id": _one_of(integration_ids), "claim": None}
         if external_ids is not None:
             unclaimed["external_id"] = {"$in": list(external_ids)}
         await self.db.queue.update_many(
             unclaimed, {"$set": {"claim": token, "claimed_at": now, "claim_expires": now + lease}}
         )
-        claimed = {"integration_id": integration_id, "claim": token}
-        return [Delivery.from_doc(d) async for d in self.db.queue.find(claimed).sort("received_at", 1)]
+        claimed: dict[str, list[Delivery]] = {}
+        async for doc in self.db.queue.find({"claim": token}).sort("received_at", 1):
+            delivery = Delivery.from_doc(doc)
+            claimed.setdefault(delivery.integration_id, []).append(delivery)
+        return claimed
 
     async def waiting(self, integration_id: str) -> int:
         """How many deliveries kept for Sync Now (held) wait, unclaimed, for the integration. (Others
         waiting are an apply job's a moment from now, not the merchant's to sync.)"""
         return await self.db.queue.count_documents({"integration_id": integration_id, "claim": None, "held": True})
 
-    async def renew(self, integration_id: str, token: str, now: datetime, lease: timedelta) -> int:
+    async def renew(self, integration_ids: str | Sequence[str], token: str, now: datetime, lease: timedelta) -> int:
         """Extend the lease of the claim `token`; returns how many deliveries it still holds."""
         result = await self.db.queue.update_many(
-            {"integration_id": integration_id, "claim": token}, {"$set": {"claim_expires": now + lease}}
+            {"integration_id": _one_of(integration_ids), "claim": token}, {"$set": {"claim_expires": now + lease}}
         )
         return result.matched_count
 
-    async def release(self, integration_id: str, token: str) -> None:
+    async def release(self, integration_ids: str | Sequence[str], token: str) -> None:
         """Give the claim `token` back unapplied (its apply failed): another job takes it."""
-        await self.db.queue.update_many({"integration_id": integration_id, "claim": token}, {"$set": {"claim": None}})
+        await self.db.queue.update_many(
+            {"integration_id": _one_of(integration_ids), "claim": token}, {"$set": {"claim": None}}
+        )
 
-    async def done(self, integration_id: str, token: str) -> None:
-        await self.db.queue.delete_many({"integration_id": integration_id, "claim": token})
+    async def done(self, integration_ids: str | Sequence[str], token: str) -> None:
+        await self.db.queue.delete_many({"integration_id": _one_of(integration_ids), "claim": token})
 
     async def release_expired(self, now: datetime, legacy_cutoff: datetime) -> list[str]:
         """Claims whose lease ran out go back to the queue; returns their integrations. (A claim made by a
@@ -264,3 +287,10 @@ class DeliveryStore:
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.queue.delete_many({"integration_id": integration_id})
         await self.db.deliveries.delete_many({"integration_id": integration_id})
+
+
+def _one_of(ids: str | Sequence[str]) -> str | Doc:
+    """A query value matching one id, or any of several."""
+    if isinstance(ids, str):
+        return ids
+    return ids[0] if len(ids) == 1 else {"$in": list(ids)}

@@ -269,6 +269,15 @@ class IntegrationStore:
         """For workers and webhooks, which act for the integration's own account."""
         return _one(await self.db.integrations.find_one({"_id": integration_id}))
 
+    async def get_many_any(self, integration_ids: Sequence[str]) -> dict[str, Integration]:
+        """`get_any` for several integrations in one read; those that are gone are missing."""
+        found: dict[str, Integration] = {}
+        async for doc in self.db.integrations.find({"_id": {"$in": list(integration_ids)}}):
+            integration = _one(doc)
+            if integration is not None:
+                found[integration.id] = integration
+        return found
+
     async def get_cached(self, integration_id: str) -> Integration | None:
         """`get_any`, answered from memory when read within the last CACHE_SECONDS.
 

@@ -35,7 +35,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gateway.domain import utcnow
 from gateway.storage.mongo import Database, Doc
@@ -156,6 +157,46 @@ class ProductCountStore:
             update = tally.update()
             update["$pull"] = {"pending": {"t": token}}
             await self.db.product_counts.update_one({"_id": integration_id, "pending.t": token}, update)
+
+    @asynccontextmanager
+    async def change_many(self, owners: Mapping[str, str]) -> AsyncIterator[dict[str, Tally]]:
+        """`change` for several integrations (integration id -> account id) at once: one write before the
+        product writes and one after, whatever their number (a webhook apply pass serves many stores)."""
+        if not owners:
+            yield {}
+            return
+        token = uuid.uuid4().hex
+        now = utcnow()
+        pending: Doc = {"$push": {"pending": {"t": token, "at": now}}, "$inc": {"v": 1}}
+        owned = list(owners.items())
+        try:
+            await self.db.product_counts.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": integration_id},
+                        {**pending, "$setOnInsert": {"account_id": account_id, "recounted_at": now}},
+                        upsert=True,
+                    )
+                    for integration_id, account_id in owned
+                ],
+                ordered=False,
+            )
+        except BulkWriteError as exc:
+            # Two first writers at once: the document exists now (any other error is raised).
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            await self.db.product_counts.bulk_write([UpdateOne({"_id": owned[e["index"]][0]}, pending) for e in errors])
+        tallies = {integration_id: Tally() for integration_id in owners}
+        try:
+            yield tallies
+        finally:
+            after = []
+            for integration_id, tally in tallies.items():
+                update = tally.update()
+                update["$pull"] = {"pending": {"t": token}}
+                after.append(UpdateOne({"_id": integration_id, "pending.t": token}, update))
+            await self.db.product_counts.bulk_write(after, ordered=False)
 
     async def delete(self, integration_id: str) -> None:
         await self.db.product_counts.delete_one({"_id": integration_id})

@@ -36,7 +36,7 @@ import re
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any
@@ -111,6 +111,30 @@ class WriteResult:
     outcome: Outcome
     product_id: str
     conflicts: tuple[ConflictFound, ...] = ()
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The products one batch of an integration's webhook deliveries carried (`write_changes_many`)."""
+
+    account_id: str
+    integration_id: str
+    products: Mapping[str, Product]
+    run_id: str
+
+
+@dataclass
+class _ChangePlan:
+    """What `write_changes_many` decided, before writing: results known already (by batch), inserts,
+    updates that keep a status and those that move one (by batch and statuses), the guarded writes'
+    hashes and outcomes (by batch and external id), and products to decide one by one."""
+
+    results: list[dict[str, WriteResult]]
+    inserts: list[Doc] = field(default_factory=list)
+    updates: list[UpdateOne] = field(default_factory=list)
+    moves: dict[tuple[int, str | None, str], list[UpdateOne]] = field(default_factory=dict)
+    guarded: dict[tuple[int, str], tuple[str, Outcome]] = field(default_factory=dict)
+    slow: list[tuple[int, Product, str]] = field(default_factory=list)
 
 
 class Decision(Enum):
@@ -402,8 +426,13 @@ class ProductStore:
     # ---- reads --------------------------------------------------------------------------------
     async def existing(self, integration_id: str, external_ids: Sequence[str]) -> dict[str, Doc]:
         """Hash, version, flags, status and overlays of the given products, keyed by external id."""
+        found = await self._existing([product_id(integration_id, e) for e in external_ids])
+        return {doc["external_id"]: doc for doc in found.values()}
+
+    async def _existing(self, pids: Sequence[str]) -> dict[str, Doc]:
+        """`existing` by product id, of any integrations."""
         cursor = self.db.products.find(
-            {"_id": {"$in": [product_id(integration_id, e) for e in external_ids]}},
+            {"_id": {"$in": list(pids)}},
             {
                 "external_id": 1,
                 "hash": 1,
@@ -421,7 +450,7 @@ class ProductStore:
                 "removal_version": 1,
             },
         )
-        return {doc["external_id"]: doc async for doc in cursor}
+        return {doc["_id"]: doc async for doc in cursor}
 
     async def any_stored(self, integration_id: str) -> bool:
         if (await self.counts.get(integration_id)).total:
@@ -920,51 +949,92 @@ class ProductStore:
 
         Products with an active Alana edit (conflicts to detect), and writes that lost a race (an insert
         that collided, an update whose version moved) are decided again one by one by `write_one`."""
-        existing = await self.existing(integration_id, list(products)) if products else {}
-        results: dict[str, WriteResult] = {}
-        inserts: list[Doc] = []
-        updates: list[UpdateOne] = []
-        moves: dict[tuple[str | None, str], list[UpdateOne]] = {}
-        guarded: dict[str, tuple[str, Outcome]] = {}
-        slow: list[tuple[Product, str]] = []
-        for n, (external_id, product) in enumerate(products.items(), 1):
-            if not n % YIELD_EVERY:
-                await asyncio.sleep(0)  # hashing is CPU work: other jobs get the event loop in between
-            pid = product_id(integration_id, external_id)
-            store = product.to_document()
-            content_hash = hash_document(store)
-            old = existing.get(external_id)
-            if old is None:
-                inserts.append(self.new_document(account_id, integration_id, product, content_hash, run_id, store))
-                results[external_id] = WriteResult(Outcome.ADDED, pid)
-            elif older(product.store_updated_at, old.get("store_updated_at")) or not newer_than_removal(
-                product.store_updated_at, old
-            ):
-                results[external_id] = WriteResult(Outcome.STALE, pid)
-            elif old.get("hash") == content_hash and not old.get("removed"):
-                results[external_id] = WriteResult(Outcome.UNCHANGED, pid)
-            elif any(o.get("active") for o in old.get("overlays", [])):
-                slow.append((product, content_hash))
-            else:
-                op = self.update_op(integration_id, product, content_hash, old.get("version", 0), run_id, store)
-                before = None if old.get("removed") else old.get("status")
-                if before == store["status"]:
-                    updates.append(op)
-                else:
-                    moves.setdefault((before, store["status"]), []).append(op)
-                guarded[external_id] = (content_hash, Outcome.ADDED if old.get("removed") else Outcome.UPDATED)
-        matched, collided = await self._counted_bulk(account_id, integration_id, inserts, updates, moves)
-        slow += [(products[d["external_id"]], d["hash"]) for d in inserts if d["_id"] in collided]
-        if matched < len(guarded):
-            now = await self.existing(integration_id, list(guarded))
-            slow += [(products[e], h) for e, (h, _) in guarded.items() if now.get(e, {}).get("hash") != h]
-        for external_id, (_, outcome) in guarded.items():
-            results[external_id] = WriteResult(outcome, product_id(integration_id, external_id))
-        for product, content_hash in slow:
-            results[product.external_id] = await self.write_one(
-                account_id, integration_id, product, content_hash, run_id, skip_older=True
+        return (await self.write_changes_many([Changes(account_id, integration_id, products, run_id)]))[0]
+
+    async def write_changes_many(self, batches: Sequence[Changes]) -> list[dict[str, WriteResult]]:
+        """`write_changes` for several integrations at once (a webhook apply pass serves every store whose
+        job runs at that moment): one read, one bulk write per WRITE_CHUNK and the counts' two writes for
+        all of them, however many stores. One result dict per batch, in order; each integration at most
+        once."""
+        pids = [product_id(b.integration_id, e) for b in batches for e in b.products]
+        plan = await self._plan_changes(batches, await self._existing(pids) if pids else {})
+        index = {b.integration_id: i for i, b in enumerate(batches)}
+        # Only writes that can change a count (inserts, status moves) are counted (gateway.product_counts).
+        counted = {d["integration_id"]: batches[index[d["integration_id"]]].account_id for d in plan.inserts}
+        counted.update({batches[i].integration_id: batches[i].account_id for i, _, _ in plan.moves})
+        matched, collided = 0, set[str]()
+        if plan.inserts or plan.updates or plan.moves:
+            async with self.counts.change_many(counted) as tallies:
+                matched, collided = await self.bulk(plan.inserts, plan.updates)
+                for doc in plan.inserts:
+                    if doc["_id"] not in collided:
+                        tallies[doc["integration_id"]].add(doc["status"], 1, doc["feed"])
+                for (i, before, after), ops in plan.moves.items():
+                    moved, _ = await self.bulk([], ops)
+                    matched += moved
+                    tally = tallies[batches[i].integration_id]
+                    if before is not None:
+                        tally.remove(before, moved)
+                    tally.add(after, moved)
+        slow = plan.slow
+        for doc in plan.inserts:
+            if doc["_id"] in collided:
+                i = index[doc["integration_id"]]
+                slow.append((i, batches[i].products[doc["external_id"]], doc["hash"]))
+        if matched < len(plan.guarded):
+            now = await self._existing([product_id(batches[i].integration_id, e) for i, e in plan.guarded])
+            slow += [
+                (i, batches[i].products[e], h)
+                for (i, e), (h, _) in plan.guarded.items()
+                if now.get(product_id(batches[i].integration_id, e), {}).get("hash") != h
+            ]
+        results = plan.results
+        for (i, external_id), (_, outcome) in plan.guarded.items():
+            results[i][external_id] = WriteResult(outcome, product_id(batches[i].integration_id, external_id))
+        for i, product, content_hash in slow:
+            batch = batches[i]
+            results[i][product.external_id] = await self.write_one(
+                batch.account_id, batch.integration_id, product, content_hash, batch.run_id, skip_older=True
             )
         return results
+
+    async def _plan_changes(self, batches: Sequence[Changes], existing: Mapping[str, Doc]) -> _ChangePlan:
+        """Decide each carried product against what is stored (`existing`, by product id)."""
+        plan = _ChangePlan([{} for _ in batches])
+        n = 0
+        for i, batch in enumerate(batches):
+            integration_id, run_id = batch.integration_id, batch.run_id
+            for external_id, product in batch.products.items():
+                n += 1
+                if not n % YIELD_EVERY:
+                    await asyncio.sleep(0)  # hashing is CPU work: other jobs get the event loop in between
+                pid = product_id(integration_id, external_id)
+                store = product.to_document()
+                content_hash = hash_document(store)
+                old = existing.get(pid)
+                if old is None:
+                    plan.inserts.append(
+                        self.new_document(batch.account_id, integration_id, product, content_hash, run_id, store)
+                    )
+                    plan.results[i][external_id] = WriteResult(Outcome.ADDED, pid)
+                elif older(product.store_updated_at, old.get("store_updated_at")) or not newer_than_removal(
+                    product.store_updated_at, old
+                ):
+                    plan.results[i][external_id] = WriteResult(Outcome.STALE, pid)
+                elif old.get("hash") == content_hash and not old.get("removed"):
+                    plan.results[i][external_id] = WriteResult(Outcome.UNCHANGED, pid)
+                elif any(o.get("active") for o in old.get("overlays", [])):
+                    plan.slow.append((i, product, content_hash))
+                else:
+                    op = self.update_op(integration_id, product, content_hash, old.get("version", 0), run_id, store)
+                    before = None if old.get("removed") else old.get("status")
+                    if before == store["status"]:
+                        plan.updates.append(op)
+                    else:
+                        plan.moves.setdefault((i, before, store["status"]), []).append(op)
+                    outcome = Outcome.ADDED if old.get("removed") else Outcome.UPDATED
+                    plan.guarded[(i, external_id)] = (content_hash, outcome)
+        return plan
 
     async def write_one(
         self,

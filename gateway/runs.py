@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gateway.domain import ChangeOutcome, RunKind, RunStatus, SyncErrorCode, Trigger, utcnow
@@ -541,47 +541,51 @@ class RunStore:
         and nowhere a worker looks. Counters are incremented in one update, so batches applied at once
         by several workers add up; its message follows the count (`Run.from_doc`).
         """
+        return (await self.add_to_digests([DigestBatch(account_id, integration_id, run_id, at, applied)]))[0]
+
+    async def add_to_digests(self, batches: Sequence[DigestBatch]) -> list[Run]:
+        """`add_to_digest` for the batches of several integrations (one each) at once: two recounts, one
+        write and one read for all of them (a webhook apply pass serves every store whose job runs)."""
+        run_ids = [b.run_id for b in batches]
         # added and removed are not tallied but recounted, from the products the hour's batches wrote (a
         # tally is wrong both ways: a worker killed between a batch's writes and this update leaves those
         # products to its retry, which finds them written; a product a run inserted first is decided
         # again and may be tallied by both). Counted after this batch's writes and set with $max in the
         # same update as the counters: concurrent recounts never go back, and a batch is one write.
-        added = await self.db.products.count_documents({"created_run": run_id})
-        removed = await self.db.products.count_documents({"removed_run": run_id})
-        increments: Doc = {f"counts.{k}": v for k, v in applied.counts.as_dict().items() if v and k not in _RECOUNTED}
-        increments["progress.processed"] = applied.deliveries
-        increments["progress.seq"] = 1
-        update: Doc = {
-            "$setOnInsert": {
-                "account_id": account_id,
-                "integration_id": integration_id,
-                "trigger": Trigger.WEBHOOK.value,
-                "kind": RunKind.DIGEST.value,
-                "status": RunStatus.SUCCEEDED.value,
-                "queued_at": at,
-                "started_at": at,
-                "product_ids": [],
-                "progress.total": None,
-                "attempts": 0,
-                "cancel_requested": False,
-            },
-            "$max": {"finished_at": at, "counts.added": added, "counts.removed": removed},
-            "$inc": increments,
-        }
-        if applied.errors:
-            update["$push"] = {"errors": {"$each": [_error_doc(e) for e in applied.errors], "$slice": MAX_ERRORS_KEPT}}
-        doc: Doc | None = None
+        added = await self._count_by("created_run", run_ids)
+        removed = await self._count_by("removed_run", run_ids)
+        ops = [
+            UpdateOne(
+                {"_id": b.run_id},
+                _digest_update(b, added.get(b.run_id, 0), removed.get(b.run_id, 0)),
+                upsert=True,
+            )
+            for b in batches
+        ]
         for _ in range(3):
             try:
-                doc = await update_and_read(
-                    self.db.runs, {"_id": run_id}, update, upsert=True, projection={"errors": 0}
-                )
+                await self.db.runs.bulk_write(ops, ordered=False)
                 break
-            except DuplicateKeyError:  # two first batches of the hour at once: the other one created it
-                continue
-        if doc is None:  # pragma: no cover - the upsert kept colliding
+            except BulkWriteError as exc:
+                # Two first batches of the hour at once: the other one created it; the rest were written.
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                ops = [ops[e["index"]] for e in errors]
+        else:  # pragma: no cover - the upserts kept colliding
             raise RuntimeError("could not record the webhook digest")
-        return Run.from_doc(doc)
+        docs = {d["_id"]: d async for d in self.db.runs.find({"_id": {"$in": run_ids}}, {"errors": 0})}
+        return [Run.from_doc(docs[run_id]) for run_id in run_ids]
+
+    async def _count_by(self, field_name: str, run_ids: Sequence[str]) -> dict[str, int]:
+        """How many products carry each of these runs in `field_name` (one query)."""
+        if len(run_ids) == 1:
+            return {run_ids[0]: await self.db.products.count_documents({field_name: run_ids[0]})}
+        pipeline: list[Doc] = [
+            {"$match": {field_name: {"$in": list(run_ids)}}},
+            {"$group": {"_id": f"${field_name}", "n": {"$sum": 1}}},
+        ]
+        return {doc["_id"]: int(doc["n"]) async for doc in await self.db.products.aggregate(pipeline)}
 
     async def delete_integration(self, integration_id: str) -> None:
         await self.db.runs.delete_many({"integration_id": integration_id})
@@ -681,3 +685,41 @@ class RunLease:
                 raise LeaseLost()
             self.run = run
             return run
+
+
+@dataclass(frozen=True)
+class DigestBatch:
+    """One integration's batch of applied webhook changes, on its way into the hour's digest run."""
+
+    account_id: str
+    integration_id: str
+    run_id: str
+    at: datetime
+    applied: Applied
+
+
+def _digest_update(batch: DigestBatch, added: int, removed: int) -> Doc:
+    applied = batch.applied
+    increments: Doc = {f"counts.{k}": v for k, v in applied.counts.as_dict().items() if v and k not in _RECOUNTED}
+    increments["progress.processed"] = applied.deliveries
+    increments["progress.seq"] = 1
+    update: Doc = {
+        "$setOnInsert": {
+            "account_id": batch.account_id,
+            "integration_id": batch.integration_id,
+            "trigger": Trigger.WEBHOOK.value,
+            "kind": RunKind.DIGEST.value,
+            "status": RunStatus.SUCCEEDED.value,
+            "queued_at": batch.at,
+            "started_at": batch.at,
+            "product_ids": [],
+            "progress.total": None,
+            "attempts": 0,
+            "cancel_requested": False,
+        },
+        "$max": {"finished_at": batch.at, "counts.added": added, "counts.removed": removed},
+        "$inc": increments,
+    }
+    if applied.errors:
+        update["$push"] = {"errors": {"$each": [_error_doc(e) for e in applied.errors], "$slice": MAX_ERRORS_KEPT}}
+    return update

@@ -24,14 +24,14 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway import metrics
-from gateway.activity import ActivityLog
+from gateway.activity import ActivityLog, DigestEntry
 from gateway.adapter import ChangeKind, Connection, FetchMode, FetchRequest, MappingContext, PlatformAdapter
 from gateway.batching import WriteBatcher
 from gateway.conflicts import ConflictService
@@ -41,7 +41,7 @@ from gateway.domain import ActivityKind, ChangeOutcome, RunKind, SyncMode, Trigg
 from gateway.errors import StoreAuthError, StoreError
 from gateway.events import EventPublisher, ProductChanged
 from gateway.healthwatch import HealthWatch
-from gateway.integration_store import Integration, IntegrationStore
+from gateway.integration_store import CallCounter, Integration, IntegrationStore
 from gateway.integrations import IntegrationService
 from gateway.jobqueue import JobQueue
 from gateway.journal import BACKLOG_LIMIT, ORPHAN_SECONDS, Entry, Journal, Mover
@@ -50,10 +50,11 @@ from gateway.locks import RedisLock
 from gateway.mapping import map_one, prefetch
 from gateway.model import Product
 from gateway.plugins import PluginRegistry
-from gateway.products import Outcome, ProductStore, WriteResult, product_id
+from gateway.products import Changes, Outcome, ProductStore, WriteResult, product_id
 from gateway.runs import (
     Applied,
     AppliedChange,
+    DigestBatch,
     Run,
     RunCounts,
     RunStore,
@@ -76,6 +77,8 @@ APPLY_LOCK_SECONDS = 30.0
 SCHEDULED_LIMIT = 10_000
 #: The most deliveries one intake write carries.
 INTAKE_BATCH = 500
+#: The most integrations one apply pass serves (the apply jobs this process runs at that moment).
+APPLY_PASS_LIMIT = 64
 
 
 class WebhookService:
@@ -122,6 +125,9 @@ class WebhookService:
         self._journaling: WriteBatcher[Arrival, Entry | None] = WriteBatcher(
             self._journal_batch, max_items=INTAKE_BATCH
         )
+        #: The apply jobs running at one moment in this process share their passes' reads and writes.
+        self._passes: WriteBatcher[str, int | Exception] = WriteBatcher(self._apply_pass, max_items=APPLY_PASS_LIMIT)
+        self._waiting: WriteBatcher[str, bool] = WriteBatcher(self._waiting_batch, max_items=APPLY_PASS_LIMIT)
         #: integration id -> the coalescing window whose apply job this process queued last.
         self._scheduled: dict[str, int] = {}
 
@@ -294,7 +300,7 @@ class WebhookService:
                 await lock.release()
             # What arrived during the pass (its apply jobs found the lock held and left it to us), or
             # between the pass and the release: another pass.
-            if not await self.deliveries.any_waiting(integration_id):
+            if not await self._waiting.submit(integration_id):
                 return changed
 
     async def apply_pending(self, integration_id: str) -> int:
@@ -302,33 +308,72 @@ class WebhookService:
         digest run (history and activity log); returns how many products changed.
 
         The deliveries are claimed under a lease renewed while they are applied: if this worker dies or
-        freezes, or the apply fails, they go back to the queue for another job (never lost, never held)."""
-        integration = await self.store.get_any(integration_id)
-        if integration is None:
-            # Disconnected (a delivery accepted from another API's cached read just before): nothing waits
-            # for an integration that is gone.
-            await self.deliveries.delete_integration(integration_id)
-            return 0
-        if integration.paused:
-            # Credentials rejected or app removed: no calls to the store. The full sync that follows a
-            # reconnect catches up these changes.
-            dropped = await self.deliveries.drop_unclaimed(integration_id)
-            await self.store.settle_pending_changes(integration_id, dropped)
-            return 0
+        freezes, or the apply fails, they go back to the queue for another job (never lost, never held).
+
+        Concurrent calls in this process (the webhook slots' jobs for other stores) share one pass
+        (`_apply_pass`): what each store's apply costs MongoDB is paid once for all of them."""
+        result = await self._passes.submit(integration_id)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _apply_pass(self, integration_ids: list[str]) -> list[int | Exception]:
+        """One apply pass for every integration asked for: one read of the integrations, one claim, one
+        products' write, one digest write and one activity write for all of them (each store's own
+        commands, a dozen, made a steady stream of single deliveries to many stores cost more than the
+        database could serve). A failure of one store's part (its plugin, its store) fails that store's
+        job only; a failed shared write fails them all, and every claim goes back to the queue."""
+        unique = list(dict.fromkeys(integration_ids))
+        found = await self.store.get_many_any(unique)
+        outcome: dict[str, int | Exception] = {}
         now = self.clock()
-        run_id = digest_id(integration_id, now)
+        jobs: list[_Job] = []
+        for integration_id in unique:
+            integration = found.get(integration_id)
+            if integration is None:
+                # Disconnected (a delivery accepted from another API's cached read just before): nothing
+                # waits for an integration that is gone.
+                await self.deliveries.delete_integration(integration_id)
+                outcome[integration_id] = 0
+            elif integration.paused:
+                # Credentials rejected or app removed: no calls to the store. The full sync that follows a
+                # reconnect catches up these changes.
+                dropped = await self.deliveries.drop_unclaimed(integration_id)
+                await self.store.settle_pending_changes(integration_id, dropped)
+                outcome[integration_id] = 0
+            else:
+                jobs.append(_Job(integration, digest_id(integration_id, now)))
 
-        async def record(applied: Applied) -> None:
-            await self._digest(integration, run_id, now, applied)
+        async def record(applied: Mapping[str, Applied]) -> None:
+            batches = [(job, applied[job.integration.id]) for job in jobs if job.integration.id in applied]
+            await self._digest(batches, now)
 
-        applied = await self._claim_and_apply(integration, run_id, record=record)
-        if applied.deliveries == 0:
-            return 0
-        # Only what manual mode had counted (kept before a switch to automatic): nearly always none, and
-        # then the integration is not written at all.
-        await self.store.settle_pending_changes(integration_id, applied.held)
-        await self._announce(integration, applied, None)
-        return len(applied.changed_ids)
+        results = await self._claim_and_apply(jobs, record=record) if jobs else {}
+        for job in jobs:
+            integration = job.integration
+            result = results.get(integration.id, Applied())
+            if isinstance(result, Exception) or result.deliveries == 0:
+                outcome[integration.id] = result if isinstance(result, Exception) else 0
+                continue
+            try:
+                # Only what manual mode had counted (kept before a switch to automatic): nearly always none,
+                # and then the integration is not written at all.
+                await self.store.settle_pending_changes(integration.id, result.held)
+                await self._announce(integration, result, None)
+                outcome[integration.id] = len(result.changed_ids)
+            except Exception as exc:  # noqa: BLE001 - this store's job fails; the others' passes stand
+                outcome[integration.id] = exc
+        answered: set[str] = set()
+        answers: list[int | Exception] = []
+        for integration_id in integration_ids:
+            # The same store asked twice at once: the first call's pass applied everything.
+            answers.append(0 if integration_id in answered else outcome[integration_id])
+            answered.add(integration_id)
+        return answers
+
+    async def _waiting_batch(self, integration_ids: list[str]) -> list[bool]:
+        waiting = await self.deliveries.waiting_of(list(dict.fromkeys(integration_ids)))
+        return [integration_id in waiting for integration_id in integration_ids]
 
     async def apply_held(self, run: Run) -> Applied | None:
         """The step a Sync Now run takes first: apply the changes manual mode kept waiting (for a run of
@@ -339,74 +384,128 @@ class WebhookService:
         if integration is None or integration.paused:
             return None  # the run fails at the store; what waits is applied after a reconnect
         only = run.product_ids if run.kind is RunKind.PRODUCTS else None
-        applied = await self._claim_and_apply(integration, run.id, held=held_mark(run), only=only)
-        if applied.deliveries:
+        job = _Job(integration, run.id, held=held_mark(run))
+        result = (await self._claim_and_apply([job], only=only)).get(integration.id, Applied())
+        if isinstance(result, Exception):
+            raise result
+        if result.deliveries:
             # Deliveries queued before a switch to manual mode were never counted: only the held ones are.
-            await self.store.settle_pending_changes(integration.id, applied.held)
+            await self.store.settle_pending_changes(integration.id, result.held)
             await self.health.refresh(integration.id)
-        await self._announce(integration, applied, run.id)
-        return applied
+        await self._announce(integration, result, run.id)
+        return result
 
     async def _claim_and_apply(
         self,
-        integration: Integration,
-        run_id: str,
+        jobs: Sequence[_Job],
         *,
-        held: str | None = None,
         only: Sequence[str] | None = None,
-        record: Callable[[Applied], Awaitable[None]] | None = None,
-    ) -> Applied:
-        """Claim the integration's pending deliveries (of the products in `only`, when given), apply the
-        newest change of each product under `run_id`, `record` what was applied, and forget them.
+        record: Callable[[Mapping[str, Applied]], Awaitable[None]] | None = None,
+    ) -> dict[str, Applied | Exception]:
+        """Claim the pending deliveries of the jobs' integrations (of the products in `only`, when given),
+        apply the newest change of each product under each job's run, `record` what was applied, and
+        forget them. By integration: what was applied, or why that integration's part failed (its
+        deliveries went back to the queue); integrations with nothing waiting are left out.
 
         Recorded before the deliveries are forgotten: if recording fails (MongoDB went away between the
         products' writes and the digest's), the deliveries go back to the queue and their retry records
         them. Forgotten first, the hour's digest would have missed the batch for good."""
-        integration_id = integration.id
+        ids = [job.integration.id for job in jobs]
         token = uuid.uuid4().hex
         lease = timedelta(seconds=self.settings.run_lease_seconds)
-        deliveries = await self.deliveries.claim(integration_id, token, self.clock(), lease, only)
-        if not deliveries:
-            return Applied()
-        metrics.APPLY_BATCH.observe(len(deliveries))
-        renewing = asyncio.get_running_loop().create_task(self._renew(integration_id, token, lease))
+        claimed = await self.deliveries.claim_many(ids, token, self.clock(), lease, only)
+        busy = [job for job in jobs if claimed.get(job.integration.id)]
+        if not busy:
+            return {}
+        for job in busy:
+            metrics.APPLY_BATCH.observe(len(claimed[job.integration.id]))
+        held_ids = [job.integration.id for job in busy]
+        renewing = asyncio.get_running_loop().create_task(self._renew(held_ids, token, lease))
+        failed: dict[str, Exception] = {}
         try:
-            applied = replace(
-                await self._apply_claimed(integration, deliveries, run_id, held),
-                deliveries=len(deliveries),
-                held=sum(1 for d in deliveries if d.held),
-            )
-            if record is not None:
+            applied = {
+                integration_id: replace(
+                    result,
+                    deliveries=len(claimed[integration_id]),
+                    held=sum(1 for d in claimed[integration_id] if d.held),
+                )
+                for integration_id, result in (await self._apply_claimed(busy, claimed, token, failed)).items()
+            }
+            if record is not None and applied:
                 await record(applied)
         except BaseException:
             with contextlib.suppress(Exception):  # MongoDB may be what failed: then the lease runs out
-                await self.deliveries.release(integration_id, token)
+                await self.deliveries.release(held_ids, token)
             raise
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-        await self.deliveries.done(integration_id, token)
+        # A failed integration's deliveries were given back (unclaimed): this forgets only the applied ones.
+        await self.deliveries.done(held_ids, token)
         now = time.time()
-        for delivery in deliveries:
-            started = delivery.triggered_at
-            latency = now - (started.timestamp() if started is not None else delivery.received_mono)
-            metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
-        return applied
+        for integration_id in applied:
+            for delivery in claimed[integration_id]:
+                started = delivery.triggered_at
+                latency = now - (started.timestamp() if started is not None else delivery.received_mono)
+                metrics.WEBHOOK_LATENCY.observe(max(0.0, latency))
+        return {**applied, **failed}
 
-    async def _renew(self, integration_id: str, token: str, lease: timedelta) -> None:
+    async def _renew(self, integration_ids: Sequence[str], token: str, lease: timedelta) -> None:
         """Keep the claim's lease while its deliveries are applied (three renewals per lease)."""
         while True:
             await asyncio.sleep(lease.total_seconds() / 3)
             try:
-                await self.deliveries.renew(integration_id, token, self.clock(), lease)
+                await self.deliveries.renew(integration_ids, token, self.clock(), lease)
             except Exception:  # noqa: BLE001 - MongoDB unreachable: the apply itself will say so
                 log.warning("could not renew a webhook claim", exc_info=True)
 
     async def _apply_claimed(
-        self, integration: Integration, deliveries: list[Delivery], run_id: str, held: str | None
-    ) -> Applied:
-        integration_id = integration.id
+        self, jobs: Sequence[_Job], claimed: Mapping[str, list[Delivery]], token: str, failed: dict[str, Exception]
+    ) -> dict[str, Applied]:
+        """Apply each integration's claimed deliveries: its own part first (deletions, mapping, changes kept
+        for Sync Now), then every integration's carried products in one write, then what must be read
+        back from each store. An integration whose own part raises is left out, its claim given back."""
+        passes: list[_Pass] = []
+        try:
+            for job in jobs:
+                counter = self.integrations.counter(job.integration.id)
+                applying = _Pass(job, counter, self.integrations.connection(job.integration, counter))
+                passes.append(applying)
+                await self._isolated(applying, self._prepare(applying, claimed[job.integration.id]), token, failed)
+            live = [p for p in passes if p.job.integration.id not in failed]
+            await self._write_carried([p for p in live if p.carried])
+            for applying in live:
+                if applying.refresh:
+                    await self._isolated(applying, self._refresh(applying), token, failed)
+        finally:
+            for applying in passes:
+                await applying.conn.close()
+                await applying.counter.flush()
+        return {p.job.integration.id: p.tally.result() for p in passes if p.job.integration.id not in failed}
+
+    async def _isolated(self, applying: _Pass, step: Awaitable[None], token: str, failed: dict[str, Exception]) -> None:
+        """Run one integration's step of a pass: what its store or plugin does wrong stays its own."""
+        integration = applying.job.integration
+        try:
+            await step
+        except StoreAuthError as exc:
+            applying.stop()
+            await self.lifecycle.credentials_rejected(integration, exc.message)
+        except StoreError as exc:
+            # The store could not be read: these deliveries are dropped; the next sync catches them up.
+            applying.stop()
+            log.warning("could not fetch products for webhooks: %s", exc.message)
+        except Exception as exc:  # noqa: BLE001 - handed to this integration's job; the others go on
+            failed[integration.id] = exc
+            with contextlib.suppress(Exception):  # MongoDB may be what failed: then the lease runs out
+                await self.deliveries.release(integration.id, token)
+
+    async def _prepare(self, applying: _Pass, deliveries: list[Delivery]) -> None:
+        """An integration's own part of a pass: coalesce its deliveries to the newest change of each product,
+        apply deletions (and, for Sync Now, held changes one by one), map what the deliveries carried."""
+        job = applying.job
+        integration, integration_id = job.integration, job.integration.id
         latest: dict[str, Delivery] = {}
         for delivery in deliveries:
             current = latest.get(delivery.external_id)
@@ -420,71 +519,66 @@ class WebhookService:
             await self.store.mark_deliveries_arriving(integration_id, self.clock())
             if webhooks.silent:
                 await self.health.refresh(integration_id)
-        return await self._apply(integration, list(latest.values()), run_id, held=held)
-
-    async def _digest(self, integration: Integration, run_id: str, at: datetime, applied: Applied) -> None:
-        """Add a batch to the hour's WEBHOOK digest: its run in the history, one activity entry that follows it."""
-        run = await self.runs.add_to_digest(integration.account_id, integration.id, run_id, at, applied)
-        await self.activity.record_digest(
-            integration.account_id,
-            integration.id,
-            run.id,
-            at,
-            digest_summary(run),
-            seq=run.progress.seq,
-        )
-
-    async def _apply(
-        self, integration: Integration, deliveries: list[Delivery], run_id: str, *, held: str | None = None
-    ) -> Applied:
         adapter = self.registry.adapter(integration.platform)
-        account_id, integration_id = integration.account_id, integration.id
-        counter = self.integrations.counter(integration_id)
-        conn = self.integrations.connection(integration, counter)
-        tally = _Tally(integration_id)
-        try:
-            context = await self._mapping_context(adapter, conn)
-            refresh: list[str] = []
-            carried: dict[str, Product] = {}
-            for delivery in deliveries:
-                if delivery.kind is ChangeKind.DELETE:
-                    # The store had removed it when the delivery arrived: no body of before then revives it.
-                    await self._remove(
-                        tally, integration_id, [delivery.external_id], run_id, held, delivery.received_at
-                    )
-                elif delivery.kind is ChangeKind.REFRESH or delivery.product is None:
-                    refresh.append(delivery.external_id)
+        applying.context = await self._mapping_context(adapter, applying.conn)
+        for delivery in latest.values():
+            if delivery.kind is ChangeKind.DELETE:
+                # The store had removed it when the delivery arrived: no body of before then revives it.
+                await self._remove(
+                    applying.tally, integration_id, [delivery.external_id], job.run_id, job.held, delivery.received_at
+                )
+            elif delivery.kind is ChangeKind.REFRESH or delivery.product is None:
+                applying.refresh.append(delivery.external_id)
+            else:
+                mapped = map_one(self.registry, adapter, delivery.product, applying.context)
+                if not isinstance(mapped, Product):
+                    log.warning("webhook product could not be mapped: %s", mapped.message)
+                    applying.tally.failed(delivery.external_id, mapped)
+                elif job.held is None:
+                    applying.carried[mapped.external_id] = mapped  # written with every store's, below
                 else:
-                    mapped = map_one(self.registry, adapter, delivery.product, context)
-                    if not isinstance(mapped, Product):
-                        log.warning("webhook product could not be mapped: %s", mapped.message)
-                        tally.failed(delivery.external_id, mapped)
-                    elif held is None:
-                        carried[mapped.external_id] = mapped  # written together below
-                    else:
-                        tally.wrote(await self._write(account_id, integration_id, mapped, run_id, held))
-            await self._write_carried(tally, account_id, integration_id, carried, run_id)
-            if refresh:
-                request = FetchRequest(mode=FetchMode.IDS, ids=tuple(refresh))
-                reading_since = utcnow()
-                async for page in prefetch(adapter.fetch_products(conn, request), 1):
-                    for native in page.items:
-                        mapped = map_one(self.registry, adapter, native, context)
-                        if isinstance(mapped, Product):
-                            tally.wrote(
-                                await self._write(account_id, integration_id, mapped, run_id, held, reading_since)
-                            )
-                        elif mapped.external_id:
-                            tally.failed(mapped.external_id, mapped)
-                    await self._remove(tally, integration_id, page.missing_ids, run_id, held)
-        except StoreAuthError as exc:
-            await self.lifecycle.credentials_rejected(integration, exc.message)
-        except StoreError as exc:
-            log.warning("could not fetch products for webhooks: %s", exc.message)
-        finally:
-            await conn.close()
-            await counter.flush()
-        return tally.result()
+                    applying.tally.wrote(
+                        await self._write(integration.account_id, integration_id, mapped, job.run_id, job.held)
+                    )
+
+    async def _refresh(self, applying: _Pass) -> None:
+        """Read back from the store the products whose deliveries did not carry them, and write them."""
+        job, context = applying.job, applying.context
+        if context is None:  # the pass stopped before it could map anything
+            return
+        integration = job.integration
+        adapter = self.registry.adapter(integration.platform)
+        request = FetchRequest(mode=FetchMode.IDS, ids=tuple(applying.refresh))
+        reading_since = utcnow()
+        async for page in prefetch(adapter.fetch_products(applying.conn, request), 1):
+            for native in page.items:
+                mapped = map_one(self.registry, adapter, native, context)
+                if isinstance(mapped, Product):
+                    applying.tally.wrote(
+                        await self._write(
+                            integration.account_id, integration.id, mapped, job.run_id, job.held, reading_since
+                        )
+                    )
+                elif mapped.external_id:
+                    applying.tally.failed(mapped.external_id, mapped)
+            await self._remove(applying.tally, integration.id, page.missing_ids, job.run_id, job.held)
+
+    async def _digest(self, batches: Sequence[tuple[_Job, Applied]], at: datetime) -> None:
+        """Add each integration's batch to its hour's WEBHOOK digest: its run in the history, one activity
+        entry that follows it (both written once for every integration of the pass)."""
+        if not batches:
+            return
+        runs = await self.runs.add_to_digests(
+            [DigestBatch(job.integration.account_id, job.integration.id, job.run_id, at, a) for job, a in batches]
+        )
+        await self.activity.record_digests(
+            [
+                DigestEntry(
+                    job.integration.account_id, job.integration.id, run.id, at, digest_summary(run), run.progress.seq
+                )
+                for (job, _), run in zip(batches, runs, strict=True)
+            ]
+        )
 
     async def _announce(self, integration: Integration, applied: Applied, run_id: str | None) -> None:
         """PRODUCT_CHANGED for each product a batch changed, once what it did is recorded (a subscriber that
@@ -524,17 +618,21 @@ class WebhookService:
         self._mapping_contexts[conn.integration_id] = (time.monotonic() + MAPPING_CONTEXT_TTL, context)
         return context
 
-    async def _write_carried(
-        self, tally: _Tally, account_id: str, integration_id: str, carried: Mapping[str, Product], run_id: str
-    ) -> None:
-        """Write the products deliveries carried, all together (one read, one bulk write)."""
-        if not carried:
+    async def _write_carried(self, passes: Sequence[_Pass]) -> None:
+        """Write the products deliveries carried, every integration's together (one read, one bulk write)."""
+        if not passes:
             return
-        written = await self.products.write_changes(account_id, integration_id, carried, run_id)
-        for external_id, result in written.items():
-            for found in result.conflicts:
-                await self.conflicts.record(account_id, integration_id, result.product_id, found, run_id)
-            tally.wrote((external_id, result))
+        written = await self.products.write_changes_many(
+            [Changes(p.job.integration.account_id, p.job.integration.id, p.carried, p.job.run_id) for p in passes]
+        )
+        for applying, results in zip(passes, written, strict=True):
+            job = applying.job
+            for external_id, result in results.items():
+                for found in result.conflicts:
+                    await self.conflicts.record(
+                        job.integration.account_id, job.integration.id, result.product_id, found, job.run_id
+                    )
+                applying.tally.wrote((external_id, result))
 
     async def _write(
         self,
@@ -560,6 +658,39 @@ class WebhookService:
         for found in result.conflicts:
             await self.conflicts.record(account_id, integration_id, result.product_id, found, run_id)
         return product.external_id, result
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One integration's part of an apply pass: under which run its changes are applied (the hour's
+    digest, or a Sync Now run applying what manual mode kept: then `held` is its mark)."""
+
+    integration: Integration
+    run_id: str
+    held: str | None = None
+
+
+@dataclass
+class _Pass:
+    """What one integration's part of a pass has found so far."""
+
+    job: _Job
+    counter: CallCounter
+    conn: Connection
+    tally: _Tally = field(init=False)
+    context: MappingContext | None = None
+    #: Mapped products the deliveries carried, by external id: written with every integration's.
+    carried: dict[str, Product] = field(default_factory=dict)
+    #: Products to read back from the store.
+    refresh: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.tally = _Tally(self.job.integration.id)
+
+    def stop(self) -> None:
+        """The store failed this pass: nothing more is written for it."""
+        self.carried.clear()
+        self.refresh.clear()
 
 
 class _Tally:

@@ -99,12 +99,12 @@ async def test_a_batch_write_that_loses_a_race_decides_that_product_again(gw: Ga
     await gw.products.write_one(
         ACCOUNT, integration_id, product("1", "Stored", T), product("1", "Stored", T).content_hash(), "r"
     )
-    existing = gw.products.existing
+    existing = gw.products._existing
     raced = False
 
-    async def a_writer_gets_in_between(integration: str, external_ids: Any) -> Any:
+    async def a_writer_gets_in_between(pids: Any) -> Any:
         nonlocal raced
-        found = await existing(integration, external_ids)
+        found = await existing(pids)
         if not raced:  # after the batch read what is stored, another delivery's newer version lands
             raced = True
             newer = product("1", "Newer elsewhere", T + timedelta(seconds=20))
@@ -113,7 +113,7 @@ async def test_a_batch_write_that_loses_a_race_decides_that_product_again(gw: Ga
             await gw.products.write_one(ACCOUNT, integration_id, fresh, fresh.content_hash(), "other", skip_older=True)
         return found
 
-    gw.products.existing = a_writer_gets_in_between  # type: ignore[method-assign,assignment]
+    gw.products._existing = a_writer_gets_in_between  # type: ignore[method-assign]
     try:
         results = await gw.products.write_changes(
             ACCOUNT,
@@ -125,7 +125,7 @@ async def test_a_batch_write_that_loses_a_race_decides_that_product_again(gw: Ga
             RUN,
         )
     finally:
-        gw.products.existing = existing  # type: ignore[method-assign]
+        gw.products._existing = existing  # type: ignore[method-assign]
     # Both lost to newer versions: decided again one by one, and nothing older overwrote them.
     assert {e: r.outcome for e, r in results.items()} == {"1": Outcome.STALE, "2": Outcome.STALE}
     titles = {e: doc["store"]["title"] for e, doc in (await stored(gw, integration_id)).items()}

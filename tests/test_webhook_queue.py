@@ -101,14 +101,14 @@ async def test_an_apply_that_fails_half_way_gives_its_claims_back(
     integration_id = await connected(gw, api, toy_store, mode="MANUAL")
     toy_store.update_product("7", name="Applied at the second try")
     await toy_store.drain_deliveries()
-    write_changes = gw.products.write_changes
+    write_changes = gw.products.write_changes_many
 
-    cut_off(monkeypatch, gw.products, "write_changes")  # the batch's products are written together
+    cut_off(monkeypatch, gw.products, "write_changes_many")  # the batch's products are written together
     with pytest.raises(AutoReconnect):
         await gw.webhooks.apply_pending(integration_id)
     # Back in the queue at once, unclaimed: the next job applies it.
     assert await gw.db.queue.count_documents({"integration_id": integration_id, "claim": None}) == 1
-    monkeypatch.setattr(gw.products, "write_changes", write_changes)
+    monkeypatch.setattr(gw.products, "write_changes_many", write_changes)
     await gw.webhooks.apply_pending(integration_id)
     assert await product_title(gw, integration_id, "7") == "Applied at the second try"
     assert await gw.db.queue.count_documents({"integration_id": integration_id}) == 0
@@ -122,13 +122,13 @@ async def test_a_batch_whose_digest_could_not_be_written_goes_back_and_is_record
     integration_id = await connected(gw, api, toy_store)
     toy_store.create_product(name="Added while MongoDB went away")
     await toy_store.drain_deliveries()
-    add_to_digest = gw.runs.add_to_digest
+    add_to_digest = gw.runs.add_to_digests
 
-    cut_off(monkeypatch, gw.runs, "add_to_digest")
+    cut_off(monkeypatch, gw.runs, "add_to_digests")
     with pytest.raises(AutoReconnect):
         await gw.webhooks.apply_pending(integration_id)
     assert await gw.db.queue.count_documents({"integration_id": integration_id, "claim": None}) == 1
-    monkeypatch.setattr(gw.runs, "add_to_digest", add_to_digest)
+    monkeypatch.setattr(gw.runs, "add_to_digests", add_to_digest)
     await gw.webhooks.apply_pending(integration_id)
     assert await gw.db.queue.count_documents({"integration_id": integration_id}) == 0
     digest = await gw.db.runs.find_one({"integration_id": integration_id, "kind": "DIGEST"})
