@@ -12,8 +12,10 @@ few writes per batch, not several per delivery.
 Applying is one job per integration at a time (`apply_queued`, under a Redis lock): each pass claims
 every pending delivery under a lease renewed while it applies them (a worker that dies or freezes, or
 an apply that fails, gives them back), coalesces them to the newest version of each product, and
-writes them together through the version-guarded path (`ProductStore.write_changes`), where a store
-version older than the stored one changes nothing; then it looks again, until nothing waits.
+writes them together through the version-guarded path (`ProductStore.write_changes_many`), where a
+store version older than the stored one changes nothing; then it looks again, until nothing waits.
+The jobs of different integrations running at one moment in a worker share their pass
+(`_apply_pass`): one claim, one products write, one digest and activity write for all of them.
 """
 
 from __future__ import annotations
